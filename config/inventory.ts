@@ -1,0 +1,290 @@
+/**
+ * The estate drbook protects, as one validated document (config/*.yaml).
+ *
+ * This file is pure (no I/O) so workflows may import its *types*; reading files and
+ * resolving secrets happens in config/load.ts on the worker. Secrets are references
+ * (`{ env }` or `{ file }`), never values: the inventory can be committed and the
+ * services named in workflow inputs, while the passwords stay on the worker.
+ */
+import { z } from 'zod';
+
+export const TIERS = ['critical', 'important', 'normal'] as const;
+export type Tier = (typeof TIERS)[number];
+
+/** "90s", "15m", "4h", "7d" → seconds. Plain numbers are seconds. */
+export const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const match = /^(\d+)\s*(s|m|h|d)$/.exec(value.trim());
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration like "90s", "15m", "4h" or "7d", got "${value}"` });
+    return z.NEVER;
+  }
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(match[1]) * unit;
+});
+
+const name = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, starting with a letter');
+const port = z.coerce.number().int().min(1).max(65535);
+const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as us-east-1');
+
+export const secretRef = z.union([
+  z.object({ env: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+export type SecretRef = z.infer<typeof secretRef>;
+
+const tierTargets = z.object({ rto: duration, rpo: duration }).strict();
+
+export const DEFAULT_TIER_TARGETS: Record<Tier, { rtoSeconds: number; rpoSeconds: number }> = {
+  critical: { rtoSeconds: 15 * 60, rpoSeconds: 5 * 60 },
+  important: { rtoSeconds: 4 * 3600, rpoSeconds: 3600 },
+  normal: { rtoSeconds: 24 * 3600, rpoSeconds: 8 * 3600 },
+};
+
+const approver = z.object({ name, email: z.email().optional() }).strict();
+
+const notificationTarget = z.discriminatedUnion('kind', [
+  z.object({ name, kind: z.literal('webhook'), url: z.url() }).strict(),
+  z.object({ name, kind: z.literal('sns'), region, topicArn: z.string().startsWith('arn:') }).strict(),
+]);
+
+/** A host drbook reaches over SSH; its host key is pinned, never learned on first use. */
+const sshHost = z
+  .object({
+    host: z.string().min(1),
+    port: port.default(22),
+    user: z.string().min(1),
+    privateKey: secretRef,
+    hostKey: z.union([
+      z.object({ fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an OpenSSH SHA256 fingerprint') }).strict(),
+      z.object({ knownHostsFile: z.string().min(1) }).strict(),
+    ]),
+    /** Prepended to every command, e.g. "sudo -n" or "ip netns exec dr". */
+    commandPrefix: z.string().optional(),
+  })
+  .strict();
+
+/** A MySQL/MariaDB server drbook connects to as its own administrative user. */
+const mysqlServer = z
+  .object({
+    host: z.string().min(1),
+    port: port.default(3306),
+    user: z.string().min(1),
+    password: secretRef,
+    /** The SSH host this server runs on (for the VIP and file-level work). */
+    sshHost: name.optional(),
+  })
+  .strict();
+
+const tagFilter = z.record(z.string().min(1), z.string());
+
+const health = z
+  .object({
+    elbTargetGroup: z.object({ region, name: z.string().min(1) }).strict().optional(),
+    mysqlPing: z.boolean().default(true),
+    httpUrl: z.url().optional(),
+    /** Seconds between checks and consecutive failures before an incident (monitor). */
+    interval: duration.default(10),
+    failuresBeforeIncident: z.number().int().min(1).default(3),
+  })
+  .strict();
+
+const database = z
+  .object({
+    engine: z.enum(['mariadb', 'mysql']).default('mariadb'),
+    primary: name,
+    replica: name.optional(),
+    /** pt-heartbeat style row, updated every second on the primary and replicated: dates the replica's data. */
+    heartbeatTable: z.string().regex(/^\w+\.\w+$/, 'database.table').default('drbook.heartbeat'),
+    maxPromotableLag: duration.optional(),
+  })
+  .strict();
+
+const rds = z
+  .object({
+    region,
+    instance: z.string().min(1),
+    drReplica: z.object({ region, instance: z.string().min(1) }).strict().optional(),
+  })
+  .strict();
+
+const drCompute = z.object({ region, tags: tagFilter.refine((t) => Object.keys(t).length > 0, 'at least one tag') }).strict();
+
+const vip = z
+  .object({
+    address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with prefix, e.g. 10.0.0.10/24'),
+    device: z.string().min(1),
+    primaryHost: name,
+    drHost: name,
+  })
+  .strict();
+
+const dns = z
+  .object({
+    hostedZone: z.string().min(1),
+    record: z.string().min(1),
+    type: z.enum(['A', 'CNAME']).default('CNAME'),
+    ttl: z.number().int().min(1).default(60),
+    primaryValue: z.string().min(1),
+    drValue: z.string().min(1),
+  })
+  .strict();
+
+const s3Destination = z
+  .object({
+    region,
+    bucket: z.string().min(3),
+    prefix: z.string().default(''),
+    /** S3-compatible endpoint (the local stack's streaming store); omit for AWS. */
+    endpoint: z.url().optional(),
+  })
+  .strict();
+
+const backup = z
+  .object({
+    databases: z.array(z.string().min(1)).min(1),
+    volumeTags: tagFilter.optional(),
+    paths: z.array(z.object({ host: name, path: z.string().startsWith('/') }).strict()).default([]),
+    destinations: z
+      .object({
+        local: z.object({ path: z.string().min(1) }).strict().optional(),
+        primary: s3Destination.optional(),
+        offsite: s3Destination.optional(),
+      })
+      .strict(),
+    archive: z
+      .object({
+        standardIaAfter: duration.default('30d'),
+        glacierAfter: duration.default('90d'),
+        deepArchiveAfter: duration.default('365d'),
+        expireAfter: duration.default('2555d'),
+      })
+      .strict()
+      .default({ standardIaAfter: 30 * 86400, glacierAfter: 90 * 86400, deepArchiveAfter: 365 * 86400, expireAfter: 2555 * 86400 }),
+    retention: z
+      .object({
+        daily: z.number().int().min(1).default(7),
+        weekly: z.number().int().min(0).default(4),
+        monthly: z.number().int().min(0).default(12),
+      })
+      .strict()
+      .default({ daily: 7, weekly: 4, monthly: 12 }),
+  })
+  .strict();
+
+const restoreTest = z
+  .object({
+    scratchServer: name,
+    queries: z
+      .array(z.object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) }).strict())
+      .default([]),
+  })
+  .strict();
+
+const service = z
+  .object({
+    name,
+    tier: z.enum(TIERS),
+    strategy: z.enum(['hot', 'warm', 'cold']),
+    targets: tierTargets.optional(),
+    health: health.prefault({}),
+    database: database.optional(),
+    rds: rds.optional(),
+    drCompute: drCompute.optional(),
+    vip: vip.optional(),
+    dns: dns.optional(),
+    /** Application failover webhook: POSTed the new primary once it is promoted. */
+    applicationWebhook: z.url().optional(),
+    /** Fail over without waiting at the approval gate when the monitor detects an incident. */
+    autoFailover: z.boolean().default(false),
+    backup: backup.optional(),
+    restoreTest: restoreTest.optional(),
+  })
+  .strict();
+
+export const inventorySchema = z
+  .object({
+    version: z.literal(1),
+    regions: z.object({ primary: region, dr: region }).strict(),
+    aws: z
+      .object({
+        /** Endpoint override for an AWS API emulator (the local stack's moto server). */
+        endpoint: z.url().optional(),
+        accessKeyId: secretRef.optional(),
+        secretAccessKey: secretRef.optional(),
+      })
+      .strict()
+      .prefault({}),
+    approvers: z.array(approver).min(1),
+    notifications: z.array(notificationTarget).default([]),
+    sshHosts: z.record(name, sshHost).default({}),
+    mysqlServers: z.record(name, mysqlServer).default({}),
+    services: z.array(service).min(1),
+  })
+  .strict()
+  .superRefine((inv, ctx) => {
+    // Cross-references: every name a service uses must exist, so a typo fails at worker start, not at 3 a.m.
+    const ref = (kind: 'sshHosts' | 'mysqlServers', value: string | undefined, path: (string | number)[]) => {
+      if (value !== undefined && !(value in inv[kind])) {
+        ctx.addIssue({ code: 'custom', path, message: `unknown ${kind === 'sshHosts' ? 'SSH host' : 'MySQL server'} "${value}"` });
+      }
+    };
+    for (const [name, server] of Object.entries(inv.mysqlServers)) {
+      ref('sshHosts', server.sshHost, ['mysqlServers', name, 'sshHost']);
+    }
+    const seen = new Set<string>();
+    inv.services.forEach((svc, i) => {
+      const at = (...rest: (string | number)[]) => ['services', i, ...rest];
+      if (seen.has(svc.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate service "${svc.name}"` });
+      seen.add(svc.name);
+      if (svc.database) {
+        ref('mysqlServers', svc.database.primary, at('database', 'primary'));
+        ref('mysqlServers', svc.database.replica, at('database', 'replica'));
+        if (svc.strategy !== 'cold' && !svc.database.replica && !svc.rds?.drReplica) {
+          ctx.addIssue({ code: 'custom', path: at('database', 'replica'), message: `a ${svc.strategy} service needs a replica` });
+        }
+      }
+      if (svc.vip) {
+        ref('sshHosts', svc.vip.primaryHost, at('vip', 'primaryHost'));
+        ref('sshHosts', svc.vip.drHost, at('vip', 'drHost'));
+      }
+      svc.backup?.paths.forEach((p, j) => ref('sshHosts', p.host, at('backup', 'paths', j, 'host')));
+      if (svc.restoreTest) ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
+      if (svc.drCompute && svc.drCompute.region !== inv.regions.dr) {
+        ctx.addIssue({ code: 'custom', path: at('drCompute', 'region'), message: `DR compute must be in the DR region ${inv.regions.dr}` });
+      }
+    });
+  });
+
+export type Inventory = z.infer<typeof inventorySchema>;
+export type Service = Inventory['services'][number];
+export type MysqlServer = Inventory['mysqlServers'][string];
+export type SshHost = Inventory['sshHosts'][string];
+
+/** The RTO/RPO a service is held to: its tier's defaults unless the inventory overrides them. */
+export function targetsFor(svc: Pick<Service, 'tier' | 'targets'>): { rtoSeconds: number; rpoSeconds: number } {
+  const defaults = DEFAULT_TIER_TARGETS[svc.tier];
+  return svc.targets ? { rtoSeconds: svc.targets.rto, rpoSeconds: svc.targets.rpo } : defaults;
+}
+
+/** Every problem in a candidate inventory, one line each, named by path ("services.0.dns.ttl: ..."). */
+export function inventoryProblems(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`);
+}
+
+export class InventoryError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.length} problem(s) in the inventory:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'InventoryError';
+  }
+}
+
+/** Validate an already-parsed document. Throws InventoryError listing every problem. */
+export function parseInventory(doc: unknown, source = 'inventory'): Inventory {
+  const result = inventorySchema.safeParse(doc);
+  if (!result.success) throw new InventoryError(source, inventoryProblems(result.error));
+  return result.data;
+}

@@ -1,0 +1,74 @@
+/**
+ * Worker-side inventory loading: read the YAML, expand ${VAR:-default} (so the local
+ * stack's ports stay configurable), validate, and resolve secret references. Never
+ * imported by workflow code.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { InventoryError, parseInventory, type Inventory, type SecretRef } from './inventory';
+
+export const DEFAULT_INVENTORY = path.join(__dirname, 'sandbox.yaml');
+
+/** Expand ${NAME} and ${NAME:-default}; an unset variable without a default is a problem, reported with the others. */
+export function expandEnv(text: string, env: NodeJS.ProcessEnv, problems: string[]): string {
+  return text.replace(/\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+    const value = env[name];
+    if (value !== undefined && value !== '') return value;
+    if (fallback !== undefined) return fallback;
+    problems.push(`(env): \${${name}} is not set and has no default`);
+    return '';
+  });
+}
+
+export interface LoadedInventory {
+  inventory: Inventory;
+  /** Directory the inventory came from: relative secret and known_hosts files resolve against it. */
+  baseDir: string;
+  source: string;
+}
+
+export function loadInventory(file = process.env.DRBOOK_INVENTORY ?? DEFAULT_INVENTORY, env = process.env): LoadedInventory {
+  const source = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(source, 'utf8');
+  } catch (err) {
+    throw new InventoryError(source, [`(file): cannot read: ${(err as Error).message}`]);
+  }
+  const problems: string[] = [];
+  const expanded = expandEnv(text, env, problems);
+  const doc = YAML.parseDocument(expanded, { prettyErrors: true });
+  if (doc.errors.length) {
+    throw new InventoryError(source, [...problems, ...doc.errors.map((e) => `(yaml): ${e.message}`)]);
+  }
+  try {
+    const inventory = parseInventory(doc.toJS(), source);
+    if (problems.length) throw new InventoryError(source, problems);
+    return { inventory, baseDir: path.dirname(source), source };
+  } catch (err) {
+    if (err instanceof InventoryError && problems.length && err.problems !== problems) {
+      throw new InventoryError(source, [...problems, ...err.problems]);
+    }
+    throw err;
+  }
+}
+
+/** Resolve a secret reference on the worker. The value never leaves the worker process. */
+export function resolveSecret(ref: SecretRef, baseDir: string, env = process.env): string {
+  if ('env' in ref) {
+    const value = env[ref.env];
+    if (value === undefined) throw new Error(`secret: environment variable ${ref.env} is not set`);
+    return value;
+  }
+  const file = path.resolve(baseDir, ref.file);
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new Error(`secret: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function resolvePath(baseDir: string, file: string): string {
+  return path.resolve(baseDir, file);
+}

@@ -1,0 +1,17 @@
+// Two projects: unit (workflow logic with stubbed activities, no services) and
+// integration (real Temporal, MariaDB, sshd, moto, s3proxy: started by scripts/stack.sh).
+// ts-jest needs TypeScript's compiler API, which TypeScript 7 dropped: typescript is pinned to ~5.9.
+const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] };
+module.exports = {
+  projects: [
+    { displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'], transform, testEnvironment: 'node' },
+    {
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      transform,
+      testEnvironment: 'node',
+      slowTestThreshold: 60,
+    },
+  ],
+  testTimeout: 120000,
+};

