@@ -154,13 +154,13 @@ const backup = z
       .strict(),
     archive: z
       .object({
-        standardIaAfter: duration.default('30d'),
-        glacierAfter: duration.default('90d'),
-        deepArchiveAfter: duration.default('365d'),
-        expireAfter: duration.default('2555d'),
+        standardIaAfter: duration.prefault('30d'),
+        glacierAfter: duration.prefault('90d'),
+        deepArchiveAfter: duration.prefault('365d'),
+        expireAfter: duration.prefault('2555d'),
       })
       .strict()
-      .default({ standardIaAfter: 30 * 86400, glacierAfter: 90 * 86400, deepArchiveAfter: 365 * 86400, expireAfter: 2555 * 86400 }),
+      .prefault({}),
     retention: z
       .object({
         daily: z.number().int().min(1).default(7),
@@ -168,7 +168,7 @@ const backup = z
         monthly: z.number().int().min(0).default(12),
       })
       .strict()
-      .default({ daily: 7, weekly: 4, monthly: 12 }),
+      .prefault({}),
   })
   .strict();
 

@@ -1,0 +1,42 @@
+/**
+ * How activities fail: a typed ApplicationFailure that names the resource. Types in
+ * NON_RETRYABLE fail the step at once; anything else is retried by the step's policy.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType, NON_RETRYABLE } from '../workflows/contract';
+
+/** `type` is one of ErrorType, or a driver's own code (ECONNREFUSED, ...) for faults worth a retry. */
+export function failure(type: ErrorType | string, message: string, details?: Record<string, unknown>): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: (NON_RETRYABLE as string[]).includes(type),
+    details: details ? [details] : undefined,
+  });
+}
+
+const AWS_NOT_FOUND = /NotFound|NoSuch|DoesNotExist|InvalidInstanceID|Malformed/;
+const AWS_DENIED = /AccessDenied|UnauthorizedOperation|AuthFailure|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken/;
+const AWS_VALIDATION = /Validation|InvalidParameter|InvalidDBInstanceState|InvalidChangeBatch/;
+
+/** Map an AWS SDK error to a typed failure naming the resource; transient faults stay retryable. */
+export function awsFailure(err: unknown, resource: string): Error {
+  if (err instanceof ApplicationFailure) return err;
+  const e = err as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const name = e.name ?? 'Error';
+  const message = `${resource}: ${name}: ${e.message ?? String(err)}`;
+  if (AWS_DENIED.test(name)) return failure(ErrorType.AccessDenied, message, { resource });
+  if (AWS_NOT_FOUND.test(name)) return failure(ErrorType.ResourceNotFound, message, { resource });
+  if (AWS_VALIDATION.test(name)) return failure(ErrorType.AwsValidation, message, { resource });
+  // Throttling, 5xx and network errors: retryable, still named.
+  return ApplicationFailure.create({ type: name, message, nonRetryable: false, details: [{ resource }] });
+}
+
+/** Run an AWS call and turn its failure into a typed one. */
+export async function aws<T>(resource: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw awsFailure(err, resource);
+  }
+}

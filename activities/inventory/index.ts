@@ -1,0 +1,37 @@
+/**
+ * The runbooks' view of the inventory. The first step of every runbook asks for its
+ * service here, so an unknown name fails before any side effect; the answer holds
+ * references and names only (no secret values), so it is safe in workflow history.
+ */
+import { targetsFor, type Inventory, type Service } from '../../config/inventory';
+import { ErrorType } from '../../workflows/contract';
+import { failure } from '../errors';
+
+export interface ServicePlan {
+  service: Service;
+  regions: Inventory['regions'];
+  targets: { rtoSeconds: number; rpoSeconds: number };
+  approvers: string[];
+  notificationTargets: string[];
+}
+
+export function createInventoryActivities(inventory: Inventory) {
+  return {
+    async describeService({ service }: { service: string }): Promise<ServicePlan> {
+      const svc = inventory.services.find((s) => s.name === service);
+      if (!svc) {
+        const known = inventory.services.map((s) => s.name).join(', ');
+        throw failure(ErrorType.UnknownService, `unknown service "${service}"; the inventory has: ${known}`, { service });
+      }
+      return {
+        service: svc,
+        regions: inventory.regions,
+        targets: targetsFor(svc),
+        approvers: inventory.approvers.map((a) => a.name),
+        notificationTargets: inventory.notifications.map((n) => n.name),
+      };
+    },
+  };
+}
+
+export type InventoryActivities = ReturnType<typeof createInventoryActivities>;

@@ -1,0 +1,243 @@
+/**
+ * MySQL/MariaDB adapter: reads and acts on database servers by their inventory name.
+ * Passwords are resolved on the worker (MysqlPools) and never appear in an activity's
+ * input or result.
+ */
+import mysql from 'mysql2/promise';
+import type { MysqlServer } from '../../config/inventory';
+import { ErrorType } from '../../workflows/contract';
+import { failure } from '../errors';
+import { transactionsBehind, type GtidFlavor } from './gtid';
+
+export interface MysqlTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+/** One small mysql2 pool per server, built lazily from the inventory. */
+export class MysqlPools {
+  private readonly pools = new Map<string, mysql.Pool>();
+
+  constructor(
+    private readonly servers: Record<string, MysqlServer>,
+    private readonly password: (server: MysqlServer) => string,
+  ) {}
+
+  names(): string[] {
+    return Object.keys(this.servers);
+  }
+
+  target(name: string): MysqlTarget {
+    const server = this.servers[name];
+    if (!server) throw failure(ErrorType.ResourceNotFound, `MySQL server "${name}" is not in the inventory`);
+    return { host: server.host, port: server.port, user: server.user, password: this.password(server) };
+  }
+
+  pool(name: string): mysql.Pool {
+    let pool = this.pools.get(name);
+    if (!pool) {
+      const t = this.target(name);
+      pool = mysql.createPool({ ...t, connectionLimit: 4, connectTimeout: 3000, enableKeepAlive: true, multipleStatements: false });
+      this.pools.set(name, pool);
+    }
+    return pool;
+  }
+
+  async end(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.end()));
+    this.pools.clear();
+  }
+}
+
+/** Turn a driver error into a typed failure naming the server; connection faults stay retryable. */
+export function mysqlFailure(server: string, err: unknown): Error {
+  const e = err as { code?: string; errno?: number; message?: string };
+  const message = `MySQL server ${server}: ${e.code ?? 'error'}: ${e.message ?? String(err)}`;
+  if (e.code === 'ER_ACCESS_DENIED_ERROR' || e.code === 'ER_DBACCESS_DENIED_ERROR') {
+    return failure(ErrorType.DatabaseAuthFailed, message, { server });
+  }
+  return failure(e.code ?? 'MysqlError', message, { server });
+}
+
+async function query<T extends mysql.RowDataPacket>(pools: MysqlPools, server: string, sql: string, params: unknown[] = []) {
+  try {
+    const [rows] = await pools.pool(server).query<T[]>(sql, params);
+    return rows;
+  } catch (err) {
+    throw mysqlFailure(server, err);
+  }
+}
+
+export interface ReplicationStatus {
+  server: string;
+  /** False when the server is not a replica at all (no replication configured). */
+  configured: boolean;
+  ioRunning: boolean;
+  sqlRunning: boolean;
+  secondsBehind: number | null;
+  sourceHost: string | null;
+  sourcePort: number | null;
+  lastIoError: string;
+  lastSqlError: string;
+  /** GTIDs received from the source (MariaDB Gtid_IO_Pos / MySQL Retrieved_Gtid_Set). */
+  receivedGtids: string;
+}
+
+type Row = Record<string, unknown>;
+/** The first of several column names present: MySQL 8.0.22+ renamed Slave_/Master_ to Replica_/Source_. */
+function column(row: Row, ...names: string[]): unknown {
+  for (const n of names) if (n in row) return row[n];
+  return undefined;
+}
+const yes = (v: unknown) => String(v ?? '').toLowerCase() === 'yes';
+
+export function normaliseReplicaRow(server: string, row: Row | undefined): ReplicationStatus {
+  if (!row) {
+    return {
+      server,
+      configured: false,
+      ioRunning: false,
+      sqlRunning: false,
+      secondsBehind: null,
+      sourceHost: null,
+      sourcePort: null,
+      lastIoError: '',
+      lastSqlError: '',
+      receivedGtids: '',
+    };
+  }
+  const behind = column(row, 'Seconds_Behind_Source', 'Seconds_Behind_Master');
+  const port = column(row, 'Source_Port', 'Master_Port');
+  return {
+    server,
+    configured: true,
+    ioRunning: yes(column(row, 'Replica_IO_Running', 'Slave_IO_Running')),
+    sqlRunning: yes(column(row, 'Replica_SQL_Running', 'Slave_SQL_Running')),
+    secondsBehind: behind === null || behind === undefined ? null : Number(behind),
+    sourceHost: (column(row, 'Source_Host', 'Master_Host') as string | undefined) ?? null,
+    sourcePort: port === undefined || port === null ? null : Number(port),
+    lastIoError: String(column(row, 'Last_IO_Error') ?? ''),
+    lastSqlError: String(column(row, 'Last_SQL_Error') ?? ''),
+    receivedGtids: String(column(row, 'Gtid_IO_Pos', 'Retrieved_Gtid_Set') ?? ''),
+  };
+}
+
+export interface ServerInfo {
+  server: string;
+  reachable: true;
+  version: string;
+  flavor: GtidFlavor;
+  readOnly: boolean;
+  serverId: number;
+  latencyMs: number;
+}
+
+export interface ReplicaLag {
+  primary: string;
+  replica: string;
+  primaryReachable: boolean;
+  /** Transactions the primary has committed that the replica has not applied (null if the primary is down). */
+  transactionsBehind: number | null;
+  /** Newest heartbeat the replica holds (epoch ms): the age of its data. */
+  replicaHeartbeatAt: number | null;
+  /** Primary's newest heartbeat minus the replica's, in seconds (null if either is unknown). */
+  heartbeatLagSeconds: number | null;
+  secondsBehind: number | null;
+  ioRunning: boolean;
+  sqlRunning: boolean;
+}
+
+export function createMysqlActivities(pools: MysqlPools) {
+  async function serverInfo(server: string): Promise<ServerInfo> {
+    const started = Date.now();
+    const rows = await query(pools, server, 'SELECT VERSION() AS version, @@read_only AS ro, @@server_id AS id');
+    const version = String(rows[0].version);
+    return {
+      server,
+      reachable: true,
+      version,
+      flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql',
+      readOnly: Number(rows[0].ro) === 1,
+      serverId: Number(rows[0].id),
+      latencyMs: Date.now() - started,
+    };
+  }
+
+  async function replicationStatus(server: string): Promise<ReplicationStatus> {
+    let rows: mysql.RowDataPacket[];
+    try {
+      rows = await query(pools, server, 'SHOW REPLICA STATUS');
+    } catch (err) {
+      // MariaDB before 10.5.1 and MySQL before 8.0.22 only know the old spelling.
+      if (!/ER_PARSE_ERROR/.test((err as Error).message)) throw err;
+      rows = await query(pools, server, 'SHOW SLAVE STATUS');
+    }
+    return normaliseReplicaRow(server, rows[0] as Row | undefined);
+  }
+
+  /** Executed GTIDs: what a server's data contains. */
+  async function executedGtids(server: string, flavor: GtidFlavor): Promise<string> {
+    const sql = flavor === 'mariadb' ? 'SELECT @@gtid_current_pos AS g' : 'SELECT @@gtid_executed AS g';
+    const rows = await query(pools, server, sql);
+    return String(rows[0].g ?? '');
+  }
+
+  async function heartbeatAt(server: string, table: string): Promise<number | null> {
+    const rows = await query(pools, server, `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${table.split('.').map((p) => `\`${p}\``).join('.')}`);
+    const t = rows[0]?.t;
+    return t === null || t === undefined ? null : Math.round(Number(t) * 1000);
+  }
+
+  return {
+    /** Reachability, version and read_only of one server. */
+    async pingDatabase({ server }: { server: string }): Promise<ServerInfo> {
+      return serverInfo(server);
+    },
+
+    /** SHOW REPLICA STATUS, read by column name so MariaDB and MySQL 8 both work. */
+    async readReplicationStatus({ server }: { server: string }): Promise<ReplicationStatus> {
+      return replicationStatus(server);
+    },
+
+    /**
+     * How far the replica is behind, two ways: GTID transactions (exact, needs the primary) and
+     * the heartbeat row (dates the newest change the replica holds, works with the primary down).
+     */
+    async measureReplicaLag({ primary, replica, heartbeatTable }: { primary: string; replica: string; heartbeatTable: string }): Promise<ReplicaLag> {
+      const info = await serverInfo(replica);
+      const status = await replicationStatus(replica);
+      const replicaGtids = await executedGtids(replica, info.flavor);
+      const replicaHeartbeatAt = await heartbeatAt(replica, heartbeatTable);
+      let primaryReachable = true;
+      let behind: number | null = null;
+      let primaryHeartbeatAt: number | null = null;
+      try {
+        const primaryInfo = await serverInfo(primary);
+        const sql = primaryInfo.flavor === 'mariadb' ? 'SELECT @@gtid_binlog_pos AS g' : 'SELECT @@gtid_executed AS g';
+        const primaryGtids = String((await query(pools, primary, sql))[0].g ?? '');
+        behind = transactionsBehind(primaryInfo.flavor, primaryGtids, replicaGtids);
+        primaryHeartbeatAt = await heartbeatAt(primary, heartbeatTable);
+      } catch {
+        primaryReachable = false;
+      }
+      return {
+        primary,
+        replica,
+        primaryReachable,
+        transactionsBehind: behind,
+        replicaHeartbeatAt,
+        heartbeatLagSeconds:
+          primaryHeartbeatAt !== null && replicaHeartbeatAt !== null
+            ? Math.max(0, (primaryHeartbeatAt - replicaHeartbeatAt) / 1000)
+            : null,
+        secondsBehind: status.secondsBehind,
+        ioRunning: status.ioRunning,
+        sqlRunning: status.sqlRunning,
+      };
+    },
+  };
+}
+
+export type MysqlActivities = ReturnType<typeof createMysqlActivities>;

@@ -1,0 +1,139 @@
+/**
+ * SSH adapter (ssh2): runs commands on inventory hosts. The host key is pinned, either by
+ * SHA256 fingerprint or by a known_hosts file; a host presenting any other key is
+ * refused with HostKeyMismatch and never learned on first use.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Client } from 'ssh2';
+import type { SshHost } from '../../config/inventory';
+import { ErrorType } from '../../workflows/contract';
+import { failure } from '../errors';
+
+export interface SshTarget {
+  name: string;
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  /** Base64 key blobs this host may present (from known_hosts), or SHA256 fingerprints. */
+  pinned: { keys: string[]; fingerprints: string[] };
+  commandPrefix?: string;
+}
+
+export const fingerprintOf = (keyBlob: Buffer) => `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+
+/** Key blobs for host:port in an OpenSSH known_hosts text (plain, [host]:port and hashed |1| entries). */
+export function knownHostKeys(text: string, host: string, port: number): string[] {
+  const wanted = port === 22 ? host : `[${host}]:${port}`;
+  const keys: string[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 3 || fields[0].startsWith('#') || fields[0].startsWith('@')) continue;
+    const [hosts, , blob] = fields;
+    const match = hosts.split(',').some((h) => {
+      if (!h.startsWith('|1|')) return h === wanted;
+      const [salt, hash] = h.slice(3).split('|');
+      return createHmac('sha1', Buffer.from(salt, 'base64')).update(wanted).digest('base64') === hash;
+    });
+    if (match) keys.push(blob);
+  }
+  return keys;
+}
+
+export interface CommandResult {
+  host: string;
+  command: string;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run one command; resolves with its exit code, rejects on connection, auth or host-key failure. */
+export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000): Promise<CommandResult> {
+  const full = target.commandPrefix ? `${target.commandPrefix} ${command}` : command;
+  return new Promise((resolve, reject) => {
+    const conn = new Client();
+    let presented: string | undefined;
+    let settled = false;
+    const done = (err: Error | null, result?: CommandResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      conn.end();
+      if (err) reject(err);
+      else resolve(result!);
+    };
+    const timer = setTimeout(() => done(failure('SshTimeout', `${target.name}: "${command}" did not finish in ${timeoutMs} ms`)), timeoutMs);
+    conn.on('ready', () => {
+      conn.exec(full, (err, stream) => {
+        if (err) return done(failure('SshExecFailed', `${target.name}: ${err.message}`));
+        let stdout = '';
+        let stderr = '';
+        stream.on('data', (d: Buffer) => (stdout += d.toString()));
+        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        stream.on('close', (code: number | null) => done(null, { host: target.name, command, exitCode: code ?? -1, stdout, stderr }));
+      });
+    });
+    conn.on('error', (err: Error & { level?: string }) => {
+      if (presented !== undefined) {
+        return done(
+          failure(ErrorType.HostKeyMismatch, `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned key: refusing to connect`, {
+            host: target.name,
+            presented,
+          }),
+        );
+      }
+      if (err.level === 'client-authentication') {
+        return done(failure(ErrorType.SshAuthFailed, `${target.name}: the worker's key was refused for user ${target.user}`, { host: target.name }));
+      }
+      done(failure((err as NodeJS.ErrnoException).code ?? 'SshError', `${target.name} (${target.host}:${target.port}): ${err.message}`, { host: target.name }));
+    });
+    conn.connect({
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      privateKey: target.privateKey,
+      readyTimeout: Math.min(timeoutMs, 15000),
+      hostVerifier: (key: Buffer) => {
+        const ok = target.pinned.keys.includes(key.toString('base64')) || target.pinned.fingerprints.includes(fingerprintOf(key));
+        if (!ok) presented = fingerprintOf(key);
+        return ok;
+      },
+    });
+  });
+}
+
+/** Resolve an inventory host into a connectable target (reads key and known_hosts on the worker). */
+export function sshTargetFromInventory(name: string, host: SshHost, resolve: { secret(ref: SshHost['privateKey']): string; path(p: string): string }): SshTarget {
+  const pinned = { keys: [] as string[], fingerprints: [] as string[] };
+  if ('fingerprint' in host.hostKey) pinned.fingerprints.push(host.hostKey.fingerprint);
+  else pinned.keys.push(...knownHostKeys(readFileSync(resolve.path(host.hostKey.knownHostsFile), 'utf8'), host.host, host.port));
+  return {
+    name,
+    host: host.host,
+    port: host.port,
+    user: host.user,
+    privateKey: resolve.secret(host.privateKey),
+    pinned,
+    commandPrefix: host.commandPrefix,
+  };
+}
+
+export function createSshActivities(targets: (name: string) => SshTarget) {
+  return {
+    /** Run a command on an inventory host; a non-zero exit is a CommandFailed failure with its stderr. */
+    async runRemoteCommand({ host, command, allowFailure = false }: { host: string; command: string; allowFailure?: boolean }): Promise<CommandResult> {
+      const result = await runOverSsh(targets(host), command);
+      if (result.exitCode !== 0 && !allowFailure) {
+        throw failure(ErrorType.CommandFailed, `${host}: "${command}" exited ${result.exitCode}: ${result.stderr.trim()}`, {
+          host,
+          exitCode: result.exitCode,
+        });
+      }
+      return result;
+    },
+  };
+}
+
+export type SshActivities = ReturnType<typeof createSshActivities>;

@@ -1,0 +1,48 @@
+/**
+ * Builds every adapter from a loaded inventory: the one place where secret references
+ * become credentials. Tests call this with the sandbox inventory to get real adapters.
+ */
+import type { LoadedInventory } from '../config/load';
+import { resolvePath, resolveSecret } from '../config/load';
+import { AwsClients, awsConnectionFromInventory } from '../activities/aws/clients';
+import { createAwsActivities } from '../activities/aws';
+import { createInventoryActivities } from '../activities/inventory';
+import { createMysqlActivities, MysqlPools } from '../activities/mysql';
+import { createSshActivities, sshTargetFromInventory, type SshTarget } from '../activities/ssh';
+import { failure } from '../activities/errors';
+import { ErrorType } from '../workflows/contract';
+
+export interface Adapters {
+  activities: ReturnType<typeof buildActivities>;
+  close(): Promise<void>;
+}
+
+function buildActivities(loaded: LoadedInventory, aws: AwsClients, pools: MysqlPools, sshTargets: (name: string) => SshTarget) {
+  return {
+    ...createInventoryActivities(loaded.inventory),
+    ...createAwsActivities(aws),
+    ...createMysqlActivities(pools),
+    ...createSshActivities(sshTargets),
+  };
+}
+
+export function buildAdapters(loaded: LoadedInventory): Adapters {
+  const { inventory, baseDir } = loaded;
+  const aws = new AwsClients(awsConnectionFromInventory(inventory, baseDir));
+  const pools = new MysqlPools(inventory.mysqlServers, (server) => resolveSecret(server.password, baseDir));
+  // Keys and known_hosts are read when a host is first used, so a rotated key needs no restart.
+  const sshTargets = (name: string): SshTarget => {
+    const host = inventory.sshHosts[name];
+    if (!host) throw failure(ErrorType.ResourceNotFound, `SSH host "${name}" is not in the inventory`);
+    return sshTargetFromInventory(name, host, { secret: (ref) => resolveSecret(ref, baseDir), path: (p) => resolvePath(baseDir, p) });
+  };
+  return {
+    activities: buildActivities(loaded, aws, pools, sshTargets),
+    async close() {
+      aws.destroy();
+      await pools.end();
+    },
+  };
+}
+
+export type Activities = Adapters['activities'];

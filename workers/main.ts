@@ -1,0 +1,68 @@
+/**
+ * The drbook worker: load and validate the inventory, build the adapters, serve the
+ * runbook task queues, shut down cleanly on SIGINT/SIGTERM.
+ *
+ *   DRBOOK_INVENTORY   inventory file (default config/sandbox.yaml)
+ *   DRBOOK_TASK_QUEUE  base task queue (default "drbook")
+ *   DRBOOK_QUEUES      which sides this worker serves: "primary,dr" (default; one worker does both
+ *                      locally), "primary" in the primary region, "dr" in the DR region
+ *   DRBOOK_METRICS_PORT  Prometheus metrics on 127.0.0.1:<port> (default 9464; 0 turns them off)
+ *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_PROFILE  via @temporalio/envconfig
+ */
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { InventoryError } from '../config/inventory';
+import { loadInventory } from '../config/load';
+import { drTaskQueue, TASK_QUEUE } from '../workflows/contract';
+import { buildAdapters } from './adapters';
+
+async function main(): Promise<void> {
+  let loaded;
+  try {
+    loaded = loadInventory();
+  } catch (err) {
+    if (err instanceof InventoryError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const { inventory, source } = loaded;
+
+  const metricsPort = Number(process.env.DRBOOK_METRICS_PORT ?? 9464);
+  if (metricsPort > 0) {
+    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } });
+  }
+
+  const { connectionOptions, namespace } = loadClientConnectConfig();
+  const connection = await NativeConnection.connect(connectionOptions);
+  const adapters = buildAdapters(loaded);
+  const base = process.env.DRBOOK_TASK_QUEUE ?? TASK_QUEUE;
+  const sides = (process.env.DRBOOK_QUEUES ?? 'primary,dr').split(',').map((s) => s.trim());
+  const queues = [
+    ...(sides.includes('primary') ? [base] : []),
+    ...(sides.includes('dr') ? [drTaskQueue(base, inventory.regions.dr)] : []),
+  ];
+  if (queues.length === 0) throw new Error(`DRBOOK_QUEUES must name "primary" and/or "dr", got "${process.env.DRBOOK_QUEUES}"`);
+
+  // Bundle once, share between the queues' workers.
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  const workers = await Promise.all(
+    queues.map((taskQueue) =>
+      Worker.create({ connection, namespace: namespace ?? 'default', taskQueue, workflowBundle, activities: adapters.activities }),
+    ),
+  );
+  console.log(`worker ready: inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}`);
+  try {
+    // Worker.run() resolves once Runtime's default SIGINT/SIGTERM handling has shut it down.
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await adapters.close();
+    await connection.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,2 @@
+// Every workflow type the worker registers. Names are the operator contract (DESIGN.md).
+export { readiness } from './readiness';
