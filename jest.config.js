@@ -1,7 +1,7 @@
 // Two projects: unit (workflow logic with stubbed activities, no services) and
 // integration (real Temporal, MariaDB, sshd, moto, s3proxy: started by scripts/stack.sh).
 // ts-jest needs TypeScript's compiler API, which TypeScript 7 dropped: typescript is pinned to ~5.9.
-const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] };
+const transform = { '^.+\\.ts$': 'ts-jest' };
 module.exports = {
   projects: [
     { displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'], transform, testEnvironment: 'node' },

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, NON_RETRYABLE } from '../workflows/contract';
 
 /** `type` is one of ErrorType, or a driver's own code (ECONNREFUSED, ...) for faults worth a retry. */
-export function failure(type: ErrorType | string, message: string, details?: Record<string, unknown>): ApplicationFailure {
+export function failure(type: string, message: string, details?: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({
     type,
     message,
@@ -16,7 +16,8 @@ export function failure(type: ErrorType | string, message: string, details?: Rec
 }
 
 const AWS_NOT_FOUND = /NotFound|NoSuch|DoesNotExist|InvalidInstanceID|Malformed/;
-const AWS_DENIED = /AccessDenied|UnauthorizedOperation|AuthFailure|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken/;
+const AWS_DENIED =
+  /AccessDenied|UnauthorizedOperation|AuthFailure|InvalidClientTokenId|SignatureDoesNotMatch|ExpiredToken/;
 const AWS_VALIDATION = /Validation|InvalidParameter|InvalidDBInstanceState|InvalidChangeBatch/;
 
 /** Map an AWS SDK error to a typed failure naming the resource; transient faults stay retryable. */

@@ -23,7 +23,9 @@ export const duration = z.union([z.number().int().nonnegative(), z.string()]).tr
   return Number(match[1]) * unit;
 });
 
-const name = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, starting with a letter');
+const name = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, starting with a letter');
 const port = z.coerce.number().int().min(1).max(65535);
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as us-east-1');
 
@@ -56,7 +58,9 @@ const sshHost = z
     user: z.string().min(1),
     privateKey: secretRef,
     hostKey: z.union([
-      z.object({ fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an OpenSSH SHA256 fingerprint') }).strict(),
+      z
+        .object({ fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an OpenSSH SHA256 fingerprint') })
+        .strict(),
       z.object({ knownHostsFile: z.string().min(1) }).strict(),
     ]),
     /** Prepended to every command, e.g. "sudo -n" or "ip netns exec dr". */
@@ -80,7 +84,10 @@ const tagFilter = z.record(z.string().min(1), z.string());
 
 const health = z
   .object({
-    elbTargetGroup: z.object({ region, name: z.string().min(1) }).strict().optional(),
+    elbTargetGroup: z
+      .object({ region, name: z.string().min(1) })
+      .strict()
+      .optional(),
     mysqlPing: z.boolean().default(true),
     httpUrl: z.url().optional(),
     /** Seconds between checks and consecutive failures before an incident (monitor). */
@@ -95,7 +102,10 @@ const database = z
     primary: name,
     replica: name.optional(),
     /** pt-heartbeat style row, updated every second on the primary and replicated: dates the replica's data. */
-    heartbeatTable: z.string().regex(/^\w+\.\w+$/, 'database.table').default('drbook.heartbeat'),
+    heartbeatTable: z
+      .string()
+      .regex(/^\w+\.\w+$/, 'database.table')
+      .default('drbook.heartbeat'),
     maxPromotableLag: duration.optional(),
   })
   .strict();
@@ -104,11 +114,16 @@ const rds = z
   .object({
     region,
     instance: z.string().min(1),
-    drReplica: z.object({ region, instance: z.string().min(1) }).strict().optional(),
+    drReplica: z
+      .object({ region, instance: z.string().min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 
-const drCompute = z.object({ region, tags: tagFilter.refine((t) => Object.keys(t).length > 0, 'at least one tag') }).strict();
+const drCompute = z
+  .object({ region, tags: tagFilter.refine((t) => Object.keys(t).length > 0, 'at least one tag') })
+  .strict();
 
 const vip = z
   .object({
@@ -147,7 +162,10 @@ const backup = z
     paths: z.array(z.object({ host: name, path: z.string().startsWith('/') }).strict()).default([]),
     destinations: z
       .object({
-        local: z.object({ path: z.string().min(1) }).strict().optional(),
+        local: z
+          .object({ path: z.string().min(1) })
+          .strict()
+          .optional(),
         primary: s3Destination.optional(),
         offsite: s3Destination.optional(),
       })
@@ -176,7 +194,11 @@ const restoreTest = z
   .object({
     scratchServer: name,
     queries: z
-      .array(z.object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) }).strict())
+      .array(
+        z
+          .object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) })
+          .strict(),
+      )
       .default([]),
   })
   .strict();
@@ -226,7 +248,11 @@ export const inventorySchema = z
     // Cross-references: every name a service uses must exist, so a typo fails at worker start, not at 3 a.m.
     const ref = (kind: 'sshHosts' | 'mysqlServers', value: string | undefined, path: (string | number)[]) => {
       if (value !== undefined && !(value in inv[kind])) {
-        ctx.addIssue({ code: 'custom', path, message: `unknown ${kind === 'sshHosts' ? 'SSH host' : 'MySQL server'} "${value}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `unknown ${kind === 'sshHosts' ? 'SSH host' : 'MySQL server'} "${value}"`,
+        });
       }
     };
     for (const [name, server] of Object.entries(inv.mysqlServers)) {
@@ -235,14 +261,26 @@ export const inventorySchema = z
     const seen = new Set<string>();
     inv.services.forEach((svc, i) => {
       const at = (...rest: (string | number)[]) => ['services', i, ...rest];
-      if (seen.has(svc.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate service "${svc.name}"` });
+      if (seen.has(svc.name))
+        ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate service "${svc.name}"` });
       seen.add(svc.name);
       if (svc.database) {
         ref('mysqlServers', svc.database.primary, at('database', 'primary'));
         ref('mysqlServers', svc.database.replica, at('database', 'replica'));
         if (svc.strategy !== 'cold' && !svc.database.replica && !svc.rds?.drReplica) {
-          ctx.addIssue({ code: 'custom', path: at('database', 'replica'), message: `a ${svc.strategy} service needs a replica` });
+          ctx.addIssue({
+            code: 'custom',
+            path: at('database', 'replica'),
+            message: `a ${svc.strategy} service needs a replica`,
+          });
         }
+      }
+      if (svc.backup && !svc.database) {
+        ctx.addIssue({
+          code: 'custom',
+          path: at('backup', 'databases'),
+          message: 'backing up databases needs a database.primary to dump',
+        });
       }
       if (svc.vip) {
         ref('sshHosts', svc.vip.primaryHost, at('vip', 'primaryHost'));
@@ -251,7 +289,11 @@ export const inventorySchema = z
       svc.backup?.paths.forEach((p, j) => ref('sshHosts', p.host, at('backup', 'paths', j, 'host')));
       if (svc.restoreTest) ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
       if (svc.drCompute && svc.drCompute.region !== inv.regions.dr) {
-        ctx.addIssue({ code: 'custom', path: at('drCompute', 'region'), message: `DR compute must be in the DR region ${inv.regions.dr}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('drCompute', 'region'),
+          message: `DR compute must be in the DR region ${inv.regions.dr}`,
+        });
       }
     });
   });

@@ -28,7 +28,10 @@ export interface LoadedInventory {
   source: string;
 }
 
-export function loadInventory(file = process.env.DRBOOK_INVENTORY ?? DEFAULT_INVENTORY, env = process.env): LoadedInventory {
+export function loadInventory(
+  file = process.env.DRBOOK_INVENTORY ?? DEFAULT_INVENTORY,
+  env = process.env,
+): LoadedInventory {
   const source = path.resolve(file);
   let text: string;
   try {

@@ -51,7 +51,9 @@ function connect(primary: Endpoint) {
 
 async function checkHealth(): Promise<{ ok: boolean; primary: Endpoint; detail: string }> {
   try {
-    await pool.query('CREATE TABLE IF NOT EXISTS app_health (id TINYINT PRIMARY KEY, checked_at TIMESTAMP(6) NOT NULL)');
+    await pool.query(
+      'CREATE TABLE IF NOT EXISTS app_health (id TINYINT PRIMARY KEY, checked_at TIMESTAMP(6) NOT NULL)',
+    );
     await pool.query('REPLACE INTO app_health (id, checked_at) VALUES (1, NOW(6))');
     const [rows] = await pool.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS orders FROM orders');
     return { ok: true, primary: state.primary, detail: `orders=${rows[0].orders}` };
@@ -69,7 +71,7 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
       try {
         resolve(text ? JSON.parse(text) : {});
       } catch (err) {
-        reject(err as Error);
+        reject(err instanceof Error ? err : new Error(String(err)));
       }
     });
     req.on('error', reject);
@@ -116,7 +118,9 @@ const server = http.createServer((req, res) => {
   })();
 });
 
-server.listen(listenPort, '127.0.0.1', () => console.log(`sandbox app for ${serviceName} on http://127.0.0.1:${listenPort}`));
+server.listen(listenPort, '127.0.0.1', () =>
+  console.log(`sandbox app for ${serviceName} on http://127.0.0.1:${listenPort}`),
+);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     server.close();

@@ -24,7 +24,11 @@ import {
   DescribeTargetGroupsCommand,
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { CreateDBInstanceCommand, CreateDBInstanceReadReplicaCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBInstanceReadReplicaCommand,
+  DescribeDBInstancesCommand,
+} from '@aws-sdk/client-rds';
 import {
   ChangeResourceRecordSetsCommand,
   CreateHostedZoneCommand,
@@ -48,7 +52,13 @@ async function instancesByTags(aws: AwsClients, region: string, tags: Record<str
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
 }
 
-async function ensureInstances(aws: AwsClients, region: string, tags: Record<string, string>, count: number, stopped: boolean) {
+async function ensureInstances(
+  aws: AwsClients,
+  region: string,
+  tags: Record<string, string>,
+  count: number,
+  stopped: boolean,
+) {
   let instances = await instancesByTags(aws, region, tags);
   if (instances.length < count) {
     const out = await aws.ec2(region).send(
@@ -57,7 +67,9 @@ async function ensureInstances(aws: AwsClients, region: string, tags: Record<str
         InstanceType: 't3.micro',
         MinCount: count - instances.length,
         MaxCount: count - instances.length,
-        TagSpecifications: [{ ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }],
+        TagSpecifications: [
+          { ResourceType: 'instance', Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+        ],
       }),
     );
     instances = [...instances, ...(out.Instances ?? [])];
@@ -80,13 +92,23 @@ async function ensureTargetGroup(aws: AwsClients, region: string, name: string, 
     if ((err as Error).name !== 'TargetGroupNotFoundException') throw err;
   }
   if (!arn) {
-    const vpcs = await aws.ec2(region).send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }));
+    const vpcs = await aws
+      .ec2(region)
+      .send(new DescribeVpcsCommand({ Filters: [{ Name: 'is-default', Values: ['true'] }] }));
     const created = await elb.send(
-      new CreateTargetGroupCommand({ Name: name, Protocol: 'HTTP', Port: 80, VpcId: vpcs.Vpcs?.[0]?.VpcId, TargetType: 'instance' }),
+      new CreateTargetGroupCommand({
+        Name: name,
+        Protocol: 'HTTP',
+        Port: 80,
+        VpcId: vpcs.Vpcs?.[0]?.VpcId,
+        TargetType: 'instance',
+      }),
     );
     arn = created.TargetGroups![0].TargetGroupArn!;
   }
-  await elb.send(new RegisterTargetsCommand({ TargetGroupArn: arn, Targets: instanceIds.map((Id) => ({ Id, Port: 80 })) }));
+  await elb.send(
+    new RegisterTargetsCommand({ TargetGroupArn: arn, Targets: instanceIds.map((Id) => ({ Id, Port: 80 })) }),
+  );
   return arn;
 }
 
@@ -94,10 +116,15 @@ async function ensureVolumes(aws: AwsClients, region: string, tags: Record<strin
   const filters = Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
   const found = await aws.ec2(region).send(new DescribeVolumesCommand({ Filters: filters }));
   for (let i = found.Volumes?.length ?? 0; i < count; i++) {
-    const vol = await aws.ec2(region).send(new CreateVolumeCommand({ AvailabilityZone: `${region}a`, Size: 20, VolumeType: 'gp3' }));
-    await aws
+    const vol = await aws
       .ec2(region)
-      .send(new CreateTagsCommand({ Resources: [vol.VolumeId!], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+      .send(new CreateVolumeCommand({ AvailabilityZone: `${region}a`, Size: 20, VolumeType: 'gp3' }));
+    await aws.ec2(region).send(
+      new CreateTagsCommand({
+        Resources: [vol.VolumeId!],
+        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+      }),
+    );
   }
 }
 
@@ -106,7 +133,8 @@ async function rdsInstance(aws: AwsClients, region: string, id: string) {
     const out = await aws.rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id }));
     return out.DBInstances?.[0];
   } catch (err) {
-    if ((err as Error).name === 'DBInstanceNotFoundFault' || (err as Error).name === 'DBInstanceNotFound') return undefined;
+    if ((err as Error).name === 'DBInstanceNotFoundFault' || (err as Error).name === 'DBInstanceNotFound')
+      return undefined;
     throw err;
   }
 }
@@ -150,7 +178,9 @@ async function ensureDns(aws: AwsClients, svc: Service) {
   const zones = await r53.send(new ListHostedZonesByNameCommand({ DNSName: zoneName }));
   let zoneId = zones.HostedZones?.find((z) => z.Name === zoneName)?.Id;
   if (!zoneId) {
-    const out = await r53.send(new CreateHostedZoneCommand({ Name: zoneName, CallerReference: `drbook-seed-${zoneName}` }));
+    const out = await r53.send(
+      new CreateHostedZoneCommand({ Name: zoneName, CallerReference: `drbook-seed-${zoneName}` }),
+    );
     zoneId = out.HostedZone!.Id!;
   }
   // The record is only created where missing: after a failover it points at the DR side and must stay there.
@@ -165,7 +195,12 @@ async function ensureDns(aws: AwsClients, svc: Service) {
           Changes: [
             {
               Action: 'CREATE',
-              ResourceRecordSet: { Name: recordName, Type: dns.type, TTL: dns.ttl, ResourceRecords: [{ Value: dns.primaryValue }] },
+              ResourceRecordSet: {
+                Name: recordName,
+                Type: dns.type,
+                TTL: dns.ttl,
+                ResourceRecords: [{ Value: dns.primaryValue }],
+              },
             },
           ],
         },
@@ -174,7 +209,10 @@ async function ensureDns(aws: AwsClients, svc: Service) {
   }
 }
 
-async function ensureBucket(destination: { region: string; bucket: string; endpoint?: string }, connection: AwsConnection) {
+async function ensureBucket(
+  destination: { region: string; bucket: string; endpoint?: string },
+  connection: AwsConnection,
+) {
   // The streaming store (an endpoint of its own) has no regions: it only takes buckets created in us-east-1.
   const s3 = s3ClientFor(destination.endpoint ? { ...destination, region: 'us-east-1' } : destination, connection);
   try {
@@ -208,7 +246,13 @@ async function main() {
     for (const svc of inventory.services) {
       if (svc.health.elbTargetGroup) {
         const tg = svc.health.elbTargetGroup;
-        const web = await ensureInstances(aws, tg.region, { Service: svc.name, Role: 'web', Environment: 'Production' }, 2, false);
+        const web = await ensureInstances(
+          aws,
+          tg.region,
+          { Service: svc.name, Role: 'web', Environment: 'Production' },
+          2,
+          false,
+        );
         await ensureTargetGroup(aws, tg.region, tg.name, web);
       }
       if (svc.drCompute) await ensureInstances(aws, svc.drCompute.region, svc.drCompute.tags, 2, true);

@@ -378,16 +378,23 @@ cmd_up() {
 
 cmd_test() {
   cmd_install
-  local was_running=0
-  running temporal && was_running=1
-  [ "$was_running" = 1 ] || trap 'cmd_stop' EXIT
-  cmd_start
   local rc=0 results=$DRBOOK_DATA/run/jest-results.json
+  # Static checks first: types, lint (no floating promises, no Node built-ins in workflows), format, compose file.
+  log "static checks: tsc, eslint, prettier, docker-compose.yml"
+  (cd "$ROOT" && npx tsc --noEmit -p . && npx eslint . && npx prettier --check . --log-level warn && bash scripts/check-compose.sh) || {
+    echo "static checks failed"
+    echo "0 passed, 1 failed"
+    return 1
+  }
+  running temporal || trap 'cmd_stop' EXIT # stop only what this run started
+  cmd_start
+  rm -f "$results"
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$results" "$@") || rc=$?
-  node -e '
-    const r = require(process.argv[1]);
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
-  ' "$results" || echo "0 passed, 1 failed"
+  if [ -f "$results" ]; then
+    node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);' "$results"
+  else
+    echo "0 passed, 1 failed"
+  fi
   return $rc
 }
 

@@ -17,7 +17,12 @@ export interface Adapters {
   close(): Promise<void>;
 }
 
-function buildActivities(loaded: LoadedInventory, aws: AwsClients, pools: MysqlPools, sshTargets: (name: string) => SshTarget) {
+function buildActivities(
+  loaded: LoadedInventory,
+  aws: AwsClients,
+  pools: MysqlPools,
+  sshTargets: (name: string) => SshTarget,
+) {
   return {
     ...createInventoryActivities(loaded.inventory),
     ...createAwsActivities(aws),
@@ -34,7 +39,10 @@ export function buildAdapters(loaded: LoadedInventory): Adapters {
   const sshTargets = (name: string): SshTarget => {
     const host = inventory.sshHosts[name];
     if (!host) throw failure(ErrorType.ResourceNotFound, `SSH host "${name}" is not in the inventory`);
-    return sshTargetFromInventory(name, host, { secret: (ref) => resolveSecret(ref, baseDir), path: (p) => resolvePath(baseDir, p) });
+    return sshTargetFromInventory(name, host, {
+      secret: (ref) => resolveSecret(ref, baseDir),
+      path: (p) => resolvePath(baseDir, p),
+    });
   };
   return {
     activities: buildActivities(loaded, aws, pools, sshTargets),

@@ -43,16 +43,25 @@ async function main(): Promise<void> {
     ...(sides.includes('primary') ? [base] : []),
     ...(sides.includes('dr') ? [drTaskQueue(base, inventory.regions.dr)] : []),
   ];
-  if (queues.length === 0) throw new Error(`DRBOOK_QUEUES must name "primary" and/or "dr", got "${process.env.DRBOOK_QUEUES}"`);
+  if (queues.length === 0)
+    throw new Error(`DRBOOK_QUEUES must name "primary" and/or "dr", got "${process.env.DRBOOK_QUEUES}"`);
 
   // Bundle once, share between the queues' workers.
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
   const workers = await Promise.all(
     queues.map((taskQueue) =>
-      Worker.create({ connection, namespace: namespace ?? 'default', taskQueue, workflowBundle, activities: adapters.activities }),
+      Worker.create({
+        connection,
+        namespace: namespace ?? 'default',
+        taskQueue,
+        workflowBundle,
+        activities: adapters.activities,
+      }),
     ),
   );
-  console.log(`worker ready: inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}`);
+  console.log(
+    `worker ready: inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}`,
+  );
   try {
     // Worker.run() resolves once Runtime's default SIGINT/SIGTERM handling has shut it down.
     await Promise.all(workers.map((w) => w.run()));

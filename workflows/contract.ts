@@ -68,7 +68,9 @@ export type FailoverInput = z.input<typeof failoverInput>;
 /** Every problem with an input, one line each, named by field. */
 export function inputProblems(schema: z.ZodType, input: unknown): string[] {
   const result = schema.safeParse(input);
-  return result.success ? [] : result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`);
+  return result.success
+    ? []
+    : result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(input)'}: ${i.message}`);
 }
 
 /**

@@ -3,25 +3,33 @@
  * real estate, changing nothing. The failover's dry run and the hourly readiness
  * schedule both use it. Each check names what an operator must fix.
  */
-import { ActivityFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../workers/adapters';
-import { drTaskQueue, NON_RETRYABLE, parseInput, readinessInput, type ReadinessCheck, type ReadinessReport } from './contract';
+import {
+  drTaskQueue,
+  NON_RETRYABLE,
+  parseInput,
+  readinessInput,
+  type ReadinessCheck,
+  type ReadinessReport,
+} from './contract';
+import { planFor, reasonOf } from './plan';
 
 // Read-only checks: a short retry budget, so an unreachable component is reported, not waited for.
-const readOnly = { startToCloseTimeout: '30s', retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE } } as const;
-const { describeService } = proxyActivities<Activities>(readOnly);
-
-function reason(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(cause);
-}
+const readOnly = {
+  startToCloseTimeout: '30s',
+  retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
+} as const;
 
 export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const input = parseInput(readinessInput, rawInput);
-  const plan = await describeService({ service: input.service });
+  const plan = await planFor(input.service);
   const { service: svc } = plan;
   const primarySide = proxyActivities<Activities>(readOnly);
-  const drSide = proxyActivities<Activities>({ ...readOnly, taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr) });
+  const drSide = proxyActivities<Activities>({
+    ...readOnly,
+    taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
+  });
 
   const checks: ReadinessCheck[] = [];
   let expectedRpoSeconds: number | null = null;
@@ -29,7 +37,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
     try {
       checks.push({ name, ok: true, detail: await run() });
     } catch (err) {
-      checks.push({ name, ok: false, detail: err instanceof CheckFailed ? err.message : reason(err) });
+      checks.push({ name, ok: false, detail: reasonOf(err) });
     }
   }
 
@@ -54,7 +62,9 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
         const s = await drSide.readReplicationStatus({ server: replica });
         if (!s.configured) throw new CheckFailed(`${replica} is not replicating from anything`);
         if (!s.ioRunning || !s.sqlRunning) {
-          throw new CheckFailed(`${replica}: IO thread ${s.ioRunning ? 'running' : 'stopped'}, SQL thread ${s.sqlRunning ? 'running' : 'stopped'} ${s.lastIoError || s.lastSqlError}`.trim());
+          throw new CheckFailed(
+            `${replica}: IO thread ${s.ioRunning ? 'running' : 'stopped'}, SQL thread ${s.sqlRunning ? 'running' : 'stopped'} ${s.lastIoError || s.lastSqlError}`.trim(),
+          );
         }
         return `${replica} replicates from ${s.sourceHost}:${s.sourcePort}`;
       });
@@ -63,7 +73,8 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
         expectedRpoSeconds = lag.heartbeatLagSeconds;
         const text = `${lag.transactionsBehind ?? '?'} transactions, heartbeat ${lag.heartbeatLagSeconds ?? '?'} s behind`;
         if (lag.heartbeatLagSeconds === null) throw new CheckFailed(`cannot date the replica's data: ${text}`);
-        if (lag.heartbeatLagSeconds > plan.targets.rpoSeconds) throw new CheckFailed(`${text}: over the ${plan.targets.rpoSeconds} s RPO`);
+        if (lag.heartbeatLagSeconds > plan.targets.rpoSeconds)
+          throw new CheckFailed(`${text}: over the ${plan.targets.rpoSeconds} s RPO`);
         return text;
       });
     }
@@ -82,7 +93,8 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   if (compute) {
     await check('dr-instances-present', async () => {
       const found = await drSide.findInstancesByTags({ region: compute.region, tags: compute.tags });
-      if (found.length === 0) throw new CheckFailed(`no instance tagged ${JSON.stringify(compute.tags)} in ${compute.region}`);
+      if (found.length === 0)
+        throw new CheckFailed(`no instance tagged ${JSON.stringify(compute.tags)} in ${compute.region}`);
       return found.map((i) => `${i.id} ${i.state}`).join(', ');
     });
   }
@@ -99,7 +111,10 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const vip = svc.vip;
   if (vip) {
     await check('vip-on-primary-host', async () => {
-      const r = await primarySide.runRemoteCommand({ host: vip.primaryHost, command: `ip -o addr show dev ${vip.device}` });
+      const r = await primarySide.runRemoteCommand({
+        host: vip.primaryHost,
+        command: `ip -o addr show dev ${vip.device}`,
+      });
       if (!r.stdout.includes(` ${vip.address} `) && !r.stdout.includes(` ${vip.address}\n`)) {
         throw new CheckFailed(`${vip.address} is not on ${vip.primaryHost} ${vip.device}`);
       }

@@ -44,7 +44,12 @@ export class AwsClients {
     let client = this.cache.get(key) as C | undefined;
     if (!client) {
       // The SDK's own retries stay short: Temporal's activity retry policy is the one that counts.
-      client = new kind({ region, endpoint: this.connection.endpoint, credentials: this.connection.credentials, maxAttempts: 2 });
+      client = new kind({
+        region,
+        endpoint: this.connection.endpoint,
+        credentials: this.connection.credentials,
+        maxAttempts: 2,
+      });
       this.cache.set(key, client);
     }
     return client;

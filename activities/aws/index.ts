@@ -51,7 +51,9 @@ export const tagFilters = (tags: Record<string, string>): Filter[] =>
 export function createAwsActivities(clients: AwsClients) {
   async function hostedZoneId(zone: string): Promise<string> {
     const r53 = clients.route53();
-    const out = await aws(`Route 53 zone ${zone}`, () => r53.send(new ListHostedZonesByNameCommand({ DNSName: fqdn(zone) })));
+    const out = await aws(`Route 53 zone ${zone}`, () =>
+      r53.send(new ListHostedZonesByNameCommand({ DNSName: fqdn(zone) })),
+    );
     const id = out.HostedZones?.find((z) => z.Name === fqdn(zone))?.Id;
     if (!id) throw failure(ErrorType.ResourceNotFound, `Route 53 hosted zone ${zone} does not exist`, { zone });
     return id;
@@ -70,14 +72,31 @@ export function createAwsActivities(clients: AwsClients) {
         state: d.TargetHealth?.State ?? 'unknown',
         reason: d.TargetHealth?.Reason,
       }));
-      return { targetGroup, region, healthy: targets.filter((t) => t.state === 'healthy').length, total: targets.length, targets };
+      return {
+        targetGroup,
+        region,
+        healthy: targets.filter((t) => t.state === 'healthy').length,
+        total: targets.length,
+        targets,
+      };
     },
 
     /** Instances (not terminated) carrying every given tag, e.g. the stopped DR fleet. */
-    async findInstancesByTags({ region, tags }: { region: string; tags: Record<string, string> }): Promise<InstanceSummary[]> {
+    async findInstancesByTags({
+      region,
+      tags,
+    }: {
+      region: string;
+      tags: Record<string, string>;
+    }): Promise<InstanceSummary[]> {
       const resource = `EC2 instances tagged ${JSON.stringify(tags)} (${region})`;
-      const filters = [...tagFilters(tags), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] }];
-      const out = await aws(resource, () => clients.ec2(region).send(new DescribeInstancesCommand({ Filters: filters })));
+      const filters = [
+        ...tagFilters(tags),
+        { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped'] },
+      ];
+      const out = await aws(resource, () =>
+        clients.ec2(region).send(new DescribeInstancesCommand({ Filters: filters })),
+      );
       return (out.Reservations ?? [])
         .flatMap((r) => r.Instances ?? [])
         .map((i) => ({
@@ -93,11 +112,24 @@ export function createAwsActivities(clients: AwsClients) {
     async readDnsRecord({ zone, name, type }: { zone: string; name: string; type: string }): Promise<DnsRecord | null> {
       const zoneId = await hostedZoneId(zone);
       const out = await aws(`Route 53 record ${name} ${type}`, () =>
-        clients.route53().send(new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, StartRecordName: fqdn(name), StartRecordType: type as 'A', MaxItems: 1 })),
+        clients.route53().send(
+          new ListResourceRecordSetsCommand({
+            HostedZoneId: zoneId,
+            StartRecordName: fqdn(name),
+            StartRecordType: type as 'A',
+            MaxItems: 1,
+          }),
+        ),
       );
       const rr = out.ResourceRecordSets?.find((r) => r.Name === fqdn(name) && r.Type === type);
       if (!rr) return null;
-      return { zoneId, name: fqdn(name), type, ttl: rr.TTL ?? null, values: (rr.ResourceRecords ?? []).map((r) => r.Value!) };
+      return {
+        zoneId,
+        name: fqdn(name),
+        type,
+        ttl: rr.TTL ?? null,
+        values: (rr.ResourceRecords ?? []).map((r) => r.Value!),
+      };
     },
 
     async describeRdsInstance({ region, instance }: { region: string; instance: string }): Promise<RdsInstance> {

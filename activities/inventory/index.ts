@@ -17,11 +17,14 @@ export interface ServicePlan {
 
 export function createInventoryActivities(inventory: Inventory) {
   return {
+    // async: Temporal's activity typing requires a promise, even from a look-up.
     async describeService({ service }: { service: string }): Promise<ServicePlan> {
       const svc = inventory.services.find((s) => s.name === service);
       if (!svc) {
         const known = inventory.services.map((s) => s.name).join(', ');
-        throw failure(ErrorType.UnknownService, `unknown service "${service}"; the inventory has: ${known}`, { service });
+        throw failure(ErrorType.UnknownService, `unknown service "${service}"; the inventory has: ${known}`, {
+          service,
+        });
       }
       return {
         service: svc,

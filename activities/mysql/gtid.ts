@@ -11,7 +11,10 @@ export type GtidFlavor = 'mariadb' | 'mysql';
 
 export function parseMariadbPosition(pos: string): Map<number, bigint> {
   const byDomain = new Map<number, bigint>();
-  for (const part of pos.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of pos
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^(\d+)-(\d+)-(\d+)$/.exec(part);
     if (!m) throw new Error(`not a MariaDB GTID position: "${part}"`);
     const domain = Number(m[1]);

@@ -39,7 +39,13 @@ export class MysqlPools {
     let pool = this.pools.get(name);
     if (!pool) {
       const t = this.target(name);
-      pool = mysql.createPool({ ...t, connectionLimit: 4, connectTimeout: 3000, enableKeepAlive: true, multipleStatements: false });
+      pool = mysql.createPool({
+        ...t,
+        connectionLimit: 4,
+        connectTimeout: 3000,
+        enableKeepAlive: true,
+        multipleStatements: false,
+      });
       this.pools.set(name, pool);
     }
     return pool;
@@ -61,7 +67,12 @@ export function mysqlFailure(server: string, err: unknown): Error {
   return failure(e.code ?? 'MysqlError', message, { server });
 }
 
-async function query<T extends mysql.RowDataPacket>(pools: MysqlPools, server: string, sql: string, params: unknown[] = []) {
+async function query<T extends mysql.RowDataPacket>(
+  pools: MysqlPools,
+  server: string,
+  sql: string,
+  params: unknown[] = [],
+) {
   try {
     const [rows] = await pools.pool(server).query<T[]>(sql, params);
     return rows;
@@ -91,7 +102,15 @@ function column(row: Row, ...names: string[]): unknown {
   for (const n of names) if (n in row) return row[n];
   return undefined;
 }
-const yes = (v: unknown) => String(v ?? '').toLowerCase() === 'yes';
+/** A column value as text (NULL → ''). */
+function text(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return v.toString();
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return JSON.stringify(v);
+}
+const yes = (v: unknown) => text(v).toLowerCase() === 'yes';
 
 export function normaliseReplicaRow(server: string, row: Row | undefined): ReplicationStatus {
   if (!row) {
@@ -118,9 +137,9 @@ export function normaliseReplicaRow(server: string, row: Row | undefined): Repli
     secondsBehind: behind === null || behind === undefined ? null : Number(behind),
     sourceHost: (column(row, 'Source_Host', 'Master_Host') as string | undefined) ?? null,
     sourcePort: port === undefined || port === null ? null : Number(port),
-    lastIoError: String(column(row, 'Last_IO_Error') ?? ''),
-    lastSqlError: String(column(row, 'Last_SQL_Error') ?? ''),
-    receivedGtids: String(column(row, 'Gtid_IO_Pos', 'Retrieved_Gtid_Set') ?? ''),
+    lastIoError: text(column(row, 'Last_IO_Error')),
+    lastSqlError: text(column(row, 'Last_SQL_Error')),
+    receivedGtids: text(column(row, 'Gtid_IO_Pos', 'Retrieved_Gtid_Set')),
   };
 }
 
@@ -174,20 +193,27 @@ export function createMysqlActivities(pools: MysqlPools) {
       if (!/ER_PARSE_ERROR/.test((err as Error).message)) throw err;
       rows = await query(pools, server, 'SHOW SLAVE STATUS');
     }
-    return normaliseReplicaRow(server, rows[0] as Row | undefined);
+    return normaliseReplicaRow(server, rows[0]);
   }
 
   /** Executed GTIDs: what a server's data contains. */
   async function executedGtids(server: string, flavor: GtidFlavor): Promise<string> {
     const sql = flavor === 'mariadb' ? 'SELECT @@gtid_current_pos AS g' : 'SELECT @@gtid_executed AS g';
     const rows = await query(pools, server, sql);
-    return String(rows[0].g ?? '');
+    return text(rows[0].g);
   }
 
   async function heartbeatAt(server: string, table: string): Promise<number | null> {
-    const rows = await query(pools, server, `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${table.split('.').map((p) => `\`${p}\``).join('.')}`);
-    const t = rows[0]?.t;
-    return t === null || t === undefined ? null : Math.round(Number(t) * 1000);
+    const rows = await query(
+      pools,
+      server,
+      `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${table
+        .split('.')
+        .map((p) => `\`${p}\``)
+        .join('.')}`,
+    );
+    const t = text(rows[0]?.t);
+    return t === '' ? null : Math.round(Number(t) * 1000);
   }
 
   return {
@@ -205,7 +231,15 @@ export function createMysqlActivities(pools: MysqlPools) {
      * How far the replica is behind, two ways: GTID transactions (exact, needs the primary) and
      * the heartbeat row (dates the newest change the replica holds, works with the primary down).
      */
-    async measureReplicaLag({ primary, replica, heartbeatTable }: { primary: string; replica: string; heartbeatTable: string }): Promise<ReplicaLag> {
+    async measureReplicaLag({
+      primary,
+      replica,
+      heartbeatTable,
+    }: {
+      primary: string;
+      replica: string;
+      heartbeatTable: string;
+    }): Promise<ReplicaLag> {
       const info = await serverInfo(replica);
       const status = await replicationStatus(replica);
       const replicaGtids = await executedGtids(replica, info.flavor);
@@ -216,7 +250,7 @@ export function createMysqlActivities(pools: MysqlPools) {
       try {
         const primaryInfo = await serverInfo(primary);
         const sql = primaryInfo.flavor === 'mariadb' ? 'SELECT @@gtid_binlog_pos AS g' : 'SELECT @@gtid_executed AS g';
-        const primaryGtids = String((await query(pools, primary, sql))[0].g ?? '');
+        const primaryGtids = text((await query(pools, primary, sql))[0].g);
         behind = transactionsBehind(primaryInfo.flavor, primaryGtids, replicaGtids);
         primaryHeartbeatAt = await heartbeatAt(primary, heartbeatTable);
       } catch {

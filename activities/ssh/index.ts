@@ -21,7 +21,8 @@ export interface SshTarget {
   commandPrefix?: string;
 }
 
-export const fingerprintOf = (keyBlob: Buffer) => `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+export const fingerprintOf = (keyBlob: Buffer) =>
+  `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
 
 /** Key blobs for host:port in an OpenSSH known_hosts text (plain, [host]:port and hashed |1| entries). */
 export function knownHostKeys(text: string, host: string, port: number): string[] {
@@ -41,6 +42,9 @@ export function knownHostKeys(text: string, host: string, port: number): string[
   return keys;
 }
 
+/** Single-quote for a POSIX shell. */
+export const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
 export interface CommandResult {
   host: string;
   command: string;
@@ -51,7 +55,8 @@ export interface CommandResult {
 
 /** Run one command; resolves with its exit code, rejects on connection, auth or host-key failure. */
 export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000): Promise<CommandResult> {
-  const full = target.commandPrefix ? `${target.commandPrefix} ${command}` : command;
+  // The prefix (sudo -n, ip netns exec ...) wraps the whole command line, pipes and all.
+  const full = target.commandPrefix ? `${target.commandPrefix} sh -c ${shellQuote(command)}` : command;
   return new Promise((resolve, reject) => {
     const conn = new Client();
     let presented: string | undefined;
@@ -64,7 +69,10 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
       if (err) reject(err);
       else resolve(result!);
     };
-    const timer = setTimeout(() => done(failure('SshTimeout', `${target.name}: "${command}" did not finish in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(failure('SshTimeout', `${target.name}: "${command}" did not finish in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     conn.on('ready', () => {
       conn.exec(full, (err, stream) => {
         if (err) return done(failure('SshExecFailed', `${target.name}: ${err.message}`));
@@ -72,22 +80,38 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
         let stderr = '';
         stream.on('data', (d: Buffer) => (stdout += d.toString()));
         stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        stream.on('close', (code: number | null) => done(null, { host: target.name, command, exitCode: code ?? -1, stdout, stderr }));
+        stream.on('close', (code: number | null) =>
+          done(null, { host: target.name, command, exitCode: code ?? -1, stdout, stderr }),
+        );
       });
     });
     conn.on('error', (err: Error & { level?: string }) => {
       if (presented !== undefined) {
         return done(
-          failure(ErrorType.HostKeyMismatch, `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned key: refusing to connect`, {
-            host: target.name,
-            presented,
-          }),
+          failure(
+            ErrorType.HostKeyMismatch,
+            `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned key: refusing to connect`,
+            {
+              host: target.name,
+              presented,
+            },
+          ),
         );
       }
       if (err.level === 'client-authentication') {
-        return done(failure(ErrorType.SshAuthFailed, `${target.name}: the worker's key was refused for user ${target.user}`, { host: target.name }));
+        return done(
+          failure(ErrorType.SshAuthFailed, `${target.name}: the worker's key was refused for user ${target.user}`, {
+            host: target.name,
+          }),
+        );
       }
-      done(failure((err as NodeJS.ErrnoException).code ?? 'SshError', `${target.name} (${target.host}:${target.port}): ${err.message}`, { host: target.name }));
+      done(
+        failure(
+          (err as NodeJS.ErrnoException).code ?? 'SshError',
+          `${target.name} (${target.host}:${target.port}): ${err.message}`,
+          { host: target.name },
+        ),
+      );
     });
     conn.connect({
       host: target.host,
@@ -96,7 +120,9 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
       privateKey: target.privateKey,
       readyTimeout: Math.min(timeoutMs, 15000),
       hostVerifier: (key: Buffer) => {
-        const ok = target.pinned.keys.includes(key.toString('base64')) || target.pinned.fingerprints.includes(fingerprintOf(key));
+        const ok =
+          target.pinned.keys.includes(key.toString('base64')) ||
+          target.pinned.fingerprints.includes(fingerprintOf(key));
         if (!ok) presented = fingerprintOf(key);
         return ok;
       },
@@ -105,10 +131,17 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
 }
 
 /** Resolve an inventory host into a connectable target (reads key and known_hosts on the worker). */
-export function sshTargetFromInventory(name: string, host: SshHost, resolve: { secret(ref: SshHost['privateKey']): string; path(p: string): string }): SshTarget {
+export function sshTargetFromInventory(
+  name: string,
+  host: SshHost,
+  resolve: { secret(ref: SshHost['privateKey']): string; path(p: string): string },
+): SshTarget {
   const pinned = { keys: [] as string[], fingerprints: [] as string[] };
   if ('fingerprint' in host.hostKey) pinned.fingerprints.push(host.hostKey.fingerprint);
-  else pinned.keys.push(...knownHostKeys(readFileSync(resolve.path(host.hostKey.knownHostsFile), 'utf8'), host.host, host.port));
+  else
+    pinned.keys.push(
+      ...knownHostKeys(readFileSync(resolve.path(host.hostKey.knownHostsFile), 'utf8'), host.host, host.port),
+    );
   return {
     name,
     host: host.host,
@@ -123,13 +156,25 @@ export function sshTargetFromInventory(name: string, host: SshHost, resolve: { s
 export function createSshActivities(targets: (name: string) => SshTarget) {
   return {
     /** Run a command on an inventory host; a non-zero exit is a CommandFailed failure with its stderr. */
-    async runRemoteCommand({ host, command, allowFailure = false }: { host: string; command: string; allowFailure?: boolean }): Promise<CommandResult> {
+    async runRemoteCommand({
+      host,
+      command,
+      allowFailure = false,
+    }: {
+      host: string;
+      command: string;
+      allowFailure?: boolean;
+    }): Promise<CommandResult> {
       const result = await runOverSsh(targets(host), command);
       if (result.exitCode !== 0 && !allowFailure) {
-        throw failure(ErrorType.CommandFailed, `${host}: "${command}" exited ${result.exitCode}: ${result.stderr.trim()}`, {
-          host,
-          exitCode: result.exitCode,
-        });
+        throw failure(
+          ErrorType.CommandFailed,
+          `${host}: "${command}" exited ${result.exitCode}: ${result.stderr.trim()}`,
+          {
+            host,
+            exitCode: result.exitCode,
+          },
+        );
       }
       return result;
     },

