@@ -9,22 +9,26 @@
 #   scripts/stack.sh stop      stop everything (data under .data/ is kept)
 #   scripts/stack.sh up        install + start + a worker; prints the Web UI URL   (README: Quick start)
 #   scripts/stack.sh test      install + start + the whole test suite; stops what it started
+#   eval "$(scripts/stack.sh env)"   this stack's settings in your shell (to run npx jest by hand)
 #
 # Every command is idempotent. Ports move with the environment variables below.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DRBOOK_DATA=${DRBOOK_DATA:-$ROOT/.data}
-export DRBOOK_TEMPORAL_PORT=${DRBOOK_TEMPORAL_PORT:-7233}
-export DRBOOK_UI_PORT=${DRBOOK_UI_PORT:-8233}
-export DRBOOK_PRIMARY_PORT=${DRBOOK_PRIMARY_PORT:-13306}
-export DRBOOK_REPLICA_PORT=${DRBOOK_REPLICA_PORT:-13307}
-export DRBOOK_SCRATCH_PORT=${DRBOOK_SCRATCH_PORT:-13308}
-export DRBOOK_AWS_PORT=${DRBOOK_AWS_PORT:-5000}
-export DRBOOK_S3_PORT=${DRBOOK_S3_PORT:-9000}
-export DRBOOK_SSH_PORT=${DRBOOK_SSH_PORT:-2222}
-export DRBOOK_APP_PORT=${DRBOOK_APP_PORT:-8080}
-export DRBOOK_METRICS_PORT=${DRBOOK_METRICS_PORT:-9464}
+# DRBOOK_PORT_OFFSET moves every default port at once, so a second stack (another checkout,
+# a CI run beside a developer's stack) can run on the same machine with its own DRBOOK_DATA.
+OFF=${DRBOOK_PORT_OFFSET:-0}
+export DRBOOK_TEMPORAL_PORT=${DRBOOK_TEMPORAL_PORT:-$((7233 + OFF))}
+export DRBOOK_UI_PORT=${DRBOOK_UI_PORT:-$((8233 + OFF))}
+export DRBOOK_PRIMARY_PORT=${DRBOOK_PRIMARY_PORT:-$((13306 + OFF))}
+export DRBOOK_REPLICA_PORT=${DRBOOK_REPLICA_PORT:-$((13307 + OFF))}
+export DRBOOK_SCRATCH_PORT=${DRBOOK_SCRATCH_PORT:-$((13308 + OFF))}
+export DRBOOK_AWS_PORT=${DRBOOK_AWS_PORT:-$((5000 + OFF))}
+export DRBOOK_S3_PORT=${DRBOOK_S3_PORT:-$((9000 + OFF))}
+export DRBOOK_SSH_PORT=${DRBOOK_SSH_PORT:-$((2222 + OFF))}
+export DRBOOK_APP_PORT=${DRBOOK_APP_PORT:-$((8080 + OFF))}
+export DRBOOK_METRICS_PORT=${DRBOOK_METRICS_PORT:-$((9464 + OFF))}
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:$DRBOOK_TEMPORAL_PORT}
 export DRBOOK_INVENTORY=${DRBOOK_INVENTORY:-$ROOT/config/sandbox.yaml}
 
@@ -402,8 +406,12 @@ case "${1:-}" in
   install) cmd_install ;;
   start) cmd_start ;;
   status) cmd_status ;;
+  env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
+    DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY; do
+    printf 'export %s=%q\n' "$v" "${!v}"
+  done ;;
   stop) cmd_stop ;;
   up) cmd_up ;;
   test) shift; cmd_test "$@" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
 esac
