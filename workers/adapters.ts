@@ -9,6 +9,10 @@ import { createAwsActivities } from '../activities/aws';
 import { createInventoryActivities } from '../activities/inventory';
 import { createMysqlActivities, MysqlPools } from '../activities/mysql';
 import { createSshActivities, sshTargetFromInventory, type SshTarget } from '../activities/ssh';
+import { createSnapshotActivities } from '../activities/aws/snapshots';
+import { createDumpActivities } from '../activities/mysql/dump';
+import { createStorageActivities } from '../activities/storage';
+import { BackupStores } from '../activities/storage/destinations';
 import { failure } from '../activities/errors';
 import { ErrorType } from '../workflows/contract';
 
@@ -23,11 +27,16 @@ function buildActivities(
   pools: MysqlPools,
   sshTargets: (name: string) => SshTarget,
 ) {
+  const backupStores = new BackupStores(loaded.inventory, loaded.baseDir, aws.connection);
   return {
     ...createInventoryActivities(loaded.inventory),
     ...createAwsActivities(aws),
     ...createMysqlActivities(pools),
     ...createSshActivities(sshTargets),
+    // Nightly backup: destinations (file system, S3), the streaming dump, EBS/RDS snapshots.
+    ...createStorageActivities(backupStores, loaded.inventory, aws),
+    ...createDumpActivities(backupStores, pools),
+    ...createSnapshotActivities(aws),
   };
 }
 

@@ -141,3 +141,131 @@ export interface ReadinessReport {
   expectedRpoSeconds: number | null;
   targets: { rtoSeconds: number; rpoSeconds: number };
 }
+
+// ------------------------------------------------------------------ nightly backup (issue 4)
+// Layout, in every destination (a file-system root or an S3 bucket + prefix):
+//   <prefix><service>/logical/<backupId>/dump.sql.zst          the dump, zstd-compressed
+//   <prefix><service>/logical/<backupId>/dump.sql.zst.sha256   `sha256sum -c` format
+//   <prefix><service>/logical/<backupId>/manifest.json         written last, only once every copy is verified
+// A backup is verified iff its manifest.json exists: restore tests and retention trust nothing else.
+
+export const BackupErrorType = {
+  /** A copy's size or SHA-256 read back from storage differs from what was written. */
+  BackupCorrupt: 'BackupCorrupt',
+  /** mariadb-dump / zstd exited non-zero (stderr in the message). */
+  DumpFailed: 'DumpFailed',
+  /** One or more steps of a service's backup failed; the message names each. */
+  BackupFailed: 'BackupFailed',
+} as const;
+/** A corrupt copy stays corrupt when read again: fail the step at once. */
+export const BACKUP_NON_RETRYABLE: string[] = [...NON_RETRYABLE, BackupErrorType.BackupCorrupt];
+
+export const BACKUP_DESTINATIONS = ['local', 'primary', 'offsite'] as const;
+export type BackupDestinationName = (typeof BACKUP_DESTINATIONS)[number];
+
+/** Backup ids are the run's start time, so they sort by age and name the night they belong to. */
+export const BACKUP_ID = /^\d{8}T\d{6}Z$/;
+const backupId = z.string().regex(BACKUP_ID, 'a backup id like 20250101T030000Z');
+
+export const nightlyBackupInput = z
+  .object({
+    /** Default: every service with a `backup` section. */
+    services: z.array(serviceName).min(1).optional(),
+    /** Services backed up at the same time. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+    /** Services per workflow run before continue-as-new: keeps each history small for a fleet of thousands. */
+    batchSize: z.number().int().min(1).max(1000).default(100),
+    /** EBS and RDS snapshots (and their DR copies) as well as the logical dump. */
+    snapshots: z.boolean().default(true),
+    /** Seconds between scheduled runs: the worst-case data-loss window a nightly backup leaves (RPO check). */
+    intervalSeconds: z.number().int().min(60).default(86400),
+  })
+  .strict();
+export type NightlyBackupInput = z.input<typeof nightlyBackupInput>;
+
+export const serviceBackupInput = z
+  .object({
+    service: serviceName,
+    /** Set by nightlyBackup so one night's backups share an id; default: this run's start time. */
+    backupId: backupId.optional(),
+    snapshots: z.boolean().default(true),
+    intervalSeconds: z.number().int().min(60).default(86400),
+  })
+  .strict();
+export type ServiceBackupInput = z.input<typeof serviceBackupInput>;
+
+export interface BackupCopy {
+  destination: BackupDestinationName;
+  /** Media kind, for 3-2-1: the local file system and object storage are different media. */
+  kind: 'file' | 's3';
+  /** Region the copy lives in (null for the local file system). */
+  region: string | null;
+  offsite: boolean;
+  /** Where the dump object is: an absolute path or s3://bucket/key. */
+  location: string;
+  size: number;
+  sha256: string;
+  verifiedAt: string;
+}
+
+export interface BackupManifest {
+  format: 'drbook-backup/1';
+  id: string;
+  service: string;
+  kind: 'logical';
+  startedAt: string;
+  endedAt: string;
+  source: { server: string; engine: 'mariadb' | 'mysql'; version: string };
+  /** Where the dump sits in the binlog: a replica or a point-in-time recovery starts here. */
+  position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
+  databases: string[];
+  /** COUNT(*) per table, read in a snapshot taken at the dump's own binlog position (see rowCounts). */
+  tables: { database: string; table: string; rows: number }[];
+  rowCounts: { exact: boolean; method: string };
+  /** The dump object, relative to each destination's root/prefix. */
+  object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
+  copies: BackupCopy[];
+  tools: Record<string, string>;
+  verified: true;
+}
+
+export interface BackupCompliance {
+  service: string;
+  /** Verified copies of the newest backup, their media kinds, and whether one is off-site (3-2-1). */
+  copies: number;
+  mediaKinds: string[];
+  offsite: boolean;
+  rule321: boolean;
+  /** Age of the newest verified backup when checked. */
+  ageSeconds: number | null;
+  /** Data-loss window if disaster struck just before this backup: time since the previous verified one (or the schedule interval). */
+  exposureSeconds: number | null;
+  rpoSeconds: number;
+  rpoMet: boolean;
+  problems: string[];
+}
+
+export interface ServiceBackupResult {
+  service: string;
+  backupId: string;
+  /** Relative key of the verified manifest (the same in every destination). */
+  manifestKey: string;
+  size: number;
+  uncompressedSize: number;
+  sha256: string;
+  copies: { destination: BackupDestinationName; location: string }[];
+  snapshots: { volumes: { volumeId: string; snapshotId: string; drSnapshotId: string }[]; rds: string | null };
+  retention: { destination: BackupDestinationName; kept: string[]; deleted: string[] }[];
+  compliance: BackupCompliance;
+  durationSeconds: number;
+}
+
+export interface NightlyBackupSummary {
+  backupId: string;
+  requested: number;
+  succeeded: { service: string; size: number; durationSeconds: number; rule321: boolean; rpoMet: boolean }[];
+  /** Every failure and why, one entry per failed service. */
+  failed: { service: string; type: string; reason: string }[];
+  /** Workflow runs (continue-as-new) this night took. */
+  runs: number;
+}

@@ -1,2 +1,3 @@
 // Every workflow type the worker registers. Names are the operator contract (DESIGN.md).
 export { readiness } from './readiness';
+export { nightlyBackup, serviceBackup } from './backup';

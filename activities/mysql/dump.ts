@@ -1,0 +1,436 @@
+/**
+ * The logical dump, streamed end to end with no temp file:
+ *
+ *   mariadb-dump --single-transaction --master-data=2 --gtid | zstd | SHA-256 | every destination at once
+ *
+ * Row counts for the manifest are read in a second consistent snapshot opened at the same
+ * binlog position as the dump's: a brief FLUSH TABLES WITH READ LOCK holds commits back
+ * until mariadb-dump has opened its snapshot (as mysqldump --master-data does on MySQL),
+ * so COUNT(*) sees exactly the rows the dump holds. If the lock cannot be taken the counts
+ * are still taken, and the manifest says they are not exact.
+ *
+ * The password goes to the client tools through a 0600 defaults file in a private temp
+ * directory, removed when the dump ends; never on a command line.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { Context } from '@temporalio/activity';
+import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { failure } from '../errors';
+import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
+import { checksumKey, checksumLine, dumpKey } from '../storage/layout';
+import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
+
+export interface DumpResult {
+  service: string;
+  backupId: string;
+  server: string;
+  engine: 'mariadb' | 'mysql';
+  version: string;
+  startedAt: string;
+  endedAt: string;
+  position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
+  databases: string[];
+  tables: { database: string; table: string; rows: number }[];
+  rowCounts: { exact: boolean; method: string };
+  object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
+  /** Copies written (not yet verified: verifyCopy reads each back). */
+  copies: {
+    destination: BackupDestinationName;
+    kind: 'file' | 's3';
+    region: string | null;
+    offsite: boolean;
+    location: string;
+  }[];
+  tools: Record<string, string>;
+}
+
+export interface DumpOptions {
+  /** zstd level (3: fast, about 4-6x on SQL text) and worker threads (0: one per core). */
+  zstdLevel?: number;
+  zstdThreads?: number;
+}
+
+const execFileAsync = promisify(execFile);
+const HEARTBEAT_MS = 5000;
+/** How long commits may be held back waiting for the dump to open its snapshot. */
+const LOCK_HOLD_LIMIT_MS = 20000;
+
+/** The heartbeat context when running as an activity; null when called directly (benchmarks, tests). */
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
+const optionValue = (v: string | number) => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+
+/** A private directory holding a 0600 [client] defaults file; the caller removes the directory. */
+export async function writeClientDefaults(target: MysqlTarget): Promise<{ dir: string; file: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'drbook-dump-')); // mode 0700
+  const file = path.join(dir, 'client.cnf');
+  const lines = [
+    '[client]',
+    `user=${optionValue(target.user)}`,
+    `password=${optionValue(target.password)}`,
+    `host=${optionValue(target.host)}`,
+    `port=${target.port}`,
+  ];
+  await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+  return { dir, file };
+}
+
+const toolVersions = new Map<string, Promise<string>>();
+/** `tool --version`, once per worker. */
+export function toolVersion(bin: string): Promise<string> {
+  let v = toolVersions.get(bin);
+  if (!v) {
+    v = execFileAsync(bin, ['--version']).then(
+      (r) => r.stdout.trim().split('\n')[0],
+      () => 'unknown',
+    );
+    toolVersions.set(bin, v);
+  }
+  return v;
+}
+
+const POSITION = /(?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)/;
+const GTID = /(?:gtid_slave_pos|GTID_PURGED)\s*=\s*'([^']*)'/i;
+
+/** Passes the dump through untouched, reading its binlog position from the head and GTID from the head/tail. */
+class DumpScanner extends Transform {
+  bytes = 0;
+  private head = '';
+  private tail = '';
+  binlogFile: string | null = null;
+  binlogPos: number | null = null;
+  gtid: string | null = null;
+  private resolveHead!: () => void;
+  /** Resolves once the dump has written its binlog position, i.e. opened its snapshot (or gave up). */
+  readonly headSeen = new Promise<void>((r) => (this.resolveHead = r));
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.binlogFile === null && this.head.length < 1024 * 1024) {
+      this.head += chunk.toString('latin1');
+      const m = POSITION.exec(this.head);
+      if (m) {
+        this.binlogFile = m[1];
+        this.binlogPos = Number(m[2]);
+        this.gtid ??= GTID.exec(this.head)?.[1] ?? null;
+        this.head = '';
+        this.resolveHead();
+      }
+    }
+    this.tail = (this.tail + chunk.toString('latin1', Math.max(0, chunk.length - 4096))).slice(-4096);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.gtid = GTID.exec(this.tail)?.[1] ?? this.gtid;
+    this.resolveHead();
+    cb();
+  }
+
+  giveUp(): void {
+    this.resolveHead();
+  }
+}
+
+/** SHA-256 and size of the compressed stream, on the fly. */
+class Digest extends Transform {
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  hex(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** One stream in, every destination out; moves on only when every destination has taken the chunk. */
+class FanOut extends Writable {
+  constructor(private readonly targets: Writable[]) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    let waiting = 0;
+    const drained = () => {
+      if (--waiting === 0) cb();
+    };
+    for (const t of this.targets) {
+      if (!t.write(chunk)) {
+        waiting++;
+        t.once('drain', drained);
+      }
+    }
+    if (waiting === 0) cb();
+  }
+}
+
+function exitOf(child: ChildProcess, bin: string): Promise<{ code: number | null; signal: string | null }> {
+  return new Promise((resolve, reject) => {
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'ENOENT'
+          ? failure(ErrorType.NotConfigured, `${bin} is not installed on this worker`)
+          : failure(BackupErrorType.DumpFailed, `${bin}: ${err.message}`),
+      ),
+    );
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+function collect(stream: NodeJS.ReadableStream | null): () => string {
+  let text = '';
+  stream?.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-4000)));
+  return () => text.trim();
+}
+
+/** The dump tool's exit, as a failure an operator and a retry policy can act on. */
+function dumpFailure(bin: string, server: string, code: number | null, stderr: string): Error {
+  const message = `${bin} on ${server} exited ${code}: ${stderr || '(no output)'}`;
+  if (/\b1045\b|Access denied/i.test(stderr)) return failure(ErrorType.DatabaseAuthFailed, message, { server });
+  if (/\b1049\b|Unknown database/i.test(stderr)) return failure(ErrorType.ResourceNotFound, message, { server });
+  return failure(BackupErrorType.DumpFailed, message, { server });
+}
+
+const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
+
+interface SnapshotPosition {
+  locked: boolean;
+  binlogFile: string | null;
+  binlogPos: number | null;
+  gtid: string | null;
+}
+
+/** Holds commits back (FTWRL) and opens a consistent snapshot; the lock is released once the dump has its own. */
+async function openCountingSnapshot(conn: PoolConnection, engine: 'mariadb' | 'mysql'): Promise<SnapshotPosition> {
+  let locked = false;
+  await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  await conn.query('SET SESSION lock_wait_timeout = 20');
+  try {
+    await conn.query('FLUSH TABLES WITH READ LOCK');
+    locked = true;
+  } catch (err) {
+    // Without RELOAD the counts are still read, just not at the dump's exact position.
+    if (!/ER_SPECIFIC_ACCESS_DENIED|ER_ACCESS_DENIED|ER_LOCK_WAIT_TIMEOUT/.test((err as { code?: string }).code ?? ''))
+      throw err;
+  }
+  await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
+  if (engine === 'mariadb') {
+    const [rows] = await conn.query<RowDataPacket[]>("SHOW STATUS LIKE 'binlog_snapshot_%'");
+    const v = Object.fromEntries(rows.map((r) => [String(r.Variable_name).toLowerCase(), String(r.Value)]));
+    const [g] = await conn.query<RowDataPacket[]>('SELECT @@gtid_binlog_pos AS g');
+    return {
+      locked,
+      binlogFile: v.binlog_snapshot_file || null,
+      binlogPos: v.binlog_snapshot_position ? Number(v.binlog_snapshot_position) : null,
+      gtid: String(g[0].g ?? '') || null,
+    };
+  }
+  const [rows] = await conn.query<RowDataPacket[]>('SHOW MASTER STATUS');
+  return {
+    locked,
+    binlogFile: rows[0] ? String(rows[0].File) : null,
+    binlogPos: rows[0] ? Number(rows[0].Position) : null,
+    gtid: rows[0] ? String(rows[0].Executed_Gtid_Set ?? '') || null : null,
+  };
+}
+
+async function countRows(conn: PoolConnection, databases: string[]) {
+  const [tables] = await conn.query<RowDataPacket[]>(
+    "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
+    [databases],
+  );
+  const out: { database: string; table: string; rows: number }[] = [];
+  for (const { db, t } of tables as { db: string; t: string }[]) {
+    const [r] = await conn.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${ident(db)}.${ident(t)}`);
+    out.push({ database: db, table: t, rows: Number(r[0].n) });
+  }
+  return out;
+}
+
+export function createDumpActivities(stores: BackupStores, pools: MysqlPools, options: DumpOptions = {}) {
+  const level = options.zstdLevel ?? 3;
+  const threads = options.zstdThreads ?? 0;
+
+  return {
+    /**
+     * Dump the service's databases from its primary into every destination at once. Safe to
+     * retry: the same backup id writes the same keys again, and nothing is verified here
+     * (the manifest, written after verifyCopy, is what makes a backup count).
+     */
+    async dumpDatabase({
+      service,
+      backupId,
+      destinations,
+    }: {
+      service: string;
+      backupId: string;
+      /** Default: every destination of the service. */
+      destinations?: BackupDestinationName[];
+    }): Promise<DumpResult> {
+      const svc = stores.service(service);
+      if (!svc.database)
+        throw failure(ErrorType.NotConfigured, `service ${service} has no database to dump`, { service });
+      const server = svc.database.primary;
+      const engine = svc.database.engine;
+      const databases = svc.backup.databases;
+      const targets: BackupStore[] = stores
+        .forService(service)
+        .filter((s) => !destinations || destinations.includes(s.name));
+      if (targets.length === 0) throw failure(ErrorType.NotConfigured, `service ${service} has no backup destination`);
+
+      const ctx = activityContext();
+      const startedAt = new Date().toISOString();
+      const bin = engine === 'mariadb' ? 'mariadb-dump' : 'mysqldump';
+      const args =
+        engine === 'mariadb'
+          ? ['--single-transaction', '--master-data=2', '--gtid']
+          : ['--single-transaction', '--source-data=2', '--set-gtid-purged=AUTO'];
+      args.push('--routines', '--events', '--triggers', '--databases', ...databases);
+      const key = dumpKey(service, backupId);
+
+      const target = pools.target(server);
+      const defaults = await writeClientDefaults(target);
+      let conn: PoolConnection | undefined;
+      const abort = new AbortController();
+      const writers: { store: BackupStore; writer: BackupWriter }[] = [];
+      const children: ChildProcess[] = [];
+      let heartbeat: NodeJS.Timeout | undefined;
+      const onCancel = () => abort.abort(new Error('cancelled'));
+      ctx?.cancellationSignal.addEventListener('abort', onCancel);
+      try {
+        conn = await pools
+          .pool(server)
+          .getConnection()
+          .catch((err: unknown) => {
+            throw mysqlFailure(server, err);
+          });
+        const [ver] = await conn.query<RowDataPacket[]>('SELECT VERSION() AS v');
+        const version = String(ver[0].v);
+        const snapshot = await openCountingSnapshot(conn, engine);
+
+        for (const store of targets) {
+          writers.push({
+            store,
+            writer: store.openWriter(key, (err) => abort.abort(err)),
+          });
+        }
+
+        const dump = spawn(bin, [`--defaults-extra-file=${defaults.file}`, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const zstd = spawn('zstd', ['-q', `-${level}`, `-T${threads}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        children.push(dump, zstd);
+        const dumpStderr = collect(dump.stderr);
+        const zstdStderr = collect(zstd.stderr);
+        const dumpExit = exitOf(dump, bin);
+        const zstdExit = exitOf(zstd, 'zstd');
+        const scanner = new DumpScanner();
+        const digest = new Digest();
+        const fanOut = new FanOut(writers.map((w) => w.writer.stream));
+        abort.signal.addEventListener('abort', () => {
+          for (const c of children) c.kill('SIGKILL');
+        });
+        heartbeat = setInterval(
+          () => ctx?.heartbeat({ phase: 'dumping', dumpedBytes: scanner.bytes, writtenBytes: digest.bytes }),
+          HEARTBEAT_MS,
+        );
+
+        const streamed = Promise.all([
+          pipeline(dump.stdout, scanner, zstd.stdin, { signal: abort.signal }),
+          pipeline(zstd.stdout, digest, fanOut, { signal: abort.signal }),
+          dumpExit,
+          zstdExit,
+        ]);
+        streamed.catch(() => undefined); // awaited below; an early failure must not go unhandled meanwhile
+
+        // Release the commits as soon as the dump has its snapshot (or after a bounded wait).
+        const giveUp = setTimeout(() => scanner.giveUp(), LOCK_HOLD_LIMIT_MS);
+        await Promise.race([scanner.headSeen, streamed]);
+        clearTimeout(giveUp);
+        if (snapshot.locked) await conn.query('UNLOCK TABLES');
+        const tables = await countRows(conn, databases);
+        await conn.query('COMMIT');
+
+        const [, , dumped, compressed] = await streamed;
+        if (dumped.code !== 0) throw dumpFailure(bin, server, dumped.code, dumpStderr());
+        if (compressed.code !== 0)
+          throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
+        if (abort.signal.aborted) throw abort.signal.reason;
+
+        const sha256 = digest.hex();
+        // Two phases: a file copy becomes visible only once every destination has all the bytes.
+        await Promise.all(writers.map((w) => w.writer.finish()));
+        const locations = await Promise.all(writers.map((w) => w.writer.publish()));
+        // The .sha256 file follows its object: `sha256sum -c dump.sql.zst.sha256` works from any copy.
+        await Promise.all(targets.map((s) => s.put(checksumKey(service, backupId), checksumLine(sha256))));
+
+        const exact =
+          snapshot.locked &&
+          snapshot.binlogFile !== null &&
+          snapshot.binlogFile === scanner.binlogFile &&
+          snapshot.binlogPos === scanner.binlogPos;
+        return {
+          service,
+          backupId,
+          server,
+          engine,
+          version,
+          startedAt,
+          endedAt: new Date().toISOString(),
+          position: {
+            gtid: scanner.gtid ?? snapshot.gtid,
+            binlogFile: scanner.binlogFile ?? snapshot.binlogFile,
+            binlogPos: scanner.binlogPos ?? snapshot.binlogPos,
+          },
+          databases,
+          tables,
+          rowCounts: {
+            exact,
+            method: exact
+              ? `COUNT(*) in a snapshot at the dump's binlog position ${scanner.binlogFile}:${scanner.binlogPos}`
+              : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${scanner.binlogFile}:${scanner.binlogPos}${snapshot.locked ? '' : ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)'}`,
+          },
+          object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize: scanner.bytes },
+          copies: targets.map((s, i) => ({
+            destination: s.name,
+            kind: s.kind,
+            region: s.region,
+            offsite: s.offsite,
+            location: locations[i],
+          })),
+          tools: { [bin]: await toolVersion(bin), zstd: await toolVersion('zstd'), server: version },
+        };
+      } catch (err) {
+        const reason = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : err;
+        abort.abort(reason);
+        await Promise.all(writers.map((w) => w.writer.abort()));
+        throw reason;
+      } finally {
+        clearInterval(heartbeat);
+        ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        // Destroyed, not released: the session may hold the read lock or changed settings.
+        conn?.destroy();
+        await rm(defaults.dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+export type DumpActivities = ReturnType<typeof createDumpActivities>;

@@ -1,0 +1,351 @@
+/**
+ * Backup destinations as one interface over two media: a file-system directory and an S3
+ * bucket (AWS, or the local stack's streaming store). Writers stream: nothing is buffered
+ * beyond an S3 part or two, and nothing looks complete until it is (a `.partial` file is
+ * renamed on commit; a multipart upload only becomes an object when it completes).
+ */
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { Inventory, Service } from '../../config/inventory';
+import { resolvePath } from '../../config/load';
+import { ErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { s3ClientFor, type AwsConnection } from '../aws/clients';
+import { aws, awsFailure, failure } from '../errors';
+
+/** S3 multipart: 8 MiB parts, two in flight per destination, so memory stays flat however big the dump. */
+export const PART_SIZE = 8 * 1024 * 1024;
+export const QUEUE_SIZE = 2;
+
+export interface BackupWriter {
+  /** Where the bytes go; backpressure is honoured. */
+  readonly stream: Writable;
+  /** End the stream and make the bytes durable (an S3 object is complete; a file is fsynced but still .partial). */
+  finish(): Promise<void>;
+  /** Make the object visible under its key, once every destination has finished. Returns its location. */
+  publish(): Promise<string>;
+  /** Throw away whatever was written (a partial file, an unfinished multipart upload). */
+  abort(): Promise<void>;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+}
+
+export interface BackupStore {
+  readonly name: BackupDestinationName;
+  readonly kind: 'file' | 's3';
+  readonly region: string | null;
+  readonly offsite: boolean;
+  /** "s3://bucket/prefix (us-west-2)" or the directory: how failures name the destination. */
+  readonly label: string;
+  location(key: string): string;
+  /** `onError` fires if the destination fails while the writer is still being fed. */
+  openWriter(key: string, onError: (err: Error) => void): BackupWriter;
+  read(key: string): Promise<Readable>;
+  /** Small objects (checksum, manifest), written atomically. */
+  put(key: string, body: string): Promise<void>;
+  get(key: string): Promise<string | null>;
+  list(prefix: string): Promise<StoredObject[]>;
+  remove(keys: string[]): Promise<void>;
+}
+
+export class FileStore implements BackupStore {
+  readonly kind = 'file' as const;
+  readonly region = null;
+  readonly offsite = false;
+  readonly label: string;
+
+  constructor(
+    readonly name: BackupDestinationName,
+    private readonly root: string,
+  ) {
+    this.label = root;
+  }
+
+  private file(key: string): string {
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  location(key: string): string {
+    return this.file(key);
+  }
+
+  openWriter(key: string, onError: (err: Error) => void): BackupWriter {
+    const file = this.file(key);
+    const partial = `${file}.partial`;
+    const pass = new PassThrough({ highWaterMark: 1024 * 1024 });
+    let out: WriteStream | undefined;
+    // The directory is created before the first byte arrives; the pass-through holds bytes meanwhile.
+    const written = (async () => {
+      await mkdir(path.dirname(file), { recursive: true });
+      if (pass.destroyed) return; // aborted before the file was opened
+      out = createWriteStream(partial);
+      pass.pipe(out);
+      await once(out, 'close');
+      if (out.errored) throw out.errored;
+    })();
+    written.catch((err: Error) => onError(fileFailure(this.label, err)));
+    return {
+      stream: pass,
+      finish: async () => {
+        pass.end();
+        await written;
+        // Durable before visible: fsync now, rename in publish().
+        const fh = await open(partial, 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      },
+      publish: async () => {
+        await rename(partial, file);
+        return file;
+      },
+      abort: async () => {
+        pass.destroy();
+        // pipe() does not close the file when its source is destroyed.
+        out?.destroy();
+        await written.catch(() => undefined);
+        await rm(partial, { force: true });
+      },
+    };
+  }
+
+  async read(key: string): Promise<Readable> {
+    const file = this.file(key);
+    try {
+      await stat(file);
+    } catch {
+      throw failure(ErrorType.ResourceNotFound, `${file} does not exist`, { destination: this.name });
+    }
+    return createReadStream(file, { highWaterMark: 1024 * 1024 });
+  }
+
+  async put(key: string, body: string): Promise<void> {
+    const file = this.file(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(`${file}.partial`, body);
+    await rename(`${file}.partial`, file);
+  }
+
+  async get(key: string): Promise<string | null> {
+    try {
+      return await readFile(this.file(key), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const dir = this.file(prefix);
+    const out: StoredObject[] = [];
+    const walk = async (abs: string, rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(abs, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      for (const e of entries) {
+        const childRel = `${rel}${e.name}`;
+        if (e.isDirectory()) await walk(path.join(abs, e.name), `${childRel}/`);
+        else out.push({ key: childRel, size: (await stat(path.join(abs, e.name))).size });
+      }
+    };
+    await walk(dir, prefix.endsWith('/') ? prefix : `${prefix}/`);
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  async remove(keys: string[]): Promise<void> {
+    const dirs = new Set<string>();
+    for (const key of keys) {
+      await rm(this.file(key), { force: true });
+      dirs.add(path.dirname(this.file(key)));
+    }
+    // Empty backup directories go too, so the tree lists only backups that exist.
+    for (const dir of dirs) await rmdir(dir).catch(() => undefined);
+  }
+}
+
+function fileFailure(label: string, err: Error): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const type = code === 'EACCES' || code === 'EPERM' ? ErrorType.AccessDenied : (code ?? 'FileSystemError');
+  return failure(type, `local destination ${label}: ${err.message}`, { destination: label });
+}
+
+export class S3Store implements BackupStore {
+  readonly kind = 's3' as const;
+  readonly label: string;
+
+  constructor(
+    readonly name: BackupDestinationName,
+    private readonly client: S3Client,
+    private readonly bucket: string,
+    private readonly prefix: string,
+    readonly region: string,
+    readonly offsite: boolean,
+  ) {
+    this.label = `s3://${bucket}/${prefix} (${region})`;
+  }
+
+  location(key: string): string {
+    return `s3://${this.bucket}/${this.prefix}${key}`;
+  }
+
+  openWriter(key: string, onError: (err: Error) => void): BackupWriter {
+    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentType: 'application/zstd' },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      // A failed upload is aborted, so no orphaned parts are billed (the lifecycle rule catches crashes).
+      leavePartsOnError: false,
+    });
+    const done = aws(this.location(key), () => upload.done());
+    done.catch((err: Error) => onError(err));
+    let ended = false;
+    return {
+      stream: body,
+      finish: async () => {
+        ended = true;
+        body.end();
+        await done;
+      },
+      publish: async () => this.location(key),
+      abort: async () => {
+        // Once the body has ended the last request may be in flight: let it settle rather than race it.
+        if (!ended) {
+          await upload.abort().catch(() => undefined);
+          body.destroy();
+        }
+        await done.catch(() => undefined);
+        // Whatever got stored under the key is not a backup (no manifest will name it): take it back.
+        await this.remove([key]).catch(() => undefined);
+      },
+    };
+  }
+
+  async read(key: string): Promise<Readable> {
+    const out = await aws(this.location(key), () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key })),
+    );
+    return out.Body as Readable;
+  }
+
+  async put(key: string, body: string): Promise<void> {
+    await aws(this.location(key), () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          Body: body,
+          ContentType: key.endsWith('.json') ? 'application/json' : 'text/plain',
+        }),
+      ),
+    );
+  }
+
+  async get(key: string): Promise<string | null> {
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return await out.Body!.transformToString();
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchKey') return null;
+      throw awsFailure(err, this.location(key));
+    }
+  }
+
+  async list(prefix: string): Promise<StoredObject[]> {
+    const out: StoredObject[] = [];
+    let token: string | undefined;
+    do {
+      const page = await aws(this.location(prefix), () =>
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
+        ),
+      );
+      for (const o of page.Contents ?? [])
+        out.push({ key: o.Key!.slice(this.prefix.length), size: Number(o.Size ?? 0) });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  async remove(keys: string[]): Promise<void> {
+    // One DELETE per key: S3-compatible stores (s3proxy) refuse the batch call's checksum header.
+    for (const key of keys) {
+      await aws(this.location(key), () =>
+        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key })),
+      );
+    }
+  }
+}
+
+/** Every backup destination of every service, built from the inventory on the worker. */
+export class BackupStores {
+  private readonly clients = new Map<string, S3Client>();
+
+  constructor(
+    private readonly inventory: Inventory,
+    private readonly baseDir: string,
+    private readonly connection: AwsConnection,
+  ) {}
+
+  service(name: string): Service & { backup: NonNullable<Service['backup']> } {
+    const svc = this.inventory.services.find((s) => s.name === name);
+    if (!svc) throw failure(ErrorType.UnknownService, `unknown service "${name}"`, { service: name });
+    if (!svc.backup) throw failure(ErrorType.NotConfigured, `service ${name} has no backup section in the inventory`);
+    return svc as Service & { backup: NonNullable<Service['backup']> };
+  }
+
+  /** The destinations a service's backups go to, in a fixed order: local, primary, offsite. */
+  forService(name: string): BackupStore[] {
+    const { destinations } = this.service(name).backup;
+    const stores: BackupStore[] = [];
+    if (destinations.local) stores.push(new FileStore('local', resolvePath(this.baseDir, destinations.local.path)));
+    for (const which of ['primary', 'offsite'] as const) {
+      const d = destinations[which];
+      if (!d) continue;
+      const offsite = d.region === this.inventory.regions.dr;
+      stores.push(new S3Store(which, this.client(d), d.bucket, d.prefix, d.region, offsite));
+    }
+    return stores;
+  }
+
+  store(service: string, destination: BackupDestinationName): BackupStore {
+    const store = this.forService(service).find((s) => s.name === destination);
+    if (!store) throw failure(ErrorType.NotConfigured, `service ${service} has no ${destination} backup destination`);
+    return store;
+  }
+
+  private client(d: { region: string; endpoint?: string }): S3Client {
+    const key = `${d.endpoint ?? ''}|${d.region}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = s3ClientFor(d, this.connection);
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  destroy(): void {
+    for (const c of this.clients.values()) c.destroy();
+    this.clients.clear();
+  }
+}

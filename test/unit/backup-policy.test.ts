@@ -1,0 +1,123 @@
+/** Retention (grandfather-father-son) and 3-2-1 / RPO compliance on synthetic histories. */
+import { assessCompliance, backupIdAt, backupTime, planRetention } from '../../workflows/backup-policy';
+
+const DAY = 86400000;
+const NOW = Date.UTC(2025, 5, 15, 3, 30); // Sunday 2025-06-15 03:30 UTC
+const nightly = (daysAgo: number) => backupIdAt(Date.UTC(2025, 5, 15, 3, 0) - daysAgo * DAY);
+
+describe('backup ids', () => {
+  test('are the start time, round-trip, and sort by age', () => {
+    expect(backupIdAt(Date.UTC(2025, 0, 2, 3, 4, 5))).toBe('20250102T030405Z');
+    expect(backupTime('20250102T030405Z')).toBe(Date.UTC(2025, 0, 2, 3, 4, 5));
+    expect([nightly(1), nightly(10), nightly(0)].sort()).toEqual([nightly(10), nightly(1), nightly(0)]);
+    expect(() => backupTime('latest')).toThrow(/not a backup id/);
+  });
+});
+
+describe('planRetention (GFS)', () => {
+  // 400 nights of verified backups, newest first.
+  const history = Array.from({ length: 400 }, (_, i) => ({ id: nightly(i), verified: true }));
+
+  test('keeps exactly 7 daily, 4 weekly and 12 monthly, and deletes the rest', () => {
+    const plan = planRetention(history, { daily: 7, weekly: 4, monthly: 12 }, NOW);
+    const kept = plan.keep.map((k) => k.id);
+    const daily = [0, 1, 2, 3, 4, 5, 6].map(nightly);
+    // Newest of each ISO week: Sunday 06-15 (this week, already daily), then the Sundays before.
+    const weekly = [0, 7, 14, 21].map(nightly);
+    // Newest of each month: 06-15, then the last night of May, April, ... July 2024.
+    const monthly = [
+      Date.UTC(2025, 5, 15),
+      ...Array.from({ length: 11 }, (_, m) => Date.UTC(2025, 5 - m, 0)), // day 0 = last day of the previous month
+    ].map((d) => backupIdAt(d + 3 * 3600000));
+    const expected = [...new Set([...daily, ...weekly, ...monthly])].sort().reverse();
+    expect(kept).toEqual(expected);
+    expect(kept).toHaveLength(7 + 3 + 11); // the newest counts as daily, weekly and monthly at once
+    expect(plan.remove).toHaveLength(400 - kept.length);
+    expect(plan.keep[0]).toEqual({
+      id: nightly(0),
+      reasons: ['newest verified', 'daily 2025-06-15', 'weekly 2025-W24', 'monthly 2025-06'],
+    });
+    expect(plan.keep.find((k) => k.id === nightly(14))!.reasons).toEqual(['weekly 2025-W22']);
+  });
+
+  test('never deletes the newest verified backup, whatever the policy and however old it is', () => {
+    const old = [
+      { id: nightly(30), verified: true },
+      { id: nightly(31), verified: true },
+      { id: nightly(2), verified: false }, // a failed run since, older than the grace period
+    ];
+    const plan = planRetention(old, { daily: 1, weekly: 0, monthly: 0 }, NOW);
+    expect(plan.keep.map((k) => k.id)).toEqual([nightly(2), nightly(30)]);
+    expect(plan.remove).toEqual([nightly(31)]);
+    // With nothing but unverified backups, nothing verified exists to protect: unverified newer ones stay.
+    expect(
+      planRetention([{ id: nightly(3), verified: false }], { daily: 7, weekly: 0, monthly: 0 }, NOW).remove,
+    ).toEqual([]);
+  });
+
+  test('unverified leftovers older than the newest verified go after the grace period; fresh ones stay', () => {
+    const backups = [
+      { id: nightly(0), verified: true },
+      { id: backupIdAt(NOW - 3600000), verified: false }, // an hour old: may still be running
+      { id: nightly(1), verified: false }, // yesterday's failed run: older than the newest verified, past grace
+      { id: nightly(2), verified: true },
+    ];
+    const plan = planRetention(backups, { daily: 7, weekly: 4, monthly: 12 }, NOW);
+    expect(plan.remove).toEqual([nightly(1)]);
+    expect(plan.keep.map((k) => k.id)).toEqual([backupIdAt(NOW - 3600000), nightly(0), nightly(2)].sort().reverse());
+  });
+
+  test('days without a backup do not use up daily slots', () => {
+    const sparse = [0, 3, 9, 20, 40, 41, 42, 43, 44, 45, 46, 47].map((d) => ({ id: nightly(d), verified: true }));
+    const plan = planRetention(sparse, { daily: 7, weekly: 0, monthly: 0 }, NOW);
+    expect(plan.keep.map((k) => k.id)).toEqual([0, 3, 9, 20, 40, 41, 42].map(nightly));
+  });
+});
+
+describe('assessCompliance', () => {
+  const copies = [
+    { kind: 'file' as const, offsite: false },
+    { kind: 's3' as const, offsite: false },
+    { kind: 's3' as const, offsite: true },
+  ];
+  const base = {
+    service: 'shop',
+    copies,
+    backupId: nightly(0),
+    endedAtMs: Date.UTC(2025, 5, 15, 3, 10),
+    previousVerifiedId: nightly(1),
+    nowMs: NOW,
+    intervalSeconds: 86400,
+  };
+
+  test('3 copies on 2 media with one off-site is 3-2-1; a daily backup meets an 8 h RPO only if nightly gaps are short', () => {
+    const c = assessCompliance({ ...base, rpoSeconds: 8 * 3600 });
+    expect(c).toMatchObject({ copies: 3, mediaKinds: ['file', 's3'], offsite: true, rule321: true, ageSeconds: 1200 });
+    expect(c.exposureSeconds).toBe(86400 + 600);
+    expect(c.rpoMet).toBe(false);
+    expect(c.problems).toEqual([expect.stringMatching(/up to 24\.2 h of data loss; the tier's RPO is 8 h/)]);
+    expect(assessCompliance({ ...base, rpoSeconds: 2 * 86400 }).rpoMet).toBe(true);
+  });
+
+  test('a missing off-site copy or a single medium breaks 3-2-1, each named', () => {
+    const c = assessCompliance({ ...base, copies: [copies[1], copies[1]], rpoSeconds: 2 * 86400 });
+    expect(c.rule321).toBe(false);
+    expect(c.problems).toEqual([
+      '2 verified copies, 3-2-1 needs 3',
+      'one media kind (s3), 3-2-1 needs 2',
+      'no off-site copy (DR region)',
+    ]);
+  });
+
+  test('no verified backup: nothing is met', () => {
+    const c = assessCompliance({ ...base, copies: [], backupId: null, endedAtMs: null, rpoSeconds: 86400 });
+    expect(c).toMatchObject({ rule321: false, rpoMet: false, ageSeconds: null, exposureSeconds: null });
+    expect(c.problems).toContain('no verified backup');
+  });
+
+  test('the first backup of a service is judged by the schedule interval', () => {
+    const c = assessCompliance({ ...base, previousVerifiedId: null, rpoSeconds: 300 });
+    expect(c.exposureSeconds).toBe(86400 + 600);
+    expect(c.rpoMet).toBe(false);
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * Backup decisions as pure functions (no I/O, no clock: `now` is an argument), so the
+ * workflow can make them deterministically and unit tests can prove them on a synthetic
+ * history: grandfather-father-son retention and 3-2-1 / RPO compliance.
+ */
+import type { BackupCompliance, BackupCopy } from './contract';
+
+/** "20250101T030000Z" → epoch ms. Backup ids are their run's start time (UTC). */
+export function backupTime(id: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id);
+  if (!m) throw new Error(`not a backup id: ${id}`);
+  const [, y, mo, d, h, mi, s] = m.map(Number);
+  return Date.UTC(y, mo - 1, d, h, mi, s);
+}
+
+/** epoch ms → backup id. */
+export function backupIdAt(ms: number): string {
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+}
+
+export interface RetentionPolicy {
+  daily: number;
+  weekly: number;
+  monthly: number;
+}
+
+export interface RetentionPlan {
+  keep: { id: string; reasons: string[] }[];
+  remove: string[];
+}
+
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const month = (ms: number) => new Date(ms).toISOString().slice(0, 7);
+/** ISO 8601 week ("2025-W01"): weeks start on Monday; the week's year is its Thursday's. */
+function isoWeek(ms: number): string {
+  const d = new Date(ms);
+  const thursday = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 3 - ((d.getUTCDay() + 6) % 7));
+  const year = new Date(thursday).getUTCFullYear();
+  const week = 1 + Math.floor((thursday - Date.UTC(year, 0, 1)) / (7 * 86400000));
+  return `${year}-W${String(week).padStart(2, '0')}`;
+}
+
+/**
+ * Grandfather-father-son over one destination's backups: the newest verified backup of each of
+ * the last `daily` days, `weekly` ISO weeks and `monthly` months that have one (days without a
+ * backup do not use up a slot). The newest verified backup is kept whatever the policy says.
+ * Unverified backups (no manifest: a failed or interrupted run) are kept while they are newer
+ * than the newest verified one or younger than `graceSeconds` (a run may still be writing them).
+ */
+export function planRetention(
+  backups: { id: string; verified: boolean }[],
+  policy: RetentionPolicy,
+  nowMs: number,
+  graceSeconds = 86400,
+): RetentionPlan {
+  const reasons = new Map<string, string[]>();
+  const keep = (id: string, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
+  const verified = backups
+    .filter((b) => b.verified)
+    .map((b) => b.id)
+    .sort()
+    .reverse();
+  if (verified.length) keep(verified[0], 'newest verified');
+  for (const [name, count, bucket] of [
+    ['daily', policy.daily, day],
+    ['weekly', policy.weekly, isoWeek],
+    ['monthly', policy.monthly, month],
+  ] as const) {
+    const seen = new Set<string>();
+    for (const id of verified) {
+      if (seen.size >= count) break;
+      const b = bucket(backupTime(id));
+      if (seen.has(b)) continue;
+      seen.add(b);
+      keep(id, `${name} ${b}`);
+    }
+  }
+  const newestVerifiedAt = verified.length ? backupTime(verified[0]) : -Infinity;
+  for (const b of backups) {
+    if (b.verified) continue;
+    const t = backupTime(b.id);
+    if (t > newestVerifiedAt) keep(b.id, 'unverified, newer than the newest verified');
+    else if (nowMs - t < graceSeconds * 1000) keep(b.id, 'unverified, may still be running');
+  }
+  const ids = [...new Set(backups.map((b) => b.id))].sort().reverse();
+  return {
+    keep: ids.filter((id) => reasons.has(id)).map((id) => ({ id, reasons: reasons.get(id)! })),
+    remove: ids.filter((id) => !reasons.has(id)),
+  };
+}
+
+const human = (s: number) =>
+  s >= 86400 && s % 3600 === 0
+    ? `${+(s / 86400).toFixed(1)} d`
+    : s >= 3600
+      ? `${+(s / 3600).toFixed(1)} h`
+      : s >= 60
+        ? `${Math.round(s / 60)} min`
+        : `${s} s`;
+
+/**
+ * 3-2-1 (three verified copies, two media kinds, one off-site) and the data-loss window against
+ * the tier's RPO. The window is what a disaster just before this backup finished would have lost:
+ * everything since the previous verified backup's snapshot (its id is its start time); with no
+ * previous backup, the schedule's interval.
+ */
+export function assessCompliance(args: {
+  service: string;
+  copies: Pick<BackupCopy, 'kind' | 'offsite'>[];
+  backupId: string | null;
+  endedAtMs: number | null;
+  previousVerifiedId: string | null;
+  nowMs: number;
+  rpoSeconds: number;
+  intervalSeconds: number;
+}): BackupCompliance {
+  const { service, copies, rpoSeconds } = args;
+  const mediaKinds = [...new Set(copies.map((c) => c.kind))].sort();
+  const offsite = copies.some((c) => c.offsite);
+  const problems: string[] = [];
+  if (copies.length < 3)
+    problems.push(`${copies.length} verified cop${copies.length === 1 ? 'y' : 'ies'}, 3-2-1 needs 3`);
+  if (mediaKinds.length < 2) problems.push(`one media kind (${mediaKinds.join('') || 'none'}), 3-2-1 needs 2`);
+  if (!offsite) problems.push('no off-site copy (DR region)');
+  const ageSeconds = args.endedAtMs === null ? null : Math.max(0, Math.round((args.nowMs - args.endedAtMs) / 1000));
+  let exposureSeconds: number | null = null;
+  if (args.endedAtMs !== null) {
+    exposureSeconds = args.previousVerifiedId
+      ? Math.round((args.endedAtMs - backupTime(args.previousVerifiedId)) / 1000)
+      : args.intervalSeconds + Math.round((args.endedAtMs - backupTime(args.backupId!)) / 1000);
+  }
+  const rpoMet = exposureSeconds !== null && exposureSeconds <= rpoSeconds;
+  if (args.endedAtMs === null) problems.push('no verified backup');
+  else if (!rpoMet)
+    problems.push(
+      `backups leave up to ${human(exposureSeconds!)} of data loss; the tier's RPO is ${human(rpoSeconds)} (a binlog archive or the replica must cover the gap)`,
+    );
+  return {
+    service,
+    copies: copies.length,
+    mediaKinds,
+    offsite,
+    rule321: copies.length >= 3 && mediaKinds.length >= 2 && offsite,
+    ageSeconds,
+    exposureSeconds,
+    rpoSeconds,
+    rpoMet,
+    problems,
+  };
+}

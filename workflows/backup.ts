@@ -1,0 +1,443 @@
+/**
+ * nightlyBackup({ services? }): one child `serviceBackup` per service, `concurrency` at a time;
+ * a failed service never stops the others, and the summary names every failure and why.
+ * Every `batchSize` services the run continues as new, so no history grows with the fleet.
+ *
+ * serviceBackup({ service }): the runbook for one service —
+ *   dump (streamed to every destination) → verify each copy → manifest (the backup now counts)
+ *   → EBS + RDS snapshots, copied to the DR region → retention (GFS) → 3-2-1 / RPO compliance.
+ * Only names, keys, sizes and checksums pass through history; the data never does.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  continueAsNew,
+  defineQuery,
+  executeChild,
+  metricMeter,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { ServicePlan } from '../activities/inventory';
+import type { Activities } from '../workers/adapters';
+import { assessCompliance, backupIdAt, planRetention } from './backup-policy';
+import {
+  BACKUP_NON_RETRYABLE,
+  BackupErrorType,
+  drTaskQueue,
+  ErrorType,
+  nightlyBackupInput,
+  parseInput,
+  serviceBackupInput,
+  type BackupCompliance,
+  type BackupCopy,
+  type BackupManifest,
+  type NightlyBackupSummary,
+  type RunbookStatus,
+  type ServiceBackupResult,
+  type StepRecord,
+} from './contract';
+import { planFor, reasonOf } from './plan';
+
+/** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
+export type BackupStatus = Pick<
+  RunbookStatus,
+  'runbook' | 'service' | 'phase' | 'steps' | 'pendingApproval' | 'measured' | 'targets'
+> & {
+  backupId: string;
+  compliance: BackupCompliance[];
+  failures: { service: string; type: string; reason: string }[];
+};
+export const backupStatusQuery = defineQuery<BackupStatus>('status');
+
+const retry = (maximumAttempts: number, initialInterval: Duration) => ({
+  maximumAttempts,
+  initialInterval,
+  backoffCoefficient: 2,
+  nonRetryableErrorTypes: BACKUP_NON_RETRYABLE,
+});
+// Streaming steps heartbeat every few seconds; a dead worker is noticed in two minutes, not hours.
+const streaming = proxyActivities<Activities>({
+  startToCloseTimeout: '12h',
+  heartbeatTimeout: '2m',
+  retry: retry(3, '30s'),
+});
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: retry(5, '2s') });
+const snapshotOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '2m', retry: retry(3, '30s') } as const;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Named steps with timings, for `status`; a failed step records the activity's own message. */
+class Steps {
+  readonly list: StepRecord[] = [];
+  async run<T>(name: string, fn: () => Promise<T>, detail?: (r: T) => string): Promise<T> {
+    const rec: StepRecord = { name, state: 'running', startedAt: iso(Date.now()), attempts: 1 };
+    this.list.push(rec);
+    try {
+      const r = await fn();
+      rec.state = 'succeeded';
+      rec.detail = detail?.(r);
+      return r;
+    } catch (err) {
+      rec.state = 'failed';
+      rec.detail = reasonOf(err);
+      throw err;
+    } finally {
+      rec.endedAt = iso(Date.now());
+    }
+  }
+  skip(name: string, why: string): void {
+    this.list.push({ name, state: 'skipped', attempts: 0, detail: why });
+  }
+}
+
+/** The failure type an operator reads: the activity's or child's own, not the wrapper's. */
+function typeOf(err: unknown): string {
+  let e = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  return e instanceof ApplicationFailure ? (e.type ?? 'Error') : e instanceof Error ? e.name : 'Error';
+}
+function messageOf(err: unknown): string {
+  let e = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+// ------------------------------------------------------------------ one service
+
+export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupResult> {
+  const input = parseInput(serviceBackupInput, rawInput);
+  const startedMs = Date.now();
+  const backupId = input.backupId ?? backupIdAt(startedMs);
+  const steps = new Steps();
+  const status: BackupStatus = {
+    runbook: 'serviceBackup',
+    service: input.service,
+    phase: 'planning',
+    steps: steps.list,
+    pendingApproval: null,
+    measured: { rtoSeconds: null, rpoSeconds: null },
+    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    backupId,
+    compliance: [],
+    failures: [],
+  };
+  setHandler(backupStatusQuery, () => status);
+
+  const plan: ServicePlan = await planFor(input.service);
+  status.targets = plan.targets;
+  const { service: svc, regions } = plan;
+  const backup = svc.backup;
+  if (!backup) {
+    throw ApplicationFailure.create({
+      type: ErrorType.NotConfigured,
+      message: `service ${svc.name} has no backup section in the inventory`,
+      nonRetryable: true,
+    });
+  }
+  const service = svc.name;
+  const drSide = proxyActivities<Activities>({
+    ...snapshotOptions,
+    taskQueue: drTaskQueue(workflowInfo().taskQueue, regions.dr),
+  });
+  const primarySide = proxyActivities<Activities>(snapshotOptions);
+  const fail = (step: string, err: unknown) =>
+    status.failures.push({ service, type: typeOf(err), reason: `${step}: ${messageOf(err)}` });
+
+  // 1. Logical backup: dump → verify every copy → manifest. A backup counts only once its manifest is written.
+  let manifest: BackupManifest | null = null;
+  try {
+    status.phase = 'dumping';
+    const dump = await steps.run(
+      'dumpDatabase',
+      () => streaming.dumpDatabase({ service, backupId }),
+      (d) =>
+        `${d.object.uncompressedSize} bytes → ${d.object.size} (zstd) to ${d.copies.length} destinations; rows ${d.rowCounts.exact ? 'exact' : 'approximate'}`,
+    );
+    status.phase = 'verifying';
+    const verified = await Promise.all(
+      dump.copies.map((c) =>
+        steps.run(
+          `verifyCopy ${c.destination}`,
+          () =>
+            streaming.verifyCopy({
+              service,
+              backupId,
+              destination: c.destination,
+              size: dump.object.size,
+              sha256: dump.object.sha256,
+            }),
+          (v) => `${v.location}: ${v.size} bytes, sha256 ${v.sha256.slice(0, 12)}…`,
+        ),
+      ),
+    );
+    const copies: BackupCopy[] = dump.copies.map((c, i) => ({ ...c, ...verified[i] }));
+    manifest = {
+      format: 'drbook-backup/1',
+      id: backupId,
+      service,
+      kind: 'logical',
+      startedAt: dump.startedAt,
+      endedAt: dump.endedAt,
+      source: { server: dump.server, engine: dump.engine, version: dump.version },
+      position: dump.position,
+      databases: dump.databases,
+      tables: dump.tables,
+      rowCounts: dump.rowCounts,
+      object: dump.object,
+      copies,
+      tools: dump.tools,
+      verified: true,
+    };
+    const m = manifest;
+    status.phase = 'writing manifest';
+    await steps.run(
+      'writeManifest',
+      () => quick.writeManifest({ manifest: m }),
+      (r) => r.manifestKey,
+    );
+  } catch (err) {
+    manifest = null;
+    fail('logical backup', err);
+  }
+
+  // 2. Snapshots: independent of the dump, so they are taken even when it failed.
+  const snapshots: ServiceBackupResult['snapshots'] = { volumes: [], rds: null };
+  if (!input.snapshots) steps.skip('snapshots', 'snapshots: false in the input');
+  if (input.snapshots && backup.volumeTags) {
+    status.phase = 'snapshotting volumes';
+    const tags = backup.volumeTags;
+    try {
+      const taken = await steps.run(
+        'snapshotVolumes',
+        () => primarySide.snapshotVolumes({ service, backupId, region: regions.primary, tags }),
+        (s) => s.map((v) => `${v.volumeId}→${v.snapshotId}`).join(', '),
+      );
+      snapshots.volumes = await steps.run(
+        'copyVolumeSnapshotsToDr',
+        () =>
+          drSide.copyVolumeSnapshotsToDr({
+            service,
+            backupId,
+            sourceRegion: regions.primary,
+            drRegion: regions.dr,
+            snapshots: taken,
+          }),
+        (c) => c.map((v) => `${v.snapshotId}→${v.drSnapshotId} (${regions.dr})`).join(', '),
+      );
+    } catch (err) {
+      fail('EBS snapshots', err);
+    }
+  }
+  const rds = svc.rds;
+  if (input.snapshots && rds) {
+    status.phase = 'snapshotting RDS';
+    try {
+      const snap = await steps.run(
+        'snapshotRdsInstance',
+        () => primarySide.snapshotRdsInstance({ service, backupId, region: rds.region, instance: rds.instance }),
+        (s) => `${s.id} (${s.region}) ${s.status}`,
+      );
+      const copy = await steps.run(
+        'copyRdsSnapshotToDr',
+        () => drSide.copyRdsSnapshotToDr({ source: snap, drRegion: regions.dr }),
+        (s) => `${s.id} (${s.region}) ${s.status}`,
+      );
+      snapshots.rds = copy.arn;
+    } catch (err) {
+      fail('RDS snapshot', err);
+    }
+  }
+
+  // 3. Retention, per destination: each keeps its own newest verified backup whatever happened elsewhere.
+  status.phase = 'retention';
+  const retention: ServiceBackupResult['retention'] = [];
+  let previousVerifiedId: string | null = null;
+  try {
+    const listed = await steps.run(
+      'listBackups',
+      () => quick.listBackups({ service }),
+      (l) => l.map((d) => `${d.destination}: ${d.backups.length}`).join(', '),
+    );
+    previousVerifiedId =
+      listed
+        .flatMap((d) => d.backups)
+        .filter((b) => b.verified && b.id < backupId)
+        .map((b) => b.id)
+        .sort()
+        .pop() ?? null;
+    for (const { destination, backups } of listed) {
+      const decided = planRetention(backups, backup.retention, Date.now());
+      if (decided.remove.length) {
+        await steps.run(
+          `applyRetention ${destination}`,
+          () => quick.deleteBackups({ service, destination, ids: decided.remove }),
+          (r) => `deleted ${r.deleted.join(', ')}`,
+        );
+      }
+      retention.push({ destination, kept: decided.keep.map((k) => k.id), deleted: decided.remove });
+    }
+  } catch (err) {
+    fail('retention', err);
+  }
+
+  // 4. Compliance: 3-2-1 and the data-loss window against the tier's RPO; in status, result and metrics.
+  const compliance = assessCompliance({
+    service,
+    copies: manifest?.copies ?? [],
+    backupId: manifest ? backupId : null,
+    endedAtMs: manifest ? Date.parse(manifest.endedAt) : null,
+    previousVerifiedId,
+    nowMs: Date.now(),
+    rpoSeconds: plan.targets.rpoSeconds,
+    intervalSeconds: input.intervalSeconds,
+  });
+  status.compliance = [compliance];
+  status.measured.rpoSeconds = compliance.exposureSeconds;
+  const tags = { service, tier: svc.tier };
+  metricMeter.createGauge('drbook_backup_rule_321', 'int').set(compliance.rule321 ? 1 : 0, tags);
+  metricMeter.createGauge('drbook_backup_rpo_met', 'int').set(compliance.rpoMet ? 1 : 0, tags);
+  if (compliance.exposureSeconds !== null)
+    metricMeter.createGauge('drbook_backup_exposure_seconds', 'int').set(compliance.exposureSeconds, tags);
+  metricMeter.createGauge('drbook_backup_bytes', 'int').set(manifest?.object.size ?? 0, tags);
+  metricMeter.createCounter('drbook_backup_failures').add(status.failures.length, tags);
+
+  const result: ServiceBackupResult = {
+    service,
+    backupId,
+    manifestKey: manifest ? `${service}/logical/${backupId}/manifest.json` : '',
+    size: manifest?.object.size ?? 0,
+    uncompressedSize: manifest?.object.uncompressedSize ?? 0,
+    sha256: manifest?.object.sha256 ?? '',
+    copies: (manifest?.copies ?? []).map((c) => ({ destination: c.destination, location: c.location })),
+    snapshots,
+    retention,
+    compliance,
+    durationSeconds: Math.round((Date.now() - startedMs) / 1000),
+  };
+  if (status.failures.length) {
+    status.phase = 'failed';
+    throw ApplicationFailure.create({
+      type: BackupErrorType.BackupFailed,
+      message: `${service} backup ${backupId} failed: ${status.failures.map((f) => `${f.reason} [${f.type}]`).join('; ')}`,
+      nonRetryable: true,
+      details: [result],
+    });
+  }
+  status.phase = 'done';
+  return result;
+}
+
+// ------------------------------------------------------------------ the fleet
+
+/** What a nightly run hands to its continuation: progress so far, never data. */
+export interface NightlyBackupProgress {
+  backupId: string;
+  /** Services not yet started (null: not yet listed). */
+  remaining: string[] | null;
+  requested: number;
+  succeeded: NightlyBackupSummary['succeeded'];
+  failed: NightlyBackupSummary['failed'];
+  runs: number;
+}
+
+export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupProgress): Promise<NightlyBackupSummary> {
+  const input = parseInput(nightlyBackupInput, rawInput);
+  const progress: NightlyBackupProgress = carried
+    ? { ...carried, runs: carried.runs + 1 }
+    : { backupId: backupIdAt(Date.now()), remaining: null, requested: 0, succeeded: [], failed: [], runs: 1 };
+  const steps = new Steps();
+  const compliance: BackupCompliance[] = [];
+  const status: BackupStatus = {
+    runbook: 'nightlyBackup',
+    service: input.services?.join(',') ?? '*',
+    phase: 'listing services',
+    steps: steps.list,
+    pendingApproval: null,
+    measured: { rtoSeconds: null, rpoSeconds: null },
+    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    backupId: progress.backupId,
+    compliance,
+    failures: progress.failed,
+  };
+  setHandler(backupStatusQuery, () => status);
+
+  if (progress.remaining === null) {
+    try {
+      progress.remaining = await quick.listBackedUpServices({ services: input.services });
+    } catch (err) {
+      // An unknown service fails the run itself, before anything is backed up.
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+      throw err;
+    }
+    progress.requested = progress.remaining.length;
+    // Once per night, before the fan-out: one call per bucket, so services sharing a bucket never race.
+    try {
+      await steps.run(
+        'applyArchiveLifecycles',
+        () => quick.applyArchiveLifecycles(),
+        (r) => r.map((b) => `${b.bucket} (${b.region}) ${b.changed ? 'updated' : 'unchanged'}`).join(', '),
+      );
+    } catch (err) {
+      progress.failed.push({ service: '(buckets)', type: typeOf(err), reason: `archive lifecycle: ${messageOf(err)}` });
+    }
+  }
+
+  const batch = progress.remaining.slice(0, input.batchSize);
+  const rest = progress.remaining.slice(input.batchSize);
+  status.phase = `backing up ${batch.length} services, ${input.concurrency} at a time`;
+
+  const queue = [...batch];
+  const running = new Set<Promise<void>>();
+  const backUp = async (service: string) => {
+    const rec: StepRecord = { name: service, state: 'running', startedAt: iso(Date.now()), attempts: 1 };
+    steps.list.push(rec);
+    try {
+      const r = await executeChild(serviceBackup, {
+        args: [
+          { service, backupId: progress.backupId, snapshots: input.snapshots, intervalSeconds: input.intervalSeconds },
+        ],
+        workflowId: `backup-${service}-${progress.backupId}`,
+      });
+      rec.state = 'succeeded';
+      rec.detail = `${r.size} bytes, ${r.copies.length} copies, 3-2-1 ${r.compliance.rule321 ? 'yes' : 'no'}, RPO ${r.compliance.rpoMet ? 'met' : 'missed'}`;
+      compliance.push(r.compliance);
+      progress.succeeded.push({
+        service,
+        size: r.size,
+        durationSeconds: r.durationSeconds,
+        rule321: r.compliance.rule321,
+        rpoMet: r.compliance.rpoMet,
+      });
+    } catch (err) {
+      rec.state = 'failed';
+      rec.detail = messageOf(err);
+      progress.failed.push({ service, type: typeOf(err), reason: messageOf(err) });
+    } finally {
+      rec.endedAt = iso(Date.now());
+    }
+  };
+  while (queue.length || running.size) {
+    while (queue.length && running.size < input.concurrency) {
+      const p: Promise<void> = backUp(queue.shift()!).finally(() => running.delete(p));
+      running.add(p);
+    }
+    await Promise.race(running);
+  }
+
+  if (rest.length) {
+    status.phase = `continuing with ${rest.length} more services`;
+    await continueAsNew<typeof nightlyBackup>(rawInput, { ...progress, remaining: rest });
+  }
+  status.phase = progress.failed.length ? `done, ${progress.failed.length} failed` : 'done';
+  return {
+    backupId: progress.backupId,
+    requested: progress.requested,
+    succeeded: progress.succeeded,
+    failed: progress.failed,
+    runs: progress.runs,
+  };
+}
