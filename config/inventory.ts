@@ -106,7 +106,18 @@ const database = z
       .string()
       .regex(/^\w+\.\w+$/, 'database.table')
       .default('drbook.heartbeat'),
-    maxPromotableLag: duration.optional(),
+    /** The scheduled event that stamps the heartbeat: disabled when a primary is fenced, enabled on promotion. */
+    heartbeatEvent: z
+      .string()
+      .regex(/^\w+\.\w+$/, 'database.event')
+      .default('drbook.heartbeat_tick'),
+    /** How a rebuilt replica connects to its new primary (failback re-protects with it). */
+    replication: z
+      .object({ user: z.string().min(1), password: secretRef })
+      .strict()
+      .optional(),
+    /** Cold strategy: the DR-side server a backup is restored into. */
+    drServer: name.optional(),
   })
   .strict();
 
@@ -267,6 +278,14 @@ export const inventorySchema = z
       if (svc.database) {
         ref('mysqlServers', svc.database.primary, at('database', 'primary'));
         ref('mysqlServers', svc.database.replica, at('database', 'replica'));
+        ref('mysqlServers', svc.database.drServer, at('database', 'drServer'));
+        if (svc.strategy === 'cold' && !svc.database.drServer && !svc.database.replica) {
+          ctx.addIssue({
+            code: 'custom',
+            path: at('database', 'drServer'),
+            message: 'a cold service needs a drServer to restore into',
+          });
+        }
         if (svc.strategy !== 'cold' && !svc.database.replica && !svc.rds?.drReplica) {
           ctx.addIssue({
             code: 'custom',

@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { loadInventory, resolveSecret } from '../config/load';
+import { loadInventory } from '../config/load';
 
 interface Endpoint {
   host: string;
@@ -26,11 +26,15 @@ const listenPort = Number(process.env.DRBOOK_APP_PORT ?? 8080);
 const dataDir = process.env.DRBOOK_DATA ?? path.join(__dirname, '..', '.data');
 const stateFile = path.join(dataDir, 'app', 'state.json');
 
-const { inventory, baseDir } = loadInventory();
+const { inventory } = loadInventory();
 const service = inventory.services.find((s) => s.name === serviceName);
 if (!service?.database) throw new Error(`sandbox app: service ${serviceName} with a database is not in the inventory`);
 const primaryServer = inventory.mysqlServers[service.database.primary];
-const credentials = { user: primaryServer.user, password: resolveSecret(primaryServer.password, baseDir) };
+// The application's own user (no SUPER): a fenced, read-only primary refuses its writes, as in production.
+const credentials = {
+  user: 'shop_app',
+  password: readFileSync(path.join(dataDir, 'secrets', 'app-password'), 'utf8').trim(),
+};
 
 function loadState(): { primary: Endpoint } {
   try {

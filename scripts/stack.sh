@@ -98,11 +98,11 @@ secrets_generate() {
   chmod 700 "$DRBOOK_DATA/secrets" "$DRBOOK_DATA/ssh"
   local s=$DRBOOK_DATA/secrets
   [ -s "$s/mysql-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/mysql-password")
+  [ -s "$s/app-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/app-password")
   [ -s "$s/replication-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/replication-password")
   # moto accepts any credentials; they are files so the inventory shows the real shape.
   [ -s "$s/aws-access-key-id" ] || (umask 077 && echo "AKIADRBOOKSANDBOX001" >"$s/aws-access-key-id")
   [ -s "$s/aws-secret-access-key" ] || (umask 077 && head -c 30 /dev/urandom | base64 >"$s/aws-secret-access-key")
-  [ -s "$s/s3-secret-key" ] || (umask 077 && head -c 30 /dev/urandom | base64 | tr -d '/+=' >"$s/s3-secret-key")
   local k=$DRBOOK_DATA/ssh
   [ -f "$k/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-sandbox-host -f "$k/host_ed25519"
   [ -f "$k/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-worker -f "$k/id_ed25519"
@@ -195,7 +195,9 @@ innodb-flush-log-at-trx-commit=1
 innodb-buffer-pool-size=128M
 event-scheduler=ON
 skip-name-resolve
-$([ "$role" = replica ] && echo "read-only=ON")
+# Every server starts read-only: a restarted old primary must never take writes by itself
+# (split brain). The primary is made writable by start_mariadb, or by drbook's promotion.
+read-only=ON
 EOF
   if [ ! -d "$dir/mysql" ]; then
     log "mariadb $name: initialising $dir"
@@ -208,21 +210,44 @@ EOF
   log "mariadb $name ($role): 127.0.0.1:$port"
 }
 
+# After a (re)start every server is read-only. Whichever server the others replicate from is the
+# primary and becomes writable; after a failover that is the promoted DR server, and the old
+# primary stays read-only until failback re-protects it. The scratch server has no replication.
+open_primary_for_writes() {
+  local name source_port
+  for name in primary replica; do
+    # (no --skip-column-names here: \G output needs its field names)
+    source_port=$(mariadb --no-defaults --socket="$DRBOOK_DATA/mariadb/$name.sock" -uroot -e 'SHOW SLAVE STATUS\G' | awk '/Master_Port:/ {print $2}')
+    [ -n "$source_port" ] || continue
+    [ "$source_port" = "$DRBOOK_PRIMARY_PORT" ] && echo "SET GLOBAL read_only = OFF;" | mariadb_sql primary
+    [ "$source_port" = "$DRBOOK_REPLICA_PORT" ] && echo "SET GLOBAL read_only = OFF;" | mariadb_sql replica
+  done
+  echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch
+}
+
 bootstrap_mariadb() { # name role: users are local to each server (not replicated); schema comes from the primary
   local name=$1 role=$2 pw rpw
   pw=$(cat "$DRBOOK_DATA/secrets/mysql-password")
   rpw=$(cat "$DRBOOK_DATA/secrets/replication-password")
+  apw=$(cat "$DRBOOK_DATA/secrets/app-password")
   mariadb_sql "$name" <<EOF
 SET sql_log_bin = 0;
 CREATE USER IF NOT EXISTS 'drbook'@'127.0.0.1' IDENTIFIED BY '$pw';
 GRANT ALL PRIVILEGES ON *.* TO 'drbook'@'127.0.0.1' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY '$rpw';
+-- The sandbox application's own user: no SUPER, so read_only (fencing) stops its writes.
+CREATE USER IF NOT EXISTS 'shop_app'@'127.0.0.1' IDENTIFIED BY '$apw';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON shop.* TO 'shop_app'@'127.0.0.1';
+-- The heartbeat event runs as this user: without SUPER, read_only stops it on a fenced primary.
+CREATE USER IF NOT EXISTS 'drbook_heartbeat'@'localhost' ACCOUNT LOCK;
+GRANT INSERT, UPDATE, SELECT, EVENT ON drbook.* TO 'drbook_heartbeat'@'localhost';
 GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO 'repl'@'127.0.0.1';
 SET sql_log_bin = 1;
 EOF
   case "$role" in
     primary)
       mariadb_sql "$name" <<'EOF'
+SET GLOBAL read_only = OFF;
 CREATE DATABASE IF NOT EXISTS drbook;
 -- pt-heartbeat style: one row per server id, stamped every second by an event; replicated,
 -- so on a replica it dates the newest change that replica holds (the RPO clock).
@@ -230,7 +255,7 @@ CREATE TABLE IF NOT EXISTS drbook.heartbeat (
   server_id INT UNSIGNED NOT NULL PRIMARY KEY,
   ts TIMESTAMP(6) NOT NULL
 ) ENGINE=InnoDB;
-CREATE EVENT IF NOT EXISTS drbook.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO
+CREATE DEFINER = 'drbook_heartbeat'@'localhost' EVENT IF NOT EXISTS drbook.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO
   INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
 CREATE DATABASE IF NOT EXISTS shop;
 USE shop;
@@ -345,6 +370,7 @@ cmd_start() {
   start_mariadb primary "$DRBOOK_PRIMARY_PORT" 1 primary
   start_mariadb replica "$DRBOOK_REPLICA_PORT" 2 replica
   start_mariadb scratch "$DRBOOK_SCRATCH_PORT" 3 scratch
+  open_primary_for_writes
   start_moto
   start_s3proxy
   start_sshd

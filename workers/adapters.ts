@@ -6,6 +6,10 @@ import type { LoadedInventory } from '../config/load';
 import { resolvePath, resolveSecret } from '../config/load';
 import { AwsClients, awsConnectionFromInventory } from '../activities/aws/clients';
 import { createAwsActivities } from '../activities/aws';
+import { createAwsFailoverActivities } from '../activities/aws/failover';
+import { createHealthActivities } from '../activities/health';
+import { createMysqlTopologyActivities, type ReplicationCredentials } from '../activities/mysql/topology';
+import { createNotifyActivities } from '../activities/notify';
 import { createInventoryActivities } from '../activities/inventory';
 import { createMysqlActivities, MysqlPools } from '../activities/mysql';
 import { createSshActivities, sshTargetFromInventory, type SshTarget } from '../activities/ssh';
@@ -26,17 +30,23 @@ function buildActivities(
   aws: AwsClients,
   pools: MysqlPools,
   sshTargets: (name: string) => SshTarget,
+  replication: ReplicationCredentials,
 ) {
+  const awsFailover = createAwsFailoverActivities(aws);
   const backupStores = new BackupStores(loaded.inventory, loaded.baseDir, aws.connection);
   return {
     ...createInventoryActivities(loaded.inventory),
     ...createAwsActivities(aws),
+    ...awsFailover,
     ...createMysqlActivities(pools),
+    ...createMysqlTopologyActivities(pools, replication),
     ...createSshActivities(sshTargets),
     // Nightly backup: destinations (file system, S3), the streaming dump, EBS/RDS snapshots.
     ...createStorageActivities(backupStores, loaded.inventory, aws),
     ...createDumpActivities(backupStores, pools),
     ...createSnapshotActivities(aws),
+    ...createNotifyActivities(loaded.inventory, awsFailover),
+    ...createHealthActivities(),
   };
 }
 
@@ -53,8 +63,17 @@ export function buildAdapters(loaded: LoadedInventory): Adapters {
       path: (p) => resolvePath(baseDir, p),
     });
   };
+  const replication: ReplicationCredentials = (service) => {
+    const config = inventory.services.find((s) => s.name === service)?.database?.replication;
+    if (!config)
+      throw failure(
+        ErrorType.NotConfigured,
+        `service ${service} has no database.replication credentials in the inventory`,
+      );
+    return { user: config.user, password: resolveSecret(config.password, baseDir) };
+  };
   return {
-    activities: buildActivities(loaded, aws, pools, sshTargets),
+    activities: buildActivities(loaded, aws, pools, sshTargets, replication),
     async close() {
       aws.destroy();
       await pools.end();

@@ -39,6 +39,7 @@ export const NON_RETRYABLE: ErrorType[] = [
   ErrorType.SshAuthFailed,
   ErrorType.DatabaseAuthFailed,
   ErrorType.NotConfigured,
+  ErrorType.ReplicationBroken,
 ];
 
 export const TASK_QUEUE = 'drbook';
@@ -64,6 +65,15 @@ export const failoverInput = z
   })
   .strict();
 export type FailoverInput = z.input<typeof failoverInput>;
+
+export const failbackInput = z
+  .object({
+    service: serviceName,
+    /** A drill's failback needs one approver; a real one of a critical service, two. */
+    mode: z.enum(['real', 'drill']).default('real'),
+  })
+  .strict();
+export type FailbackInput = z.input<typeof failbackInput>;
 
 /** Every problem with an input, one line each, named by field. */
 export function inputProblems(schema: z.ZodType, input: unknown): string[] {
@@ -115,14 +125,31 @@ export interface Approval {
   at?: string;
 }
 
+export interface PendingApproval {
+  step: string;
+  /** Distinct approvers still needed. */
+  needed: number;
+  approvers: string[];
+  deadline: string;
+  question: string;
+  requireOverrideRpo: boolean;
+  requireUnfencedAck: boolean;
+}
+
 export interface RunbookStatus {
   runbook: string;
   service: string;
   phase: string;
   steps: StepRecord[];
-  pendingApproval: { step: string; needed: number; approvers: string[]; deadline: string } | null;
+  pendingApproval: PendingApproval | null;
   measured: { rtoSeconds: number | null; rpoSeconds: number | null };
   targets: { rtoSeconds: number; rpoSeconds: number };
+  /** Time used and left against the RTO target, from the incident start. */
+  rtoClock: { startedAt: string; usedSeconds: number; leftSeconds: number };
+  approvals: Approval[];
+  rejectedApprovals: { approval: Approval; reason: string }[];
+  aborted: { by: string; reason: string } | null;
+  notes: string[];
 }
 
 // ------------------------------------------------------------------ readiness

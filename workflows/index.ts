@@ -1,3 +1,5 @@
 // Every workflow type the worker registers. Names are the operator contract (DESIGN.md).
 export { readiness } from './readiness';
 export { nightlyBackup, serviceBackup } from './backup';
+export { failover } from './failover';
+export { failback } from './failback';

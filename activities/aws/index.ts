@@ -48,16 +48,19 @@ const fqdn = (name: string) => (name.endsWith('.') ? name : `${name}.`);
 export const tagFilters = (tags: Record<string, string>): Filter[] =>
   Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
 
+/** A hosted zone's id by its name; a missing zone is ResourceNotFound. */
+export async function hostedZoneIdFor(clients: AwsClients, zone: string): Promise<string> {
+  const r53 = clients.route53();
+  const out = await aws(`Route 53 zone ${zone}`, () =>
+    r53.send(new ListHostedZonesByNameCommand({ DNSName: fqdn(zone) })),
+  );
+  const id = out.HostedZones?.find((z) => z.Name === fqdn(zone))?.Id;
+  if (!id) throw failure(ErrorType.ResourceNotFound, `Route 53 hosted zone ${zone} does not exist`, { zone });
+  return id;
+}
+
 export function createAwsActivities(clients: AwsClients) {
-  async function hostedZoneId(zone: string): Promise<string> {
-    const r53 = clients.route53();
-    const out = await aws(`Route 53 zone ${zone}`, () =>
-      r53.send(new ListHostedZonesByNameCommand({ DNSName: fqdn(zone) })),
-    );
-    const id = out.HostedZones?.find((z) => z.Name === fqdn(zone))?.Id;
-    if (!id) throw failure(ErrorType.ResourceNotFound, `Route 53 hosted zone ${zone} does not exist`, { zone });
-    return id;
-  }
+  const hostedZoneId = (zone: string) => hostedZoneIdFor(clients, zone);
 
   return {
     /** Health of every target in an ELB target group (looked up by name). */

@@ -13,6 +13,8 @@ export interface ServicePlan {
   targets: { rtoSeconds: number; rpoSeconds: number };
   approvers: string[];
   notificationTargets: string[];
+  /** Where the service's database servers listen (for the application webhook); no credentials. */
+  endpoints: Record<string, { host: string; port: number }>;
 }
 
 export function createInventoryActivities(inventory: Inventory) {
@@ -32,6 +34,11 @@ export function createInventoryActivities(inventory: Inventory) {
         targets: targetsFor(svc),
         approvers: inventory.approvers.map((a) => a.name),
         notificationTargets: inventory.notifications.map((n) => n.name),
+        endpoints: Object.fromEntries(
+          [svc.database?.primary, svc.database?.replica, svc.database?.drServer]
+            .filter((n): n is string => Boolean(n))
+            .map((n) => [n, { host: inventory.mysqlServers[n].host, port: inventory.mysqlServers[n].port }]),
+        ),
       };
     },
   };

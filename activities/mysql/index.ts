@@ -222,6 +222,13 @@ export function createMysqlActivities(pools: MysqlPools) {
       return serverInfo(server);
     },
 
+    /** Everything a server has committed (MariaDB gtid_binlog_pos / MySQL gtid_executed). */
+    async readGtidPosition({ server }: { server: string }): Promise<{ server: string; gtids: string }> {
+      const info = await serverInfo(server);
+      const sql = info.flavor === 'mariadb' ? 'SELECT @@gtid_binlog_pos AS g' : 'SELECT @@gtid_executed AS g';
+      return { server, gtids: text((await query(pools, server, sql))[0].g) };
+    },
+
     /** SHOW REPLICA STATUS, read by column name so MariaDB and MySQL 8 both work. */
     async readReplicationStatus({ server }: { server: string }): Promise<ReplicationStatus> {
       return replicationStatus(server);

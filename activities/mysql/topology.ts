@@ -1,0 +1,327 @@
+/**
+ * Topology changes: fence a primary, wait for a replica to catch up, promote it, and
+ * rebuild an old primary as a replica of the new one. Each one checks the server's
+ * state first, so a retried or repeated call is a success, not a second change.
+ *
+ * MariaDB is exercised by the test suite; the MySQL 8 spellings are chosen by flavour
+ * (VERSION()) and follow the MySQL manual, but no MySQL server runs in the local stack.
+ */
+import { heartbeat } from '@temporalio/activity';
+import type mysql from 'mysql2/promise';
+import { ErrorType } from '../../workflows/contract';
+import { failure } from '../errors';
+import { transactionsBehind, type GtidFlavor } from './gtid';
+import { createMysqlActivities, mysqlFailure, type MysqlPools } from './index';
+
+/** Faults that mean "the server is not there", as opposed to "the server said no". */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'PROTOCOL_CONNECTION_LOST',
+  'ECONNRESET',
+]);
+
+const quoteName = (qualified: string) =>
+  qualified
+    .split('.')
+    .map((p) => `\`${p.replace(/`/g, '``')}\``)
+    .join('.');
+
+export interface FenceResult {
+  server: string;
+  reachable: boolean;
+  fenced: boolean;
+  /** Everything the fenced primary ever committed: what the replica must hold before promotion. */
+  finalGtids: string | null;
+  detail: string;
+}
+
+export interface CatchUpResult {
+  replica: string;
+  waitedFor: string;
+  caughtUp: boolean;
+  transactionsBehind: number | null;
+  replicaHeartbeatAt: number | null;
+}
+
+export interface PromoteResult {
+  server: string;
+  alreadyPrimary: boolean;
+  gtids: string;
+}
+
+/** Replication credentials per service (database.replication in the inventory), resolved on the worker. */
+export type ReplicationCredentials = (service: string) => { user: string; password: string };
+
+export function createMysqlTopologyActivities(pools: MysqlPools, replicationCredentials: ReplicationCredentials) {
+  const read = createMysqlActivities(pools);
+
+  async function run(server: string, conn: mysql.PoolConnection, sql: string, params: unknown[] = []) {
+    try {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>(sql, params);
+      return rows;
+    } catch (err) {
+      throw mysqlFailure(server, err);
+    }
+  }
+
+  /** A dedicated connection whose session settings (sql_log_bin=0) stay with it. */
+  async function withConnection<T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    let conn: mysql.PoolConnection;
+    try {
+      conn = await pools.pool(server).getConnection();
+    } catch (err) {
+      throw mysqlFailure(server, err);
+    }
+    try {
+      return await fn(conn);
+    } finally {
+      conn.release();
+    }
+  }
+
+  async function flavorOf(server: string, conn: mysql.PoolConnection): Promise<GtidFlavor> {
+    const rows = await run(server, conn, 'SELECT VERSION() AS v');
+    return /mariadb/i.test(String(rows[0].v)) ? 'mariadb' : 'mysql';
+  }
+
+  const executedSql = (flavor: GtidFlavor, binlogOnly = false) =>
+    flavor === 'mariadb'
+      ? `SELECT @@${binlogOnly ? 'gtid_binlog_pos' : 'gtid_current_pos'} AS g`
+      : 'SELECT @@gtid_executed AS g';
+
+  /** Turn the heartbeat event on or off on this server only (not replicated). */
+  async function setHeartbeatEvent(server: string, conn: mysql.PoolConnection, event: string, enable: boolean) {
+    await run(server, conn, 'SET SESSION sql_log_bin = 0');
+    try {
+      await run(server, conn, `ALTER EVENT ${quoteName(event)} ${enable ? 'ENABLE' : 'DISABLE'}`);
+    } catch (err) {
+      // No heartbeat event on this server: nothing to switch (the RPO clock then relies on GTIDs).
+      if (!/ER_EVENT_DOES_NOT_EXIST/.test((err as Error).message)) throw err;
+    } finally {
+      await run(server, conn, 'SET SESSION sql_log_bin = 1');
+    }
+  }
+
+  return {
+    /**
+     * Fence the old primary: stop its heartbeat, set read_only=ON (which waits for commits in
+     * flight), then read everything it has committed. An unreachable server is reported, not
+     * retried for long: the workflow asks a human to acknowledge that it could not be fenced.
+     */
+    async fencePrimary({ server, heartbeatEvent }: { server: string; heartbeatEvent: string }): Promise<FenceResult> {
+      try {
+        return await withConnection(server, async (conn) => {
+          const flavor = await flavorOf(server, conn);
+          await setHeartbeatEvent(server, conn, heartbeatEvent, false);
+          await run(server, conn, 'SET GLOBAL read_only = ON');
+          if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = ON');
+          const rows = await run(server, conn, executedSql(flavor, true));
+          return {
+            server,
+            reachable: true,
+            fenced: true,
+            finalGtids: String(rows[0].g),
+            detail: `${server}: read_only=ON, heartbeat stopped`,
+          };
+        });
+      } catch (err) {
+        const code = (err as { type?: string }).type ?? '';
+        if (!UNREACHABLE.has(code)) throw err;
+        return {
+          server,
+          reachable: false,
+          fenced: false,
+          finalGtids: null,
+          detail: `${server} unreachable (${code}): not fenced`,
+        };
+      }
+    },
+
+    /**
+     * Wait until the replica has applied `gtids` (the fenced primary's final position), or, with
+     * the primary gone, everything it already received. Heartbeats while it waits.
+     */
+    async waitForCatchUp({
+      replica,
+      gtids,
+      heartbeatTable,
+      timeoutSeconds,
+    }: {
+      replica: string;
+      gtids: string | null;
+      heartbeatTable: string;
+      timeoutSeconds: number;
+    }): Promise<CatchUpResult> {
+      const status = await read.readReplicationStatus({ server: replica });
+      if (status.configured && !status.sqlRunning) {
+        throw failure(
+          ErrorType.ReplicationBroken,
+          `${replica}: SQL thread stopped: ${status.lastSqlError || 'no error recorded'}`,
+          { replica },
+        );
+      }
+      // With the primary up (gtids known), a stopped IO thread means the replica will never get there.
+      if (gtids !== null && status.configured && !status.ioRunning) {
+        throw failure(
+          ErrorType.ReplicationBroken,
+          `${replica}: IO thread not running: ${status.lastIoError || 'no error recorded'}`,
+          { replica },
+        );
+      }
+      const target = gtids ?? status.receivedGtids;
+      const deadline = Date.now() + timeoutSeconds * 1000;
+      const caughtUp = await withConnection(replica, async (conn) => {
+        const flavor = await flavorOf(replica, conn);
+        const waitSql =
+          flavor === 'mariadb' ? 'SELECT MASTER_GTID_WAIT(?, ?) AS r' : 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r';
+        for (;;) {
+          const left = Math.max(1, Math.min(5, Math.ceil((deadline - Date.now()) / 1000)));
+          const rows = await run(replica, conn, waitSql, [target, left]);
+          if (Number(rows[0].r) === 0) return true;
+          heartbeat({ waitingFor: target });
+          if (Date.now() >= deadline) return false;
+        }
+      });
+      const lagNow = await withConnection(replica, async (conn) => {
+        const flavor = await flavorOf(replica, conn);
+        const have = String((await run(replica, conn, executedSql(flavor)))[0].g);
+        return target ? transactionsBehind(flavor, target, have) : 0;
+      });
+      const hb = await withConnection(replica, async (conn) => {
+        const rows = await run(replica, conn, `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${quoteName(heartbeatTable)}`);
+        return rows[0].t === null ? null : Math.round(Number(rows[0].t) * 1000);
+      });
+      if (!caughtUp) {
+        throw failure(
+          ErrorType.ReplicaLagTooHigh,
+          `${replica} did not apply ${target} within ${timeoutSeconds} s (${lagNow} transactions behind)`,
+          {
+            replica,
+            transactionsBehind: lagNow,
+          },
+        );
+      }
+      return { replica, waitedFor: target, caughtUp, transactionsBehind: lagNow, replicaHeartbeatAt: hb };
+    },
+
+    /** Stop replication for good, make the server writable and give it the heartbeat. Idempotent. */
+    async promoteReplica({
+      server,
+      heartbeatEvent,
+    }: {
+      server: string;
+      heartbeatEvent: string;
+    }): Promise<PromoteResult> {
+      return withConnection(server, async (conn) => {
+        const flavor = await flavorOf(server, conn);
+        const before = await read.readReplicationStatus({ server });
+        const ro = await run(server, conn, 'SELECT @@read_only AS ro');
+        const alreadyPrimary = !before.configured && Number(ro[0].ro) === 0;
+        if (before.configured) {
+          await run(server, conn, flavor === 'mariadb' ? 'STOP SLAVE' : 'STOP REPLICA');
+          await run(server, conn, flavor === 'mariadb' ? 'RESET SLAVE ALL' : 'RESET REPLICA ALL');
+        }
+        if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = OFF');
+        await run(server, conn, 'SET GLOBAL read_only = OFF');
+        await setHeartbeatEvent(server, conn, heartbeatEvent, true);
+        const gtids = String((await run(server, conn, executedSql(flavor)))[0].g);
+        return { server, alreadyPrimary, gtids };
+      });
+    },
+
+    /**
+     * Re-protect: make `server` (a fenced old primary) a replica of `source`, from its own GTID
+     * position. Refuses if it holds transactions the source lacks (errant: it needs a rebuild
+     * from backup, not a CHANGE MASTER that would silently diverge).
+     */
+    async rebuildAsReplica({
+      service,
+      server,
+      source,
+      heartbeatEvent,
+    }: {
+      service: string;
+      server: string;
+      source: string;
+      heartbeatEvent: string;
+    }): Promise<{ server: string; source: string; alreadyReplicating: boolean }> {
+      const src = pools.target(source);
+      const status = await read.readReplicationStatus({ server });
+      if (
+        status.configured &&
+        status.ioRunning &&
+        status.sqlRunning &&
+        status.sourcePort === src.port &&
+        status.sourceHost === src.host
+      ) {
+        return { server, source, alreadyReplicating: true };
+      }
+      const sourceGtids = await withConnection(source, async (conn) => {
+        const flavor = await flavorOf(source, conn);
+        return String((await run(source, conn, executedSql(flavor, true)))[0].g);
+      });
+      await withConnection(server, async (conn) => {
+        const flavor = await flavorOf(server, conn);
+        const mine = String((await run(server, conn, executedSql(flavor)))[0].g);
+        const errant = transactionsBehind(flavor, mine, sourceGtids);
+        if (errant > 0) {
+          throw failure(
+            ErrorType.ReplicationBroken,
+            `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): rebuild it from a backup`,
+            { server, source, errant },
+          );
+        }
+        await setHeartbeatEvent(server, conn, heartbeatEvent, false);
+        await run(server, conn, 'SET GLOBAL read_only = ON');
+        await run(server, conn, flavor === 'mariadb' ? 'STOP SLAVE' : 'STOP REPLICA');
+        const { user: replicationUser, password } = replicationCredentials(service);
+        if (flavor === 'mariadb') {
+          await run(
+            server,
+            conn,
+            'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = current_pos, MASTER_CONNECT_RETRY = 1',
+            [src.host, src.port, replicationUser, password],
+          );
+          await run(server, conn, 'START SLAVE');
+        } else {
+          await run(
+            server,
+            conn,
+            'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1',
+            [src.host, src.port, replicationUser, password],
+          );
+          await run(server, conn, 'START REPLICA');
+        }
+      });
+      return { server, source, alreadyReplicating: false };
+    },
+
+    /** A real write on the (new) primary: the heartbeat row, stamped now. */
+    async verifyWritable({
+      server,
+      heartbeatTable,
+    }: {
+      server: string;
+      heartbeatTable: string;
+    }): Promise<{ server: string; wroteAt: number }> {
+      return withConnection(server, async (conn) => {
+        await run(
+          server,
+          conn,
+          `INSERT INTO ${quoteName(heartbeatTable)} (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6)`,
+        );
+        const rows = await run(
+          server,
+          conn,
+          `SELECT UNIX_TIMESTAMP(ts) AS t FROM ${quoteName(heartbeatTable)} WHERE server_id = @@server_id`,
+        );
+        return { server, wroteAt: Math.round(Number(rows[0].t) * 1000) };
+      });
+    },
+  };
+}
+
+export type MysqlTopologyActivities = ReturnType<typeof createMysqlTopologyActivities>;

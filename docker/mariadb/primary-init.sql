@@ -1,0 +1,22 @@
+-- Run by the mariadb image's docker-entrypoint.sh on the primary's first start (after users.sh), as
+-- scripts/stack.sh's bootstrap_mariadb does. Binlogged on purpose: the replica gets this schema by replication.
+CREATE DATABASE IF NOT EXISTS drbook;
+-- pt-heartbeat style: one row per server id, stamped every second by an event; replicated,
+-- so on a replica it dates the newest change that replica holds (the RPO clock).
+CREATE TABLE IF NOT EXISTS drbook.heartbeat (
+  server_id INT UNSIGNED NOT NULL PRIMARY KEY,
+  ts TIMESTAMP(6) NOT NULL
+) ENGINE=InnoDB;
+CREATE DEFINER = 'drbook_heartbeat'@'localhost' EVENT IF NOT EXISTS drbook.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO
+  INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
+CREATE DATABASE IF NOT EXISTS shop;
+USE shop;
+CREATE TABLE IF NOT EXISTS shop.orders (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  customer VARCHAR(64) NOT NULL,
+  amount_cents INT NOT NULL,
+  source VARCHAR(32) NOT NULL DEFAULT 'seed',
+  created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB;
+INSERT INTO shop.orders (customer, amount_cents)
+  SELECT CONCAT('customer-', seq), seq * 100 FROM seq_1_to_1000 WHERE (SELECT COUNT(*) FROM shop.orders) = 0;

@@ -1,0 +1,257 @@
+/**
+ * failback({ service })
+ *
+ *   assess topology → re-protect (old primary becomes a replica of the DR side, caught up)
+ *   → approval gate → fence the DR primary → catch up → promote the original primary
+ *   → re-protect the DR side → VIP and DNS back → notify → verify → DR compute back to standby
+ *
+ * A planned switchover: it loses nothing (RPO 0), measures its own RTO (fence to healthy),
+ * and refuses to rebuild an old primary that holds transactions the DR side lacks.
+ */
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ErrorType, failbackInput, parseInput, type Approval, type FailbackInput, type StepRecord } from './contract';
+import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
+import { planFor } from './plan';
+import { requireWorkflowId, RunbookRun } from './runbook';
+import { approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+
+export interface FailbackReport {
+  runbook: 'failback';
+  service: string;
+  outcome: 'completed' | 'already-in-place';
+  measured: { rtoSeconds: number | null; rpoSeconds: number | null };
+  targets: { rtoSeconds: number; rpoSeconds: number };
+  steps: StepRecord[];
+  approvals: Approval[];
+  notes: string[];
+}
+
+export async function failback(rawInput: FailbackInput): Promise<FailbackReport> {
+  const input = parseInput(failbackInput, rawInput);
+  requireWorkflowId('failback', input.service);
+  const plan = await planFor(input.service);
+  const svc = plan.service;
+  const db = svc.database;
+  const run = new RunbookRun('failback', svc.name, plan.targets, plan.approvers, Date.now());
+  run.tag([
+    { key: DrService, value: svc.name },
+    { key: DrRunbook, value: 'failback' },
+    { key: DrMode, value: input.mode },
+  ]);
+  const acts = drSteps(plan);
+  const report = (outcome: FailbackReport['outcome']): FailbackReport => ({
+    runbook: 'failback',
+    service: svc.name,
+    outcome,
+    measured: run.measured,
+    targets: plan.targets,
+    steps: run.steps,
+    approvals: run.approvals,
+    notes: run.notes,
+  });
+  if (!db?.replica || svc.strategy !== 'warm') {
+    throw ApplicationFailure.create({
+      type: ErrorType.NotConfigured,
+      message: `failback needs a warm service with a database replica; ${svc.name} is ${svc.strategy}${db?.replica ? '' : ' without a replica'}`,
+      nonRetryable: true,
+    });
+  }
+  const original = db.primary;
+  const dr = db.replica;
+
+  // ------------------------------------------------------------------ 1. assess
+  const topology = await run.step(
+    'assess',
+    async () => {
+      const [p, r] = await Promise.all([
+        acts.quick.pingDatabase({ server: original }),
+        acts.quick.pingDatabase({ server: dr }),
+      ]);
+      const drReplication = await acts.quick.readReplicationStatus({ server: dr });
+      const inPlace = !p.readOnly && r.readOnly && drReplication.configured && drReplication.sqlRunning;
+      if (!inPlace && r.readOnly) {
+        throw ApplicationFailure.create({
+          type: ErrorType.NotConfigured,
+          message: `neither ${original} nor ${dr} is in a state failback knows (original read_only=${p.readOnly}, DR read_only=${r.readOnly})`,
+          nonRetryable: true,
+        });
+      }
+      return {
+        inPlace,
+        detail: inPlace
+          ? `${original} is primary, ${dr} replicates: nothing to fail back`
+          : `${dr} is primary; ${original} is read-only`,
+      };
+    },
+    (t) => t.detail,
+  );
+  if (topology.inPlace) {
+    run.phase = 'done';
+    run.tag([{ key: DrOutcome, value: 'already-in-place' }]);
+    return report('already-in-place');
+  }
+
+  // ------------------------------------------------------------------ 2. re-protect: the original primary replicates from DR
+  await run.step(
+    'reprotect-original',
+    () =>
+      acts.change.rebuildAsReplica({
+        service: svc.name,
+        server: original,
+        source: dr,
+        heartbeatEvent: db.heartbeatEvent,
+      }),
+    (r) =>
+      r.alreadyReplicating ? `${original} already replicates from ${dr}` : `${original} now replicates from ${dr}`,
+  );
+  await run.step(
+    'wait-original-caught-up',
+    async () => {
+      const { gtids } = await acts.quick.readGtidPosition({ server: dr });
+      return acts.wait.waitForCatchUp({
+        replica: original,
+        gtids,
+        heartbeatTable: db.heartbeatTable,
+        timeoutSeconds: 600,
+      });
+    },
+    (c) => `${original} applied ${c.waitedFor}`,
+  );
+
+  // ------------------------------------------------------------------ 3. gate
+  await run.gate('switch-back', {
+    needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+    timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
+    question: `switch ${svc.name} back to ${original} (caught up with ${dr})`,
+  });
+  run.startChanging();
+  const switchStartedAt = Date.now();
+
+  // ------------------------------------------------------------------ 4. fence DR, catch up, promote the original
+  const fence = await run.step(
+    'fence-dr',
+    async () => {
+      const mysql = await acts.fence.fencePrimary({ server: dr, heartbeatEvent: db.heartbeatEvent });
+      if (!mysql.fenced)
+        throw ApplicationFailure.create({ type: 'FenceFailed', message: mysql.detail, nonRetryable: true });
+      if (svc.vip)
+        await acts.change.removeVip({ host: svc.vip.drHost, address: svc.vip.address, device: svc.vip.device });
+      return mysql;
+    },
+    (f) => f.detail,
+  );
+  await run.step(
+    'catch-up',
+    () =>
+      acts.wait.waitForCatchUp({
+        replica: original,
+        gtids: fence.finalGtids,
+        heartbeatTable: db.heartbeatTable,
+        timeoutSeconds: 300,
+      }),
+    (c) => `${original} applied ${c.waitedFor}: nothing lost`,
+  );
+  run.measured.rpoSeconds = 0;
+  await run.step(
+    'promote-original',
+    () => acts.change.promoteReplica({ server: original, heartbeatEvent: db.heartbeatEvent }),
+    (p) => `${original} primary at ${p.gtids}`,
+  );
+  await run.step(
+    'reprotect-dr',
+    () =>
+      acts.change.rebuildAsReplica({
+        service: svc.name,
+        server: dr,
+        source: original,
+        heartbeatEvent: db.heartbeatEvent,
+      }),
+    () => `${dr} replicates from ${original}`,
+  );
+
+  // ------------------------------------------------------------------ 5. traffic back
+  const vip = svc.vip;
+  if (vip) {
+    await run.step(
+      'move-vip-back',
+      () => acts.change.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }),
+      (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.primaryHost}`,
+    );
+  }
+  const dns = svc.dns;
+  if (dns) {
+    await run.step(
+      'switch-dns-back',
+      () =>
+        acts.wait.switchDnsRecord({
+          zone: dns.hostedZone,
+          name: dns.record,
+          type: dns.type,
+          ttl: dns.ttl,
+          value: dns.primaryValue,
+        }),
+      (r) => `${r.name} → ${r.value}`,
+    );
+  }
+  const key = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
+  if (svc.applicationWebhook) {
+    const url = svc.applicationWebhook;
+    await run.step(
+      'notify-application',
+      () =>
+        acts.notify.callApplicationWebhook({
+          url,
+          service: svc.name,
+          primary: { server: original, ...plan.endpoints[original] },
+          idempotencyKey: `${key}/app`,
+        }),
+      (r) => `POST ${r.url}: HTTP ${r.status}`,
+    );
+  }
+  let recoveredAt = Date.now();
+  if (svc.health.httpUrl) {
+    const url = svc.health.httpUrl;
+    const healthy = await run.step(
+      'verify-health',
+      () => acts.wait.waitUntilHealthy({ url, timeoutSeconds: 300 }),
+      (h) => `${url}: HTTP ${h.status}`,
+    );
+    recoveredAt = healthy.at;
+  }
+  await run.step(
+    'verify-writes',
+    () => acts.quick.verifyWritable({ server: original, heartbeatTable: db.heartbeatTable }),
+    (w) => `${w.server} accepted a write`,
+  );
+  run.measured.rtoSeconds = round1((recoveredAt - switchStartedAt) / 1000);
+
+  // ------------------------------------------------------------------ 6. DR back to warm standby
+  const compute = svc.drCompute;
+  if (compute) {
+    await run.step(
+      'stop-dr-compute',
+      () => acts.wait.stopDrInstances({ region: compute.region, tags: compute.tags }),
+      (r) => `${r.stopped.length} stopped`,
+    );
+  }
+  if (svc.rds?.drReplica) {
+    run.notes.push(
+      `RDS ${svc.rds.drReplica.instance} stays standalone: re-create the cross-region read replica of ${svc.rds.instance} by hand (RDS cannot demote a promoted instance)`,
+    );
+  }
+  await run.step(
+    'notify-people',
+    () =>
+      notifyPeople(
+        plan,
+        acts,
+        `${svc.name} failed back to ${original}`,
+        `RTO ${run.measured.rtoSeconds} s, RPO 0 s`,
+        'failed-back',
+      ),
+    () => plan.notificationTargets.join(', '),
+  );
+  run.phase = 'done';
+  run.tag([{ key: DrOutcome, value: 'completed' }]);
+  return report('completed');
+}

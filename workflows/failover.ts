@@ -1,0 +1,356 @@
+/**
+ * failover({ service, mode: 'real' | 'drill', reason, dryRun? })
+ *
+ *   assess → approval gate → fence the old primary → catch up → promote → start DR compute
+ *   → move the VIP → switch DNS → notify → verify → report measured RTO and RPO
+ *
+ * Strategy shapes the steps: `hot` skips fence/catch-up/promote (both sides serve: shift
+ * DNS, verify); `warm` runs them all; `cold` is refused until restore-into-DR exists.
+ * Runs as workflow id `failover-<service>`, so one failover per service at a time.
+ */
+import { ApplicationFailure, executeChild, workflowInfo } from '@temporalio/workflow';
+import {
+  ErrorType,
+  failoverInput,
+  parseInput,
+  type Approval,
+  type FailoverInput,
+  type ReadinessReport,
+  type StepRecord,
+} from './contract';
+import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
+import { planFor, reasonOf } from './plan';
+import { approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+import { readiness } from './readiness';
+import { requireWorkflowId, RunbookRun } from './runbook';
+
+export interface FailoverReport {
+  runbook: 'failover';
+  service: string;
+  mode: 'real' | 'drill';
+  strategy: string;
+  outcome: 'completed' | 'dry-run';
+  reason: string;
+  incidentStartedAt: string;
+  recoveredAt: string | null;
+  newPrimary: string | null;
+  measured: { rtoSeconds: number | null; rpoSeconds: number | null };
+  targets: { rtoSeconds: number; rpoSeconds: number };
+  rtoMet: boolean | null;
+  rpoMet: boolean | null;
+  steps: StepRecord[];
+  approvals: Approval[];
+  notes: string[];
+  readiness?: ReadinessReport;
+}
+
+export async function failover(rawInput: FailoverInput): Promise<FailoverReport> {
+  const input = parseInput(failoverInput, rawInput);
+  requireWorkflowId('failover', input.service);
+  const plan = await planFor(input.service);
+  const svc = plan.service;
+  const startedAt = Date.now();
+  const incidentStartedAt = input.incidentStartedAt ? Date.parse(input.incidentStartedAt) : startedAt;
+  const run = new RunbookRun('failover', svc.name, plan.targets, plan.approvers, incidentStartedAt);
+  run.tag([
+    { key: DrService, value: svc.name },
+    { key: DrRunbook, value: 'failover' },
+    { key: DrMode, value: input.dryRun ? 'dry-run' : input.mode },
+  ]);
+  const acts = drSteps(plan);
+  const report = (outcome: FailoverReport['outcome'], extra: Partial<FailoverReport> = {}): FailoverReport => ({
+    runbook: 'failover',
+    service: svc.name,
+    mode: input.mode,
+    strategy: svc.strategy,
+    outcome,
+    reason: input.reason,
+    incidentStartedAt: new Date(incidentStartedAt).toISOString(),
+    recoveredAt: null,
+    newPrimary: null,
+    measured: run.measured,
+    targets: plan.targets,
+    rtoMet: run.measured.rtoSeconds === null ? null : run.measured.rtoSeconds <= plan.targets.rtoSeconds,
+    rpoMet: run.measured.rpoSeconds === null ? null : run.measured.rpoSeconds <= plan.targets.rpoSeconds,
+    steps: run.steps,
+    approvals: run.approvals,
+    notes: run.notes,
+    ...extra,
+  });
+
+  try {
+    // ---------------------------------------------------------------- dry run: read-only readiness
+    if (input.dryRun) {
+      const checks = await run.step(
+        'readiness',
+        () =>
+          executeChild(readiness, {
+            args: [{ service: svc.name }],
+            workflowId: `${workflowInfo().workflowId}-readiness`,
+          }),
+        (r) => `${r.checks.filter((c) => c.ok).length}/${r.checks.length} checks passed`,
+      );
+      run.phase = 'done (dry run)';
+      run.tag([{ key: DrOutcome, value: checks.ready ? 'ready' : 'not-ready' }]);
+      return report('dry-run', { readiness: checks });
+    }
+    if (svc.strategy === 'cold') {
+      throw ApplicationFailure.create({
+        type: ErrorType.NotConfigured,
+        message: `${svc.name} is a cold service: restore-into-DR failover is not available yet; restore its newest verified backup by hand`,
+        nonRetryable: true,
+      });
+    }
+
+    // ---------------------------------------------------------------- 1. assess
+    const db = svc.database;
+    const assessment = await run.step(
+      'assess',
+      async () => {
+        if (!db?.replica)
+          return { primaryReachable: false, expectedRpoSeconds: 0, detail: 'no database replica: DNS-only failover' };
+        const lag = await acts.quick.measureReplicaLag({
+          primary: db.primary,
+          replica: db.replica,
+          heartbeatTable: db.heartbeatTable,
+        });
+        // With the primary gone, everything after the replica's newest heartbeat up to the incident is at risk.
+        const expectedRpoSeconds = lag.primaryReachable
+          ? (lag.heartbeatLagSeconds ?? Number.POSITIVE_INFINITY)
+          : lag.replicaHeartbeatAt === null
+            ? Number.POSITIVE_INFINITY
+            : Math.max(0, (incidentStartedAt - lag.replicaHeartbeatAt) / 1000);
+        return {
+          primaryReachable: lag.primaryReachable,
+          expectedRpoSeconds,
+          detail: `primary ${lag.primaryReachable ? 'reachable' : 'UNREACHABLE'}; replica ${lag.transactionsBehind ?? '?'} transactions / ${expectedRpoSeconds.toFixed(1)} s behind; IO ${lag.ioRunning ? 'on' : 'off'}, SQL ${lag.sqlRunning ? 'on' : 'off'}`,
+        };
+      },
+      (a) => a.detail,
+    );
+    const overRpo = assessment.expectedRpoSeconds > plan.targets.rpoSeconds;
+
+    // ---------------------------------------------------------------- 2. approval gate
+    const gateTimeoutMs = approvalTimeoutMs(plan.targets.rtoSeconds, incidentStartedAt);
+    const approvals = await run.gate('promote', {
+      needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+      requireOverrideRpo: overRpo,
+      requireUnfencedAck: Boolean(db?.replica) && svc.strategy === 'warm' && !assessment.primaryReachable,
+      timeoutMs: gateTimeoutMs,
+      question: `fail ${svc.name} over to the DR side (${input.mode}): ${assessment.detail}${overRpo ? ` — expected data loss over the ${plan.targets.rpoSeconds} s RPO: needs overrideRpo` : ''}`,
+      onReminder: () =>
+        notifyPeople(
+          plan,
+          acts,
+          `APPROVAL NEEDED: failover of ${svc.name}`,
+          `Still waiting for approval: ${assessment.detail}`,
+          'reminder',
+        ),
+    });
+    run.startChanging();
+
+    let newPrimary: string | null = null;
+    if (svc.strategy === 'warm' && db?.replica) {
+      const replica = db.replica;
+      // -------------------------------------------------------------- 3. fence the old primary
+      const fence = await run.step(
+        'fence',
+        async () => {
+          const mysql = await acts.fence.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
+          let vip = 'no VIP';
+          if (svc.vip) {
+            vip = await acts.fence
+              .removeVip({ host: svc.vip.primaryHost, address: svc.vip.address, device: svc.vip.device })
+              .then((r) =>
+                r.removed ? `VIP removed from ${svc.vip!.primaryHost}` : `VIP was not on ${svc.vip!.primaryHost}`,
+              )
+              .catch((err: unknown) => `VIP NOT removed from ${svc.vip!.primaryHost}: ${reasonOf(err)}`);
+          }
+          return { mysql, vip, complete: mysql.fenced && !vip.includes('NOT removed') };
+        },
+        (f) => `${f.mysql.detail}; ${f.vip}`,
+      );
+      if (!fence.complete && !approvals.some((a) => a.acknowledgeUnfenced)) {
+        await run.gate('unfenced', {
+          needed: 1,
+          requireUnfencedAck: true,
+          timeoutMs: gateTimeoutMs,
+          question: `the old primary could not be fully fenced (${fence.mysql.detail}; ${fence.vip}): promote anyway? (split-brain risk: acknowledgeUnfenced)`,
+        });
+      }
+
+      // -------------------------------------------------------------- 4. catch up (planned: nothing lost)
+      const caughtUp = await run.step(
+        'catch-up',
+        () =>
+          acts.wait.waitForCatchUp({
+            replica,
+            gtids: fence.mysql.finalGtids,
+            heartbeatTable: db.heartbeatTable,
+            timeoutSeconds: Math.max(30, Math.min(600, plan.targets.rtoSeconds / 3)),
+          }),
+        (c) => `${replica} applied ${c.waitedFor || 'everything it received'}`,
+      );
+      run.measured.rpoSeconds = fence.mysql.fenced
+        ? 0 // every transaction the fenced primary committed is on the replica
+        : caughtUp.replicaHeartbeatAt === null
+          ? null
+          : round1(Math.max(0, (incidentStartedAt - caughtUp.replicaHeartbeatAt) / 1000));
+      if (
+        (run.measured.rpoSeconds ?? Number.POSITIVE_INFINITY) > plan.targets.rpoSeconds &&
+        !approvals.some((a) => a.overrideRpo)
+      ) {
+        throw ApplicationFailure.create({
+          type: ErrorType.ReplicaLagTooHigh,
+          message: `data loss of ${run.measured.rpoSeconds ?? 'unknown'} s exceeds the ${plan.targets.rpoSeconds} s RPO and no approval overrode it: not promoting ${replica}`,
+          nonRetryable: true,
+        });
+      }
+
+      // -------------------------------------------------------------- 5. promote
+      await run.step(
+        'promote',
+        () => acts.change.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
+        (p) => (p.alreadyPrimary ? `${replica} was already primary` : `${replica} promoted at ${p.gtids}`),
+      );
+      newPrimary = replica;
+    } else {
+      run.skip('fence', `${svc.strategy} service: both sides serve, nothing to fence`);
+      run.skip('catch-up', `${svc.strategy} service`);
+      run.skip('promote', `${svc.strategy} service`);
+      run.measured.rpoSeconds = 0;
+    }
+    const rdsReplica = svc.rds?.drReplica;
+    if (rdsReplica && svc.strategy === 'warm') {
+      await run.step(
+        'promote-rds',
+        () => acts.wait.promoteRdsReplica({ region: rdsReplica.region, instance: rdsReplica.instance }),
+        (r) => (r.alreadyPromoted ? `${r.instance} was already standalone` : `${r.instance} promoted and available`),
+      );
+    }
+
+    // ---------------------------------------------------------------- 6. start DR compute
+    const compute = svc.drCompute;
+    if (compute) {
+      await run.step(
+        'start-dr-compute',
+        () => acts.wait.startDrInstances({ region: compute.region, tags: compute.tags }),
+        (r) => `${r.running.length} running (${r.started.length} started)`,
+      );
+    } else run.skip('start-dr-compute', 'no DR compute in the inventory');
+
+    // ---------------------------------------------------------------- 7. move the VIP
+    const vip = svc.vip;
+    if (vip && newPrimary) {
+      await run.step(
+        'move-vip',
+        () => acts.change.addVip({ host: vip.drHost, address: vip.address, device: vip.device }),
+        (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.drHost} ${vip.device}`,
+      );
+    } else run.skip('move-vip', vip ? 'no promotion' : 'no VIP in the inventory');
+
+    // ---------------------------------------------------------------- 8. switch DNS
+    const dns = svc.dns;
+    if (dns) {
+      await run.step(
+        'switch-dns',
+        () =>
+          acts.wait.switchDnsRecord({
+            zone: dns.hostedZone,
+            name: dns.record,
+            type: dns.type,
+            ttl: dns.ttl,
+            value: dns.drValue,
+          }),
+        (r) => `${r.name} → ${r.value} (${r.changed ? `was ${r.previous.join(',')}` : 'already set'}), INSYNC`,
+      );
+    } else run.skip('switch-dns', 'no DNS record in the inventory');
+
+    // ---------------------------------------------------------------- 9. notify the application and people
+    const key = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
+    const webhook = svc.applicationWebhook;
+    if (webhook && newPrimary) {
+      const endpoint = plan.endpoints[newPrimary];
+      await run.step(
+        'notify-application',
+        () =>
+          acts.notify.callApplicationWebhook({
+            url: webhook,
+            service: svc.name,
+            primary: { server: newPrimary, ...endpoint },
+            idempotencyKey: `${key}/app`,
+          }),
+        (r) => `POST ${r.url}: HTTP ${r.status}`,
+      );
+    } else run.skip('notify-application', webhook ? 'no new primary' : 'no application webhook in the inventory');
+    await run.step(
+      'notify-people',
+      () =>
+        notifyPeople(
+          plan,
+          acts,
+          `${input.mode === 'drill' ? 'DRILL: ' : ''}${svc.name} failed over to DR`,
+          `${svc.name}: ${input.reason}. New primary: ${newPrimary ?? 'DNS only'}.`,
+          'failed-over',
+        ),
+      () => plan.notificationTargets.join(', ') || 'no targets',
+    );
+
+    // ---------------------------------------------------------------- 10. verify
+    let recoveredAt: number;
+    if (svc.health.httpUrl) {
+      const url = svc.health.httpUrl;
+      const healthy = await run.step(
+        'verify-health',
+        () => acts.wait.waitUntilHealthy({ url, timeoutSeconds: Math.max(60, plan.targets.rtoSeconds) }),
+        (h) => `${url}: HTTP ${h.status}`,
+      );
+      recoveredAt = healthy.at;
+    } else {
+      recoveredAt = Date.now();
+      run.skip('verify-health', 'no health URL in the inventory');
+    }
+    if (newPrimary && db) {
+      const primary = newPrimary;
+      await run.step(
+        'verify-writes',
+        () => acts.quick.verifyWritable({ server: primary, heartbeatTable: db.heartbeatTable }),
+        (w) => `${w.server} accepted a write`,
+      );
+    }
+
+    // ---------------------------------------------------------------- 11. report
+    run.measured.rtoSeconds = round1((recoveredAt - incidentStartedAt) / 1000);
+    if (run.measured.rtoSeconds > plan.targets.rtoSeconds) {
+      run.notes.push(`RTO target breached: ${run.measured.rtoSeconds} s > ${plan.targets.rtoSeconds} s`);
+    }
+    run.phase = 'done';
+    run.tag([{ key: DrOutcome, value: 'completed' }]);
+    const result = report('completed', { recoveredAt: new Date(recoveredAt).toISOString(), newPrimary });
+    await notifyPeople(
+      plan,
+      acts,
+      `${svc.name} failover report: RTO ${result.measured.rtoSeconds} s, RPO ${result.measured.rpoSeconds} s`,
+      JSON.stringify({
+        measured: result.measured,
+        targets: result.targets,
+        rtoMet: result.rtoMet,
+        rpoMet: result.rpoMet,
+      }),
+      'report',
+    );
+    return result;
+  } catch (err) {
+    run.phase = 'failed';
+    run.tag([{ key: DrOutcome, value: 'failed' }]);
+    // Nothing is left half-done and unreported: people hear which step failed and why.
+    await notifyPeople(
+      plan,
+      acts,
+      `FAILOVER OF ${svc.name} STOPPED`,
+      `${(err as Error).message}\nsteps: ${run.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`,
+      'stopped',
+    ).catch(() => undefined);
+    throw err;
+  }
+}

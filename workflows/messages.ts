@@ -1,0 +1,31 @@
+/**
+ * What operators send and read while a runbook runs: the `status` query, the `approve`
+ * signal (Web UI) and update (CLI: a synchronous answer, validated), the `abort` signal,
+ * and the search attributes that let them filter runs in the Web UI.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Approval, RunbookStatus } from './contract';
+
+export interface AbortRequest {
+  by: string;
+  reason: string;
+}
+
+export interface ApprovalReceipt {
+  accepted: true;
+  step: string;
+  approver: string;
+  /** Distinct approvers still needed at this gate after this one. */
+  stillNeeded: number;
+}
+
+export const statusQuery = defineQuery<RunbookStatus>('status');
+export const approveSignal = defineSignal<[Approval]>('approve');
+export const approveUpdate = defineUpdate<ApprovalReceipt, [Approval]>('approve');
+export const abortSignal = defineSignal<[AbortRequest]>('abort');
+
+export const DrService = defineSearchAttributeKey('DrService', SearchAttributeType.KEYWORD);
+export const DrRunbook = defineSearchAttributeKey('DrRunbook', SearchAttributeType.KEYWORD);
+export const DrMode = defineSearchAttributeKey('DrMode', SearchAttributeType.KEYWORD);
+export const DrOutcome = defineSearchAttributeKey('DrOutcome', SearchAttributeType.KEYWORD);

@@ -1,0 +1,286 @@
+/**
+ * The bookkeeping every runbook shares: named steps with timings (the `status` query),
+ * approval gates (the `approve` signal and update, deadlines, reminders), `abort`, the
+ * RTO clock, and the search attributes. Runbook files stay a list of named steps.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { ErrorType, type Approval, type RunbookStatus, type StepRecord } from './contract';
+import {
+  abortSignal,
+  approveSignal,
+  approveUpdate,
+  statusQuery,
+  type AbortRequest,
+  type ApprovalReceipt,
+} from './messages';
+import { reasonOf } from './plan';
+
+export interface GateRule {
+  /** Distinct approvers needed (2 for a critical service's real failover). */
+  needed: number;
+  /** Expected data loss exceeds the RPO target: one approval must say overrideRpo. */
+  requireOverrideRpo?: boolean;
+  /** The old primary is (or may be) unfenced: one approval must say acknowledgeUnfenced. */
+  requireUnfencedAck?: boolean;
+  /** How long to wait before the reminder, and again before aborting. */
+  timeoutMs: number;
+  /** Called once when the first deadline passes (notify again). */
+  onReminder?: () => Promise<void>;
+  /** What the approvers are asked, shown in `status`. */
+  question: string;
+}
+
+interface PendingGate extends GateRule {
+  step: string;
+  deadline: number;
+  approvals: Approval[];
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export class RunbookRun {
+  readonly steps: StepRecord[] = [];
+  readonly approvals: Approval[] = [];
+  readonly rejectedApprovals: { approval: Approval; reason: string }[] = [];
+  readonly notes: string[] = [];
+  phase = 'starting';
+  aborted: AbortRequest | null = null;
+  measured: RunbookStatus['measured'] = { rtoSeconds: null, rpoSeconds: null };
+  private pending: PendingGate | null = null;
+  /** Set once the run starts changing the estate: from then on abort waits for a gate. */
+  private changing = false;
+
+  constructor(
+    readonly runbook: string,
+    readonly service: string,
+    readonly targets: { rtoSeconds: number; rpoSeconds: number },
+    readonly approvers: string[],
+    /** The RTO clock's start: the incident start, or the moment the run started. */
+    readonly clockStartedAt: number,
+  ) {
+    setHandler(statusQuery, () => this.status());
+    setHandler(abortSignal, (req) => {
+      this.aborted ??= req;
+    });
+    setHandler(approveSignal, (approval) => {
+      const problem = this.checkApproval(approval);
+      if (problem) this.rejectedApprovals.push({ approval, reason: problem });
+      else this.accept(approval);
+    });
+    setHandler(approveUpdate, (approval) => this.accept(approval), {
+      validator: (approval: Approval) => {
+        const problem = this.checkApproval(approval);
+        if (problem) {
+          const type = problem.startsWith(ErrorType.ApproverNotAllowed)
+            ? ErrorType.ApproverNotAllowed
+            : 'ApprovalRejected';
+          throw ApplicationFailure.create({ type, message: problem, nonRetryable: true });
+        }
+      },
+    });
+  }
+
+  /** Search attributes (service, runbook, mode, outcome) for filtering runs in the Web UI. */
+  tag(pairs: SearchAttributeUpdatePair[]): void {
+    upsertSearchAttributes(pairs);
+  }
+
+  status(): RunbookStatus {
+    const now = Date.now();
+    const used = Math.round((now - this.clockStartedAt) / 1000);
+    return {
+      runbook: this.runbook,
+      service: this.service,
+      phase: this.phase,
+      steps: this.steps.map((s) => ({ ...s })),
+      pendingApproval: this.pending
+        ? {
+            step: this.pending.step,
+            needed: this.pending.needed - distinct(this.pending.approvals),
+            approvers: this.approvers,
+            deadline: iso(this.pending.deadline),
+            question: this.pending.question,
+            requireOverrideRpo: Boolean(this.pending.requireOverrideRpo),
+            requireUnfencedAck: Boolean(this.pending.requireUnfencedAck),
+          }
+        : null,
+      measured: { ...this.measured },
+      targets: this.targets,
+      rtoClock: { startedAt: iso(this.clockStartedAt), usedSeconds: used, leftSeconds: this.targets.rtoSeconds - used },
+      approvals: [...this.approvals],
+      rejectedApprovals: [...this.rejectedApprovals],
+      aborted: this.aborted,
+      notes: [...this.notes],
+    };
+  }
+
+  /** Run one named step, recording its timing and outcome; a failure fails the run with the step named. */
+  async step<T>(name: string, work: () => Promise<T>, describe: (result: T) => string = () => ''): Promise<T> {
+    this.honourAbort(name);
+    const record: StepRecord = { name, state: 'running', startedAt: iso(Date.now()), attempts: 1 };
+    this.steps.push(record);
+    this.phase = name;
+    try {
+      const result = await work();
+      record.state = 'succeeded';
+      record.detail = describe(result);
+      return result;
+    } catch (err) {
+      record.state = 'failed';
+      record.detail = reasonOf(err);
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+        // Surface the activity's own typed failure, named by step, so operators see the cause first.
+        throw ApplicationFailure.create({
+          type: err.cause.type ?? 'StepFailed',
+          message: `step ${name} failed: ${err.cause.message}`,
+          nonRetryable: true,
+          details: [{ step: name }],
+        });
+      }
+      throw err;
+    } finally {
+      record.endedAt = iso(Date.now());
+    }
+  }
+
+  skip(name: string, why: string): void {
+    const now = iso(Date.now());
+    this.steps.push({ name, state: 'skipped', startedAt: now, endedAt: now, attempts: 0, detail: why });
+  }
+
+  /** From here on the run changes the estate. */
+  startChanging(): void {
+    this.changing = true;
+  }
+
+  /**
+   * Wait for approval. The first deadline sends a reminder; the second aborts cleanly
+   * (nothing after the gate has run). `abort` ends the wait at once.
+   */
+  async gate(step: string, rule: GateRule): Promise<Approval[]> {
+    const { timeoutMs } = rule;
+    this.pending = { ...rule, step, deadline: Date.now() + timeoutMs, approvals: [] };
+    const record: StepRecord = {
+      name: `approve-${step}`,
+      state: 'waiting',
+      startedAt: iso(Date.now()),
+      attempts: 1,
+      detail: rule.question,
+    };
+    this.steps.push(record);
+    this.phase = `waiting for approval: ${step}`;
+    const done = () => this.aborted !== null || this.satisfied();
+    try {
+      if (!(await condition(done, timeoutMs))) {
+        record.detail = `no approval by ${iso(this.pending.deadline)}: reminded`;
+        this.pending.deadline = Date.now() + timeoutMs;
+        if (rule.onReminder) await rule.onReminder();
+        if (!(await condition(done, timeoutMs))) {
+          record.state = 'failed';
+          record.detail = `no approval after two deadlines (${Math.round((2 * timeoutMs) / 1000)} s): aborted before ${step}`;
+          throw ApplicationFailure.create({
+            type: ErrorType.ApprovalTimedOut,
+            message: record.detail,
+            nonRetryable: true,
+          });
+        }
+      }
+      if (this.aborted) {
+        record.state = 'failed';
+        record.detail = `aborted by ${this.aborted.by}: ${this.aborted.reason}`;
+        throw abortFailure(this.aborted, step);
+      }
+      record.state = 'succeeded';
+      record.detail = this.pending.approvals.map((a) => a.approver).join(' + ');
+      return this.pending.approvals;
+    } finally {
+      record.endedAt = iso(Date.now());
+      this.pending = null;
+    }
+  }
+
+  private satisfied(): boolean {
+    const p = this.pending;
+    if (!p) return false;
+    return (
+      distinct(p.approvals) >= p.needed &&
+      (!p.requireOverrideRpo || p.approvals.some((a) => a.overrideRpo)) &&
+      (!p.requireUnfencedAck || p.approvals.some((a) => a.acknowledgeUnfenced))
+    );
+  }
+
+  /** Why an approval cannot be accepted now, or null. */
+  private checkApproval(a: Approval): string | null {
+    if (!a || typeof a.approver !== 'string' || typeof a.step !== 'string')
+      return 'an approval needs { step, approver }';
+    if (!this.approvers.includes(a.approver)) {
+      return `${ErrorType.ApproverNotAllowed}: "${a.approver}" is not an approver in the inventory (${this.approvers.join(', ')})`;
+    }
+    if (!this.pending) return `no approval is pending (phase: ${this.phase})`;
+    if (a.step !== this.pending.step) return `the pending approval is for step "${this.pending.step}", not "${a.step}"`;
+    if (this.pending.approvals.some((x) => x.approver === a.approver))
+      return `${a.approver} has already approved ${a.step}`;
+    return null;
+  }
+
+  private accept(a: Approval): ApprovalReceipt {
+    const approval = { ...a, at: iso(Date.now()) };
+    this.pending!.approvals.push(approval);
+    this.approvals.push(approval);
+    return {
+      accepted: true,
+      step: a.step,
+      approver: a.approver,
+      stillNeeded: Math.max(0, this.pending!.needed - distinct(this.pending!.approvals)),
+    };
+  }
+
+  /** Abort is honoured before any change; once changes have begun it waits for the next gate (none is left half-done). */
+  private honourAbort(next: string): void {
+    if (!this.aborted) return;
+    if (!this.changing) throw abortFailure(this.aborted, next);
+    this.notes.push(
+      `abort requested by ${this.aborted.by} while changing the estate: finishing the run rather than leaving it half-done`,
+    );
+  }
+}
+
+function distinct(approvals: Approval[]): number {
+  return new Set(approvals.map((a) => a.approver)).size;
+}
+
+function abortFailure(req: AbortRequest, before: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ErrorType.Aborted,
+    message: `aborted by ${req.by} before ${before}: ${req.reason}`,
+    nonRetryable: true,
+  });
+}
+
+export function workflowIdFor(runbook: string, service: string): string {
+  return `${runbook}-${service}`;
+}
+
+/**
+ * One runbook of a kind per service at a time: Temporal refuses a second run with the same
+ * workflow id, so the id must be `<runbook>-<service>`; a hand-typed other id is refused here.
+ */
+export function requireWorkflowId(runbook: string, service: string): void {
+  const expected = workflowIdFor(runbook, service);
+  const actual = workflowInfo().workflowId;
+  if (actual !== expected) {
+    throw ApplicationFailure.create({
+      type: ErrorType.InvalidInput,
+      message: `a ${runbook} of ${service} must run as workflow id "${expected}" (got "${actual}"), so that only one can run at a time`,
+      nonRetryable: true,
+    });
+  }
+}
