@@ -1,0 +1,325 @@
+/**
+ * The failover runbook's logic with stubbed activities, on the time-skipping test server
+ * (from PyPI, never downloaded): every gate and every failure branch. The real components
+ * are exercised in test/integration/failover.test.ts.
+ */
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { ServicePlan } from '../../activities/inventory';
+import { targetsFor } from '../../config/inventory';
+import { failover } from '../../workflows';
+import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
+import { abortSignal, approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { failureType, sandbox, TEST_SERVER_BINARY, workflowBundle } from '../helpers/stack';
+
+jest.setTimeout(60_000);
+
+const loaded = sandbox();
+const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
+const plan = (overrides: Partial<ServicePlan['service']> = {}): ServicePlan => ({
+  service: { ...shop, ...overrides },
+  regions: loaded.inventory.regions,
+  targets: targetsFor(shop),
+  approvers: ['alice', 'bob', 'carol'],
+  notificationTargets: ['oncall-webhook'],
+  endpoints: { 'db-primary': { host: '127.0.0.1', port: 13306 }, 'db-replica': { host: '127.0.0.1', port: 13307 } },
+});
+
+interface Estate {
+  primaryReachable: boolean;
+  heartbeatLagSeconds: number;
+  catchUpFails?: string;
+  /** When the replica's newest heartbeat was written (default: heartbeatLagSeconds ago). */
+  heartbeatAt?: number;
+  service?: Partial<ServicePlan['service']>;
+}
+
+/** Stub activities that record what they were asked to do. */
+function stubs(estate: Estate) {
+  const calls: string[] = [];
+  const notifications: string[] = [];
+  const now = () => Date.now();
+  // Fixed when the stubs are made, so the RPO the workflow computes from it is exact.
+  const replicaHeartbeatAt = estate.heartbeatAt ?? now() - estate.heartbeatLagSeconds * 1000;
+  const record =
+    <I, T>(name: string, result: (input: I) => T) =>
+    async (input: I): Promise<T> => {
+      calls.push(name);
+      return result(input);
+    };
+  return {
+    calls,
+    notifications,
+    activities: {
+      describeService: record('describeService', () => plan(estate.service)),
+      measureReplicaLag: record('measureReplicaLag', () => ({
+        primary: 'db-primary',
+        replica: 'db-replica',
+        primaryReachable: estate.primaryReachable,
+        transactionsBehind: estate.primaryReachable ? 3 : null,
+        replicaHeartbeatAt,
+        heartbeatLagSeconds: estate.primaryReachable ? estate.heartbeatLagSeconds : null,
+        secondsBehind: 0,
+        ioRunning: true,
+        sqlRunning: true,
+      })),
+      fencePrimary: record('fencePrimary', () => ({
+        server: 'db-primary',
+        reachable: estate.primaryReachable,
+        fenced: estate.primaryReachable,
+        finalGtids: estate.primaryReachable ? '0-1-100' : null,
+        detail: estate.primaryReachable ? 'read_only=ON' : 'unreachable: not fenced',
+      })),
+      removeVip: record('removeVip', () => {
+        if (!estate.primaryReachable)
+          throw ApplicationFailure.nonRetryable('ssh: connect ECONNREFUSED', 'ECONNREFUSED');
+        return { host: 'primary-host', removed: true };
+      }),
+      waitForCatchUp: record('waitForCatchUp', () => {
+        if (estate.catchUpFails) throw ApplicationFailure.nonRetryable(estate.catchUpFails, 'ReplicationBroken');
+        return {
+          replica: 'db-replica',
+          waitedFor: '0-1-100',
+          caughtUp: true,
+          transactionsBehind: 0,
+          replicaHeartbeatAt,
+        };
+      }),
+      promoteReplica: record('promoteReplica', () => ({
+        server: 'db-replica',
+        alreadyPrimary: false,
+        gtids: '0-1-100',
+      })),
+      promoteRdsReplica: record('promoteRdsReplica', () => ({ instance: 'shop-db-dr', alreadyPromoted: false })),
+      startDrInstances: record('startDrInstances', () => ({ started: ['i-1'], running: ['i-1'] })),
+      addVip: record('addVip', () => ({ host: 'dr-host', added: true })),
+      switchDnsRecord: record('switchDnsRecord', (i: { name: string; value: string }) => ({
+        name: i.name,
+        value: i.value,
+        changed: true,
+        previous: ['old'],
+      })),
+      callApplicationWebhook: record('callApplicationWebhook', (i: { url: string }) => ({ url: i.url, status: 200 })),
+      notifyTarget: async (i: { target: string; subject: string }) => {
+        notifications.push(i.subject);
+        return { target: i.target, kind: 'webhook', receipt: 'HTTP 200' };
+      },
+      waitUntilHealthy: record('waitUntilHealthy', (i: { url: string }) => ({
+        url: i.url,
+        ok: true,
+        status: 200,
+        at: now(),
+        detail: '',
+      })),
+      verifyWritable: record('verifyWritable', () => ({ server: 'db-replica', wroteAt: now() })),
+    },
+  };
+}
+
+/** The steps that change the estate: none of them may run before the gate passes. */
+const CHANGES = [
+  'fencePrimary',
+  'removeVip',
+  'promoteReplica',
+  'promoteRdsReplica',
+  'startDrInstances',
+  'addVip',
+  'switchDnsRecord',
+  'callApplicationWebhook',
+];
+
+describe('failover workflow logic (stubbed activities, time-skipping server)', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await TestWorkflowEnvironment.createTimeSkipping({
+      server: { executable: { type: 'existing-path', path: TEST_SERVER_BINARY } },
+    });
+    // The runbooks tag their runs for the Web UI; the test server knows no custom attributes until told.
+    const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+    await env.connection.operatorService.addSearchAttributes({
+      namespace: 'default',
+      searchAttributes: { DrService: keyword, DrRunbook: keyword, DrMode: keyword, DrOutcome: keyword },
+    });
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  async function run<T>(
+    estate: Estate,
+    input: object,
+    drive: (h: WorkflowHandle<typeof failover>, s: ReturnType<typeof stubs>) => Promise<T>,
+  ) {
+    const s = stubs(estate);
+    const taskQueue = `unit-${Math.random().toString(36).slice(2)}`;
+    const workflowBundle_ = await workflowBundle();
+    const workers = await Promise.all(
+      [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
+        Worker.create({
+          connection: env.nativeConnection,
+          taskQueue: q,
+          workflowBundle: workflowBundle_,
+          activities: s.activities,
+        }),
+      ),
+    );
+    const result = await workers[0].runUntil(() =>
+      workers[1].runUntil(async () => {
+        const handle = await env.client.workflow.start(failover, {
+          taskQueue,
+          workflowId: 'failover-shop',
+          args: [input as never],
+        });
+        try {
+          return await drive(handle, s);
+        } finally {
+          // One failover per service id: clear it for the next test whatever happened.
+          await handle.terminate('test over').catch(() => undefined);
+        }
+      }),
+    );
+    return { result, ...s };
+  }
+
+  async function atGate(handle: WorkflowHandle, step = 'promote'): Promise<RunbookStatus> {
+    for (let i = 0; i < 200; i++) {
+      const status = await handle.query(statusQuery).catch(() => null);
+      if (status?.pendingApproval?.step === step) return status;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`never reached gate ${step}`);
+  }
+
+  const real = { service: 'shop', mode: 'real', reason: 'unit test' };
+  const drill = { service: 'shop', mode: 'drill', reason: 'unit test' };
+  const healthy: Estate = { primaryReachable: true, heartbeatLagSeconds: 0.5 };
+
+  test('a critical real failover needs two distinct approvers, then runs every step in order', async () => {
+    const { result, calls } = await run(healthy, real, async (h) => {
+      const s = await atGate(h);
+      expect(s.pendingApproval).toMatchObject({ needed: 2, requireOverrideRpo: false, requireUnfencedAck: false });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      expect((await h.query(statusQuery)).pendingApproval?.needed).toBe(1);
+      await h.signal(approveSignal, { step: 'promote', approver: 'alice' }); // a duplicate does not count
+      expect((await h.query(statusQuery)).rejectedApprovals[0].reason).toMatch(/already approved/);
+      await h.signal(approveSignal, { step: 'promote', approver: 'bob' });
+      return h.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(result.approvals.map((a) => a.approver)).toEqual(['alice', 'bob']);
+    expect(result.measured.rpoSeconds).toBe(0);
+    expect(calls.indexOf('fencePrimary')).toBeLessThan(calls.indexOf('promoteReplica'));
+    expect(calls.indexOf('waitForCatchUp')).toBeLessThan(calls.indexOf('promoteReplica'));
+    expect(calls.indexOf('promoteReplica')).toBeLessThan(calls.indexOf('switchDnsRecord'));
+  });
+
+  test('an unlisted approver is refused by the update and recorded by the signal', async () => {
+    const { calls } = await run(healthy, drill, async (h) => {
+      await atGate(h);
+      const err = await h
+        .executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'mallory' }] })
+        .catch((e: unknown) => e);
+      expect(String((err as Error & { cause?: Error }).cause?.message)).toMatch(/not an approver/);
+      await h.signal(approveSignal, { step: 'promote', approver: 'mallory' });
+      await h.signal(approveSignal, { step: 'fence', approver: 'alice' });
+      const s = await h.query(statusQuery);
+      expect(s.rejectedApprovals.map((r) => r.reason)).toEqual([
+        expect.stringMatching(/ApproverNotAllowed: "mallory"/),
+        expect.stringMatching(/pending approval is for step "promote", not "fence"/),
+      ]);
+      expect(s.pendingApproval?.needed).toBe(1);
+      await h.signal(abortSignal, { by: 'carol', reason: 'test over' });
+      return h.result().catch(() => undefined);
+    });
+    expect(calls.filter((c) => CHANGES.includes(c))).toEqual([]);
+  });
+
+  test('no approval: a reminder at the first deadline, a clean abort at the second, nothing changed', async () => {
+    const { result, calls, notifications } = await run(healthy, drill, async (h) => {
+      await atGate(h);
+      await env.sleep('2h'); // time-skipping: both deadlines pass
+      return h.result().catch((e: unknown) => e);
+    });
+    expect(failureType((result as WorkflowFailedError).cause)).toBe('ApprovalTimedOut');
+    expect(notifications).toEqual([
+      expect.stringMatching(/^APPROVAL NEEDED: failover of shop/),
+      expect.stringMatching(/^FAILOVER OF shop STOPPED/),
+    ]);
+    expect(calls.filter((c) => CHANGES.includes(c))).toEqual([]);
+  });
+
+  test('a replica lagging past the RPO needs an explicit override', async () => {
+    const lagging: Estate = { primaryReachable: true, heartbeatLagSeconds: 900 };
+    const { result, calls } = await run(lagging, drill, async (h) => {
+      const s = await atGate(h);
+      expect(s.pendingApproval).toMatchObject({ requireOverrideRpo: true });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 }); // still waiting: no override
+      await h.executeUpdate(approveUpdate, {
+        args: [{ step: 'promote', approver: 'bob', overrideRpo: true, comment: 'accept loss' }],
+      });
+      return h.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(calls).toContain('promoteReplica');
+  });
+
+  test('an unreachable primary: the approval must acknowledge it is unfenced; RPO is dated by the heartbeat', async () => {
+    const incident = Date.now();
+    const down: Estate = { primaryReachable: false, heartbeatLagSeconds: 2, heartbeatAt: incident - 2300 };
+    const incidentStartedAt = new Date(incident).toISOString();
+    const { result } = await run(down, { ...drill, incidentStartedAt }, async (h) => {
+      const s = await atGate(h);
+      expect(s.pendingApproval).toMatchObject({ requireUnfencedAck: true });
+      await h.executeUpdate(approveUpdate, {
+        args: [{ step: 'promote', approver: 'alice', acknowledgeUnfenced: true }],
+      });
+      return h.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(result.steps.find((s) => s.name === 'fence')!.detail).toMatch(/not fenced.*VIP NOT removed/);
+    expect(result.measured.rpoSeconds).toBe(2.3); // incident start minus the replica's newest heartbeat
+  });
+
+  test('a broken replica is never promoted: the run fails at catch-up, names it, and notifies', async () => {
+    const broken: Estate = { ...healthy, catchUpFails: 'db-replica: SQL thread stopped: Duplicate entry' };
+    const { result, calls, notifications } = await run(broken, drill, async (h) => {
+      await atGate(h);
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      return h.result().catch((e: unknown) => e);
+    });
+    const cause = (result as WorkflowFailedError).cause;
+    expect(failureType(cause)).toBe('ReplicationBroken');
+    expect(cause?.message).toMatch(/step catch-up failed: db-replica: SQL thread stopped/);
+    expect(calls).not.toContain('promoteReplica');
+    expect(notifications.some((n) => n.startsWith('FAILOVER OF shop STOPPED'))).toBe(true);
+  });
+
+  test('a hot service only shifts DNS and verifies', async () => {
+    const { result, calls } = await run({ ...healthy, service: { strategy: 'hot' } }, drill, async (h) => {
+      await atGate(h);
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      return h.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(calls).not.toContain('fencePrimary');
+    expect(calls).not.toContain('promoteReplica');
+    expect(calls).toContain('switchDnsRecord');
+    expect(result.steps.filter((s) => s.state === 'skipped').map((s) => s.name)).toEqual(
+      expect.arrayContaining(['fence', 'catch-up', 'promote', 'move-vip', 'notify-application']),
+    );
+  });
+
+  test('malformed input fails before any activity', async () => {
+    const { result, calls } = await run(healthy, { service: 'shop', mode: 'sideways', reason: '' }, async (h) =>
+      h.result().catch((e: unknown) => e),
+    );
+    const cause = (result as WorkflowFailedError).cause;
+    expect(failureType(cause)).toBe('InvalidInput');
+    expect(cause?.message).toMatch(/mode: .*reason: say why/);
+    expect(calls).toEqual([]);
+  });
+});
