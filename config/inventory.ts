@@ -93,6 +93,8 @@ const health = z
     /** Seconds between checks and consecutive failures before an incident (monitor). */
     interval: duration.default(10),
     failuresBeforeIncident: z.number().int().min(1).default(3),
+    /** After the monitor starts a failover, it starts no other for this long. */
+    cooldownAfterFailover: duration.prefault('1h'),
   })
   .strict();
 

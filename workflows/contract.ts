@@ -62,6 +62,8 @@ export const failoverInput = z
     dryRun: z.boolean().default(false),
     /** Set by the monitor: when the incident began (ISO 8601), so RTO counts from detection. */
     incidentStartedAt: z.iso.datetime().optional(),
+    /** Who started it; only a monitor-started failover of a service with autoFailover skips the gate. */
+    trigger: z.enum(['operator', 'monitor', 'drill']).default('operator'),
   })
   .strict();
 export type FailoverInput = z.input<typeof failoverInput>;
@@ -74,6 +76,15 @@ export const failbackInput = z
   })
   .strict();
 export type FailbackInput = z.input<typeof failbackInput>;
+
+export const monitorInput = z
+  .object({
+    service: serviceName,
+    /** Carried across continue-as-new: no failover is started before this time (ISO 8601). */
+    cooldownUntil: z.iso.datetime().optional(),
+  })
+  .strict();
+export type MonitorInput = z.input<typeof monitorInput>;
 
 /** Every problem with an input, one line each, named by field. */
 export function inputProblems(schema: z.ZodType, input: unknown): string[] {

@@ -132,21 +132,25 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
 
     // ---------------------------------------------------------------- 2. approval gate
     const gateTimeoutMs = approvalTimeoutMs(plan.targets.rtoSeconds, incidentStartedAt);
-    const approvals = await run.gate('promote', {
-      needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
-      requireOverrideRpo: overRpo,
-      requireUnfencedAck: Boolean(db?.replica) && svc.strategy === 'warm' && !assessment.primaryReachable,
-      timeoutMs: gateTimeoutMs,
-      question: `fail ${svc.name} over to the DR side (${input.mode}): ${assessment.detail}${overRpo ? ` — expected data loss over the ${plan.targets.rpoSeconds} s RPO: needs overrideRpo` : ''}`,
-      onReminder: () =>
-        notifyPeople(
-          plan,
-          acts,
-          `APPROVAL NEEDED: failover of ${svc.name}`,
-          `Still waiting for approval: ${assessment.detail}`,
-          'reminder',
-        ),
-    });
+    // The inventory may let the monitor fail a service over unattended, but never past its RPO.
+    const unattended = input.trigger === 'monitor' && svc.autoFailover && !overRpo;
+    const approvals: Approval[] = unattended
+      ? autoApproval(run)
+      : await run.gate('promote', {
+          needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+          requireOverrideRpo: overRpo,
+          requireUnfencedAck: Boolean(db?.replica) && svc.strategy === 'warm' && !assessment.primaryReachable,
+          timeoutMs: gateTimeoutMs,
+          question: `fail ${svc.name} over to the DR side (${input.mode}): ${assessment.detail}${overRpo ? ` — expected data loss over the ${plan.targets.rpoSeconds} s RPO: needs overrideRpo` : ''}`,
+          onReminder: () =>
+            notifyPeople(
+              plan,
+              acts,
+              `APPROVAL NEEDED: failover of ${svc.name}`,
+              `Still waiting for approval: ${assessment.detail}`,
+              'reminder',
+            ),
+        });
     run.startChanging();
 
     let newPrimary: string | null = null;
@@ -353,4 +357,18 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     ).catch(() => undefined);
     throw err;
   }
+}
+
+/** The inventory's autoFailover stands in for the approvers (recorded as such in the report). */
+function autoApproval(run: RunbookRun): Approval[] {
+  const approval: Approval = {
+    step: 'promote',
+    approver: 'inventory:autoFailover',
+    comment: 'monitor-detected incident; the inventory allows unattended failover',
+    acknowledgeUnfenced: true,
+    at: new Date(Date.now()).toISOString(),
+  };
+  run.approvals.push(approval);
+  run.skip('approve-promote', 'unattended: autoFailover in the inventory');
+  return [approval];
 }

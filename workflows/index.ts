@@ -3,3 +3,4 @@ export { readiness } from './readiness';
 export { nightlyBackup, serviceBackup } from './backup';
 export { failover } from './failover';
 export { failback } from './failback';
+export { monitor } from './monitor';

