@@ -49,6 +49,7 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
     approvals: run.approvals,
     notes: run.notes,
   });
+  if (svc.strategy === 'hot') return failBackHot();
   if (!db?.replica || svc.strategy !== 'warm') {
     throw ApplicationFailure.create({
       type: ErrorType.NotConfigured,
@@ -254,4 +255,51 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
   run.phase = 'done';
   run.tag([{ key: DrOutcome, value: 'completed' }]);
   return report('completed');
+
+  /** Hot: both sides serve; failing back is pointing DNS at the primary side again, with the same gate. */
+  async function failBackHot(): Promise<FailbackReport> {
+    const dnsRecord = svc.dns;
+    if (!dnsRecord) {
+      throw ApplicationFailure.create({
+        type: ErrorType.NotConfigured,
+        message: `${svc.name} is hot but has no DNS record to switch back`,
+        nonRetryable: true,
+      });
+    }
+    await run.gate('switch-back', {
+      needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+      timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
+      question: `point ${dnsRecord.record} back at ${dnsRecord.primaryValue}`,
+    });
+    run.startChanging();
+    const startedAt = Date.now();
+    await run.step(
+      'switch-dns-back',
+      () =>
+        acts.wait.switchDnsRecord({
+          zone: dnsRecord.hostedZone,
+          name: dnsRecord.record,
+          type: dnsRecord.type,
+          ttl: dnsRecord.ttl,
+          value: dnsRecord.primaryValue,
+        }),
+      (r) => `${r.name} → ${r.value}`,
+    );
+    let recoveredAt = Date.now();
+    if (svc.health.httpUrl) {
+      const url = svc.health.httpUrl;
+      recoveredAt = (
+        await run.step(
+          'verify-health',
+          () => acts.wait.waitUntilHealthy({ url, timeoutSeconds: 300 }),
+          (h) => `${url}: HTTP ${h.status}`,
+        )
+      ).at;
+    }
+    run.measured.rtoSeconds = round1((recoveredAt - startedAt) / 1000);
+    run.measured.rpoSeconds = 0;
+    run.phase = 'done';
+    run.tag([{ key: DrOutcome, value: 'completed' }]);
+    return report('completed');
+  }
 }

@@ -78,6 +78,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     ...extra,
   });
 
+  const compensation = { fencedButNotPromoted: false };
   try {
     // ---------------------------------------------------------------- dry run: read-only readiness
     if (input.dryRun) {
@@ -114,6 +115,15 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           replica: db.replica,
           heartbeatTable: db.heartbeatTable,
         });
+        // A replica that cannot apply (SQL thread stopped), or cannot receive while the primary is up,
+        // is never promoted: refuse here, before anything has changed.
+        if (!lag.sqlRunning || (lag.primaryReachable && !lag.ioRunning)) {
+          throw ApplicationFailure.create({
+            type: ErrorType.ReplicationBroken,
+            message: `${db.replica} is not replicating (IO thread ${lag.ioRunning ? 'running' : 'stopped'}, SQL thread ${lag.sqlRunning ? 'running' : 'stopped'}): not a promotion candidate`,
+            nonRetryable: true,
+          });
+        }
         // With the primary gone, everything after the replica's newest heartbeat up to the incident is at risk.
         const expectedRpoSeconds = lag.primaryReachable
           ? (lag.heartbeatLagSeconds ?? Number.POSITIVE_INFINITY)
@@ -174,6 +184,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         },
         (f) => `${f.mysql.detail}; ${f.vip}`,
       );
+      compensation.fencedButNotPromoted = fence.mysql.fenced;
       if (!fence.complete && !approvals.some((a) => a.acknowledgeUnfenced)) {
         await run.gate('unfenced', {
           needed: 1,
@@ -217,6 +228,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         () => acts.change.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
         (p) => (p.alreadyPrimary ? `${replica} was already primary` : `${replica} promoted at ${p.gtids}`),
       );
+      compensation.fencedButNotPromoted = false;
       newPrimary = replica;
     } else {
       run.skip('fence', `${svc.strategy} service: both sides serve, nothing to fence`);
@@ -345,6 +357,23 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     );
     return result;
   } catch (err) {
+    // Fenced but never promoted: the service has no writable primary. Put the old one back
+    // (it was reachable, and nothing replaced it), so a failed switchover is not an outage.
+    if (compensation.fencedButNotPromoted && svc.database) {
+      const { primary, heartbeatEvent } = svc.database;
+      await run
+        .step(
+          'unfence-old-primary',
+          async () => {
+            const r = await acts.change.unfencePrimary({ server: primary, heartbeatEvent });
+            if (svc.vip)
+              await acts.change.addVip({ host: svc.vip.primaryHost, address: svc.vip.address, device: svc.vip.device });
+            return r;
+          },
+          (r) => `${r.server} writable again${svc.vip ? ', VIP back' : ''}`,
+        )
+        .catch(() => run.notes.push(`COULD NOT UNFENCE ${primary}: the service may have no writable primary`));
+    }
     run.phase = 'failed';
     run.tag([{ key: DrOutcome, value: 'failed' }]);
     // Nothing is left half-done and unreported: people hear which step failed and why.

@@ -136,11 +136,12 @@ export class RunbookRun {
     } catch (err) {
       record.state = 'failed';
       record.detail = reasonOf(err);
-      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-        // Surface the activity's own typed failure, named by step, so operators see the cause first.
+      // Surface the typed failure (the activity's own, or the step's), named by step, so operators see the cause first.
+      const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err;
+      if (cause instanceof ApplicationFailure && !cause.message.startsWith('step ')) {
         throw ApplicationFailure.create({
-          type: err.cause.type ?? 'StepFailed',
-          message: `step ${name} failed: ${err.cause.message}`,
+          type: cause.type ?? 'StepFailed',
+          message: `step ${name} failed: ${cause.message}`,
           nonRetryable: true,
           details: [{ step: name }],
         });

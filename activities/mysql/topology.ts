@@ -233,6 +233,34 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
     },
 
     /**
+     * Undo a fence: make a primary that is not replicating writable again and restart its
+     * heartbeat. Refuses a server that replicates from something (that would be a split brain).
+     */
+    async unfencePrimary({
+      server,
+      heartbeatEvent,
+    }: {
+      server: string;
+      heartbeatEvent: string;
+    }): Promise<{ server: string }> {
+      const status = await read.readReplicationStatus({ server });
+      if (status.configured) {
+        throw failure(
+          ErrorType.ReplicationBroken,
+          `${server} replicates from ${status.sourceHost}:${status.sourcePort}: refusing to make it writable`,
+          { server },
+        );
+      }
+      return withConnection(server, async (conn) => {
+        const flavor = await flavorOf(server, conn);
+        if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = OFF');
+        await run(server, conn, 'SET GLOBAL read_only = OFF');
+        await setHeartbeatEvent(server, conn, heartbeatEvent, true);
+        return { server };
+      });
+    },
+
+    /**
      * Re-protect: make `server` (a fenced old primary) a replica of `source`, from its own GTID
      * position. Refuses if it holds transactions the source lacks (errant: it needs a rebuild
      * from backup, not a CHANGE MASTER that would silently diverge).

@@ -24,6 +24,8 @@ export interface Estate {
   primaryReachable: boolean;
   heartbeatLagSeconds: number;
   catchUpFails?: string;
+  /** The replica's SQL thread is stopped. */
+  sqlStopped?: boolean;
   /** When the replica's newest heartbeat was written (default: heartbeatLagSeconds ago). */
   heartbeatAt?: number;
   service?: Partial<ServicePlan['service']>;
@@ -56,7 +58,7 @@ export function stubs(estate: Estate) {
         heartbeatLagSeconds: estate.primaryReachable ? estate.heartbeatLagSeconds : null,
         secondsBehind: 0,
         ioRunning: true,
-        sqlRunning: true,
+        sqlRunning: !estate.sqlStopped,
       })),
       fencePrimary: record('fencePrimary', () => ({
         server: 'db-primary',
@@ -80,6 +82,7 @@ export function stubs(estate: Estate) {
           replicaHeartbeatAt,
         };
       }),
+      unfencePrimary: record('unfencePrimary', () => ({ server: 'db-primary' })),
       promoteReplica: record('promoteReplica', () => ({
         server: 'db-replica',
         alreadyPrimary: false,

@@ -170,7 +170,19 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     expect(failureType(cause)).toBe('ReplicationBroken');
     expect(cause?.message).toMatch(/step catch-up failed: db-replica: SQL thread stopped/);
     expect(calls).not.toContain('promoteReplica');
+    // Fenced but not promoted: the old primary is put back, so a failed switchover is no outage.
+    expect(calls.slice(calls.indexOf('waitForCatchUp'))).toEqual(['waitForCatchUp', 'unfencePrimary', 'addVip']);
     expect(notifications.some((n) => n.startsWith('FAILOVER OF shop STOPPED'))).toBe(true);
+  });
+
+  test('a replica whose SQL thread is stopped is refused at assess, before the gate', async () => {
+    const { result, calls } = await run({ ...healthy, sqlStopped: true }, drill, async (h) =>
+      h.result().catch((e: unknown) => e),
+    );
+    const cause = (result as WorkflowFailedError).cause;
+    expect(failureType(cause)).toBe('ReplicationBroken');
+    expect(cause?.message).toMatch(/step assess failed: db-replica is not replicating .*SQL thread stopped/);
+    expect(calls.filter((c) => CHANGES.includes(c))).toEqual([]);
   });
 
   test('a hot service only shifts DNS and verifies', async () => {

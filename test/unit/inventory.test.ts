@@ -66,7 +66,7 @@ describe('inventory', () => {
       expect.arrayContaining([
         'services.0.database.replica: unknown MySQL server "db-nowhere"',
         'services.0.vip.drHost: unknown SSH host "host-nowhere"',
-        'services.1.name: duplicate service "shop"',
+        `services.${doc.services.length - 1}.name: duplicate service "shop"`,
       ]),
     );
   });

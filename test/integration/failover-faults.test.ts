@@ -1,0 +1,273 @@
+/**
+ * Failover when things are wrong, on the real local stack: the primary's mariadbd killed,
+ * a replica lagging past the RPO, a replica whose SQL thread is stopped; and the hot
+ * strategy. Each test puts the original topology back.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
+import type { RowDataPacket } from 'mysql2';
+import type { LoadedInventory } from '../../config/load';
+import { failback, failover } from '../../workflows';
+import type { RunbookStatus } from '../../workflows/contract';
+import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { readEstate, writeLoad } from '../helpers/estate';
+import {
+  buildAdapters,
+  eventually,
+  failureType,
+  ROOT,
+  sandbox,
+  sql,
+  temporal,
+  type TemporalHarness,
+} from '../helpers/stack';
+
+jest.setTimeout(300_000);
+
+const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');
+
+describe('failover faults and strategies', () => {
+  const loaded = sandbox();
+  // shop held to a 2 s RPO, so a deliberately delayed replica is "too far behind" within seconds.
+  const strict: LoadedInventory = {
+    ...loaded,
+    inventory: {
+      ...loaded.inventory,
+      services: loaded.inventory.services.map((s) => (s.name === 'shop' ? { ...s, targets: { rto: 900, rpo: 2 } } : s)),
+    },
+  };
+  const adapters = buildAdapters(loaded);
+  const strictAdapters = buildAdapters(strict);
+  let t: TemporalHarness;
+
+  beforeAll(async () => {
+    t = await temporal(loaded);
+  });
+  afterEach(async () => {
+    for (const id of ['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog']) {
+      await t.client.workflow
+        .getHandle(id)
+        .terminate('test cleanup')
+        .catch(() => undefined);
+    }
+  });
+  afterAll(async () => {
+    await t.close();
+    await adapters.close();
+    await strictAdapters.close();
+  });
+
+  async function atGate(handle: WorkflowHandle, step: string): Promise<RunbookStatus> {
+    return eventually(
+      async () => {
+        const s = await handle.query(statusQuery).catch(() => null);
+        return s?.pendingApproval?.step === step ? s : null;
+      },
+      60_000,
+      `gate ${step}`,
+    );
+  }
+
+  async function onReplica(statements: string[]) {
+    const c = await sql(loaded, 'db-replica');
+    try {
+      for (const s of statements) await c.query(s);
+    } finally {
+      await c.end();
+    }
+  }
+
+  async function failBackShop() {
+    return t.withWorkers(adapters.activities, async () => {
+      const handle = await t.client.workflow.start(failback, {
+        taskQueue: t.taskQueue,
+        workflowId: 'failback-shop',
+        args: [{ service: 'shop', mode: 'drill' }],
+      });
+      await atGate(handle, 'switch-back');
+      await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
+      return handle.result();
+    });
+  }
+
+  test('hot strategy: DNS moves to the DR side and back; no database is touched', async () => {
+    const before = await readEstate(loaded, adapters);
+    const catalog = loaded.inventory.services.find((s) => s.name === 'catalog')!;
+    const dnsValue = async () =>
+      (await adapters.activities.readDnsRecord({
+        zone: catalog.dns!.hostedZone,
+        name: catalog.dns!.record,
+        type: 'CNAME',
+      }))!.values;
+    const report = await t.withWorkers(adapters.activities, async () => {
+      const handle = await t.client.workflow.start(failover, {
+        taskQueue: t.taskQueue,
+        workflowId: 'failover-catalog',
+        args: [{ service: 'catalog', mode: 'drill', reason: 'hot strategy test' }],
+      });
+      await atGate(handle, 'promote');
+      await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'carol' }] });
+      return handle.result();
+    });
+    expect(report.outcome).toBe('completed');
+    expect(report.measured.rpoSeconds).toBe(0);
+    expect(await dnsValue()).toEqual([catalog.dns!.drValue]);
+    expect(report.steps.filter((s) => s.state === 'succeeded').map((s) => s.name)).toEqual([
+      'assess',
+      'approve-promote',
+      'switch-dns',
+      'notify-people',
+      'verify-health',
+    ]);
+
+    const back = await t.withWorkers(adapters.activities, async () => {
+      const handle = await t.client.workflow.start(failback, {
+        taskQueue: t.taskQueue,
+        workflowId: 'failback-catalog',
+        args: [{ service: 'catalog', mode: 'drill' }],
+      });
+      await atGate(handle, 'switch-back');
+      await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'carol' }] });
+      return handle.result();
+    });
+    expect(back.outcome).toBe('completed');
+    expect(await dnsValue()).toEqual([catalog.dns!.primaryValue]);
+    expect(await readEstate(loaded, adapters)).toEqual(before);
+  });
+
+  test('a replica whose SQL thread is stopped is refused before anything changes', async () => {
+    const before = await readEstate(loaded, adapters);
+    await onReplica(['STOP SLAVE SQL_THREAD']);
+    try {
+      const err = await t.withWorkers(adapters.activities, () =>
+        t.client.workflow
+          .execute(failover, {
+            taskQueue: t.taskQueue,
+            workflowId: 'failover-shop',
+            args: [{ service: 'shop', mode: 'drill', reason: 'broken replica test' }],
+          })
+          .catch((e: unknown) => e),
+      );
+      const cause = (err as WorkflowFailedError).cause;
+      expect(failureType(cause)).toBe('ReplicationBroken');
+      expect(cause?.message).toMatch(/step assess failed: db-replica is not replicating .*SQL thread stopped/);
+    } finally {
+      await onReplica(['START SLAVE SQL_THREAD']);
+    }
+    expect(await readEstate(loaded, adapters)).toEqual({ ...before, replica: { ...before.replica } });
+  });
+
+  test('a replica lagging past the RPO is not promoted without an explicit override', async () => {
+    const before = await readEstate(loaded, adapters);
+    // A delayed replica: both threads run, it is simply behind (MASTER_DELAY).
+    await onReplica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 8', 'START SLAVE']);
+    try {
+      await eventually(
+        async () => {
+          const l = await adapters.activities.measureReplicaLag({
+            primary: 'db-primary',
+            replica: 'db-replica',
+            heartbeatTable: 'drbook.heartbeat',
+          });
+          return (l.heartbeatLagSeconds ?? 0) > 4;
+        },
+        30_000,
+        'the replica to fall 4 s behind',
+      );
+      const err = await t.withWorkers(strictAdapters.activities, async () => {
+        const handle = await t.client.workflow.start(failover, {
+          taskQueue: t.taskQueue,
+          workflowId: 'failover-shop',
+          args: [{ service: 'shop', mode: 'drill', reason: 'lagging replica test' }],
+        });
+        const gate = await atGate(handle, 'promote');
+        expect(gate.pendingApproval).toMatchObject({ requireOverrideRpo: true });
+        expect(gate.pendingApproval!.question).toMatch(/over the 2 s RPO: needs overrideRpo/);
+        await handle.executeUpdate(approveUpdate, {
+          args: [{ step: 'promote', approver: 'alice', comment: 'no override' }],
+        });
+        // One approver, as a drill needs, but no override: the gate stays shut.
+        expect((await handle.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 });
+        await handle.signal(abortSignal, { by: 'alice', reason: 'replica too far behind' });
+        return handle.result().catch((e: unknown) => e);
+      });
+      expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
+    } finally {
+      await onReplica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 0', 'START SLAVE']);
+    }
+    const after = await readEstate(loaded, adapters);
+    expect(after.primary).toEqual(before.primary);
+    expect(after.vip).toEqual(before.vip);
+    expect(after.dns).toEqual(before.dns);
+    expect(after.replica.readOnly).toBe(true);
+  });
+
+  test("unplanned: the primary's mariadbd is killed; the reported RPO matches the real loss window; failback restores", async () => {
+    const load = writeLoad(loaded, 'db-primary', 'unplanned-load');
+    await eventually(async () => load.acked.length > 100, 10_000, 'write load');
+    await load.stop();
+    const pid = Number(readFileSync(path.join(dataDir, 'mariadb', 'primary.mariadbd.pid'), 'utf8').trim());
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+
+    const report = await t.withWorkers(adapters.activities, async () => {
+      const handle = await t.client.workflow.start(failover, {
+        taskQueue: t.taskQueue,
+        workflowId: 'failover-shop',
+        // An operator (or the monitor) says when the incident began: the RTO and RPO clocks start there.
+        args: [
+          {
+            service: 'shop',
+            mode: 'drill',
+            reason: 'primary crashed',
+            incidentStartedAt: new Date(killedAt).toISOString(),
+          },
+        ],
+      });
+      const gate = await atGate(handle, 'promote');
+      expect(gate.pendingApproval).toMatchObject({ requireUnfencedAck: true });
+      await handle.executeUpdate(approveUpdate, {
+        args: [{ step: 'promote', approver: 'alice', acknowledgeUnfenced: true, comment: 'primary is dead' }],
+      });
+      return handle.result();
+    });
+    expect(report.outcome).toBe('completed');
+    expect(report.steps.find((s) => s.name === 'fence')!.detail).toMatch(
+      /unreachable .*not fenced; VIP removed from primary-host/,
+    );
+
+    // The real loss window: from the newest change the promoted replica holds to the moment of the kill.
+    const c = await sql(loaded, 'db-replica');
+    let newestHeld: number;
+    try {
+      const [rows] = await c.query<RowDataPacket[]>(
+        `SELECT GREATEST(
+           (SELECT UNIX_TIMESTAMP(MAX(ts)) FROM drbook.heartbeat WHERE server_id = 1),
+           (SELECT UNIX_TIMESTAMP(MAX(created_at)) FROM shop.orders)) AS t`,
+      );
+      newestHeld = Number(rows[0].t) * 1000;
+      const [held] = await c.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM shop.orders WHERE id IN (?)', [
+        load.acked,
+      ]);
+      expect(Number(held[0].n)).toBe(load.acked.length); // every acknowledged write survived
+    } finally {
+      await c.end();
+    }
+    const realLossSeconds = (killedAt - newestHeld) / 1000;
+    expect(realLossSeconds).toBeGreaterThanOrEqual(0);
+    expect(Math.abs(report.measured.rpoSeconds! - realLossSeconds)).toBeLessThanOrEqual(1);
+    expect(report.measured.rtoSeconds).toBeGreaterThan(0);
+
+    // The old primary comes back read-only (every server starts so): no split brain. Then fail back.
+    execFileSync('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'start'], { stdio: 'ignore', env: process.env });
+    expect((await adapters.activities.pingDatabase({ server: 'db-primary' })).readOnly).toBe(true);
+    const back = await failBackShop();
+    expect(back.outcome).toBe('completed');
+    const restored = await readEstate(loaded, adapters);
+    expect(restored.primary).toMatchObject({ readOnly: false });
+    expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
+    expect(restored.vip).toEqual({ primary: true, dr: false });
+  });
+});
