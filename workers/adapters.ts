@@ -15,6 +15,8 @@ import { createMysqlActivities, MysqlPools } from '../activities/mysql';
 import { createSshActivities, sshTargetFromInventory, type SshTarget } from '../activities/ssh';
 import { createSnapshotActivities } from '../activities/aws/snapshots';
 import { createDumpActivities } from '../activities/mysql/dump';
+import { createDrillCopyActivities } from '../activities/mysql/drill-copy';
+import { createDrillReportActivities } from '../activities/reports/drill-report';
 import { createStorageActivities } from '../activities/storage';
 import { BackupStores } from '../activities/storage/destinations';
 import { failure } from '../activities/errors';
@@ -47,7 +49,17 @@ function buildActivities(
     ...createSnapshotActivities(aws),
     ...createNotifyActivities(loaded.inventory, awsFailover),
     ...createHealthActivities(),
+    // Quarterly drill: the isolated scope's DR data copy, and drill reports next to the backups.
+    ...createDrillCopyActivities(pools),
+    ...createDrillReportActivities(backupStores, loaded.inventory, drillReportsDir(loaded)),
   };
+}
+
+/** Where drill reports go for a service without backup destinations: DRBOOK_REPORTS_DIR, else <data>/reports. */
+function drillReportsDir(loaded: LoadedInventory): string {
+  return (
+    process.env.DRBOOK_REPORTS_DIR ?? resolvePath(loaded.baseDir, `${process.env.DRBOOK_DATA ?? '../.data'}/reports`)
+  );
 }
 
 export function buildAdapters(loaded: LoadedInventory): Adapters {

@@ -307,3 +307,65 @@ export interface NightlyBackupSummary {
   /** Workflow runs (continue-as-new) this night took. */
   runs: number;
 }
+
+// ------------------------------------------------------------------ quarterly DR drill (issue 6)
+// Reports, in the service's primary backup destination (or a local reports directory):
+//   <prefix><service>/reports/drill/<drillId>.{json,md,html}
+// Trend = the earlier JSON drill reports listed from there.
+
+export const DrillErrorType = {
+  /** The drill ran and at least one finding is critical (a step failed, a target was missed); the report says which. */
+  DrillFailed: 'DrillFailed',
+} as const;
+
+export const drillInput = z
+  .object({
+    service: serviceName,
+    /** isolated: bring a copy of the DR side up, production untouched; switchover: planned failover + failback. */
+    scope: z.enum(['isolated', 'switchover']),
+    reason: z.string().min(3, 'say why (at least 3 characters)').max(500).default('quarterly DR drill'),
+  })
+  .strict();
+export type DrillInput = z.input<typeof drillInput>;
+
+export interface DrillFinding {
+  severity: 'info' | 'warning' | 'critical';
+  text: string;
+}
+
+/** One point of the drill trend: a drill's measured RTO/RPO against the targets it had then. */
+export interface DrillTrendPoint {
+  id: string;
+  scope: 'isolated' | 'switchover';
+  at: string;
+  outcome: 'passed' | 'failed';
+  rtoSeconds: number | null;
+  rpoSeconds: number | null;
+  rtoTargetSeconds: number;
+  rpoTargetSeconds: number;
+}
+
+export interface DrillReport {
+  format: 'drbook-drill/1';
+  id: string;
+  service: string;
+  tier: string;
+  strategy: string;
+  scope: 'isolated' | 'switchover';
+  reason: string;
+  outcome: 'passed' | 'failed';
+  startedAt: string;
+  endedAt: string;
+  /** Every step of the drill and of its child runbooks, with the runbook it belongs to (the timeline's lanes). */
+  steps: (StepRecord & { runbook: string })[];
+  approvals: (Approval & { runbook: string })[];
+  measured: { rtoSeconds: number | null; rpoSeconds: number | null };
+  targets: { rtoSeconds: number; rpoSeconds: number };
+  rtoMet: boolean | null;
+  rpoMet: boolean | null;
+  findings: DrillFinding[];
+  children: { runbook: string; workflowId: string; outcome: string }[];
+  /** Earlier drills of the service (oldest first) and this one last. */
+  trend: DrillTrendPoint[];
+  links: { json: string; markdown: string; html: string } | null;
+}

@@ -3,4 +3,5 @@ export { readiness } from './readiness';
 export { nightlyBackup, serviceBackup } from './backup';
 export { failover } from './failover';
 export { failback } from './failback';
+export { drDrill } from './drill';
 export { monitor } from './monitor';

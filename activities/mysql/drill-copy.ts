@@ -1,0 +1,267 @@
+/**
+ * The isolated drill's database side: a consistent copy of the DR replica's data in a
+ * scratch database, brought up and written to, while the real replica stays a replica.
+ *
+ *   pause the replica's SQL thread (the IO thread keeps fetching: nothing is lost, only delayed)
+ *   → date the copy (the primary's heartbeat row as the replica holds it, and its GTID position)
+ *   → mariadb-dump the replica | mariadb into drill_<id>_<db> on the scratch server
+ *   → resume the SQL thread (always, also on failure)
+ *
+ * The replica is never promoted, its read_only never changes, and production traffic never
+ * sees the copy. Passwords reach the client tools through a 0600 defaults file, never argv.
+ */
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import type mysql from 'mysql2/promise';
+import { ErrorType } from '../../workflows/contract';
+import { failure } from '../errors';
+import { whileHeartbeating } from '../liveness';
+import { writeClientDefaults } from './dump';
+import { mysqlFailure, type MysqlPools } from './index';
+
+export interface DrillCopy {
+  replica: string;
+  scratch: string;
+  databases: { source: string; scratch: string }[];
+  /** The replica's applied GTID position when the copy was taken. */
+  gtid: string;
+  /** When the newest change in the copy was made on the primary (heartbeat), epoch ms; null without a heartbeat. */
+  dataAt: number | null;
+  copiedAt: number;
+  seconds: number;
+}
+
+const quoteId = (name: string) => `\`${name.replace(/`/g, '``')}\``;
+const quoteName = (qualified: string) => qualified.split('.').map(quoteId).join('.');
+
+/** drill_<id>_<db>, within MySQL's 64-character identifier limit. */
+export function scratchDatabaseName(copyId: string, database: string): string {
+  const id = copyId.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return `drill_${id}_${database}`.slice(0, 64);
+}
+
+export function createDrillCopyActivities(pools: MysqlPools) {
+  async function withConnection<T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    let conn: mysql.PoolConnection;
+    try {
+      conn = await pools.pool(server).getConnection();
+    } catch (err) {
+      throw mysqlFailure(server, err);
+    }
+    try {
+      return await fn(conn);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      throw mysqlFailure(server, err);
+    } finally {
+      conn.release();
+    }
+  }
+  const rows = async (conn: mysql.PoolConnection, sql: string, params: unknown[] = []) =>
+    (await conn.query<mysql.RowDataPacket[]>(sql, params))[0];
+
+  /** mariadb-dump <db> from one server piped into mariadb <scratchDb> on another; stderr of either names the failure. */
+  async function pipeDatabase(source: string, database: string, target: string, scratchDb: string): Promise<void> {
+    const from = await writeClientDefaults(pools.target(source));
+    const to = await writeClientDefaults(pools.target(target));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // No --databases: the dump carries no CREATE DATABASE / USE, so it loads into the scratch name.
+        const dump = spawn(
+          'mariadb-dump',
+          [
+            `--defaults-extra-file=${from.file}`,
+            '--single-transaction',
+            '--skip-lock-tables',
+            '--routines',
+            '--triggers',
+            '--skip-events',
+            database,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        const load = spawn('mariadb', [`--defaults-extra-file=${to.file}`, '--batch', scratchDb], {
+          stdio: ['pipe', 'ignore', 'pipe'],
+        });
+        let dumpErr = '';
+        let loadErr = '';
+        dump.stderr.on('data', (d: Buffer) => (dumpErr += d.toString()));
+        load.stderr.on('data', (d: Buffer) => (loadErr += d.toString()));
+        dump.stdout.pipe(load.stdin);
+        load.stdin.on('error', () => undefined); // reported through the exit codes below
+        let pending = 2;
+        const codes: Record<string, number | null> = {};
+        const done = (name: string) => (code: number | null) => {
+          codes[name] = code;
+          if (--pending > 0) return;
+          if (codes.dump === 0 && codes.load === 0) resolve();
+          else
+            reject(
+              failure(
+                ErrorType.CommandFailed,
+                `copy ${source}/${database} → ${target}/${scratchDb} failed: mariadb-dump exit ${codes.dump} ${dumpErr.trim()}; mariadb exit ${codes.load} ${loadErr.trim()}`,
+              ),
+            );
+        };
+        dump.on('error', reject);
+        load.on('error', reject);
+        dump.on('close', done('dump'));
+        load.on('close', done('load'));
+      });
+    } finally {
+      await rm(from.dir, { recursive: true, force: true });
+      await rm(to.dir, { recursive: true, force: true });
+    }
+  }
+
+  return {
+    /**
+     * Copy the DR replica's databases into fresh scratch databases, consistent at one GTID position.
+     * Repeatable: a retry drops and re-creates its scratch databases.
+     */
+    async copyReplicaToScratch({
+      replica,
+      scratch,
+      databases,
+      heartbeatTable,
+      copyId,
+    }: {
+      replica: string;
+      scratch: string;
+      databases: string[];
+      heartbeatTable?: string;
+      copyId: string;
+    }): Promise<DrillCopy> {
+      if (replica === scratch)
+        throw failure(ErrorType.InvalidInput, `the scratch server ${scratch} cannot be the replica itself`);
+      const started = Date.now();
+      const names = databases.map((source) => ({ source, scratch: scratchDatabaseName(copyId, source) }));
+      return withConnection(replica, async (conn) => {
+        const [status] = await rows(conn, 'SHOW SLAVE STATUS');
+        if (!status)
+          throw failure(ErrorType.ReplicationBroken, `${replica} is not a replica: an isolated drill copies a replica`);
+        const wasRunning = status.Slave_SQL_Running === 'Yes';
+        await rows(conn, 'STOP SLAVE SQL_THREAD');
+        try {
+          const [pos] = await rows(conn, 'SELECT @@gtid_slave_pos AS g');
+          let dataAt: number | null = null;
+          if (heartbeatTable) {
+            // The primary's own row: its timestamp is the newest primary change this replica has applied.
+            const [hb] = await rows(
+              conn,
+              `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${quoteName(heartbeatTable)} WHERE server_id <> @@server_id`,
+            );
+            dataAt = hb?.t === null || hb?.t === undefined ? null : Math.round(Number(hb.t) * 1000);
+          }
+          await withConnection(scratch, async (s) => {
+            for (const n of names) {
+              await rows(s, `DROP DATABASE IF EXISTS ${quoteId(n.scratch)}`);
+              await rows(s, `CREATE DATABASE ${quoteId(n.scratch)}`);
+            }
+          });
+          await whileHeartbeating(
+            { copying: names },
+            (async () => {
+              for (const n of names) await pipeDatabase(replica, n.source, scratch, n.scratch);
+            })(),
+          );
+          return {
+            replica,
+            scratch,
+            databases: names,
+            gtid: String(pos.g),
+            dataAt,
+            copiedAt: Date.now(),
+            seconds: Math.round((Date.now() - started) / 100) / 10,
+          };
+        } finally {
+          if (wasRunning) await rows(conn, 'START SLAVE SQL_THREAD');
+        }
+      });
+    },
+
+    /** The DR copy is healthy when it answers, holds tables with rows, takes a write, and passes the service's queries. */
+    async verifyDrillCopy({
+      scratch,
+      databases,
+      queries = [],
+    }: {
+      scratch: string;
+      databases: { source: string; scratch: string }[];
+      queries?: { name: string; sql: string; expect: string | number }[];
+    }): Promise<{
+      tables: number;
+      rows: number;
+      wroteAt: number;
+      checks: { name: string; ok: boolean; got: string }[];
+    }> {
+      return withConnection(scratch, async (conn) => {
+        let tables = 0;
+        let total = 0;
+        for (const d of databases) {
+          const t = await rows(
+            conn,
+            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+            [d.scratch],
+          );
+          tables += t.length;
+          for (const { t: table } of t) {
+            const [c] = await rows(conn, `SELECT COUNT(*) AS n FROM ${quoteId(d.scratch)}.${quoteId(String(table))}`);
+            total += Number(c.n);
+          }
+        }
+        if (tables === 0)
+          throw failure(ErrorType.HealthCheckFailed, `the DR copy on ${scratch} holds no tables`, { scratch });
+        const probe = `${quoteId(databases[0].scratch)}.\`drbook_drill_probe\``;
+        await rows(conn, `CREATE TABLE IF NOT EXISTS ${probe} (id INT PRIMARY KEY, at TIMESTAMP(6) NOT NULL)`);
+        await rows(conn, `REPLACE INTO ${probe} (id, at) VALUES (1, NOW(6))`);
+        const [w] = await rows(conn, `SELECT UNIX_TIMESTAMP(at) AS t FROM ${probe} WHERE id = 1`);
+        const checks: { name: string; ok: boolean; got: string }[] = [];
+        for (const q of queries) {
+          await rows(conn, `USE ${quoteId(databases[0].scratch)}`);
+          const [r] = await rows(conn, q.sql);
+          const got = String(Object.values(r ?? {})[0]);
+          checks.push({ name: q.name, ok: got === String(q.expect), got });
+        }
+        const bad = checks.filter((c) => !c.ok);
+        if (bad.length)
+          throw failure(
+            ErrorType.HealthCheckFailed,
+            `the DR copy failed ${bad.map((c) => `${c.name} (got ${c.got})`).join(', ')}`,
+            { scratch },
+          );
+        return { tables, rows: total, wroteAt: Math.round(Number(w.t) * 1000), checks };
+      });
+    },
+
+    /** Drop the drill's scratch databases (by the names copyReplicaToScratch gives them; nothing else). */
+    async dropDrillCopy({
+      scratch,
+      copyId,
+      databases,
+    }: {
+      scratch: string;
+      copyId: string;
+      databases: string[];
+    }): Promise<{ dropped: string[] }> {
+      const ours = databases.map((d) => scratchDatabaseName(copyId, d));
+      await withConnection(scratch, async (conn) => {
+        for (const d of ours) await rows(conn, `DROP DATABASE IF EXISTS ${quoteId(d)}`);
+      });
+      return { dropped: ours };
+    },
+
+    /** Make sure a replica applies again (the copy resumes it itself; this is the teardown's belt and braces). */
+    async resumeReplicaSqlThread({ replica }: { replica: string }): Promise<{ resumed: boolean }> {
+      return withConnection(replica, async (conn) => {
+        const [status] = await rows(conn, 'SHOW SLAVE STATUS');
+        if (!status || status.Slave_SQL_Running === 'Yes') return { resumed: false };
+        await rows(conn, 'START SLAVE SQL_THREAD');
+        return { resumed: true };
+      });
+    },
+  };
+}
+
+export type DrillCopyActivities = ReturnType<typeof createDrillCopyActivities>;
