@@ -19,6 +19,9 @@ import { createDrillCopyActivities } from '../activities/mysql/drill-copy';
 import { createDrillReportActivities } from '../activities/reports/drill-report';
 import { createStorageActivities } from '../activities/storage';
 import { BackupStores } from '../activities/storage/destinations';
+import { createRestoreActivities } from '../activities/restore';
+import { createRdsRestoreActivities } from '../activities/restore/rds';
+import { createReportActivities } from '../activities/reports/restore-test';
 import { failure } from '../activities/errors';
 import { ErrorType } from '../workflows/contract';
 
@@ -49,6 +52,10 @@ function buildActivities(
     ...createSnapshotActivities(aws),
     ...createNotifyActivities(loaded.inventory, awsFailover),
     ...createHealthActivities(),
+    // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
+    ...createRestoreActivities(backupStores, pools),
+    ...createRdsRestoreActivities(aws),
+    ...createReportActivities(backupStores),
     // Quarterly drill: the isolated scope's DR data copy, and drill reports next to the backups.
     ...createDrillCopyActivities(pools),
     ...createDrillReportActivities(backupStores, loaded.inventory, drillReportsDir(loaded)),

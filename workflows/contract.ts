@@ -369,3 +369,109 @@ export interface DrillReport {
   trend: DrillTrendPoint[];
   links: { json: string; markdown: string; html: string } | null;
 }
+
+// ------------------------------------------------------------------ monthly restore test (issue 5)
+// Reports, in the service's primary backup destination (or its first one):
+//   <prefix><service>/reports/restore-test/<testId>.{json,md,html}
+// History = the earlier JSON reports listed from there.
+
+export const RestoreErrorType = {
+  /** The dump object's size or SHA-256 differs from its manifest: nothing was restored. */
+  BackupCorrupt: BackupErrorType.BackupCorrupt,
+  /** The manifest is missing, unreadable, or not a drbook backup manifest. */
+  ManifestInvalid: 'ManifestInvalid',
+  /** No verified backup (manifest present) of the service, or not the one asked for. */
+  NoVerifiedBackup: 'NoVerifiedBackup',
+  /** Fetch | zstd -d | mariadb failed (stderr in the message). */
+  RestoreFailed: 'RestoreFailed',
+  /** The restore ran, and at least one check failed; the message names each. */
+  RestoreTestFailed: 'RestoreTestFailed',
+} as const;
+export const RESTORE_NON_RETRYABLE: string[] = [
+  ...NON_RETRYABLE,
+  RestoreErrorType.BackupCorrupt,
+  RestoreErrorType.ManifestInvalid,
+  RestoreErrorType.NoVerifiedBackup,
+];
+
+export const restoreTestInput = z
+  .object({
+    service: serviceName,
+    /** Restore this backup instead of the newest verified one. */
+    backupId: backupId.optional(),
+    /** Also restore the newest RDS snapshot into the DR region (when the service has RDS). */
+    rds: z.boolean().default(true),
+    /** Tables loaded at the same time into the scratch database. */
+    parallel: z.number().int().min(1).max(16).default(4),
+  })
+  .strict();
+export type RestoreTestInput = z.input<typeof restoreTestInput>;
+
+/**
+ * One check of a restore test. `gate: true` checks decide pass/fail; `gate: false` ones are
+ * evidence (RTO/RPO of a hot or warm service, whose recovery does not depend on this restore).
+ */
+export interface RestoreCheck {
+  name: string;
+  ok: boolean;
+  gate: boolean;
+  detail: string;
+}
+
+export interface RestoreTestReport {
+  format: 'drbook-restore-test/1';
+  id: string;
+  service: string;
+  tier: string;
+  strategy: string;
+  outcome: 'passed' | 'failed' | 'cancelled';
+  /** The first failed gating check (what the alert names), or null. */
+  failedCheck: string | null;
+  startedAt: string;
+  endedAt: string;
+  backup: {
+    id: string | null;
+    source: string | null;
+    startedAt: string | null;
+    size: number | null;
+    sha256: string | null;
+    position: BackupManifest['position'] | null;
+  };
+  scratch: { server: string; databases: { source: string; scratch: string }[] } | null;
+  measured: {
+    /** Fetch + checksum-checked stream + decompress + load. */
+    restoreSeconds: number | null;
+    /** Restore plus validation: how long recovering from this backup takes (RTO evidence). */
+    rtoSeconds: number | null;
+    /** Age of the backup's data when the test ran (RPO evidence). */
+    backupAgeSeconds: number | null;
+    checksumSeconds: number | null;
+    bytesRestored: number | null;
+  };
+  targets: { rtoSeconds: number; rpoSeconds: number };
+  checks: RestoreCheck[];
+  rds: {
+    snapshot: string;
+    region: string;
+    instance: string;
+    status: string;
+    seconds: number;
+    deleted: boolean;
+  } | null;
+  cleanup: { done: boolean; detail: string }[];
+  steps: StepRecord[];
+  /** Where the report was stored (filled in when published). */
+  links: { json: string; markdown: string; html: string } | null;
+}
+
+export interface RestoreTestResult {
+  service: string;
+  testId: string;
+  outcome: RestoreTestReport['outcome'];
+  backupId: string | null;
+  failedCheck: string | null;
+  measured: RestoreTestReport['measured'];
+  targets: RestoreTestReport['targets'];
+  /** Locations of the stored report (JSON, Markdown, HTML). */
+  report: { json: string; markdown: string; html: string } | null;
+}

@@ -5,3 +5,4 @@ export { failover } from './failover';
 export { failback } from './failback';
 export { drDrill } from './drill';
 export { monitor } from './monitor';
+export { restoreTest } from './restore-test';

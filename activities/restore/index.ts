@@ -1,0 +1,533 @@
+/**
+ * Restore-test steps: pick the backup, read its manifest, prove the object matches it, load it
+ * into scratch databases (streamed: storage → SHA-256 → zstd -d → mariadb, no temp copy), validate
+ * what was loaded, and drop the scratch databases again. Steps take names (service, destination,
+ * backup id, scratch server and databases) and return counts and timings; no data, no credentials.
+ *
+ * Scratch databases are always named `restore_…`: dropScratchDatabase refuses any other name, so
+ * a mistake can never drop a real database.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
+import {
+  BACKUP_ID,
+  ErrorType,
+  RestoreErrorType,
+  type BackupDestinationName,
+  type BackupManifest,
+  type RestoreCheck,
+} from '../../workflows/contract';
+import { failure } from '../errors';
+import { mysqlFailure, type MysqlPools } from '../mysql';
+import { writeClientDefaults } from '../mysql/dump';
+import type { BackupStore, BackupStores } from '../storage/destinations';
+import { dumpKey, manifestKey, MANIFEST_FILE, serviceRoot } from '../storage/layout';
+import { DumpRouter, sessionPrelude } from './load';
+
+/** Scratch databases carry this prefix and nothing else does: the only names drbook will drop. */
+export const SCRATCH_DATABASE = /^restore_[a-z0-9_]{1,56}$/;
+/** Where a restore test reads from, in order of preference: the copy operators would reach for first. */
+const SOURCE_ORDER: BackupDestinationName[] = ['primary', 'offsite', 'local'];
+const HEARTBEAT_MS = 1000;
+
+export interface PickedBackup {
+  backupId: string;
+  destination: BackupDestinationName;
+  /** Where the dump object is (s3://... or a path). */
+  location: string;
+  manifestKey: string;
+  /** Verified backups of the service found in that destination. */
+  verifiedCount: number;
+}
+
+export interface ScratchMapping {
+  source: string;
+  scratch: string;
+}
+
+export interface RestoredIntoScratch {
+  server: string;
+  databases: ScratchMapping[];
+  /** Compressed bytes read from storage, and their SHA-256 (checked against the manifest again). */
+  bytesRead: number;
+  sha256: string;
+  /** Decompressed dump bytes loaded. */
+  bytesLoaded: number;
+  statements: number;
+  tables: number;
+  parallel: number;
+  seconds: number;
+}
+
+export interface ValidatedRestore {
+  checks: RestoreCheck[];
+  seconds: number;
+}
+
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null; // called directly (benchmark)
+  }
+}
+
+function corrupt(message: string, details: Record<string, unknown>): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: RestoreErrorType.BackupCorrupt,
+    message,
+    nonRetryable: true,
+    details: [details],
+  });
+}
+
+/** A result cell as the text an inventory's `expect` is compared with. */
+function cellText(v: unknown): string {
+  if (v === undefined) return '(no rows)';
+  if (v === null) return 'NULL';
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  if (v instanceof Date) return v.toISOString();
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean')
+    return String(v);
+  return JSON.stringify(v);
+}
+
+const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
+
+function requireScratchNames(names: string[]): void {
+  const bad = names.filter((n) => !SCRATCH_DATABASE.test(n));
+  if (bad.length || new Set(names).size !== names.length)
+    throw failure(ErrorType.InvalidInput, `not scratch database names (restore_…, distinct): ${names.join(', ')}`);
+}
+
+/** SHA-256 and size of the bytes passing through. */
+class Sha256Meter extends Transform {
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+  hex(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** Read a stored object to the end, hashing it; heartbeats while it reads. */
+async function hashObject(
+  store: BackupStore,
+  key: string,
+  signal?: AbortSignal,
+): Promise<{ bytes: number; sha256: string }> {
+  const ctx = activityContext();
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const timer = setInterval(() => ctx?.heartbeat({ phase: 'checksum', bytes }), HEARTBEAT_MS);
+  const source = await store.read(key);
+  try {
+    for await (const chunk of source) {
+      if (signal?.aborted) throw new Error('cancelled');
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    clearInterval(timer);
+    source.destroy();
+  }
+}
+
+function cancelledOr(err: unknown, ctx: Context | null): unknown {
+  if (ctx?.cancellationSignal.aborted) {
+    const reason: unknown = ctx.cancellationSignal.reason;
+    return reason instanceof CancelledFailure ? reason : new CancelledFailure('restore cancelled');
+  }
+  return err;
+}
+
+export function createRestoreActivities(stores: BackupStores, pools: MysqlPools) {
+  async function connectTo(server: string, database?: string): Promise<mysql.Connection> {
+    const target = pools.target(server);
+    try {
+      return await mysql.createConnection({ ...target, database, connectTimeout: 5000, multipleStatements: false });
+    } catch (err) {
+      throw mysqlFailure(server, err);
+    }
+  }
+
+  async function dropDatabases(server: string, names: string[]): Promise<{ dropped: string[]; absent: string[] }> {
+    requireScratchNames(names);
+    const conn = await connectTo(server);
+    try {
+      const dropped: string[] = [];
+      const absent: string[] = [];
+      for (const name of names) {
+        // A session still loading (a killed client's server thread) would hold the drop up: end it first.
+        const [sessions] = await conn.query<RowDataPacket[]>(
+          'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+          [name],
+        );
+        for (const { id } of sessions as { id: number }[])
+          await conn.query(`KILL ${Number(id)}`).catch(() => undefined);
+        const [exists] = await conn.query<RowDataPacket[]>(
+          'SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+          [name],
+        );
+        await conn.query(`DROP DATABASE IF EXISTS ${ident(name)}`);
+        (exists.length ? dropped : absent).push(name);
+      }
+      return { dropped, absent };
+    } catch (err) {
+      throw err instanceof ApplicationFailure ? err : mysqlFailure(server, err);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+
+  return {
+    /** The newest verified backup of the service (or the one asked for), from the first destination that holds it. */
+    async pickNewestVerifiedBackup({
+      service,
+      backupId,
+    }: {
+      service: string;
+      backupId?: string;
+    }): Promise<PickedBackup> {
+      const all = stores.forService(service);
+      const ordered = SOURCE_ORDER.map((n) => all.find((s) => s.name === n)).filter((s): s is BackupStore => !!s);
+      const found: { store: BackupStore; ids: string[] }[] = [];
+      for (const store of ordered) {
+        const ids = (await store.list(serviceRoot(service)))
+          .filter((o) => o.key.endsWith(`/${MANIFEST_FILE}`))
+          .map((o) => o.key.slice(serviceRoot(service).length).split('/')[0])
+          .filter((id) => BACKUP_ID.test(id))
+          .sort();
+        found.push({ store, ids });
+      }
+      const wanted =
+        backupId ??
+        found
+          .flatMap((f) => f.ids)
+          .sort()
+          .pop();
+      const from = wanted ? found.find((f) => f.ids.includes(wanted)) : undefined;
+      if (!wanted || !from) {
+        throw failure(
+          RestoreErrorType.NoVerifiedBackup,
+          backupId
+            ? `no verified backup ${backupId} of ${service} in ${ordered.map((s) => s.label).join(', ')}`
+            : `no verified backup of ${service} (no manifest.json) in ${ordered.map((s) => s.label).join(', ')}`,
+          { service },
+        );
+      }
+      return {
+        backupId: wanted,
+        destination: from.store.name,
+        location: from.store.location(dumpKey(service, wanted)),
+        manifestKey: manifestKey(service, wanted),
+        verifiedCount: from.ids.length,
+      };
+    },
+
+    /** The backup's manifest.json from the destination it will be restored from, checked for shape. */
+    async fetchManifest({
+      service,
+      backupId,
+      destination,
+    }: {
+      service: string;
+      backupId: string;
+      destination: BackupDestinationName;
+    }): Promise<BackupManifest> {
+      const store = stores.store(service, destination);
+      const key = manifestKey(service, backupId);
+      const text = await store.get(key);
+      const invalid = (why: string) =>
+        ApplicationFailure.create({
+          type: RestoreErrorType.ManifestInvalid,
+          message: `${store.location(key)}: ${why}`,
+          nonRetryable: true,
+        });
+      if (text === null) throw invalid('missing');
+      let m: BackupManifest;
+      try {
+        m = JSON.parse(text) as BackupManifest;
+      } catch (err) {
+        throw invalid(`not JSON: ${(err as Error).message}`);
+      }
+      if (m.format !== 'drbook-backup/1') throw invalid(`format ${JSON.stringify(m.format)}, expected drbook-backup/1`);
+      if (m.id !== backupId || m.service !== service) throw invalid(`names backup ${m.service}/${m.id}`);
+      if (!m.object?.sha256 || !Number.isInteger(m.object.size) || !Array.isArray(m.tables) || !m.databases?.length)
+        throw invalid('lacks object.sha256, object.size, databases or tables');
+      return m;
+    },
+
+    /** Read the dump object from storage and compare its size and SHA-256 with the manifest, before any restore. */
+    async verifyBackupChecksum({
+      service,
+      backupId,
+      destination,
+      size,
+      sha256,
+    }: {
+      service: string;
+      backupId: string;
+      destination: BackupDestinationName;
+      size: number;
+      sha256: string;
+    }): Promise<{ location: string; bytes: number; sha256: string; seconds: number }> {
+      const store = stores.store(service, destination);
+      const key = dumpKey(service, backupId);
+      const started = performance.now();
+      const ctx = activityContext();
+      const actual = await hashObject(store, key, ctx?.cancellationSignal).catch((err: unknown) => {
+        throw cancelledOr(err, ctx);
+      });
+      if (actual.bytes !== size || actual.sha256 !== sha256) {
+        throw corrupt(
+          `${store.location(key)}: ${actual.bytes} bytes with SHA-256 ${actual.sha256}; the manifest says ${size} bytes with SHA-256 ${sha256}`,
+          { location: store.location(key), ...actual },
+        );
+      }
+      return { location: store.location(key), ...actual, seconds: (performance.now() - started) / 1000 };
+    },
+
+    /**
+     * Stream the dump into fresh scratch databases on the scratch server. Retry-safe: scratch
+     * databases left by an earlier attempt are dropped first. Cancellable: the clients are killed
+     * and the activity reports cancellation (the workflow then drops what was loaded).
+     */
+    async restoreIntoScratch({
+      service,
+      backupId,
+      destination,
+      server,
+      databases,
+      size,
+      sha256,
+      parallel = 4,
+    }: {
+      service: string;
+      backupId: string;
+      destination: BackupDestinationName;
+      server: string;
+      databases: ScratchMapping[];
+      size: number;
+      sha256: string;
+      parallel?: number;
+    }): Promise<RestoredIntoScratch> {
+      requireScratchNames(databases.map((d) => d.scratch));
+      const store = stores.store(service, destination);
+      const key = dumpKey(service, backupId);
+      const ctx = activityContext();
+      const started = performance.now();
+      await dropDatabases(
+        server,
+        databases.map((d) => d.scratch),
+      );
+
+      const defaults = await writeClientDefaults(pools.target(server));
+      const abort = new AbortController();
+      const onCancel = () => abort.abort(new Error('cancelled'));
+      ctx?.cancellationSignal.addEventListener('abort', onCancel);
+      const router = new DumpRouter(
+        new Map(databases.map((d) => [d.source, d.scratch])),
+        Math.max(1, Math.min(16, parallel)),
+        defaults.file,
+        sessionPrelude(),
+      );
+      const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let zstdErr = '';
+      zstd.stderr.on('data', (d: Buffer) => (zstdErr = (zstdErr + d.toString()).slice(-2000)));
+      const zstdExit = new Promise<number | null>((resolve, reject) => {
+        zstd.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            err.code === 'ENOENT'
+              ? failure(ErrorType.NotConfigured, 'zstd is not installed on this worker')
+              : failure(RestoreErrorType.RestoreFailed, `zstd: ${err.message}`),
+          ),
+        );
+        zstd.once('close', (code) => resolve(code));
+      });
+      zstdExit.catch(() => undefined); // awaited below
+      abort.signal.addEventListener('abort', () => {
+        router.abort();
+        zstd.kill('SIGKILL');
+      });
+      const meter = new Sha256Meter();
+      const heartbeat = setInterval(
+        () =>
+          ctx?.heartbeat({
+            phase: 'restoring',
+            readBytes: meter.bytes,
+            loadedBytes: router.progress.bytes,
+            tables: router.progress.tables,
+          }),
+        HEARTBEAT_MS,
+      );
+      try {
+        const source = await store.read(key);
+        const results = await Promise.allSettled([
+          pipeline(source, meter, zstd.stdin, { signal: abort.signal }),
+          pipeline(zstd.stdout, router, { signal: abort.signal }),
+          zstdExit,
+        ]);
+        if (ctx?.cancellationSignal.aborted) throw cancelledOr(null, ctx);
+        if (results[2].status === 'rejected') throw results[2].reason;
+        const code = results[2].value;
+        // The object changed since verifyBackupChecksum (or was cut short in transit): not what the manifest names.
+        const digest = meter.hex();
+        if (results[0].status === 'fulfilled' && (meter.bytes !== size || digest !== sha256)) {
+          throw corrupt(
+            `${store.location(key)} read ${meter.bytes} bytes with SHA-256 ${digest} while restoring; the manifest says ${size} bytes with SHA-256 ${sha256}`,
+            { location: store.location(key) },
+          );
+        }
+        const zstdFailed = () =>
+          failure(
+            RestoreErrorType.RestoreFailed,
+            `zstd -d of ${store.location(key)} exited ${code}: ${zstdErr.trim()}`,
+          );
+        // zstd's own complaint (a corrupt frame) first; then the loader's; a zstd killed by a broken pipe last.
+        if (code !== 0 && code !== null) throw zstdFailed();
+        if (results[1].status === 'rejected') throw results[1].reason;
+        if (results[0].status === 'rejected') throw results[0].reason;
+        if (code !== 0) throw zstdFailed();
+        const missing = databases.filter((d) => !router.seen.includes(d.source)).map((d) => d.source);
+        if (missing.length)
+          throw failure(RestoreErrorType.RestoreFailed, `the dump holds no database ${missing.join(', ')}`, {
+            missing,
+          });
+        return {
+          server,
+          databases,
+          bytesRead: meter.bytes,
+          sha256: digest,
+          bytesLoaded: router.progress.bytes,
+          statements: router.progress.statements,
+          tables: router.progress.tables,
+          parallel: router.sessions.length,
+          seconds: (performance.now() - started) / 1000,
+        };
+      } catch (err) {
+        abort.abort(err);
+        throw cancelledOr(err, ctx);
+      } finally {
+        clearInterval(heartbeat);
+        ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+        router.abort();
+        if (zstd.exitCode === null && zstd.signalCode === null) zstd.kill('SIGKILL');
+        await rm(defaults.dir, { recursive: true, force: true });
+      }
+    },
+
+    /**
+     * What was loaded, checked: every manifest table present, its row count equal to the manifest's,
+     * and the inventory's validation queries (run read-only in the first scratch database) returning
+     * what they expect. Every check is reported, failed or not.
+     */
+    async validateRestore({
+      server,
+      databases,
+      tables,
+      rowCountsExact,
+      queries,
+    }: {
+      server: string;
+      databases: ScratchMapping[];
+      tables: BackupManifest['tables'];
+      rowCountsExact: boolean;
+      queries: { name: string; sql: string; expect: string | number }[];
+    }): Promise<ValidatedRestore> {
+      requireScratchNames(databases.map((d) => d.scratch));
+      const started = performance.now();
+      const scratchOf = new Map(databases.map((d) => [d.source, d.scratch]));
+      const checks: RestoreCheck[] = [];
+      const conn = await connectTo(server, databases[0].scratch);
+      try {
+        const [present] = await conn.query<RowDataPacket[]>(
+          "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE'",
+          [databases.map((d) => d.scratch)],
+        );
+        const have = new Set((present as { db: string; t: string }[]).map((r) => `${r.db}.${r.t}`));
+        const missing = tables.filter((t) => !have.has(`${scratchOf.get(t.database)}.${t.table}`));
+        checks.push({
+          name: 'schema-present',
+          ok: missing.length === 0 && tables.length > 0,
+          gate: true,
+          detail: missing.length
+            ? `missing: ${missing.map((t) => `${t.database}.${t.table}`).join(', ')}`
+            : `${tables.length} tables in ${databases.map((d) => d.scratch).join(', ')}`,
+        });
+
+        const wrong: string[] = [];
+        let counted = 0;
+        for (const t of tables) {
+          const scratch = scratchOf.get(t.database);
+          if (!scratch || !have.has(`${scratch}.${t.table}`)) continue;
+          const [r] = await conn.query<RowDataPacket[]>(
+            `SELECT COUNT(*) AS n FROM ${ident(scratch)}.${ident(t.table)}`,
+          );
+          const n = Number(r[0].n);
+          counted += n;
+          if (n !== t.rows) wrong.push(`${t.database}.${t.table}: manifest ${t.rows}, restored ${n}`);
+        }
+        checks.push({
+          name: 'row-counts',
+          ok: wrong.length === 0 && missing.length === 0,
+          // Approximate counts (no RELOAD for the dump's lock) can differ honestly: reported, not gating.
+          gate: rowCountsExact,
+          detail: wrong.length
+            ? wrong.join('; ')
+            : missing.length
+              ? `${missing.length} tables missing, not counted`
+              : `${tables.length} tables, ${counted} rows, all equal to the manifest`,
+        });
+
+        await conn.query('SET SESSION TRANSACTION READ ONLY');
+        await conn.query('SET SESSION max_statement_time = 300');
+        for (const q of queries) {
+          const name = `query:${q.name}`;
+          try {
+            const [rows] = await conn.query<RowDataPacket[]>({ sql: q.sql, rowsAsArray: true });
+            const first = (rows as unknown as unknown[][])[0]?.[0];
+            const got = cellText(first);
+            checks.push({
+              name,
+              ok: got === String(q.expect),
+              gate: true,
+              detail: `${q.sql} → ${got} (expected ${String(q.expect)})`,
+            });
+          } catch (err) {
+            checks.push({ name, ok: false, gate: true, detail: `${q.sql} → error: ${(err as Error).message}` });
+          }
+        }
+      } catch (err) {
+        throw err instanceof ApplicationFailure ? err : mysqlFailure(server, err);
+      } finally {
+        await conn.end().catch(() => undefined);
+      }
+      return { checks, seconds: (performance.now() - started) / 1000 };
+    },
+
+    /** Drop scratch databases (restore_… only), ending any session still using them. Idempotent. */
+    async dropScratchDatabase({
+      server,
+      databases,
+    }: {
+      server: string;
+      databases: string[];
+    }): Promise<{ dropped: string[]; absent: string[] }> {
+      return dropDatabases(server, databases);
+    },
+  };
+}
+
+export type RestoreActivities = ReturnType<typeof createRestoreActivities>;

@@ -1,0 +1,421 @@
+/**
+ * restoreTest({ service, backupId?, rds?, parallel? }): the monthly proof that a backup restores.
+ *
+ *   pick the newest verified backup → fetch its manifest → check the object's SHA-256 against it
+ *   → restore into fresh scratch databases (streamed: storage | zstd -d | mariadb, no temp copy)
+ *   → validate (schema, row counts vs the manifest, the inventory's queries) → measure restore time
+ *   (RTO evidence) and backup age (RPO evidence) → restore the newest RDS snapshot in the DR region
+ *   → ALWAYS clean up (scratch databases, the RDS instance), even when failed or cancelled
+ *   → report (JSON, Markdown, HTML with history, in the primary backup destination) → alert on failure.
+ *
+ * Data-integrity checks decide pass/fail. Timings against the tier's targets decide it only for
+ * cold services, whose recovery *is* this restore; for hot and warm ones they are evidence.
+ */
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { Activities } from '../workers/adapters';
+import { backupIdAt } from './backup-policy';
+import {
+  drTaskQueue,
+  ErrorType,
+  parseInput,
+  RESTORE_NON_RETRYABLE,
+  RestoreErrorType,
+  restoreTestInput,
+  type BackupManifest,
+  type RestoreCheck,
+  type RestoreTestInput,
+  type RestoreTestReport,
+  type RestoreTestResult,
+} from './contract';
+import { DrOutcome, DrRunbook, DrService } from './messages';
+import { planFor, reasonOf } from './plan';
+import { RunbookRun } from './runbook';
+
+const retry = (maximumAttempts: number, initialInterval: Duration) => ({
+  maximumAttempts,
+  initialInterval,
+  backoffCoefficient: 2,
+  nonRetryableErrorTypes: RESTORE_NON_RETRYABLE,
+});
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: retry(3, '2s') });
+const reading = proxyActivities<Activities>({
+  startToCloseTimeout: '12h',
+  heartbeatTimeout: '30s',
+  retry: retry(3, '10s'),
+});
+// Short heartbeat timeout: a cancellation reaches the loader within seconds. Waiting for the
+// activity to finish cancelling means the clients are dead before the scratch database is dropped.
+const loading = proxyActivities<Activities>({
+  startToCloseTimeout: '12h',
+  heartbeatTimeout: '10s',
+  retry: retry(2, '10s'),
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+const cleanup = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: retry(10, '2s') });
+const notify = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { ...retry(10, '1s'), maximumInterval: '30s' },
+});
+
+/** `restore_<service>_<runTag>` (+ `_<database>` when the backup holds several). */
+export function scratchNames(service: string, runTag: string, databases: string[]) {
+  const base = `restore_${service.replace(/-/g, '_')}_${runTag}`.slice(0, 40);
+  return databases.map((source) => ({
+    source,
+    scratch: databases.length === 1 ? base : `${base}_${source.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 57),
+  }));
+}
+
+/** `drbook-restore-test-<service>-<runTag>`: a valid RDS identifier, recognisable as disposable. */
+export const restoredRdsInstanceName = (service: string, runTag: string) =>
+  `drbook-restore-test-${service}-${runTag}`.slice(0, 60).replace(/-+$/, '');
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
+
+export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTestResult> {
+  const input = parseInput(restoreTestInput, rawInput);
+  const plan = await planFor(input.service);
+  const svc = plan.service;
+  const startedAt = Date.now();
+  // The run id's random tail (its head is a timestamp): distinct scratch names for runs a second apart.
+  const runTag = workflowInfo()
+    .runId.replace(/[^a-z0-9]/gi, '')
+    .slice(-8)
+    .toLowerCase();
+  const testId = `${backupIdAt(startedAt)}-${runTag}`;
+  const run = new RunbookRun('restoreTest', svc.name, plan.targets, plan.approvers, startedAt);
+  run.tag([
+    { key: DrService, value: svc.name },
+    { key: DrRunbook, value: 'restoreTest' },
+  ]);
+  if (!svc.backup || !svc.restoreTest || !svc.database) {
+    throw ApplicationFailure.create({
+      type: ErrorType.NotConfigured,
+      message: `service ${svc.name} needs backup, database and restoreTest sections in the inventory for a restore test`,
+      nonRetryable: true,
+    });
+  }
+  const { scratchServer, queries } = svc.restoreTest;
+  const gateTargets = svc.strategy === 'cold';
+
+  const checks: RestoreCheck[] = [];
+  const check = (name: string, ok: boolean, detail: string, gate = true) => {
+    checks.push({ name, ok, gate, detail });
+    run.notes.push(`${ok ? 'PASS' : gate ? 'FAIL' : 'MISS'} ${name}: ${detail}`);
+  };
+  const report: RestoreTestReport = {
+    format: 'drbook-restore-test/1',
+    id: testId,
+    service: svc.name,
+    tier: svc.tier,
+    strategy: svc.strategy,
+    outcome: 'passed',
+    failedCheck: null,
+    startedAt: new Date(startedAt).toISOString(),
+    endedAt: '',
+    backup: { id: null, source: null, startedAt: null, size: null, sha256: null, position: null },
+    scratch: null,
+    measured: {
+      restoreSeconds: null,
+      rtoSeconds: null,
+      backupAgeSeconds: null,
+      checksumSeconds: null,
+      bytesRestored: null,
+    },
+    targets: plan.targets,
+    checks,
+    rds: null,
+    cleanup: [],
+    steps: run.steps,
+    links: null,
+  };
+
+  let scratchCreated = false;
+  let rdsInstance: { region: string; instance: string } | null = null;
+  let thrown: unknown = null;
+  /** Run a step; a failure becomes the named check's failure (and ends the run). */
+  const checked = async <T>(checkName: string, step: string, work: () => Promise<T>, describe: (r: T) => string) => {
+    try {
+      return await run.step(step, work, describe);
+    } catch (err) {
+      if (!isCancellation(err)) {
+        const corrupt = err instanceof ApplicationFailure && err.type === RestoreErrorType.BackupCorrupt;
+        check(corrupt ? 'checksum' : checkName, false, reasonOf(err));
+      }
+      throw err;
+    }
+  };
+
+  try {
+    // 1. Pick the backup and read its manifest.
+    const picked = await checked(
+      'backup-available',
+      'pickNewestVerifiedBackup',
+      () => quick.pickNewestVerifiedBackup({ service: svc.name, backupId: input.backupId }),
+      (p) => `${p.backupId} from ${p.destination} (${p.verifiedCount} verified there)`,
+    );
+    report.backup.id = picked.backupId;
+    report.backup.source = picked.location;
+    const manifest: BackupManifest = await checked(
+      'manifest',
+      'fetchManifest',
+      () => quick.fetchManifest({ service: svc.name, backupId: picked.backupId, destination: picked.destination }),
+      (m) => `${m.tables.length} tables in ${m.databases.join(', ')}, ${m.object.size} bytes`,
+    );
+    Object.assign(report.backup, {
+      startedAt: manifest.startedAt,
+      size: manifest.object.size,
+      sha256: manifest.object.sha256,
+      position: manifest.position,
+    });
+    check('backup-available', true, `${picked.backupId}, taken ${manifest.startedAt}, read from ${picked.location}`);
+    // The data is as old as the dump's snapshot (its start), measured when the test begins using it.
+    const backupAgeSeconds = Math.max(0, Math.round((Date.now() - Date.parse(manifest.startedAt)) / 1000));
+    report.measured.backupAgeSeconds = backupAgeSeconds;
+    run.measured.rpoSeconds = backupAgeSeconds;
+
+    // 2. Prove the object is the one the manifest describes, before restoring anything.
+    const sum = await checked(
+      'checksum',
+      'verifyBackupChecksum',
+      () =>
+        reading.verifyBackupChecksum({
+          service: svc.name,
+          backupId: picked.backupId,
+          destination: picked.destination,
+          size: manifest.object.size,
+          sha256: manifest.object.sha256,
+        }),
+      (c) => `${c.bytes} bytes, SHA-256 ${c.sha256.slice(0, 12)}… matches the manifest`,
+    );
+    report.measured.checksumSeconds = round1(sum.seconds);
+    check('checksum', true, `${sum.bytes} bytes, SHA-256 ${sum.sha256} equals the manifest's`);
+
+    // 3. Restore into fresh scratch databases.
+    const databases = scratchNames(svc.name, runTag, manifest.databases);
+    report.scratch = { server: scratchServer, databases };
+    scratchCreated = true;
+    const restored = await checked(
+      'restore',
+      'restoreIntoScratch',
+      () =>
+        loading.restoreIntoScratch({
+          service: svc.name,
+          backupId: picked.backupId,
+          destination: picked.destination,
+          server: scratchServer,
+          databases,
+          size: manifest.object.size,
+          sha256: manifest.object.sha256,
+          parallel: input.parallel,
+        }),
+      (r) =>
+        `${r.bytesLoaded} bytes of SQL, ${r.tables} tables over ${r.parallel} sessions into ${databases.map((d) => d.scratch).join(', ')} in ${round1(r.seconds)} s`,
+    );
+    report.measured.restoreSeconds = round1(restored.seconds);
+    report.measured.bytesRestored = restored.bytesLoaded;
+    check(
+      'restore',
+      true,
+      `${restored.tables} tables, ${restored.statements} statements in ${round1(restored.seconds)} s`,
+    );
+
+    // 4. Validate what was loaded.
+    const validated = await checked(
+      'validate',
+      'validateRestore',
+      () =>
+        quick.validateRestore({
+          server: scratchServer,
+          databases,
+          tables: manifest.tables,
+          rowCountsExact: manifest.rowCounts.exact,
+          queries,
+        }),
+      (v) => `${v.checks.filter((c) => c.ok).length}/${v.checks.length} checks passed`,
+    );
+    for (const c of validated.checks) check(c.name, c.ok, c.detail, c.gate);
+
+    // 5. Measure against the tier's targets.
+    const rto = round1(sum.seconds + restored.seconds + validated.seconds);
+    report.measured.rtoSeconds = rto;
+    run.measured.rtoSeconds = rto;
+    check(
+      'rto-restore-time',
+      rto <= plan.targets.rtoSeconds,
+      `checksum + restore + validation took ${rto} s; the ${svc.tier} target is ${plan.targets.rtoSeconds} s`,
+      gateTargets,
+    );
+    check(
+      'rpo-backup-age',
+      backupAgeSeconds <= plan.targets.rpoSeconds,
+      `the backup was ${backupAgeSeconds} s old when tested; the ${svc.tier} target is ${plan.targets.rpoSeconds} s`,
+      gateTargets,
+    );
+
+    // 6. RDS: the newest snapshot in the DR region, restored there.
+    const rds = svc.rds;
+    if (input.rds && rds) {
+      const drSide = proxyActivities<Activities>({
+        startToCloseTimeout: '3h',
+        heartbeatTimeout: '2m',
+        retry: retry(3, '30s'),
+        taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
+      });
+      rdsInstance = { region: plan.regions.dr, instance: restoredRdsInstanceName(svc.name, runTag) };
+      const target = rdsInstance;
+      const r = await checked(
+        'rds-restore',
+        'restoreRdsSnapshotInDr',
+        () =>
+          drSide.restoreRdsSnapshotInDr({
+            service: svc.name,
+            region: target.region,
+            sourceInstance: rds.instance,
+            instance: target.instance,
+          }),
+        (x) => `${x.snapshot} → ${x.instance} (${x.region}) ${x.status} in ${round1(x.seconds)} s`,
+      );
+      report.rds = {
+        snapshot: r.snapshot,
+        region: r.region,
+        instance: r.instance,
+        status: r.status,
+        seconds: round1(r.seconds),
+        deleted: false,
+      };
+      check(
+        'rds-restore',
+        r.status === 'available' && r.endpoint !== null,
+        `${r.snapshot} (taken ${r.snapshotCreatedAt ?? '?'}) restored as ${r.instance} in ${r.region}: ${r.status}, endpoint ${r.endpoint ?? 'none'}, ${r.engine ?? ''}`.trim(),
+      );
+    } else if (rds) {
+      run.skip('restoreRdsSnapshotInDr', 'rds: false in the input');
+    }
+  } catch (err) {
+    thrown = err;
+  } finally {
+    // Clean-up and the report happen whatever came before: success, failure, abort or cancellation.
+    run.startChanging(); // from here an abort request is noted, not obeyed: scratch must not be left behind
+    await CancellationScope.nonCancellable(async () => {
+      if (scratchCreated && report.scratch) {
+        const names = report.scratch.databases.map((d) => d.scratch);
+        try {
+          const dropped = await run.step(
+            'dropScratchDatabase',
+            () => cleanup.dropScratchDatabase({ server: scratchServer, databases: names }),
+            (d) =>
+              `dropped ${d.dropped.join(', ') || 'nothing'}${d.absent.length ? `; never created: ${d.absent.join(', ')}` : ''}`,
+          );
+          report.cleanup.push({
+            done: true,
+            detail: `scratch databases on ${scratchServer}: dropped ${dropped.dropped.join(', ') || 'none'}${dropped.absent.length ? `, absent ${dropped.absent.join(', ')}` : ''}`,
+          });
+        } catch (err) {
+          report.cleanup.push({
+            done: false,
+            detail: `scratch databases ${names.join(', ')} on ${scratchServer}: ${reasonOf(err)}`,
+          });
+          check('cleanup', false, `could not drop ${names.join(', ')}: ${reasonOf(err)}`);
+        }
+      }
+      if (rdsInstance) {
+        const target = rdsInstance;
+        const drCleanup = proxyActivities<Activities>({
+          startToCloseTimeout: '1h',
+          heartbeatTimeout: '2m',
+          retry: retry(10, '10s'),
+          taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
+        });
+        try {
+          const d = await run.step(
+            'deleteRestoredRdsInstance',
+            () => drCleanup.deleteRestoredRdsInstance(target),
+            (x) => (x.deleted ? `${x.instance} deleted` : `${x.instance} was never created`),
+          );
+          if (report.rds) report.rds.deleted = d.deleted;
+          report.cleanup.push({
+            done: true,
+            detail: `RDS instance ${target.instance} (${target.region}): ${d.deleted ? 'deleted' : 'never created'}`,
+          });
+        } catch (err) {
+          report.cleanup.push({
+            done: false,
+            detail: `RDS instance ${target.instance} (${target.region}): ${reasonOf(err)}`,
+          });
+          check('cleanup', false, `could not delete RDS instance ${target.instance}: ${reasonOf(err)}`);
+        }
+      }
+
+      const failedCheck = checks.find((c) => c.gate && !c.ok)?.name ?? null;
+      report.outcome = isCancellation(thrown) ? 'cancelled' : failedCheck || thrown ? 'failed' : 'passed';
+      report.failedCheck = failedCheck ?? (thrown && !isCancellation(thrown) ? 'runbook' : null);
+      report.endedAt = new Date(Date.now()).toISOString();
+      run.phase = report.outcome;
+      run.tag([{ key: DrOutcome, value: report.outcome }]);
+
+      try {
+        const links = await run.step(
+          'publishRestoreReport',
+          () => quick.publishRestoreReport({ report }),
+          (l) => `${l.html} (${l.history} earlier tests)`,
+        );
+        report.links = { json: links.json, markdown: links.markdown, html: links.html };
+      } catch (err) {
+        run.notes.push(`report not stored: ${reasonOf(err)}`);
+      }
+
+      if (report.outcome === 'failed') {
+        const failed = checks.find((c) => c.name === report.failedCheck);
+        const subject = `drbook: restore test of ${svc.name} FAILED at check ${report.failedCheck}`;
+        const message = [
+          `Restore test ${testId} of ${svc.name} (backup ${report.backup.id ?? 'none'}) failed.`,
+          `Failed check: ${report.failedCheck}: ${failed?.detail ?? reasonOf(thrown)}`,
+          `Clean-up: ${report.cleanup.map((c) => `${c.done ? 'done' : 'NOT DONE'}: ${c.detail}`).join('; ') || 'nothing to clean up'}`,
+          `Report: ${report.links?.html ?? '(not stored)'}`,
+        ].join('\n');
+        const key = `${workflowInfo().workflowId}/${workflowInfo().runId}/restore-test-failed`;
+        await Promise.all(
+          plan.notificationTargets.map((target) =>
+            run
+              .step(`notify ${target}`, () =>
+                notify.notifyTarget({ target, subject, message, idempotencyKey: `${key}/${target}` }),
+              )
+              .catch((err: unknown) => run.notes.push(`alert to ${target} failed: ${reasonOf(err)}`)),
+          ),
+        );
+      }
+      run.phase = report.outcome;
+    });
+  }
+
+  const result: RestoreTestResult = {
+    service: svc.name,
+    testId,
+    outcome: report.outcome,
+    backupId: report.backup.id,
+    failedCheck: report.failedCheck,
+    measured: report.measured,
+    targets: report.targets,
+    report: report.links,
+  };
+  if (isCancellation(thrown)) throw thrown;
+  if (report.outcome === 'failed') {
+    const failed = checks.find((c) => c.name === report.failedCheck);
+    throw ApplicationFailure.create({
+      type: RestoreErrorType.RestoreTestFailed,
+      message: `restore test of ${svc.name} failed at check ${report.failedCheck}: ${failed?.detail ?? reasonOf(thrown)} (report: ${report.links?.html ?? 'not stored'})`,
+      nonRetryable: true,
+      details: [result],
+    });
+  }
+  return result;
+}
