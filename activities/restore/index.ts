@@ -395,8 +395,9 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
             RestoreErrorType.RestoreFailed,
             `zstd -d of ${store.location(key)} exited ${code}: ${zstdErr.trim()}`,
           );
-        // zstd's own complaint (a corrupt frame) first; then the loader's; a zstd killed by a broken pipe last.
-        if (code !== 0 && code !== null) throw zstdFailed();
+        // zstd's own complaint (a corrupt frame) first; then the loader's; a zstd that lost its reader last.
+        const lostReader = /Write error|Broken pipe|Connection reset/i.test(zstdErr);
+        if (code !== 0 && code !== null && !lostReader) throw zstdFailed();
         if (results[1].status === 'rejected') throw results[1].reason;
         if (results[0].status === 'rejected') throw results[0].reason;
         if (code !== 0) throw zstdFailed();
