@@ -12,6 +12,14 @@ module.exports = {
       testEnvironment: 'node',
       slowTestThreshold: 60,
     },
+    // The Web UI path in Debian's headless Chromium (playwright-core, no browser download); needs the stack.
+    {
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+      transform,
+      testEnvironment: 'node',
+      slowTestThreshold: 90,
+    },
   ],
   testTimeout: 120000,
 };

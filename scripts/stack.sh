@@ -61,6 +61,8 @@ apt_install() {
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  # The Web UI end-to-end test drives Debian's Chromium headless (playwright-core never downloads a browser).
+  command -v chromium >/dev/null || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
   [ "$(id -u)" = 0 ] || die "installing ${missing[*]} needs root"

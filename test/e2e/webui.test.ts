@@ -1,0 +1,167 @@
+/**
+ * The operator's Web UI path, end to end, in Debian's headless Chromium (playwright-core; no
+ * browser download): start a `failover` drill of `shop` from the real Temporal Web UI's Start
+ * Workflow form, send the `approve` signal from the UI, and see the run complete with its
+ * measured RTO. Failback (through the client) puts the estate back. A failure leaves a
+ * screenshot in $DRBOOK_DATA/logs/.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { failback } from '../../workflows';
+import type { FailoverReport } from '../../workflows/failover';
+import { approveUpdate, statusQuery } from '../../workflows/messages';
+import { readEstate } from '../helpers/estate';
+import { buildAdapters, eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+
+jest.setTimeout(170_000);
+
+const CHROMIUM = '/usr/bin/chromium';
+const UI = `http://127.0.0.1:${process.env.DRBOOK_UI_PORT ?? 8233 + Number(process.env.DRBOOK_PORT_OFFSET ?? 0)}`;
+const SCREENSHOTS = path.join(process.env.DRBOOK_DATA ?? path.join(ROOT, '.data'), 'logs');
+
+const describeWithChromium = existsSync(CHROMIUM) ? describe : describe.skip;
+
+describeWithChromium('Temporal Web UI: a failover drill started and approved from the browser', () => {
+  const loaded = sandbox();
+  const adapters = buildAdapters(loaded);
+  let t: TemporalHarness;
+  let context: BrowserContext;
+  let page: Page;
+  const profile = mkdtempSync(path.join(tmpdir(), 'drbook-chromium-'));
+
+  beforeAll(async () => {
+    t = await temporal(loaded);
+    // A fresh profile per run (--user-data-dir): no state from earlier runs.
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1400, height: 1000 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(20_000);
+  });
+  afterAll(async () => {
+    for (const id of ['failover-shop', 'failback-shop'])
+      await t.client.workflow
+        .getHandle(id)
+        .terminate('test cleanup')
+        .catch(() => undefined);
+    await context?.close();
+    rmSync(profile, { recursive: true, force: true });
+    await t.close();
+    await adapters.close();
+  });
+
+  async function screenshotOnFailure<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      const file = path.join(SCREENSHOTS, `webui-${name}-${Date.now()}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+      await page.content().then(
+        (html) => writeFileSync(file.replace(/\.png$/, '.html'), html),
+        () => undefined,
+      );
+      throw new Error(`${(err as Error).message}\n(screenshot: ${file})`, { cause: err });
+    }
+  }
+
+  /** Type into a CodeMirror editor (the UI's JSON inputs) inside `scope`. */
+  async function typeJson(scope: ReturnType<Page['locator']> | Page, value: object) {
+    const editor = scope.locator('.cm-content').first();
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Delete');
+    await page.keyboard.insertText(JSON.stringify(value));
+  }
+
+  test('start from the form, approve by signal, complete with the measured RTO; failback restores the estate', async () => {
+    const original = await readEstate(loaded, adapters);
+    await t.withWorkers(adapters.activities, async () => {
+      const handle = t.client.workflow.getHandle('failover-shop');
+      await screenshotOnFailure('start', async () => {
+        await page.goto(`${UI}/namespaces/default/workflows/start-workflow`);
+        await page.locator('#workflowId').fill('failover-shop');
+        await page.locator('#taskQueue').fill(t.taskQueue);
+        await page.locator('#workflowType').fill('failover');
+        await typeJson(page, { service: 'shop', mode: 'drill', reason: 'Web UI drill (e2e test)' });
+        await page.locator('#workflowType').click(); // the JSON editor commits its value on blur
+        await page.getByTestId('start-workflow-button').click();
+        // The form stays put and confirms with a toast; the run is the proof.
+        await eventually(
+          () =>
+            handle.describe().then(
+              (d) => d.taskQueue === t.taskQueue,
+              () => false,
+            ),
+          20_000,
+          'the run started from the Web UI',
+        );
+        await page.goto(`${UI}/namespaces/default/workflows/failover-shop`);
+      });
+      await eventually(
+        async () => (await handle.query(statusQuery).catch(() => null))?.pendingApproval?.step === 'promote',
+        60_000,
+        'the failover to wait for approval of promote',
+      );
+
+      await screenshotOnFailure('signal', async () => {
+        // The page renders its action menu twice (wide and narrow layouts): use the visible one.
+        await page.locator('button:visible', { hasText: 'More Actions' }).first().click();
+        await page.locator('[data-testid=signal-button]:visible').first().click();
+        const dialog = page.locator('dialog#signal-confirmation-modal:visible');
+        // The UI lists the signals the workflow defines (SDK workflow metadata): pick `approve`.
+        await dialog.getByTestId('signal-select-button').click();
+        await dialog
+          .locator('[role=option]', { hasText: /^\s*approve\s*$/ })
+          .first()
+          .click();
+        await typeJson(dialog, { step: 'promote', approver: 'alice', comment: 'approved in the Web UI' });
+        await dialog.getByText('Encoding').click(); // blur: the JSON editor commits its value
+        await dialog.getByTestId('confirm-modal-button').click();
+      });
+
+      const result = (await handle.result()) as FailoverReport;
+      expect(result.outcome).toBe('completed');
+      expect(result.approvals.map((a) => a.approver)).toEqual(['alice']);
+      expect(result.measured.rtoSeconds).toBeGreaterThan(0);
+
+      await screenshotOnFailure('completed', async () => {
+        await page.reload();
+        await page.getByText('Completed').first().waitFor();
+        await page.getByText(`"rtoSeconds": ${result.measured.rtoSeconds}`).first().waitFor();
+      });
+
+      const back = await t.client.workflow.start(failback, {
+        taskQueue: t.taskQueue,
+        workflowId: 'failback-shop',
+        args: [{ service: 'shop', mode: 'drill' }],
+      });
+      await eventually(
+        async () => (await back.query(statusQuery).catch(() => null))?.pendingApproval?.step === 'switch-back',
+        60_000,
+        'failback gate',
+      );
+      await back.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
+      expect((await back.result()).outcome).toBe('completed');
+    });
+    const restored = await readEstate(loaded, adapters);
+    expect(restored.vip).toEqual(original.vip);
+    expect(restored.dns).toEqual(original.dns);
+    expect(restored.primary.readOnly).toBe(false);
+    expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
+  });
+});
