@@ -13,7 +13,7 @@ import { ErrorType, failbackInput, parseInput, type Approval, type FailbackInput
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
-import { approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
 
 export interface FailbackReport {
   runbook: 'failback';
@@ -93,18 +93,47 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
   }
 
   // ------------------------------------------------------------------ 2. re-protect: the original primary replicates from DR
-  await run.step(
-    'reprotect-original',
-    () =>
-      acts.change.rebuildAsReplica({
-        service: svc.name,
-        server: original,
-        source: dr,
-        heartbeatEvent: db.heartbeatEvent,
-      }),
-    (r) =>
-      r.alreadyReplicating ? `${original} already replicates from ${dr}` : `${original} now replicates from ${dr}`,
+  // After an unplanned failover the old primary may hold transactions the DR side never got
+  // (lost in the crash). It cannot simply replicate then: with approval, it is re-cloned from DR.
+  const divergence = await run.step(
+    'check-divergence',
+    () => acts.quick.countErrantTransactions({ server: original, source: dr }),
+    (d) =>
+      d.errant ? `${original} holds ${d.errant} transaction(s) ${dr} lacks` : `${original} holds nothing ${dr} lacks`,
   );
+  if (divergence.errant > 0) {
+    await run.gate('discard-divergent', {
+      needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+      timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
+      question: `${original} holds ${divergence.errant} transaction(s) that never reached ${dr} (lost at the failover): discard them and re-clone ${original} from ${dr}?`,
+    });
+    run.startChanging();
+    await run.step(
+      'reclone-original',
+      () =>
+        acts.wait.recloneFromSource({
+          service: svc.name,
+          server: original,
+          source: dr,
+          heartbeatEvent: db.heartbeatEvent,
+        }),
+      (r) =>
+        `${original} re-cloned from ${dr} (${r.databases.join(', ')}; ${Math.round(r.bytes / 1024)} KiB) and replicating`,
+    );
+  } else {
+    await run.step(
+      'reprotect-original',
+      () =>
+        acts.change.rebuildAsReplica({
+          service: svc.name,
+          server: original,
+          source: dr,
+          heartbeatEvent: db.heartbeatEvent,
+        }),
+      (r) =>
+        r.alreadyReplicating ? `${original} already replicates from ${dr}` : `${original} now replicates from ${dr}`,
+    );
+  }
   await run.step(
     'wait-original-caught-up',
     async () => {
@@ -158,42 +187,43 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
     () => acts.change.promoteReplica({ server: original, heartbeatEvent: db.heartbeatEvent }),
     (p) => `${original} primary at ${p.gtids}`,
   );
-  await run.step(
-    'reprotect-dr',
-    () =>
-      acts.change.rebuildAsReplica({
-        service: svc.name,
-        server: dr,
-        source: original,
-        heartbeatEvent: db.heartbeatEvent,
-      }),
-    () => `${dr} replicates from ${original}`,
-  );
-
-  // ------------------------------------------------------------------ 5. traffic back
+  // ------------------------------------------------------------------ 5. re-protect DR and bring traffic back, together
   const vip = svc.vip;
-  if (vip) {
-    await run.step(
-      'move-vip-back',
-      () => acts.change.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }),
-      (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.primaryHost}`,
-    );
-  }
   const dns = svc.dns;
-  if (dns) {
-    await run.step(
-      'switch-dns-back',
+  await allSteps([
+    run.step(
+      'reprotect-dr',
       () =>
-        acts.wait.switchDnsRecord({
-          zone: dns.hostedZone,
-          name: dns.record,
-          type: dns.type,
-          ttl: dns.ttl,
-          value: dns.primaryValue,
+        acts.change.rebuildAsReplica({
+          service: svc.name,
+          server: dr,
+          source: original,
+          heartbeatEvent: db.heartbeatEvent,
         }),
-      (r) => `${r.name} → ${r.value}`,
-    );
-  }
+      () => `${dr} replicates from ${original}`,
+    ),
+    vip
+      ? run.step(
+          'move-vip-back',
+          () => acts.change.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }),
+          (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.primaryHost}`,
+        )
+      : null,
+    dns
+      ? run.step(
+          'switch-dns-back',
+          () =>
+            acts.wait.switchDnsRecord({
+              zone: dns.hostedZone,
+              name: dns.record,
+              type: dns.type,
+              ttl: dns.ttl,
+              value: dns.primaryValue,
+            }),
+          (r) => `${r.name} → ${r.value}`,
+        )
+      : null,
+  ]);
   const key = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
   if (svc.applicationWebhook) {
     const url = svc.applicationWebhook;

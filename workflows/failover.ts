@@ -20,7 +20,7 @@ import {
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor, reasonOf } from './plan';
-import { approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun } from './runbook';
 
@@ -170,16 +170,17 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       const fence = await run.step(
         'fence',
         async () => {
-          const mysql = await acts.fence.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
-          let vip = 'no VIP';
-          if (svc.vip) {
-            vip = await acts.fence
-              .removeVip({ host: svc.vip.primaryHost, address: svc.vip.address, device: svc.vip.device })
-              .then((r) =>
-                r.removed ? `VIP removed from ${svc.vip!.primaryHost}` : `VIP was not on ${svc.vip!.primaryHost}`,
-              )
-              .catch((err: unknown) => `VIP NOT removed from ${svc.vip!.primaryHost}: ${reasonOf(err)}`);
-          }
+          // Both fences at once: the database refuses writes, and the address stops reaching it.
+          const vipHost = svc.vip?.primaryHost;
+          const [mysql, vip] = await Promise.all([
+            acts.fence.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent }),
+            svc.vip
+              ? acts.fence
+                  .removeVip({ host: svc.vip.primaryHost, address: svc.vip.address, device: svc.vip.device })
+                  .then((r) => (r.removed ? `VIP removed from ${vipHost}` : `VIP was not on ${vipHost}`))
+                  .catch((err: unknown) => `VIP NOT removed from ${vipHost}: ${reasonOf(err)}`)
+              : Promise.resolve('no VIP'),
+          ]);
           return { mysql, vip, complete: mysql.fenced && !vip.includes('NOT removed') };
         },
         (f) => `${f.mysql.detail}; ${f.vip}`,
@@ -236,51 +237,51 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       run.skip('promote', `${svc.strategy} service`);
       run.measured.rpoSeconds = 0;
     }
+    // ---------------------------------------------------------------- 6–8. RDS, DR compute, VIP, DNS
+    // Independent of one another once the new primary is writable: they run together, each its
+    // own step, and all of them finish (or fail) before the run goes on or reports.
     const rdsReplica = svc.rds?.drReplica;
-    if (rdsReplica && svc.strategy === 'warm') {
-      await run.step(
-        'promote-rds',
-        () => acts.wait.promoteRdsReplica({ region: rdsReplica.region, instance: rdsReplica.instance }),
-        (r) => (r.alreadyPromoted ? `${r.instance} was already standalone` : `${r.instance} promoted and available`),
-      );
-    }
-
-    // ---------------------------------------------------------------- 6. start DR compute
     const compute = svc.drCompute;
-    if (compute) {
-      await run.step(
-        'start-dr-compute',
-        () => acts.wait.startDrInstances({ region: compute.region, tags: compute.tags }),
-        (r) => `${r.running.length} running (${r.started.length} started)`,
-      );
-    } else run.skip('start-dr-compute', 'no DR compute in the inventory');
-
-    // ---------------------------------------------------------------- 7. move the VIP
     const vip = svc.vip;
-    if (vip && newPrimary) {
-      await run.step(
-        'move-vip',
-        () => acts.change.addVip({ host: vip.drHost, address: vip.address, device: vip.device }),
-        (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.drHost} ${vip.device}`,
-      );
-    } else run.skip('move-vip', vip ? 'no promotion' : 'no VIP in the inventory');
-
-    // ---------------------------------------------------------------- 8. switch DNS
     const dns = svc.dns;
-    if (dns) {
-      await run.step(
-        'switch-dns',
-        () =>
-          acts.wait.switchDnsRecord({
-            zone: dns.hostedZone,
-            name: dns.record,
-            type: dns.type,
-            ttl: dns.ttl,
-            value: dns.drValue,
-          }),
-        (r) => `${r.name} → ${r.value} (${r.changed ? `was ${r.previous.join(',')}` : 'already set'}), INSYNC`,
-      );
-    } else run.skip('switch-dns', 'no DNS record in the inventory');
+    await allSteps([
+      rdsReplica && svc.strategy === 'warm'
+        ? run.step(
+            'promote-rds',
+            () => acts.wait.promoteRdsReplica({ region: rdsReplica.region, instance: rdsReplica.instance }),
+            (r) =>
+              r.alreadyPromoted ? `${r.instance} was already standalone` : `${r.instance} promoted and available`,
+          )
+        : null,
+      compute
+        ? run.step(
+            'start-dr-compute',
+            () => acts.wait.startDrInstances({ region: compute.region, tags: compute.tags }),
+            (r) => `${r.running.length} running (${r.started.length} started)`,
+          )
+        : run.skip('start-dr-compute', 'no DR compute in the inventory'),
+      vip && newPrimary
+        ? run.step(
+            'move-vip',
+            () => acts.change.addVip({ host: vip.drHost, address: vip.address, device: vip.device }),
+            (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.drHost} ${vip.device}`,
+          )
+        : run.skip('move-vip', vip ? 'no promotion' : 'no VIP in the inventory'),
+      dns
+        ? run.step(
+            'switch-dns',
+            () =>
+              acts.wait.switchDnsRecord({
+                zone: dns.hostedZone,
+                name: dns.record,
+                type: dns.type,
+                ttl: dns.ttl,
+                value: dns.drValue,
+              }),
+            (r) => `${r.name} → ${r.value} (${r.changed ? `was ${r.previous.join(',')}` : 'already set'}), INSYNC`,
+          )
+        : run.skip('switch-dns', 'no DNS record in the inventory'),
+    ]);
 
     // ---------------------------------------------------------------- 9. notify the application and people
     const key = `${workflowInfo().workflowId}/${workflowInfo().runId}`;

@@ -180,7 +180,7 @@ class FanOut extends Writable {
   }
 }
 
-function exitOf(child: ChildProcess, bin: string): Promise<{ code: number | null; signal: string | null }> {
+export function exitOf(child: ChildProcess, bin: string): Promise<{ code: number | null; signal: string | null }> {
   return new Promise((resolve, reject) => {
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -193,7 +193,7 @@ function exitOf(child: ChildProcess, bin: string): Promise<{ code: number | null
   });
 }
 
-function collect(stream: NodeJS.ReadableStream | null): () => string {
+export function collect(stream: NodeJS.ReadableStream | null): () => string {
   let text = '';
   stream?.on('data', (d: Buffer) => (text = (text + d.toString()).slice(-4000)));
   return () => text.trim();

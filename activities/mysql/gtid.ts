@@ -93,6 +93,42 @@ export function transactionsBehind(flavor: GtidFlavor, source: string, replica: 
   return gap > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(gap);
 }
 
+/**
+ * MariaDB: transactions `mine` holds that `sourceState` (the source's @@gtid_binlog_state: the
+ * last GTID per domain AND server id) lacks. Comparing per domain only misses a divergence:
+ * after a crash the old primary may hold 0-1-4112 while the new primary wrote 0-2-4112 onward.
+ */
+export function mariadbErrantTransactions(mine: string, sourceState: string): number {
+  const last = (state: string) => {
+    const byPair = new Map<string, bigint>();
+    for (const part of state
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
+      const m = /^(\d+)-(\d+)-(\d+)$/.exec(part);
+      if (!m) throw new Error(`not a MariaDB GTID position: "${part}"`);
+      const key = `${m[1]}-${m[2]}`;
+      const seq = BigInt(m[3]);
+      if ((byPair.get(key) ?? -1n) < seq) byPair.set(key, seq);
+    }
+    return byPair;
+  };
+  const source = last(sourceState);
+  const sourceByDomain = parseMariadbPosition(sourceState);
+  let errant = 0n;
+  for (const [pair, seq] of last(mine)) {
+    const have = source.get(pair);
+    if (have !== undefined) {
+      if (seq > have) errant += seq - have;
+    } else {
+      // The source never saw this server in this domain: everything past the source's own position is errant.
+      const domainSeq = sourceByDomain.get(Number(pair.split('-')[0])) ?? 0n;
+      if (seq > domainSeq) errant += seq - domainSeq;
+    }
+  }
+  return Number(errant);
+}
+
 /** True when the replica holds something the source never had (errant transactions: a split-brain sign). */
 export function hasErrantTransactions(flavor: GtidFlavor, source: string, replica: string): boolean {
   return transactionsBehind(flavor, replica, source) > 0;

@@ -6,11 +6,15 @@
  * MariaDB is exercised by the test suite; the MySQL 8 spellings are chosen by flavour
  * (VERSION()) and follow the MySQL manual, but no MySQL server runs in the local stack.
  */
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { heartbeat } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
-import { transactionsBehind, type GtidFlavor } from './gtid';
+import { mariadbErrantTransactions, transactionsBehind, type GtidFlavor } from './gtid';
+import { collect, exitOf, writeClientDefaults } from './dump';
 import { createMysqlActivities, mysqlFailure, type MysqlPools } from './index';
 
 /** Faults that mean "the server is not there", as opposed to "the server said no". */
@@ -94,18 +98,58 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
 
   /** Turn the heartbeat event on or off on this server only (not replicated). */
   async function setHeartbeatEvent(server: string, conn: mysql.PoolConnection, event: string, enable: boolean) {
+    const [schema, name] = event.split('.');
+    const found = await run(
+      server,
+      conn,
+      'SELECT definer FROM information_schema.events WHERE event_schema = ? AND event_name = ?',
+      [schema, name],
+    );
+    // No heartbeat event on this server: nothing to switch (the RPO clock then relies on GTIDs).
+    if (found.length === 0) return;
+    // ALTER EVENT without DEFINER makes the caller (drbook, with SUPER) the definer, and a SUPER
+    // definer's writes pass read_only: a fenced primary would keep writing. Keep the original one.
+    const [user, host] = String(found[0].definer).split('@');
     await run(server, conn, 'SET SESSION sql_log_bin = 0');
     try {
-      await run(server, conn, `ALTER EVENT ${quoteName(event)} ${enable ? 'ENABLE' : 'DISABLE'}`);
-    } catch (err) {
-      // No heartbeat event on this server: nothing to switch (the RPO clock then relies on GTIDs).
-      if (!/ER_EVENT_DOES_NOT_EXIST/.test((err as Error).message)) throw err;
+      await run(server, conn, `ALTER DEFINER = ?@? EVENT ${quoteName(event)} ${enable ? 'ENABLE' : 'DISABLE'}`, [
+        user,
+        host,
+      ]);
     } finally {
       await run(server, conn, 'SET SESSION sql_log_bin = 1');
     }
   }
 
+  /** Transactions `server` holds that `source` lacks: a divergence (split brain, or writes lost in a crash). */
+  async function errantTransactions(server: string, source: string): Promise<number> {
+    // MariaDB: the source's binlog state (last GTID per domain and server) shows a divergence a position would hide.
+    const sourceGtids = await withConnection(source, async (conn) => {
+      const flavor = await flavorOf(source, conn);
+      const sql = flavor === 'mariadb' ? 'SELECT @@gtid_binlog_state AS g' : executedSql(flavor, true);
+      return String((await run(source, conn, sql))[0].g);
+    });
+    return withConnection(server, async (conn) => {
+      const flavor = await flavorOf(server, conn);
+      const mine = String((await run(server, conn, executedSql(flavor)))[0].g);
+      return flavor === 'mariadb'
+        ? mariadbErrantTransactions(mine, sourceGtids)
+        : transactionsBehind(flavor, mine, sourceGtids);
+    });
+  }
+
   return {
+    /** How many transactions `server` holds that `source` lacks (0: it can simply replicate from it). */
+    async countErrantTransactions({
+      server,
+      source,
+    }: {
+      server: string;
+      source: string;
+    }): Promise<{ server: string; source: string; errant: number }> {
+      return { server, source, errant: await errantTransactions(server, source) };
+    },
+
     /**
      * Fence the old primary: stop its heartbeat, set read_only=ON (which waits for commits in
      * flight), then read everything it has committed. An unreachable server is reported, not
@@ -287,21 +331,16 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       ) {
         return { server, source, alreadyReplicating: true };
       }
-      const sourceGtids = await withConnection(source, async (conn) => {
-        const flavor = await flavorOf(source, conn);
-        return String((await run(source, conn, executedSql(flavor, true)))[0].g);
-      });
+      const errant = await errantTransactions(server, source);
+      if (errant > 0) {
+        throw failure(
+          ErrorType.ReplicationBroken,
+          `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): rebuild it from ${source}`,
+          { server, source, errant },
+        );
+      }
       await withConnection(server, async (conn) => {
         const flavor = await flavorOf(server, conn);
-        const mine = String((await run(server, conn, executedSql(flavor)))[0].g);
-        const errant = transactionsBehind(flavor, mine, sourceGtids);
-        if (errant > 0) {
-          throw failure(
-            ErrorType.ReplicationBroken,
-            `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): rebuild it from a backup`,
-            { server, source, errant },
-          );
-        }
         await setHeartbeatEvent(server, conn, heartbeatEvent, false);
         await run(server, conn, 'SET GLOBAL read_only = ON');
         await run(server, conn, flavor === 'mariadb' ? 'STOP SLAVE' : 'STOP REPLICA');
@@ -325,6 +364,118 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
         }
       });
       return { server, source, alreadyReplicating: false };
+    },
+
+    /**
+     * Rebuild a diverged old primary as a fresh copy of `source`: its own databases and binlog
+     * are discarded (RESET MASTER), the source's databases are streamed in with
+     * mariadb-dump | mariadb (no temp file, passwords in 0600 defaults files), and it then
+     * replicates from the GTID position the dump was taken at. Only after an approval that
+     * says the divergent transactions may be discarded (failback asks for it).
+     */
+    async recloneFromSource({
+      service,
+      server,
+      source,
+      heartbeatEvent,
+    }: {
+      service: string;
+      server: string;
+      source: string;
+      heartbeatEvent: string;
+    }): Promise<{ server: string; source: string; databases: string[]; bytes: number }> {
+      const databases = (
+        await withConnection(source, (conn) =>
+          run(
+            source,
+            conn,
+            "SELECT schema_name AS d FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+          ),
+        )
+      ).map((r) => String(r.d));
+      await withConnection(server, async (conn) => {
+        await setHeartbeatEvent(server, conn, heartbeatEvent, false);
+        await run(server, conn, 'SET GLOBAL read_only = ON');
+        await run(server, conn, 'STOP SLAVE');
+        await run(server, conn, 'RESET SLAVE ALL');
+        await run(server, conn, 'SET SESSION sql_log_bin = 0');
+        const mine = await run(
+          server,
+          conn,
+          "SELECT schema_name AS d FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
+        );
+        for (const r of mine) await run(server, conn, `DROP DATABASE ${quoteName(String(r.d))}`);
+        await run(server, conn, 'RESET MASTER');
+      });
+      const [from, to] = await Promise.all([
+        writeClientDefaults(pools.target(source)),
+        writeClientDefaults(pools.target(server)),
+      ]);
+      let bytes = 0;
+      try {
+        const dump = spawn(
+          'mariadb-dump',
+          [
+            `--defaults-extra-file=${from.file}`,
+            '--single-transaction',
+            '--gtid',
+            '--master-data=1',
+            '--routines',
+            '--events',
+            '--triggers',
+            '--databases',
+            ...databases,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        // Loaded with sql_log_bin=0: the copy's binlog stays empty, so it holds no transactions of its own.
+        const load = spawn(
+          'mariadb',
+          [`--defaults-extra-file=${to.file}`, '--init-command=SET SESSION sql_log_bin=0'],
+          { stdio: ['pipe', 'ignore', 'pipe'] },
+        );
+        const dumpErr = collect(dump.stderr);
+        const loadErr = collect(load.stderr);
+        dump.stdout.on('data', (d: Buffer) => {
+          bytes += d.length;
+        });
+        const beat = setInterval(() => heartbeat({ bytes }), 2000);
+        try {
+          const [d, l] = await Promise.all([
+            exitOf(dump, 'mariadb-dump'),
+            exitOf(load, 'mariadb'),
+            pipeline(dump.stdout, load.stdin),
+          ]);
+          if (d.code !== 0)
+            throw failure('RecloneFailed', `mariadb-dump on ${source} exited ${d.code}: ${dumpErr()}`, {
+              server,
+              source,
+            });
+          if (l.code !== 0)
+            throw failure('RecloneFailed', `mariadb into ${server} exited ${l.code}: ${loadErr()}`, { server, source });
+        } finally {
+          clearInterval(beat);
+        }
+      } finally {
+        await Promise.all([
+          rm(from.dir, { recursive: true, force: true }),
+          rm(to.dir, { recursive: true, force: true }),
+        ]);
+      }
+      // The dump set gtid_slave_pos to where it was taken: replicate from there.
+      const src = pools.target(source);
+      const { user, password } = replicationCredentials(service);
+      await withConnection(server, async (conn) => {
+        await setHeartbeatEvent(server, conn, heartbeatEvent, false);
+        await run(
+          server,
+          conn,
+          'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1',
+          [src.host, src.port, user, password],
+        );
+        await run(server, conn, 'START SLAVE');
+      });
+      return { server, source, databases, bytes };
     },
 
     /** A real write on the (new) primary: the heartbeat row, stamped now. */

@@ -11,13 +11,13 @@ CREATE TABLE IF NOT EXISTS drbook.heartbeat (
 DELIMITER //
 CREATE DEFINER = 'drbook_heartbeat'@'localhost' EVENT IF NOT EXISTS drbook.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO
 BEGIN
-  INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
-  DO SLEEP(0.25);
-  INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
-  DO SLEEP(0.25);
-  INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
-  DO SLEEP(0.25);
-  INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
+  DECLARE i INT DEFAULT 0;
+  -- Only a writable server stamps: a read-only (fenced, or restarted old) primary never does.
+  WHILE i < 4 AND @@global.read_only = 0 DO
+    INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
+    SET i = i + 1;
+    IF i < 4 THEN DO SLEEP(0.25); END IF;
+  END WHILE;
 END//
 DELIMITER ;
 CREATE DATABASE IF NOT EXISTS shop;

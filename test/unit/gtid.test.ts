@@ -1,4 +1,9 @@
-import { hasErrantTransactions, parseMysqlGtidSet, transactionsBehind } from '../../activities/mysql/gtid';
+import {
+  hasErrantTransactions,
+  mariadbErrantTransactions,
+  parseMysqlGtidSet,
+  transactionsBehind,
+} from '../../activities/mysql/gtid';
 import { normaliseReplicaRow } from '../../activities/mysql';
 
 describe('GTID lag', () => {
@@ -78,5 +83,17 @@ describe('replication status by column name', () => {
 
   test('not a replica', () => {
     expect(normaliseReplicaRow('p', undefined).configured).toBe(false);
+  });
+});
+
+describe('MariaDB divergence by domain and server id', () => {
+  test('an old primary that wrote 0-1-4112 while the new one wrote 0-2-4112.. has diverged', () => {
+    expect(mariadbErrantTransactions('0-1-4112', '0-1-4111,0-2-4300')).toBe(1);
+    expect(mariadbErrantTransactions('0-1-4111', '0-1-4111,0-2-4300')).toBe(0);
+    // Per-domain comparison alone would call this clean:
+    expect(transactionsBehind('mariadb', '0-1-4112', '0-2-4300')).toBe(0);
+  });
+  test('a server the source never saw is errant past the source position', () => {
+    expect(mariadbErrantTransactions('0-3-12', '0-1-10')).toBe(2);
   });
 });
