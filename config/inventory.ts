@@ -131,6 +131,12 @@ const rds = z
       .object({ region, instance: z.string().min(1) })
       .strict()
       .optional(),
+    /** Automated backups: retention (days) and window ("03:00-04:00" UTC), enforced by the nightly backup. */
+    backupRetentionDays: z.number().int().min(0).max(35).optional(),
+    backupWindow: z
+      .string()
+      .regex(/^\d{2}:\d{2}-\d{2}:\d{2}$/, 'a UTC window like "03:00-04:00"')
+      .optional(),
   })
   .strict();
 
@@ -192,6 +198,10 @@ const backup = z
       })
       .strict()
       .prefault({}),
+    /** Also a physical backup (mariabackup, streamed), for services whose RTO a logical restore cannot meet. */
+    physical: z.boolean().default(false),
+    /** Archive closed binary logs every run (point-in-time recovery; the backup RPO becomes their age). */
+    binlogArchive: z.boolean().default(false),
     retention: z
       .object({
         daily: z.number().int().min(1).default(7),

@@ -14,7 +14,10 @@ import { createInventoryActivities } from '../activities/inventory';
 import { createMysqlActivities, MysqlPools } from '../activities/mysql';
 import { createSshActivities, sshTargetFromInventory, type SshTarget } from '../activities/ssh';
 import { createSnapshotActivities } from '../activities/aws/snapshots';
+import { createSnapshotRetentionActivities } from '../activities/aws/snapshot-retention';
 import { createDumpActivities } from '../activities/mysql/dump';
+import { createPhysicalBackupActivities } from '../activities/mysql/physical';
+import { createBinlogArchiveActivities } from '../activities/mysql/binlogs';
 import { createDrillCopyActivities } from '../activities/mysql/drill-copy';
 import { createDrillReportActivities } from '../activities/reports/drill-report';
 import { createStorageActivities } from '../activities/storage';
@@ -49,7 +52,16 @@ function buildActivities(
     // Nightly backup: destinations (file system, S3), the streaming dump, EBS/RDS snapshots.
     ...createStorageActivities(backupStores, loaded.inventory, aws),
     ...createDumpActivities(backupStores, pools),
+    // Nightly backup options: physical (mariabackup, on the DB host) and the binlog archive (PITR).
+    ...createPhysicalBackupActivities(
+      backupStores,
+      pools,
+      sshTargets,
+      (s) => loaded.inventory.mysqlServers[s]?.sshHost,
+    ),
+    ...createBinlogArchiveActivities(backupStores, pools),
     ...createSnapshotActivities(aws),
+    ...createSnapshotRetentionActivities(aws),
     ...createNotifyActivities(loaded.inventory, awsFailover),
     ...createHealthActivities(),
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.

@@ -116,6 +116,8 @@ export function assessCompliance(args: {
   nowMs: number;
   rpoSeconds: number;
   intervalSeconds: number;
+  /** With a binlog archive: when its newest log was closed. The data-loss window is then that log's age. */
+  newestBinlogClosedAtMs?: number | null;
 }): BackupCompliance {
   const { service, copies, rpoSeconds } = args;
   const mediaKinds = [...new Set(copies.map((c) => c.kind))].sort();
@@ -132,8 +134,14 @@ export function assessCompliance(args: {
       ? Math.round((args.endedAtMs - backupTime(args.previousVerifiedId)) / 1000)
       : args.intervalSeconds + Math.round((args.endedAtMs - backupTime(args.backupId!)) / 1000);
   }
+  const binlogAt = args.newestBinlogClosedAtMs ?? null;
+  if (binlogAt !== null) exposureSeconds = Math.max(0, Math.round((args.nowMs - binlogAt) / 1000));
   const rpoMet = exposureSeconds !== null && exposureSeconds <= rpoSeconds;
   if (args.endedAtMs === null) problems.push('no verified backup');
+  else if (!rpoMet && binlogAt !== null)
+    problems.push(
+      `the newest archived binlog is ${human(exposureSeconds!)} old; the tier's RPO is ${human(rpoSeconds)} (archive binlogs more often)`,
+    );
   else if (!rpoMet)
     problems.push(
       `backups leave up to ${human(exposureSeconds!)} of data loss; the tier's RPO is ${human(rpoSeconds)} (a binlog archive or the replica must cover the gap)`,

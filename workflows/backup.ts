@@ -204,6 +204,104 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     fail('logical backup', err);
   }
 
+  // 1b. Physical backup (backup.physical): mariabackup on the database host → verify every copy → manifest.
+  let physical: ServiceBackupResult['physical'] = null;
+  if (backup.physical) {
+    try {
+      status.phase = 'physical backup';
+      const p = await steps.run(
+        'takePhysicalBackup',
+        () => streaming.takePhysicalBackup({ service, backupId }),
+        (d) =>
+          `${d.object.uncompressedSize} bytes → ${d.object.size} (zstd) on ${d.ranOn}, to ${d.copies.length} destinations`,
+      );
+      const verified = await Promise.all(
+        p.copies.map((c) =>
+          steps.run(
+            `verifyCopy physical ${c.destination}`,
+            () =>
+              streaming.verifyCopy({
+                service,
+                backupId,
+                destination: c.destination,
+                size: p.object.size,
+                sha256: p.object.sha256,
+                kind: 'physical',
+              }),
+            (v) => `${v.location}: ${v.size} bytes, sha256 ${v.sha256.slice(0, 12)}…`,
+          ),
+        ),
+      );
+      const m: BackupManifest = {
+        format: 'drbook-backup/1',
+        id: backupId,
+        service,
+        kind: 'physical',
+        startedAt: p.startedAt,
+        endedAt: p.endedAt,
+        source: { server: p.server, engine: p.engine, version: p.version },
+        position: p.position,
+        databases: p.databases,
+        tables: [],
+        rowCounts: { exact: false, method: 'not counted: a physical copy of the whole server (mariabackup)' },
+        object: p.object,
+        copies: p.copies.map((c, i) => ({ ...c, ...verified[i] })),
+        tools: p.tools,
+        verified: true,
+      };
+      const written = await steps.run(
+        'writeManifest physical',
+        () => quick.writeManifest({ manifest: m }),
+        (r) => r.manifestKey,
+      );
+      physical = { manifestKey: written.manifestKey, size: p.object.size, sha256: p.object.sha256 };
+    } catch (err) {
+      fail('physical backup', err);
+    }
+  }
+
+  // 1c. Binlog archive (backup.binlogArchive): closed binary logs to every destination, for point-in-time recovery.
+  let binlogs: ServiceBackupResult['binlogs'] = null;
+  if (backup.binlogArchive) {
+    status.phase = 'archiving binlogs';
+    try {
+      const b = await steps.run(
+        'archiveBinlogs',
+        () => streaming.archiveBinlogs({ service }),
+        (r) =>
+          `${r.copied.length} copied, ${r.alreadyArchived.length} already archived, newest ${r.newest ?? 'none'}, active ${r.active} (not archived)`,
+      );
+      binlogs = { copied: b.copied, newest: b.newest, newestClosedAt: b.newestClosedAt };
+    } catch (err) {
+      fail('binlog archive', err);
+    }
+  }
+
+  // 1d. RDS automated backups: retention and window as the inventory says; drift is reported and fixed.
+  let rdsBackupSettings: ServiceBackupResult['rdsBackupSettings'] = null;
+  const rdsConfig = svc.rds;
+  if (rdsConfig && rdsConfig.backupRetentionDays !== undefined) {
+    const retentionDays = rdsConfig.backupRetentionDays;
+    try {
+      const r = await steps.run(
+        'enforceRdsBackupSettings',
+        () =>
+          primarySide.enforceRdsBackupSettings({
+            region: rdsConfig.region,
+            instance: rdsConfig.instance,
+            retentionDays,
+            window: rdsConfig.backupWindow,
+            enforce: true,
+          }),
+        (r) =>
+          r.drift.length ? `drift: ${r.drift.join('; ')}${r.enforced ? ' (fixed)' : ''}` : 'as the inventory says',
+      );
+      rdsBackupSettings = { drift: r.drift, enforced: r.enforced };
+    } catch (err) {
+      fail('RDS backup settings', err);
+    }
+  }
+
   // 2. Snapshots: independent of the dump, so they are taken even when it failed.
   const snapshots: ServiceBackupResult['snapshots'] = { volumes: [], rds: null };
   if (!input.snapshots) steps.skip('snapshots', 'snapshots: false in the input');
@@ -280,8 +378,56 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
       }
       retention.push({ destination, kept: decided.keep.map((k) => k.id), deleted: decided.remove });
     }
+    // Physical backups: the same policy, over their own history (each kind keeps its own newest verified one).
+    if (backup.physical) {
+      const listedPhysical = await steps.run(
+        'listBackups physical',
+        () => quick.listBackups({ service, kind: 'physical' }),
+        (l) => l.map((d) => `${d.destination}: ${d.backups.length}`).join(', '),
+      );
+      for (const { destination, backups } of listedPhysical) {
+        const decided = planRetention(backups, backup.retention, Date.now());
+        if (!decided.remove.length) continue;
+        await steps.run(
+          `applyRetention physical ${destination}`,
+          () => quick.deleteBackups({ service, destination, ids: decided.remove, kind: 'physical' }),
+          (r) => `deleted ${r.deleted.join(', ')}`,
+        );
+      }
+    }
   } catch (err) {
     fail('retention', err);
+  }
+
+  // 3b. Snapshot retention, per region (the DR copies too): the same policy over the backup ids the snapshots carry.
+  if (input.snapshots && (backup.volumeTags || rds)) {
+    const sides = [
+      [regions.primary, primarySide],
+      [regions.dr, drSide],
+    ] as const;
+    for (const [region, side] of sides) {
+      try {
+        const listed = await steps.run(
+          `listSnapshotBackups ${region}`,
+          () => side.listSnapshotBackups({ service, region }),
+          (l) => `${l.backupIds.length} backups: ${l.ebs.length} EBS, ${l.rds.length} RDS snapshots`,
+        );
+        const decided = planRetention(
+          listed.backupIds.map((id) => ({ id, verified: true })),
+          backup.retention,
+          Date.now(),
+        );
+        if (decided.remove.length) {
+          await steps.run(
+            `applySnapshotRetention ${region}`,
+            () => side.deleteSnapshotBackups({ service, region, backupIds: decided.remove }),
+            (r) => `deleted ${r.deleted.join(', ')}`,
+          );
+        }
+      } catch (err) {
+        fail(`snapshot retention (${region})`, err);
+      }
+    }
   }
 
   // 4. Compliance: 3-2-1 and the data-loss window against the tier's RPO; in status, result and metrics.
@@ -294,6 +440,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     nowMs: Date.now(),
     rpoSeconds: plan.targets.rpoSeconds,
     intervalSeconds: input.intervalSeconds,
+    newestBinlogClosedAtMs: binlogs?.newestClosedAt ? Date.parse(binlogs.newestClosedAt) : null,
   });
   status.compliance = [compliance];
   status.measured.rpoSeconds = compliance.exposureSeconds;
@@ -317,6 +464,9 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     retention,
     compliance,
     durationSeconds: Math.round((Date.now() - startedMs) / 1000),
+    physical,
+    binlogs,
+    rdsBackupSettings,
   };
   if (status.failures.length) {
     status.phase = 'failed';

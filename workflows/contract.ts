@@ -250,7 +250,8 @@ export interface BackupManifest {
   format: 'drbook-backup/1';
   id: string;
   service: string;
-  kind: 'logical';
+  /** logical: mariadb-dump; physical: mariabackup (xbstream), the whole server. */
+  kind: 'logical' | 'physical';
   startedAt: string;
   endedAt: string;
   source: { server: string; engine: 'mariadb' | 'mysql'; version: string };
@@ -296,6 +297,12 @@ export interface ServiceBackupResult {
   retention: { destination: BackupDestinationName; kept: string[]; deleted: string[] }[];
   compliance: BackupCompliance;
   durationSeconds: number;
+  /** Physical backup (backup.physical in the inventory): its manifest key, size and SHA-256. */
+  physical?: { manifestKey: string; size: number; sha256: string } | null;
+  /** Binary-log archive (backup.binlogArchive): files copied this run and the newest archived one. */
+  binlogs?: { copied: string[]; newest: string | null; newestClosedAt: string | null } | null;
+  /** RDS automated backups (rds.backupRetentionDays / backupWindow): drift found, and whether it was fixed. */
+  rdsBackupSettings?: { drift: string[]; enforced: boolean } | null;
 }
 
 export interface NightlyBackupSummary {

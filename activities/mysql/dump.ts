@@ -53,7 +53,10 @@ export interface DumpResult {
 }
 
 export interface DumpOptions {
-  /** zstd level (3: fast, about 4-6x on SQL text) and worker threads (0: one per core). */
+  /**
+   * zstd level and worker threads (0: one per core). Level 1 by default: on mariadb-dump output it
+   * used half the CPU of level 3 and compressed as well or better (docs/benchmarks.md, "Backup").
+   */
   zstdLevel?: number;
   zstdThreads?: number;
 }
@@ -64,7 +67,7 @@ const HEARTBEAT_MS = 5000;
 const LOCK_HOLD_LIMIT_MS = 20000;
 
 /** The heartbeat context when running as an activity; null when called directly (benchmarks, tests). */
-function activityContext(): Context | null {
+export function activityContext(): Context | null {
   try {
     return Context.current();
   } catch {
@@ -147,7 +150,7 @@ class DumpScanner extends Transform {
 }
 
 /** SHA-256 and size of the compressed stream, on the fly. */
-class Digest extends Transform {
+export class Digest extends Transform {
   bytes = 0;
   private readonly hash = createHash('sha256');
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -161,7 +164,7 @@ class Digest extends Transform {
 }
 
 /** One stream in, every destination out; moves on only when every destination has taken the chunk. */
-class FanOut extends Writable {
+export class FanOut extends Writable {
   constructor(private readonly targets: Writable[]) {
     super({ highWaterMark: 1024 * 1024 });
   }
@@ -264,7 +267,7 @@ async function countRows(conn: PoolConnection, databases: string[]) {
 }
 
 export function createDumpActivities(stores: BackupStores, pools: MysqlPools, options: DumpOptions = {}) {
-  const level = options.zstdLevel ?? 3;
+  const level = options.zstdLevel ?? 1;
   const threads = options.zstdThreads ?? 0;
 
   return {
@@ -334,8 +337,16 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         const dump = spawn(bin, [`--defaults-extra-file=${defaults.file}`, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
         });
+        // mariadb-dump writes a few KB at a time; dd gathers them into 1 MiB blocks in the kernel pipe, so
+        // this process handles 64 KiB reads instead of ~5 KiB ones (a fifth of the CPU; docs/benchmarks.md).
+        const coalesce = spawn('dd', ['bs=1M', 'iflag=fullblock', 'status=none'], {
+          stdio: [dump.stdout, 'pipe', 'pipe'],
+        });
+        dump.stdout.destroy(); // dd holds the read end now; a dead dd must mean EPIPE for the dump, not a hang
         const zstd = spawn('zstd', ['-q', `-${level}`, `-T${threads}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
-        children.push(dump, zstd);
+        children.push(dump, coalesce, zstd);
+        const coalesceStderr = collect(coalesce.stderr);
+        const coalesceExit = exitOf(coalesce, 'dd');
         const dumpStderr = collect(dump.stderr);
         const zstdStderr = collect(zstd.stderr);
         const dumpExit = exitOf(dump, bin);
@@ -352,10 +363,11 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         );
 
         const streamed = Promise.all([
-          pipeline(dump.stdout, scanner, zstd.stdin, { signal: abort.signal }),
+          pipeline(coalesce.stdout, scanner, zstd.stdin, { signal: abort.signal }),
           pipeline(zstd.stdout, digest, fanOut, { signal: abort.signal }),
           dumpExit,
           zstdExit,
+          coalesceExit,
         ]);
         streamed.catch(() => undefined); // awaited below; an early failure must not go unhandled meanwhile
 
@@ -367,8 +379,10 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         const tables = await countRows(conn, databases);
         await conn.query('COMMIT');
 
-        const [, , dumped, compressed] = await streamed;
+        const [, , dumped, compressed, coalesced] = await streamed;
         if (dumped.code !== 0) throw dumpFailure(bin, server, dumped.code, dumpStderr());
+        if (coalesced.code !== 0)
+          throw failure(BackupErrorType.DumpFailed, `dd exited ${coalesced.code}: ${coalesceStderr()}`, { server });
         if (compressed.code !== 0)
           throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
         if (abort.signal.aborted) throw abort.signal.reason;

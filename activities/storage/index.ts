@@ -23,7 +23,16 @@ import {
 import { s3ClientFor, type AwsClients } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
 import type { BackupStores } from './destinations';
-import { checksumKey, checksumLine, dumpKey, manifestKey, MANIFEST_FILE, serviceRoot } from './layout';
+import {
+  BACKUP_FILE,
+  backupKey,
+  checksumKey,
+  checksumLine,
+  manifestKey,
+  MANIFEST_FILE,
+  serviceRoot,
+  type BackupKind,
+} from './layout';
 
 export interface VerifiedCopy {
   destination: BackupDestinationName;
@@ -115,15 +124,18 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       destination,
       size,
       sha256,
+      kind = 'logical',
     }: {
       service: string;
       backupId: string;
       destination: BackupDestinationName;
       size: number;
       sha256: string;
+      /** Default: the logical dump. */
+      kind?: BackupKind;
     }): Promise<VerifiedCopy> {
       const store = stores.store(service, destination);
-      const key = dumpKey(service, backupId);
+      const key = backupKey(service, backupId, kind);
       const location = store.location(key);
       const hash = createHash('sha256');
       let bytes = 0;
@@ -143,10 +155,10 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
           { destination, location, size: bytes, sha256: actual },
         );
       }
-      const line = await store.get(checksumKey(service, backupId));
-      if (line !== checksumLine(sha256)) {
+      const line = await store.get(checksumKey(service, backupId, kind));
+      if (line !== checksumLine(sha256, BACKUP_FILE[kind])) {
         throw corrupt(
-          `${store.location(checksumKey(service, backupId))} does not hold ${sha256}: ${JSON.stringify(line)}`,
+          `${store.location(checksumKey(service, backupId, kind))} does not hold ${sha256}: ${JSON.stringify(line)}`,
           {
             destination,
           },
@@ -157,7 +169,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
 
     /** The last write of a backup: manifest.json in every destination that holds a verified copy. */
     async writeManifest({ manifest }: { manifest: BackupManifest }): Promise<{ manifestKey: string }> {
-      const key = manifestKey(manifest.service, manifest.id);
+      const key = manifestKey(manifest.service, manifest.id, manifest.kind);
       const body = `${JSON.stringify(manifest, null, 2)}\n`;
       for (const copy of manifest.copies) {
         const store = stores.store(manifest.service, copy.destination);
@@ -171,14 +183,17 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
     /** Every backup of a service in every destination, newest first, and whether its manifest is there. */
     async listBackups({
       service,
+      kind = 'logical',
     }: {
       service: string;
+      kind?: BackupKind;
     }): Promise<{ destination: BackupDestinationName; backups: ListedBackup[] }[]> {
+      const root = serviceRoot(service, kind);
       const out: { destination: BackupDestinationName; backups: ListedBackup[] }[] = [];
       for (const store of stores.forService(service)) {
         const byId = new Map<string, ListedBackup>();
-        for (const o of await store.list(serviceRoot(service))) {
-          const [id, file] = o.key.slice(serviceRoot(service).length).split('/');
+        for (const o of await store.list(root)) {
+          const [id, file] = o.key.slice(root.length).split('/');
           if (!BACKUP_ID.test(id)) continue; // not ours: never listed, never pruned
           const b = byId.get(id) ?? { id, verified: false, files: 0, bytes: 0 };
           b.files++;
@@ -196,16 +211,19 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       service,
       destination,
       ids,
+      kind = 'logical',
     }: {
       service: string;
       destination: BackupDestinationName;
       ids: string[];
+      kind?: BackupKind;
     }): Promise<{ deleted: string[] }> {
       const store = stores.store(service, destination);
-      const objects = await store.list(serviceRoot(service));
+      const root = serviceRoot(service, kind);
+      const objects = await store.list(root);
       const newestVerified = objects
         .filter((o) => o.key.endsWith(`/${MANIFEST_FILE}`))
-        .map((o) => o.key.slice(serviceRoot(service).length).split('/')[0])
+        .map((o) => o.key.slice(root.length).split('/')[0])
         .filter((id) => BACKUP_ID.test(id))
         .sort()
         .pop();
@@ -219,7 +237,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
         if (!BACKUP_ID.test(id)) throw failure(ErrorType.InvalidInput, `"${id}" is not a backup id`);
         // The manifest goes first: a half-deleted backup must not look verified.
         const keys = objects
-          .filter((o) => o.key.startsWith(`${serviceRoot(service)}${id}/`))
+          .filter((o) => o.key.startsWith(`${root}${id}/`))
           .map((o) => o.key)
           .sort((a, b) => Number(b.endsWith(MANIFEST_FILE)) - Number(a.endsWith(MANIFEST_FILE)));
         await store.remove(keys);

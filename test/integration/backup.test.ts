@@ -53,7 +53,7 @@ function isolated(extra: (inv: LoadedInventory['inventory']) => void = () => und
     stores,
     /** Remove everything this test wrote (every service, every destination). */
     async cleanUp() {
-      for (const svc of inventory.services) {
+      for (const svc of inventory.services.filter((s) => s.backup)) {
         for (const store of stores.forService(svc.name)) {
           const objects = await store.list(`${svc.name}/`).catch(() => []);
           await store.remove(objects.map((o) => o.key)).catch(() => undefined);

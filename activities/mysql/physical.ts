@@ -1,0 +1,293 @@
+/**
+ * The physical backup, streamed end to end with no temp file:
+ *
+ *   mariabackup --backup --stream=xbstream | zstd | SHA-256 | every destination at once
+ *
+ * mariabackup copies the server's data files, so it must run where they are: on the worker
+ * when the server's host is the worker's own (127.0.0.1 / localhost: the local stack), else on
+ * the server's `sshHost` over SSH (ssh2, pinned host key), its stdout streamed back through the
+ * SSH channel. Either way the credentials reach mariabackup as a 0600 defaults-extra-file: a
+ * private temp directory here; over SSH, a `mktemp` file on the host filled from the channel's
+ * stdin (never a command line) and removed when mariabackup exits.
+ *
+ * Restore by hand: `zstd -d < backup.xbstream.zst | mbstream -x -C dir && mariabackup --prepare
+ * --target-dir=dir`, then copy back (docs/backup.md).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { RowDataPacket } from 'mysql2/promise';
+import { Client } from 'ssh2';
+import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { failure } from '../errors';
+import { fingerprintOf, shellQuote, type SshTarget } from '../ssh';
+import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
+import { BACKUP_FILE, backupKey, checksumKey, checksumLine } from '../storage/layout';
+import { activityContext, collect, Digest, exitOf, FanOut, toolVersion, writeClientDefaults } from './dump';
+import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
+
+export interface PhysicalBackupResult {
+  service: string;
+  backupId: string;
+  server: string;
+  engine: 'mariadb' | 'mysql';
+  version: string;
+  startedAt: string;
+  endedAt: string;
+  /** Where the copy sits in the binlog (from mariabackup's own report). */
+  position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
+  databases: string[];
+  object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
+  copies: {
+    destination: BackupDestinationName;
+    kind: 'file' | 's3';
+    region: string | null;
+    offsite: boolean;
+    location: string;
+  }[];
+  /** 'local' or the SSH host it ran on. */
+  ranOn: string;
+  tools: Record<string, string>;
+}
+
+const HEARTBEAT_MS = 5000;
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** mariabackup's report: "MySQL binlog position: filename 'binlog.000003', position '1234', GTID of the last change '0-1-5'". */
+const POSITION = /binlog position: filename '([^']+)', position '?(\d+)'?(?:, GTID of the last change '([^']*)')?/;
+
+/** Counts the bytes of the xbstream on their way to zstd. */
+class Counter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+/** A running backup tool: its stdout, stderr text so far, and its exit. */
+interface Source {
+  stdout: Readable;
+  stderr: () => string;
+  exit: Promise<{ code: number | null }>;
+  kill(): void;
+}
+
+function defaultsText(target: MysqlTarget): string {
+  const q = (v: string | number) => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return `[client]\nuser=${q(target.user)}\npassword=${q(target.password)}\nhost=${q(target.host)}\nport=${target.port}\n`;
+}
+
+/** mariabackup on the worker itself. */
+async function localSource(args: string[], target: MysqlTarget, cleanups: (() => Promise<void>)[]): Promise<Source> {
+  const defaults = await writeClientDefaults(target);
+  cleanups.push(() => rm(defaults.dir, { recursive: true, force: true }));
+  const child: ChildProcess = spawn('mariabackup', [`--defaults-extra-file=${defaults.file}`, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exit = exitOf(child, 'mariabackup');
+  return { stdout: child.stdout!, stderr: collect(child.stderr), exit, kill: () => child.kill('SIGKILL') };
+}
+
+/** mariabackup on the database host over SSH; the defaults file travels on the channel's stdin. */
+function sshSource(ssh: SshTarget, args: string[], target: MysqlTarget): Promise<Source> {
+  const defaults = defaultsText(target);
+  const script =
+    `umask 077; f=$(mktemp) || exit 70; trap 'rm -f "$f"' EXIT; head -c ${Buffer.byteLength(defaults)} > "$f"; ` +
+    `mariabackup --defaults-extra-file="$f" ${args.map(shellQuote).join(' ')}`;
+  const command = ssh.commandPrefix
+    ? `${ssh.commandPrefix} sh -c ${shellQuote(script)}`
+    : `sh -c ${shellQuote(script)}`;
+  return new Promise((resolve, reject) => {
+    const conn = new Client();
+    conn.on('error', (err) => reject(failure('SshError', `${ssh.name} (${ssh.host}:${ssh.port}): ${err.message}`)));
+    conn.on('ready', () => {
+      conn.exec(command, (err, channel) => {
+        if (err) return reject(failure('SshExecFailed', `${ssh.name}: ${err.message}`));
+        channel.end(defaults);
+        const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
+        channel.pipe(stdout);
+        const exit = new Promise<{ code: number | null }>((res) =>
+          channel.on('close', (code: number | null) => {
+            conn.end();
+            res({ code });
+          }),
+        );
+        resolve({ stdout, stderr: collect(channel.stderr), exit, kill: () => conn.end() });
+      });
+    });
+    conn.connect({
+      host: ssh.host,
+      port: ssh.port,
+      username: ssh.user,
+      privateKey: ssh.privateKey,
+      readyTimeout: 15000,
+      hostVerifier: (key: Buffer) =>
+        ssh.pinned.keys.includes(key.toString('base64')) || ssh.pinned.fingerprints.includes(fingerprintOf(key)),
+    });
+  });
+}
+
+export function createPhysicalBackupActivities(
+  stores: BackupStores,
+  pools: MysqlPools,
+  sshTargets: (name: string) => SshTarget,
+  sshHostOf: (server: string) => string | undefined,
+  options: { zstdLevel?: number; zstdThreads?: number } = {},
+) {
+  const level = options.zstdLevel ?? 1;
+  const threads = options.zstdThreads ?? 0;
+  return {
+    /**
+     * A physical copy of the service's primary (the whole server) into every destination at once.
+     * Safe to retry: the same backup id writes the same keys; the manifest (after verifyCopy) makes it count.
+     */
+    async takePhysicalBackup({
+      service,
+      backupId,
+    }: {
+      service: string;
+      backupId: string;
+    }): Promise<PhysicalBackupResult> {
+      const svc = stores.service(service);
+      if (!svc.database) throw failure(ErrorType.NotConfigured, `service ${service} has no database to back up`);
+      const server = svc.database.primary;
+      const engine = svc.database.engine;
+      if (engine !== 'mariadb')
+        throw failure(
+          ErrorType.NotConfigured,
+          `physical backups use mariabackup; ${server} is ${engine} (xtrabackup is not wired yet)`,
+        );
+      const targets: BackupStore[] = stores.forService(service);
+      if (targets.length === 0) throw failure(ErrorType.NotConfigured, `service ${service} has no backup destination`);
+      const ctx = activityContext();
+      const startedAt = new Date().toISOString();
+      const key = backupKey(service, backupId, 'physical');
+      const target = pools.target(server);
+
+      let version: string;
+      let datadir: string;
+      let databases: string[];
+      try {
+        const [v] = await pools.pool(server).query<RowDataPacket[]>('SELECT VERSION() AS v, @@datadir AS d');
+        version = String(v[0].v);
+        datadir = String(v[0].d);
+        const [dbs] = await pools
+          .pool(server)
+          .query<RowDataPacket[]>(
+            "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('information_schema', 'performance_schema', 'sys') ORDER BY 1",
+          );
+        databases = dbs.map((r) => String(r.s));
+      } catch (err) {
+        throw mysqlFailure(server, err);
+      }
+
+      // --target-dir holds mariabackup's own checkpoint files only; with --stream the data goes to stdout.
+      const args = ['--backup', '--stream=xbstream', `--datadir=${datadir}`, '--target-dir=/tmp'];
+      const local = LOCAL_HOSTS.has(target.host);
+      const sshHost = sshHostOf(server);
+      if (!local && !sshHost)
+        throw failure(
+          ErrorType.NotConfigured,
+          `physical backup of ${server} (${target.host}) must run on its host: give mysqlServers.${server}.sshHost in the inventory`,
+        );
+
+      const cleanups: (() => Promise<void>)[] = [];
+      const writers: { store: BackupStore; writer: BackupWriter }[] = [];
+      const abort = new AbortController();
+      const onCancel = () => abort.abort(new Error('cancelled'));
+      ctx?.cancellationSignal.addEventListener('abort', onCancel);
+      let heartbeat: NodeJS.Timeout | undefined;
+      let source: Source | undefined;
+      let zstd: ChildProcess | undefined;
+      try {
+        for (const store of targets) writers.push({ store, writer: store.openWriter(key, (err) => abort.abort(err)) });
+        source = local
+          ? await localSource(args, target, cleanups)
+          : await sshSource(sshTargets(sshHost!), args, target);
+        zstd = spawn('zstd', ['-q', `-${level}`, `-T${threads}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const zstdStderr = collect(zstd.stderr);
+        const zstdExit = exitOf(zstd, 'zstd');
+        const counter = new Counter();
+        const digest = new Digest();
+        const src = source;
+        const z = zstd;
+        abort.signal.addEventListener('abort', () => {
+          src.kill();
+          z.kill('SIGKILL');
+        });
+        heartbeat = setInterval(
+          () => ctx?.heartbeat({ phase: 'physical backup', copiedBytes: counter.bytes, writtenBytes: digest.bytes }),
+          HEARTBEAT_MS,
+        );
+        const [, , copied, compressed] = await Promise.all([
+          pipeline(source.stdout, counter, zstd.stdin!, { signal: abort.signal }),
+          pipeline(zstd.stdout!, digest, new FanOut(writers.map((w) => w.writer.stream)), { signal: abort.signal }),
+          source.exit,
+          zstdExit,
+        ]);
+        const report = source.stderr();
+        if (copied.code !== 0) {
+          const auth = /Access denied|\b1045\b/i.test(report);
+          throw failure(
+            auth ? ErrorType.DatabaseAuthFailed : BackupErrorType.DumpFailed,
+            `mariabackup on ${local ? 'the worker' : sshHost} for ${server} exited ${copied.code}: ${report.slice(-1500) || '(no output)'}`,
+            { server },
+          );
+        }
+        if (compressed.code !== 0)
+          throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
+        if (abort.signal.aborted) throw abort.signal.reason;
+        const sha256 = digest.hex();
+        await Promise.all(writers.map((w) => w.writer.finish()));
+        const locations = await Promise.all(writers.map((w) => w.writer.publish()));
+        await Promise.all(
+          targets.map((s) =>
+            s.put(checksumKey(service, backupId, 'physical'), checksumLine(sha256, BACKUP_FILE.physical)),
+          ),
+        );
+        const m = POSITION.exec(report);
+        return {
+          service,
+          backupId,
+          server,
+          engine,
+          version,
+          startedAt,
+          endedAt: new Date().toISOString(),
+          position: { binlogFile: m?.[1] ?? null, binlogPos: m ? Number(m[2]) : null, gtid: m?.[3] || null },
+          databases,
+          object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize: counter.bytes },
+          copies: targets.map((s, i) => ({
+            destination: s.name,
+            kind: s.kind,
+            region: s.region,
+            offsite: s.offsite,
+            location: locations[i],
+          })),
+          ranOn: local ? 'local' : sshHost!,
+          tools: {
+            mariabackup: local ? await toolVersion('mariabackup') : 'remote',
+            zstd: await toolVersion('zstd'),
+            server: version,
+          },
+        };
+      } catch (err) {
+        const reason = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : err;
+        abort.abort(reason);
+        await Promise.all(writers.map((w) => w.writer.abort()));
+        throw reason;
+      } finally {
+        clearInterval(heartbeat);
+        ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+        source?.kill();
+        if (zstd && zstd.exitCode === null) zstd.kill('SIGKILL');
+        for (const c of cleanups) await c();
+      }
+    },
+  };
+}
+
+export type PhysicalBackupActivities = ReturnType<typeof createPhysicalBackupActivities>;

@@ -1,0 +1,197 @@
+/**
+ * drbook's Temporal Schedules, declared in code and reconciled by one command:
+ *
+ *   node -r ts-node/register/transpile-only scripts/schedules.ts reconcile [--dry-run]
+ *   node -r ts-node/register/transpile-only scripts/schedules.ts list
+ *
+ * `reconcile` makes the server match DRBOOK_SCHEDULES below: creates what is missing, updates what
+ * differs, deletes drbook schedules (ids starting "drbook-") that are no longer declared, and leaves
+ * every other schedule alone. Idempotent: a second run reports every schedule "unchanged". Each
+ * schedule carries a fingerprint of its declaration in its note, so "differs" never depends on how
+ * the server echoes a spec back. A schedule an operator paused stays paused across updates.
+ *
+ * Settings (environment): DRBOOK_SCHEDULE_TIME_ZONE (IANA name, default UTC), DRBOOK_NIGHTLY_BACKUP_AT
+ * ("HH:MM", default 03:00), DRBOOK_TASK_QUEUE (default "drbook"), and the usual TEMPORAL_* connection.
+ * More runbooks (restore test, drill) are one more entry in the list.
+ */
+import { createHash } from 'node:crypto';
+import { Client, Connection, ScheduleOverlapPolicy, type CalendarSpec, type ScheduleOptions } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { TASK_QUEUE } from '../workflows/contract';
+
+export const SCHEDULE_PREFIX = 'drbook-';
+
+export interface DrbookSchedule {
+  /** Schedule id; starts with "drbook-" so reconcile knows it owns it. */
+  id: string;
+  description: string;
+  workflowType: string;
+  args: unknown[];
+  /** Workflow id of each run (Temporal appends the scheduled time). */
+  workflowId: string;
+  taskQueue: string;
+  /** When: calendar fields as Temporal reads them (unset = every). */
+  calendar: CalendarSpec;
+  timeZone: string;
+  overlap: keyof typeof ScheduleOverlapPolicy;
+  /** How late a missed run (server down at 03:00) may still start. */
+  catchupWindow: Duration;
+}
+
+function at(value: string | undefined, fallback: string): { hour: number; minute: number } {
+  const m = /^(\d{1,2}):(\d{2})$/.exec(value ?? fallback);
+  if (!m || Number(m[1]) > 23 || Number(m[2]) > 59) throw new Error(`expected a time like "03:00", got "${value}"`);
+  return { hour: Number(m[1]), minute: Number(m[2]) };
+}
+
+/** The schedules drbook wants on the server. */
+export function drbookSchedules(env: NodeJS.ProcessEnv = process.env): DrbookSchedule[] {
+  const timeZone = env.DRBOOK_SCHEDULE_TIME_ZONE || 'UTC';
+  const taskQueue = env.DRBOOK_TASK_QUEUE || TASK_QUEUE;
+  return [
+    {
+      id: `${SCHEDULE_PREFIX}nightly-backup`,
+      description: 'nightly backup of every service with a backup section (docs/backup.md)',
+      workflowType: 'nightlyBackup',
+      args: [{}],
+      workflowId: 'nightly-backup',
+      taskQueue,
+      calendar: at(env.DRBOOK_NIGHTLY_BACKUP_AT, '03:00'),
+      timeZone,
+      // A night that is still running when the next one is due is not doubled up.
+      overlap: 'SKIP',
+      catchupWindow: '6h',
+    },
+  ];
+}
+
+/** A stable fingerprint of a declaration: what "unchanged" means. */
+export function fingerprint(s: DrbookSchedule): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(s)))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+const noteOf = (s: DrbookSchedule) => `drbook ${fingerprint(s)}: ${s.description}`;
+
+export function scheduleOptions(s: DrbookSchedule): ScheduleOptions {
+  return {
+    scheduleId: s.id,
+    spec: { calendars: [{ ...s.calendar }], timezone: s.timeZone },
+    action: {
+      type: 'startWorkflow',
+      workflowType: s.workflowType,
+      args: s.args,
+      taskQueue: s.taskQueue,
+      workflowId: s.workflowId,
+    },
+    policies: { overlap: ScheduleOverlapPolicy[s.overlap], catchupWindow: s.catchupWindow },
+    state: { note: noteOf(s) },
+  };
+}
+
+/** The part of Temporal's ScheduleClient reconcile uses (tests pass a fake). */
+export interface ScheduleApi {
+  list(): AsyncIterable<{ scheduleId: string }>;
+  create(options: ScheduleOptions): Promise<unknown>;
+  getHandle(id: string): {
+    describe(): Promise<{ state: { note?: string; paused: boolean } }>;
+    update(fn: (previous: never) => unknown): Promise<void>;
+    delete(): Promise<void>;
+  };
+}
+
+export interface ScheduleChange {
+  id: string;
+  change: 'created' | 'updated' | 'deleted' | 'unchanged';
+}
+
+/** Make the server's drbook schedules match `wanted`. */
+export async function reconcileSchedules(
+  api: ScheduleApi,
+  wanted: DrbookSchedule[],
+  opts: { prefix?: string; dryRun?: boolean } = {},
+): Promise<ScheduleChange[]> {
+  const prefix = opts.prefix ?? SCHEDULE_PREFIX;
+  for (const s of wanted)
+    if (!s.id.startsWith(prefix)) throw new Error(`schedule id ${s.id} must start with ${prefix}`);
+  const existing = new Set<string>();
+  for await (const s of api.list()) if (s.scheduleId.startsWith(prefix)) existing.add(s.scheduleId);
+  const changes: ScheduleChange[] = [];
+  for (const s of wanted) {
+    if (!existing.has(s.id)) {
+      if (!opts.dryRun) await api.create(scheduleOptions(s));
+      changes.push({ id: s.id, change: 'created' });
+      continue;
+    }
+    const handle = api.getHandle(s.id);
+    const current = await handle.describe();
+    if (current.state.note === noteOf(s)) {
+      changes.push({ id: s.id, change: 'unchanged' });
+      continue;
+    }
+    if (!opts.dryRun) {
+      const { spec, action, policies } = scheduleOptions(s);
+      await handle.update((previous: { state: { paused?: boolean } }) => ({
+        ...previous,
+        spec,
+        action,
+        policies,
+        state: { ...previous.state, note: noteOf(s) },
+      }));
+    }
+    changes.push({ id: s.id, change: 'updated' });
+  }
+  const declared = new Set(wanted.map((s) => s.id));
+  for (const id of [...existing].sort()) {
+    if (declared.has(id)) continue;
+    if (!opts.dryRun) await api.getHandle(id).delete();
+    changes.push({ id, change: 'deleted' });
+  }
+  return changes;
+}
+
+async function main() {
+  const [command = 'reconcile'] = process.argv.slice(2);
+  const dryRun = process.argv.includes('--dry-run');
+  const { connectionOptions, namespace } = loadClientConnectConfig();
+  const connection = await Connection.connect(connectionOptions);
+  try {
+    const client = new Client({ connection, namespace });
+    if (command === 'list') {
+      for await (const s of client.schedule.list()) {
+        if (!s.scheduleId.startsWith(SCHEDULE_PREFIX)) continue;
+        const d = await client.schedule.getHandle(s.scheduleId).describe();
+        console.log(
+          `${s.scheduleId}: next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}${d.state.paused ? ' (paused)' : ''} — ${d.state.note ?? ''}`,
+        );
+      }
+      return;
+    }
+    if (command !== 'reconcile') throw new Error(`unknown command "${command}": reconcile [--dry-run] | list`);
+    const changes = await reconcileSchedules(client.schedule as unknown as ScheduleApi, drbookSchedules(), { dryRun });
+    for (const c of changes)
+      console.log(`[schedules] ${c.id}: ${c.change}${dryRun && c.change !== 'unchanged' ? ' (dry run)' : ''}`);
+  } finally {
+    await connection.close();
+  }
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}
