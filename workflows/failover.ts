@@ -8,7 +8,8 @@
  * DNS, verify); `warm` runs them all; `cold` is refused until restore-into-DR exists.
  * Runs as workflow id `failover-<service>`, so one failover per service at a time.
  */
-import { ApplicationFailure, executeChild, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, sleep, workflowInfo } from '@temporalio/workflow';
+import type { ServicePlan } from '../activities/inventory';
 import {
   ErrorType,
   failoverInput,
@@ -20,7 +21,7 @@ import {
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor, reasonOf } from './plan';
-import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun } from './runbook';
 
@@ -58,6 +59,9 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     { key: DrMode, value: input.dryRun ? 'dry-run' : input.mode },
   ]);
   const acts = drSteps(plan);
+  // The RTO clock: a breached budget is noted and notified when it happens, never hidden.
+  const clock = { finished: false };
+  if (!input.dryRun) void watchRtoBudget(run, plan, acts, incidentStartedAt, clock);
   const report = (outcome: FailoverReport['outcome'], extra: Partial<FailoverReport> = {}): FailoverReport => ({
     runbook: 'failover',
     service: svc.name,
@@ -341,6 +345,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     if (run.measured.rtoSeconds > plan.targets.rtoSeconds) {
       run.notes.push(`RTO target breached: ${run.measured.rtoSeconds} s > ${plan.targets.rtoSeconds} s`);
     }
+    clock.finished = true;
     run.phase = 'done';
     run.tag([{ key: DrOutcome, value: 'completed' }]);
     const result = report('completed', { recoveredAt: new Date(recoveredAt).toISOString(), newPrimary });
@@ -358,6 +363,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     );
     return result;
   } catch (err) {
+    clock.finished = true;
     // Fenced but never promoted: the service has no writable primary. Put the old one back
     // (it was reachable, and nothing replaced it), so a failed switchover is not an outage.
     if (compensation.fencedButNotPromoted && svc.database) {
@@ -401,4 +407,26 @@ function autoApproval(run: RunbookRun): Approval[] {
   run.approvals.push(approval);
   run.skip('approve-promote', 'unattended: autoFailover in the inventory');
   return [approval];
+}
+
+async function watchRtoBudget(
+  run: RunbookRun,
+  plan: ServicePlan,
+  acts: StepActivities,
+  clockStart: number,
+  clock: { finished: boolean },
+): Promise<void> {
+  const leftMs = clockStart + plan.targets.rtoSeconds * 1000 - Date.now();
+  if (leftMs > 0) await sleep(leftMs);
+  if (clock.finished) return;
+  run.notes.push(
+    `RTO budget of ${plan.targets.rtoSeconds} s breached at ${new Date(Date.now()).toISOString()} (phase: ${run.phase})`,
+  );
+  await notifyPeople(
+    plan,
+    acts,
+    `RTO BREACHED: ${plan.service.name} failover still running`,
+    `The ${plan.targets.rtoSeconds} s RTO target has passed; phase: ${run.phase}`,
+    'rto-breached',
+  ).catch(() => run.notes.push('the RTO breach notification could not be sent'));
 }

@@ -3,7 +3,7 @@
  * real estate, changing nothing. The failover's dry run and the hourly readiness
  * schedule both use it. Each check names what an operator must fix.
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../workers/adapters';
 import {
   drTaskQueue,
@@ -13,6 +13,7 @@ import {
   type ReadinessCheck,
   type ReadinessReport,
 } from './contract';
+import { DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor, reasonOf } from './plan';
 
 // Read-only checks: a short retry budget, so an unreachable component is reported, not waited for.
@@ -25,6 +26,10 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const input = parseInput(readinessInput, rawInput);
   const plan = await planFor(input.service);
   const { service: svc } = plan;
+  upsertSearchAttributes([
+    { key: DrService, value: svc.name },
+    { key: DrRunbook, value: 'readiness' },
+  ]);
   const primarySide = proxyActivities<Activities>(readOnly);
   const drSide = proxyActivities<Activities>({
     ...readOnly,
@@ -126,7 +131,9 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
     });
   }
 
-  return { service: svc.name, ready: checks.every((c) => c.ok), checks, expectedRpoSeconds, targets: plan.targets };
+  const ready = checks.every((c) => c.ok);
+  upsertSearchAttributes([{ key: DrOutcome, value: ready ? 'ready' : 'not-ready' }]);
+  return { service: svc.name, ready, checks, expectedRpoSeconds, targets: plan.targets };
 }
 
 /** A check that ran and found a problem (as opposed to one that could not run). */

@@ -126,6 +126,20 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     expect(calls.filter((c) => CHANGES.includes(c))).toEqual([]);
   });
 
+  test('an RTO budget already spent is reported and notified, never hidden', async () => {
+    const incidentStartedAt = new Date(Date.now() - 20 * 60_000).toISOString(); // shop's RTO is 15 min
+    const { result, notifications } = await run(healthy, { ...drill, incidentStartedAt }, async (h) => {
+      const s = await atGate(h);
+      expect(s.rtoClock.leftSeconds).toBeLessThan(0);
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      return h.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(result.rtoMet).toBe(false);
+    expect(result.notes.join('\n')).toMatch(/RTO budget of 900 s breached/);
+    expect(notifications).toContainEqual(expect.stringMatching(/^RTO BREACHED: shop failover still running/));
+  });
+
   test('a replica lagging past the RPO needs an explicit override', async () => {
     const lagging: Estate = { primaryReachable: true, heartbeatLagSeconds: 900 };
     const { result, calls } = await run(lagging, drill, async (h) => {
