@@ -59,7 +59,7 @@ async function breakdown(handle: WorkflowHandle, gateStep: string): Promise<Brea
       if (s !== undefined) intervals.push([s, ms(e)]);
     }
   }
-  const status = (await handle.query(statusQuery).catch(() => null)) as RunbookStatus | null;
+  const status: RunbookStatus | null = await handle.query(statusQuery).catch(() => null);
   const gate = status?.steps.find((s) => s.name === `approve-${gateStep}`);
   if (gate?.startedAt && gate.endedAt) approvalWaitMs = Date.parse(gate.endedAt) - Date.parse(gate.startedAt);
   const totalMs = ms(events[events.length - 1]) - ms(events[0]) - approvalWaitMs;
