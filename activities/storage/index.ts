@@ -77,16 +77,17 @@ function heartbeat(details: unknown): void {
 const DAY = 86400;
 const days = (seconds: number) => Math.max(1, Math.ceil(seconds / DAY));
 
-/** The archive rule for one service's backups in one bucket. */
+/** The archive rule for one service's backups of one kind in one bucket (`drbook-<service>` for the logical dumps). */
 export function archiveRule(
   service: string,
   prefix: string,
   archive: { standardIaAfter: number; glacierAfter: number; deepArchiveAfter: number; expireAfter: number },
+  kind: 'logical' | 'physical' | 'binlog' = 'logical',
 ): LifecycleRule {
   return {
-    ID: `drbook-${service}`,
+    ID: kind === 'logical' ? `drbook-${service}` : `drbook-${service}-${kind}`,
     Status: 'Enabled',
-    Filter: { Prefix: `${prefix}${serviceRoot(service)}` },
+    Filter: { Prefix: `${prefix}${service}/${kind}/` },
     Transitions: [
       { Days: days(archive.standardIaAfter), StorageClass: 'STANDARD_IA' },
       { Days: days(archive.glacierAfter), StorageClass: 'GLACIER' },
@@ -260,6 +261,8 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
           const id = `${d.region}/${d.bucket}`;
           const entry = buckets.get(id) ?? { region: d.region, bucket: d.bucket, rules: [] };
           entry.rules.push(archiveRule(svc.name, d.prefix, svc.backup.archive));
+          if (svc.backup.physical) entry.rules.push(archiveRule(svc.name, d.prefix, svc.backup.archive, 'physical'));
+          if (svc.backup.binlogArchive) entry.rules.push(archiveRule(svc.name, d.prefix, svc.backup.archive, 'binlog'));
           buckets.set(id, entry);
         }
       }

@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { LoadedInventory } from '../../config/load';
 import { awsConnectionFromInventory } from '../../activities/aws/clients';
 import { BackupStores } from '../../activities/storage/destinations';
+import { archiveRule } from '../../activities/storage';
 import { serviceBackup } from '../../workflows';
 import type { BackupManifest, ServiceBackupResult } from '../../workflows/contract';
 import { buildAdapters, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
@@ -91,6 +92,21 @@ describe('physical backup (mariabackup, streamed)', () => {
     expect(readFileSync(path.join(target, 'xtrabackup_checkpoints'), 'utf8')).toMatch(
       /backup_type = (full-prepared|log-applied)/,
     );
+    // The archive lifecycle covers physical backups (and archived binlogs) under rules of their own.
+    const archive = {
+      standardIaAfter: 30 * 86400,
+      glacierAfter: 90 * 86400,
+      deepArchiveAfter: 365 * 86400,
+      expireAfter: 2555 * 86400,
+    };
+    expect(archiveRule('shop', 'p/', archive, 'physical')).toMatchObject({
+      ID: 'drbook-shop-physical',
+      Filter: { Prefix: 'p/shop/physical/' },
+    });
+    expect(archiveRule('shop', 'p/', archive, 'binlog')).toMatchObject({
+      ID: 'drbook-shop-binlog',
+      Filter: { Prefix: 'p/shop/binlog/' },
+    });
   });
 });
 
