@@ -24,6 +24,7 @@ export DRBOOK_UI_PORT=${DRBOOK_UI_PORT:-$((8233 + OFF))}
 export DRBOOK_PRIMARY_PORT=${DRBOOK_PRIMARY_PORT:-$((13306 + OFF))}
 export DRBOOK_REPLICA_PORT=${DRBOOK_REPLICA_PORT:-$((13307 + OFF))}
 export DRBOOK_SCRATCH_PORT=${DRBOOK_SCRATCH_PORT:-$((13308 + OFF))}
+export DRBOOK_COLD_DR_PORT=${DRBOOK_COLD_DR_PORT:-$((13309 + OFF))}
 export DRBOOK_AWS_PORT=${DRBOOK_AWS_PORT:-$((5000 + OFF))}
 export DRBOOK_S3_PORT=${DRBOOK_S3_PORT:-$((9000 + OFF))}
 export DRBOOK_SSH_PORT=${DRBOOK_SSH_PORT:-$((2222 + OFF))}
@@ -292,6 +293,19 @@ CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$DRBOOK_PRIMARY_PORT, MAST
 START SLAVE;
 EOF
       ;;
+    scratch)
+      # The cold service `wiki` lives here (no standby: its failover restores a backup into cold-dr).
+      mariadb_sql "$name" <<'EOF'
+CREATE DATABASE IF NOT EXISTS wiki;
+CREATE TABLE IF NOT EXISTS wiki.pages (
+  id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  title VARCHAR(200) NOT NULL,
+  body TEXT NOT NULL
+) ENGINE=InnoDB;
+INSERT INTO wiki.pages (title, body)
+  SELECT CONCAT('page-', seq), REPEAT('wiki text ', 20) FROM seq_1_to_200 WHERE (SELECT COUNT(*) FROM wiki.pages) = 0;
+EOF
+      ;;
   esac
   touch "$DRBOOK_DATA/mariadb/$name/.drbook-bootstrapped"
 }
@@ -383,6 +397,7 @@ cmd_start() {
   start_mariadb primary "$DRBOOK_PRIMARY_PORT" 1 primary
   start_mariadb replica "$DRBOOK_REPLICA_PORT" 2 replica
   start_mariadb scratch "$DRBOOK_SCRATCH_PORT" 3 scratch
+  start_mariadb cold-dr "$DRBOOK_COLD_DR_PORT" 4 cold-dr # stays read-only until a cold failover opens it
   open_primary_for_writes
   start_moto
   start_s3proxy
@@ -393,7 +408,7 @@ cmd_start() {
   start_app
 }
 
-COMPONENTS=(worker app sshd s3proxy moto mariadb-scratch mariadb-replica mariadb-primary temporal)
+COMPONENTS=(worker app sshd s3proxy moto mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary temporal)
 
 cmd_status() {
   local c state any=1
@@ -446,7 +461,7 @@ case "${1:-}" in
   start) cmd_start ;;
   status) cmd_status ;;
   env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
-    DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY; do
+    DRBOOK_COLD_DR_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done ;;
   stop) cmd_stop ;;

@@ -23,6 +23,7 @@ import { createDrillReportActivities } from '../activities/reports/drill-report'
 import { createStorageActivities } from '../activities/storage';
 import { BackupStores } from '../activities/storage/destinations';
 import { createRestoreActivities } from '../activities/restore';
+import { createColdRestoreActivities } from '../activities/restore/cold';
 import { createRdsRestoreActivities } from '../activities/restore/rds';
 import { createReportActivities } from '../activities/reports/restore-test';
 import { failure } from '../activities/errors';
@@ -66,6 +67,7 @@ function buildActivities(
     ...createHealthActivities(),
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
     ...createRestoreActivities(backupStores, pools),
+    ...createColdRestoreActivities(loaded.inventory, backupStores, pools),
     ...createRdsRestoreActivities(aws),
     ...createReportActivities(backupStores),
     // Quarterly drill: the isolated scope's DR data copy, and drill reports next to the backups.

@@ -99,19 +99,32 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       run.tag([{ key: DrOutcome, value: checks.ready ? 'ready' : 'not-ready' }]);
       return report('dry-run', { readiness: checks });
     }
-    if (svc.strategy === 'cold') {
-      throw ApplicationFailure.create({
-        type: ErrorType.NotConfigured,
-        message: `${svc.name} is a cold service: restore-into-DR failover is not available yet; restore its newest verified backup by hand`,
-        nonRetryable: true,
-      });
-    }
-
     // ---------------------------------------------------------------- 1. assess
     const db = svc.database;
+    /** Cold: no standby. The data loss is everything since the newest verified backup's snapshot. */
+    const assessCold = async (primary: string, drServer: string) => {
+      const picked = await acts.quick.pickNewestVerifiedBackup({ service: svc.name });
+      const manifest = await acts.quick.fetchManifest({
+        service: svc.name,
+        backupId: picked.backupId,
+        destination: picked.destination,
+      });
+      const primaryReachable = await acts.quick.pingDatabase({ server: primary }).then(
+        () => true,
+        () => false,
+      );
+      const expectedRpoSeconds = Math.max(0, (incidentStartedAt - Date.parse(manifest.startedAt)) / 1000);
+      return {
+        primaryReachable,
+        expectedRpoSeconds,
+        backup: { backupId: picked.backupId, destination: picked.destination, sha256: manifest.object.sha256 },
+        detail: `cold: restore backup ${picked.backupId} (taken ${manifest.startedAt}, ${expectedRpoSeconds.toFixed(0)} s before the incident) into ${drServer}; primary ${primaryReachable ? 'reachable' : 'UNREACHABLE'}`,
+      };
+    };
     const assessment = await run.step(
       'assess',
       async () => {
+        if (svc.strategy === 'cold' && db?.drServer) return assessCold(db.primary, db.drServer);
         if (!db?.replica)
           return { primaryReachable: false, expectedRpoSeconds: 0, detail: 'no database replica: DNS-only failover' };
         const lag = await acts.quick.measureReplicaLag({
@@ -153,7 +166,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       : await run.gate('promote', {
           needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
           requireOverrideRpo: overRpo,
-          requireUnfencedAck: Boolean(db?.replica) && svc.strategy === 'warm' && !assessment.primaryReachable,
+          requireUnfencedAck: Boolean(db) && svc.strategy !== 'hot' && !assessment.primaryReachable,
           timeoutMs: gateTimeoutMs,
           question: `fail ${svc.name} over to the DR side (${input.mode}): ${assessment.detail}${overRpo ? ` — expected data loss over the ${plan.targets.rpoSeconds} s RPO: needs overrideRpo` : ''}`,
           onReminder: () =>
@@ -168,8 +181,9 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     run.startChanging();
 
     let newPrimary: string | null = null;
-    if (svc.strategy === 'warm' && db?.replica) {
-      const replica = db.replica;
+    const coldTarget = svc.strategy === 'cold' ? db?.drServer : undefined;
+    if (db && ((svc.strategy === 'warm' && db.replica) || coldTarget)) {
+      const replica = coldTarget ?? db.replica!;
       // -------------------------------------------------------------- 3. fence the old primary
       const fence = await run.step(
         'fence',
@@ -199,42 +213,73 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         });
       }
 
-      // -------------------------------------------------------------- 4. catch up (planned: nothing lost)
-      const caughtUp = await run.step(
-        'catch-up',
-        () =>
-          acts.wait.waitForCatchUp({
-            replica,
-            gtids: fence.mysql.finalGtids,
-            heartbeatTable: db.heartbeatTable,
-            timeoutSeconds: Math.max(30, Math.min(600, plan.targets.rtoSeconds / 3)),
-          }),
-        (c) => `${replica} applied ${c.waitedFor || 'everything it received'}`,
-      );
-      run.measured.rpoSeconds = fence.mysql.fenced
-        ? 0 // every transaction the fenced primary committed is on the replica
-        : caughtUp.replicaHeartbeatAt === null
-          ? null
-          : round1(Math.max(0, (incidentStartedAt - caughtUp.replicaHeartbeatAt) / 1000));
-      if (
-        (run.measured.rpoSeconds ?? Number.POSITIVE_INFINITY) > plan.targets.rpoSeconds &&
-        !approvals.some((a) => a.overrideRpo)
-      ) {
-        throw ApplicationFailure.create({
-          type: ErrorType.ReplicaLagTooHigh,
-          message: `data loss of ${run.measured.rpoSeconds ?? 'unknown'} s exceeds the ${plan.targets.rpoSeconds} s RPO and no approval overrode it: not promoting ${replica}`,
-          nonRetryable: true,
-        });
-      }
+      if (coldTarget) {
+        // -------------------------------------------------------------- 4–5 (cold). restore the newest verified backup, open it
+        const backup = 'backup' in assessment ? assessment.backup : undefined;
+        if (!backup)
+          throw ApplicationFailure.create({
+            type: ErrorType.NotConfigured,
+            message: `${svc.name}: no backup picked`,
+            nonRetryable: true,
+          });
+        await run.step(
+          'restore-backup',
+          () =>
+            acts.wait.restoreIntoDrServer({
+              service: svc.name,
+              backupId: backup.backupId,
+              destination: backup.destination,
+              sha256: backup.sha256,
+            }),
+          (r) =>
+            `backup ${backup.backupId} (${r.databases.join(', ')}) restored into ${r.server} in ${r.seconds.toFixed(1)} s, SHA-256 checked`,
+        );
+        run.measured.rpoSeconds = round1(assessment.expectedRpoSeconds);
+        await run.step(
+          'promote',
+          () => acts.change.unfencePrimary({ server: coldTarget, heartbeatEvent: db.heartbeatEvent }),
+          () => `${coldTarget} writable`,
+        );
+        compensation.fencedButNotPromoted = false;
+        newPrimary = coldTarget;
+      } else {
+        // -------------------------------------------------------------- 4. catch up (planned: nothing lost)
+        const caughtUp = await run.step(
+          'catch-up',
+          () =>
+            acts.wait.waitForCatchUp({
+              replica,
+              gtids: fence.mysql.finalGtids,
+              heartbeatTable: db.heartbeatTable,
+              timeoutSeconds: Math.max(30, Math.min(600, plan.targets.rtoSeconds / 3)),
+            }),
+          (c) => `${replica} applied ${c.waitedFor || 'everything it received'}`,
+        );
+        run.measured.rpoSeconds = fence.mysql.fenced
+          ? 0 // every transaction the fenced primary committed is on the replica
+          : caughtUp.replicaHeartbeatAt === null
+            ? null
+            : round1(Math.max(0, (incidentStartedAt - caughtUp.replicaHeartbeatAt) / 1000));
+        if (
+          (run.measured.rpoSeconds ?? Number.POSITIVE_INFINITY) > plan.targets.rpoSeconds &&
+          !approvals.some((a) => a.overrideRpo)
+        ) {
+          throw ApplicationFailure.create({
+            type: ErrorType.ReplicaLagTooHigh,
+            message: `data loss of ${run.measured.rpoSeconds ?? 'unknown'} s exceeds the ${plan.targets.rpoSeconds} s RPO and no approval overrode it: not promoting ${replica}`,
+            nonRetryable: true,
+          });
+        }
 
-      // -------------------------------------------------------------- 5. promote
-      await run.step(
-        'promote',
-        () => acts.change.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
-        (p) => (p.alreadyPrimary ? `${replica} was already primary` : `${replica} promoted at ${p.gtids}`),
-      );
-      compensation.fencedButNotPromoted = false;
-      newPrimary = replica;
+        // -------------------------------------------------------------- 5. promote
+        await run.step(
+          'promote',
+          () => acts.change.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
+          (p) => (p.alreadyPrimary ? `${replica} was already primary` : `${replica} promoted at ${p.gtids}`),
+        );
+        compensation.fencedButNotPromoted = false;
+        newPrimary = replica;
+      }
     } else {
       run.skip('fence', `${svc.strategy} service: both sides serve, nothing to fence`);
       run.skip('catch-up', `${svc.strategy} service`);

@@ -487,6 +487,13 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       heartbeatTable: string;
     }): Promise<{ server: string; wroteAt: number }> {
       return withConnection(server, async (conn) => {
+        // A server restored from a backup (cold failover) may not have the heartbeat table yet.
+        await run(server, conn, `CREATE DATABASE IF NOT EXISTS ${quoteName(heartbeatTable.split('.')[0])}`);
+        await run(
+          server,
+          conn,
+          `CREATE TABLE IF NOT EXISTS ${quoteName(heartbeatTable)} (server_id INT UNSIGNED NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL)`,
+        );
         await run(
           server,
           conn,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2';
 import type { LoadedInventory } from '../../config/load';
-import { failback, failover } from '../../workflows';
+import { failback, failover, serviceBackup } from '../../workflows';
 import type { RunbookStatus } from '../../workflows/contract';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import { readEstate, writeLoad } from '../helpers/estate';
@@ -46,7 +46,7 @@ describe('failover faults and strategies', () => {
     t = await temporal(loaded);
   });
   afterEach(async () => {
-    for (const id of ['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog']) {
+    for (const id of ['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog', 'failover-wiki']) {
       await t.client.workflow
         .getHandle(id)
         .terminate('test cleanup')
@@ -211,6 +211,74 @@ describe('failover faults and strategies', () => {
     expect(after.vip).toEqual(before.vip);
     expect(after.dns).toEqual(before.dns);
     expect(after.replica.readOnly).toBe(true);
+  });
+
+  test('cold strategy: the newest verified backup is restored into the DR server, which takes over', async () => {
+    const wiki = loaded.inventory.services.find((s) => s.name === 'wiki')!;
+    const dnsValue = async () =>
+      (await adapters.activities.readDnsRecord({ zone: wiki.dns!.hostedZone, name: wiki.dns!.record, type: 'CNAME' }))!
+        .values;
+    const count = async (server: string) => {
+      const c = await sql(loaded, server);
+      try {
+        const [rows] = await c.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM wiki.pages');
+        return Number(rows[0].n);
+      } finally {
+        await c.end();
+      }
+    };
+    const pages = await count('db-scratch');
+    try {
+      const report = await t.withWorkers(adapters.activities, async () => {
+        // A verified backup first, made by the backup runbook itself.
+        const backup = await t.client.workflow.execute(serviceBackup, {
+          taskQueue: t.taskQueue,
+          workflowId: `backup-wiki-${t.taskQueue}`,
+          args: [{ service: 'wiki', snapshots: false }],
+        });
+        expect(backup.copies.length).toBeGreaterThanOrEqual(2);
+        const handle = await t.client.workflow.start(failover, {
+          taskQueue: t.taskQueue,
+          workflowId: 'failover-wiki',
+          args: [{ service: 'wiki', mode: 'drill', reason: 'cold strategy test' }],
+        });
+        const gate = await atGate(handle, 'promote');
+        expect(gate.pendingApproval!.question).toMatch(/cold: restore backup \S+ .* into db-cold-dr/);
+        await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'carol' }] });
+        return handle.result();
+      });
+      expect(report.outcome).toBe('completed');
+      expect(report.newPrimary).toBe('db-cold-dr');
+      expect(report.steps.map((s) => s.name)).toEqual(
+        expect.arrayContaining(['fence', 'restore-backup', 'promote', 'switch-dns', 'verify-writes']),
+      );
+      expect(report.measured.rpoSeconds).toBeGreaterThanOrEqual(0); // the backup's age at the incident
+      expect(report.measured.rpoSeconds).toBeLessThan(600);
+      expect(await count('db-cold-dr')).toBe(pages);
+      expect((await adapters.activities.pingDatabase({ server: 'db-cold-dr' })).readOnly).toBe(false);
+      expect((await adapters.activities.pingDatabase({ server: 'db-scratch' })).readOnly).toBe(true); // fenced
+      expect(await dnsValue()).toEqual([wiki.dns!.drValue]);
+    } finally {
+      // Cold failover has no failback runbook: put the sandbox back by hand.
+      await adapters.activities
+        .unfencePrimary({ server: 'db-scratch', heartbeatEvent: 'drbook.heartbeat_tick' })
+        .catch(() => undefined);
+      const dr = await sql(loaded, 'db-cold-dr');
+      try {
+        await dr.query('SET SESSION sql_log_bin = 0');
+        await dr.query('DROP DATABASE IF EXISTS wiki');
+        await dr.query('SET GLOBAL read_only = ON');
+      } finally {
+        await dr.end();
+      }
+      await adapters.activities.switchDnsRecord({
+        zone: wiki.dns!.hostedZone,
+        name: wiki.dns!.record,
+        type: 'CNAME',
+        ttl: wiki.dns!.ttl,
+        value: wiki.dns!.primaryValue,
+      });
+    }
   });
 
   test("unplanned: the primary's mariadbd is killed; the reported RPO matches the real loss window; failback restores", async () => {
