@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import mysql from 'mysql2/promise';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
@@ -19,7 +19,8 @@ import {
 } from '@temporalio/worker';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../../config/load';
 import { buildAdapters, type Activities } from '../../workers/adapters';
-import { drTaskQueue } from '../../workflows/contract';
+import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
+import { statusQuery } from '../../workflows/messages';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const SANDBOX_INVENTORY = path.join(ROOT, 'config', 'sandbox.yaml');
@@ -49,6 +50,8 @@ const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, er
 export interface TemporalHarness {
   client: Client;
   taskQueue: string;
+  /** Terminate these runs if they still run: a failed test must not leave a run holding a service's id. */
+  terminate(workflowIds: string[]): Promise<void>;
   /** Run `fn` while workers serve this harness's primary and DR task queues with `activities`. */
   withWorkers<T>(activities: Partial<Activities> | object, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -74,6 +77,14 @@ export async function temporal(loaded: LoadedInventory): Promise<TemporalHarness
       );
       const [primary, dr] = workers;
       return primary.runUntil(() => dr.runUntil(fn));
+    },
+    async terminate(workflowIds) {
+      for (const id of workflowIds) {
+        await client.workflow
+          .getHandle(id)
+          .terminate('test cleanup')
+          .catch(() => undefined);
+      }
     },
     async close() {
       await connection.close();
@@ -113,4 +124,17 @@ export async function eventually<T>(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Wait until a run waits at the approval gate `step`; returns its status. */
+export async function atGate(handle: WorkflowHandle, step: string): Promise<RunbookStatus> {
+  return eventually(
+    async () => {
+      // Until its first workflow task runs, a new run has no query handlers yet.
+      const s = await handle.query(statusQuery).catch(() => null);
+      return s?.pendingApproval?.step === step ? s : null;
+    },
+    60_000,
+    `approval gate ${step}`,
+  );
 }

@@ -60,14 +60,7 @@ describe('DR drill of shop through drctl', () => {
     expect(original.primary.readOnly).toBe(false);
     expect(original.replica.replicating).toBe(true);
   });
-  afterEach(async () => {
-    for (const id of ['drill-shop', 'failover-shop', 'failback-shop']) {
-      await t.client.workflow
-        .getHandle(id)
-        .terminate('test cleanup')
-        .catch(() => undefined);
-    }
-  });
+  afterEach(() => t.terminate(['drill-shop', 'failover-shop', 'failback-shop']));
   afterAll(async () => {
     await t.close();
     await adapters.close();

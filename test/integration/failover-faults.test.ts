@@ -6,14 +6,14 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowFailedError } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2';
 import type { LoadedInventory } from '../../config/load';
 import { failback, failover, serviceBackup } from '../../workflows';
-import type { RunbookStatus } from '../../workflows/contract';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import { readEstate, writeLoad } from '../helpers/estate';
 import {
+  atGate,
   buildAdapters,
   eventually,
   failureType,
@@ -45,30 +45,14 @@ describe('failover faults and strategies', () => {
   beforeAll(async () => {
     t = await temporal(loaded);
   });
-  afterEach(async () => {
-    for (const id of ['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog', 'failover-wiki']) {
-      await t.client.workflow
-        .getHandle(id)
-        .terminate('test cleanup')
-        .catch(() => undefined);
-    }
-  });
+  afterEach(() =>
+    t.terminate(['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog', 'failover-wiki']),
+  );
   afterAll(async () => {
     await t.close();
     await adapters.close();
     await strictAdapters.close();
   });
-
-  async function atGate(handle: WorkflowHandle, step: string): Promise<RunbookStatus> {
-    return eventually(
-      async () => {
-        const s = await handle.query(statusQuery).catch(() => null);
-        return s?.pendingApproval?.step === step ? s : null;
-      },
-      60_000,
-      `gate ${step}`,
-    );
-  }
 
   async function onReplica(statements: string[]) {
     const c = await sql(loaded, 'db-replica');

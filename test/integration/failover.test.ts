@@ -7,13 +7,20 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowUpdateFailedError,
-  type WorkflowHandle,
 } from '@temporalio/client';
-import type { RunbookStatus } from '../../workflows/contract';
 import { failback, failover } from '../../workflows';
 import { approveUpdate, abortSignal, statusQuery } from '../../workflows/messages';
 import { readEstate, writeLoad } from '../helpers/estate';
-import { buildAdapters, eventually, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
+import {
+  atGate,
+  buildAdapters,
+  eventually,
+  failureType,
+  sandbox,
+  sql,
+  temporal,
+  type TemporalHarness,
+} from '../helpers/stack';
 
 jest.setTimeout(240_000);
 
@@ -31,31 +38,11 @@ describe('failover and failback of shop (warm, critical)', () => {
     expect(original.primary.readOnly).toBe(false);
     expect(original.replica.replicating).toBe(true);
   });
-  afterEach(async () => {
-    // A failed test must not leave a run holding the service's failover id.
-    for (const id of ['failover-shop', 'failback-shop']) {
-      await t.client.workflow
-        .getHandle(id)
-        .terminate('test cleanup')
-        .catch(() => undefined);
-    }
-  });
+  afterEach(() => t.terminate(['failover-shop', 'failback-shop']));
   afterAll(async () => {
     await t.close();
     await adapters.close();
   });
-
-  async function pendingGate(handle: WorkflowHandle, step: string): Promise<RunbookStatus> {
-    return eventually(
-      async () => {
-        // Until its first workflow task runs, a new run has no query handlers yet.
-        const s = await handle.query(statusQuery).catch(() => null);
-        return s?.pendingApproval?.step === step ? s : null;
-      },
-      60_000,
-      `approval gate ${step}`,
-    );
-  }
 
   test('dry run: every readiness check passes and nothing changes', async () => {
     const before = await readEstate(loaded, adapters);
@@ -84,7 +71,7 @@ describe('failover and failback of shop (warm, critical)', () => {
           workflowId: 'failover-shop',
           args: [{ service: 'shop', mode: 'drill', reason: 'quarterly switchover test' }],
         });
-        const waiting = await pendingGate(handle, 'promote');
+        const waiting = await atGate(handle, 'promote');
         expect(waiting.pendingApproval).toMatchObject({
           needed: 1,
           requireOverrideRpo: false,
@@ -186,7 +173,7 @@ describe('failover and failback of shop (warm, critical)', () => {
         workflowId: 'failback-shop',
         args: [{ service: 'shop', mode: 'drill' }],
       });
-      await pendingGate(handle, 'switch-back');
+      await atGate(handle, 'switch-back');
       await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
       return handle.result();
     });
@@ -222,7 +209,7 @@ describe('failover and failback of shop (warm, critical)', () => {
         workflowId: 'failover-shop',
         args: [{ service: 'shop', mode: 'real', reason: 'two-approver test' }],
       });
-      await pendingGate(handle, 'promote');
+      await atGate(handle, 'promote');
       await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
       const twice = await handle
         .executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] })
