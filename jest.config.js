@@ -20,6 +20,8 @@ module.exports = {
       testEnvironment: 'node',
       slowTestThreshold: 90,
     },
+    // Checks over what the rest of the suite left behind (secrets in workflow histories): run after it.
+    { displayName: 'audit', testMatch: ['<rootDir>/test/audit/**/*.test.ts'], transform, testEnvironment: 'node' },
   ],
   testTimeout: 120000,
 };
