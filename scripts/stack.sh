@@ -297,6 +297,7 @@ EOF
       # The cold service `wiki` lives here (no standby: its failover restores a backup into cold-dr).
       mariadb_sql "$name" <<'EOF'
 CREATE DATABASE IF NOT EXISTS wiki;
+USE wiki;
 CREATE TABLE IF NOT EXISTS wiki.pages (
   id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   title VARCHAR(200) NOT NULL,
@@ -444,13 +445,19 @@ cmd_test() {
     echo "0 passed, 1 failed"
     return 1
   }
-  running temporal || trap 'cmd_stop' EXIT # stop only what this run started
+  # Whatever happens (a service that fails to start included), the last line is the count, after the stops.
+  SUMMARY="0 passed, 1 failed"
+  if running temporal; then
+    trap 'echo "$SUMMARY"' EXIT
+  else
+    trap 'cmd_stop; echo "$SUMMARY"' EXIT # stop only what this run started
+  fi
   cmd_start
   rm -f "$results" "$audit"
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$results" --selectProjects unit integration e2e "$@") || rc=$?
   # Then the audit over what the suite left behind (every workflow history, scanned for secrets).
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$audit" --selectProjects audit) || rc=$?
-  node -e '
+  SUMMARY=$(node -e '
     const fs = require("fs");
     const n = { passed: 0, failed: 0, skipped: 0 };
     for (const f of process.argv.slice(1)) {
@@ -459,7 +466,7 @@ cmd_test() {
       n.passed += r.numPassedTests; n.failed += r.numFailedTests; n.skipped += r.numPendingTests;
     }
     console.log(`${n.passed} passed, ${n.failed} failed, ${n.skipped} skipped`);
-  ' "$results" "$audit"
+  ' "$results" "$audit") || SUMMARY="0 passed, 1 failed"
   return $rc
 }
 
