@@ -126,7 +126,12 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
     // MariaDB: the source's binlog state (last GTID per domain and server) shows a divergence a position would hide.
     const sourceGtids = await withConnection(source, async (conn) => {
       const flavor = await flavorOf(source, conn);
-      const sql = flavor === 'mariadb' ? 'SELECT @@gtid_binlog_state AS g' : executedSql(flavor, true);
+      // ... plus its slave position: a server re-cloned from a dump (RESET MASTER, gtid_slave_pos set by the dump)
+      // holds those transactions although its own binlog does not list them yet.
+      const sql =
+        flavor === 'mariadb'
+          ? "SELECT CONCAT_WS(',', NULLIF(@@gtid_binlog_state, ''), NULLIF(@@gtid_slave_pos, '')) AS g"
+          : executedSql(flavor, true);
       return String((await run(source, conn, sql))[0].g);
     });
     return withConnection(server, async (conn) => {

@@ -93,6 +93,11 @@ describe('MariaDB divergence by domain and server id', () => {
     // Per-domain comparison alone would call this clean:
     expect(transactionsBehind('mariadb', '0-1-4112', '0-2-4300')).toBe(0);
   });
+  test("a source re-cloned from a dump knows the dump's position through its slave position", () => {
+    // binlog state empty after RESET MASTER; gtid_slave_pos 0-2-3001 from the dump
+    expect(mariadbErrantTransactions('0-2-3001', '0-2-3001')).toBe(0);
+    expect(mariadbErrantTransactions('0-2-3001', '')).toBe(3001);
+  });
   test('a server the source never saw is errant past the source position', () => {
     expect(mariadbErrantTransactions('0-3-12', '0-1-10')).toBe(2);
   });
