@@ -1,11 +1,12 @@
 /**
- * failover({ service, mode: 'real' | 'drill', reason, dryRun? })
+ * failover({ service, mode: 'real' | 'drill', reason, dryRun?, incidentStartedAt?, trigger? })
  *
- *   assess → approval gate → fence the old primary → catch up → promote → start DR compute
- *   → move the VIP → switch DNS → notify → verify → report measured RTO and RPO
+ *   assess → approval gate → fence the old primary → catch up → promote
+ *   → RDS, DR compute, VIP, DNS (together) → notify → verify → report measured RTO and RPO
  *
  * Strategy shapes the steps: `hot` skips fence/catch-up/promote (both sides serve: shift
- * DNS, verify); `warm` runs them all; `cold` is refused until restore-into-DR exists.
+ * DNS, verify); `warm` runs them all; `cold` (no standby) restores the newest verified
+ * backup into the DR server instead of catching up, then goes on as warm.
  * Runs as workflow id `failover-<service>`, so one failover per service at a time.
  */
 import { ApplicationFailure, executeChild, sleep, workflowInfo } from '@temporalio/workflow';
