@@ -12,12 +12,16 @@
  *
  * Settings (environment): DRBOOK_SCHEDULE_TIME_ZONE (IANA name, default UTC), DRBOOK_NIGHTLY_BACKUP_AT
  * ("HH:MM", default 03:00), DRBOOK_TASK_QUEUE (default "drbook"), and the usual TEMPORAL_* connection.
- * More runbooks (restore test, drill) are one more entry in the list.
+ * DRBOOK_RESTORE_TEST_AT ("HH:MM", default 04:00 on the 1st), DRBOOK_READINESS_MINUTE (default 17).
+ * Not yet scheduled: the quarterly drill (a scheduled run's id gets a timestamp, which the drill's
+ * one-per-service workflow id guard refuses).
  */
 import { createHash } from 'node:crypto';
 import { Client, Connection, ScheduleOverlapPolicy, type CalendarSpec, type ScheduleOptions } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { Inventory } from '../config/inventory';
+import { loadInventory } from '../config/load';
 import { TASK_QUEUE } from '../workflows/contract';
 
 export const SCHEDULE_PREFIX = 'drbook-';
@@ -45,11 +49,49 @@ function at(value: string | undefined, fallback: string): { hour: number; minute
   return { hour: Number(m[1]), minute: Number(m[2]) };
 }
 
-/** The schedules drbook wants on the server. */
-export function drbookSchedules(env: NodeJS.ProcessEnv = process.env): DrbookSchedule[] {
+/**
+ * The schedules drbook wants on the server: the nightly backup, and per service in the inventory a
+ * monthly restore test (services with a restoreTest section; day 1, DRBOOK_RESTORE_TEST_AT, default
+ * 04:00) and an hourly readiness check (read-only; minute DRBOOK_READINESS_MINUTE, default 17).
+ */
+export function drbookSchedules(
+  env: NodeJS.ProcessEnv = process.env,
+  inventory?: Pick<Inventory, 'services'>,
+): DrbookSchedule[] {
   const timeZone = env.DRBOOK_SCHEDULE_TIME_ZONE || 'UTC';
   const taskQueue = env.DRBOOK_TASK_QUEUE || TASK_QUEUE;
+  const perService = (inventory?.services ?? []).flatMap((svc): DrbookSchedule[] => [
+    ...(svc.restoreTest && svc.backup
+      ? [
+          {
+            id: `${SCHEDULE_PREFIX}restore-test-${svc.name}`,
+            description: `monthly restore test of ${svc.name}: its newest verified backup restored and checked (docs/restore.md)`,
+            workflowType: 'restoreTest',
+            args: [{ service: svc.name }],
+            workflowId: `restore-test-${svc.name}`,
+            taskQueue,
+            calendar: { dayOfMonth: 1, ...at(env.DRBOOK_RESTORE_TEST_AT, '04:00') },
+            timeZone,
+            overlap: 'SKIP' as const,
+            catchupWindow: '1d' as Duration,
+          },
+        ]
+      : []),
+    {
+      id: `${SCHEDULE_PREFIX}readiness-${svc.name}`,
+      description: `hourly readiness of ${svc.name}: every read-only check its failover depends on`,
+      workflowType: 'readiness',
+      args: [{ service: svc.name }],
+      workflowId: `readiness-${svc.name}`,
+      taskQueue,
+      calendar: { minute: Number(env.DRBOOK_READINESS_MINUTE ?? 17) },
+      timeZone,
+      overlap: 'SKIP',
+      catchupWindow: '10m',
+    },
+  ]);
   return [
+    ...perService,
     {
       id: `${SCHEDULE_PREFIX}nightly-backup`,
       description: 'nightly backup of every service with a backup section (docs/backup.md)',
@@ -181,7 +223,14 @@ async function main() {
       return;
     }
     if (command !== 'reconcile') throw new Error(`unknown command "${command}": reconcile [--dry-run] | list`);
-    const changes = await reconcileSchedules(client.schedule as unknown as ScheduleApi, drbookSchedules(), { dryRun });
+    const { inventory } = loadInventory();
+    const changes = await reconcileSchedules(
+      client.schedule as unknown as ScheduleApi,
+      drbookSchedules(process.env, inventory),
+      {
+        dryRun,
+      },
+    );
     for (const c of changes)
       console.log(`[schedules] ${c.id}: ${c.change}${dryRun && c.change !== 'unchanged' ? ' (dry run)' : ''}`);
   } finally {

@@ -5,6 +5,7 @@
  */
 import type { ScheduleOptions } from '@temporalio/client';
 import { drbookSchedules, reconcileSchedules, type ScheduleApi } from '../../scripts/schedules';
+import { sandbox } from '../helpers/stack';
 
 interface Stored {
   options: ScheduleOptions;
@@ -92,5 +93,39 @@ describe('schedule reconciliation', () => {
       { id: 'drbook-nightly-backup', change: 'updated' },
     ]);
     expect(JSON.stringify([...server.schedules])).toBe(before);
+  });
+});
+
+describe('schedules from the inventory', () => {
+  test('a monthly restore test for each service that has one, an hourly readiness for every service; idempotent', async () => {
+    const { inventory } = sandbox();
+    const wanted = drbookSchedules({}, inventory);
+    const ids = wanted.map((s) => s.id);
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'drbook-nightly-backup',
+        'drbook-restore-test-shop',
+        'drbook-readiness-shop',
+        'drbook-readiness-catalog',
+        'drbook-readiness-wiki',
+      ]),
+    );
+    expect(ids).not.toContain('drbook-restore-test-catalog'); // catalog has no backup to restore
+    const monthly = wanted.find((s) => s.id === 'drbook-restore-test-shop')!;
+    expect(monthly).toMatchObject({
+      workflowType: 'restoreTest',
+      args: [{ service: 'shop' }],
+      calendar: { dayOfMonth: 1, hour: 4, minute: 0 },
+      overlap: 'SKIP',
+    });
+    expect(wanted.find((s) => s.id === 'drbook-readiness-shop')).toMatchObject({
+      workflowType: 'readiness',
+      calendar: { minute: 17 },
+    });
+    const server = fakeServer();
+    await reconcileSchedules(server.api, wanted);
+    const again = await reconcileSchedules(server.api, drbookSchedules({}, inventory));
+    expect(again.every((c) => c.change === 'unchanged')).toBe(true);
+    expect(again).toHaveLength(wanted.length);
   });
 });
