@@ -42,22 +42,16 @@ export function scratchDatabaseName(copyId: string, database: string): string {
 }
 
 export function createDrillCopyActivities(pools: MysqlPools) {
-  async function withConnection<T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    let conn: mysql.PoolConnection;
-    try {
-      conn = await pools.pool(server).getConnection();
-    } catch (err) {
-      throw mysqlFailure(server, err);
-    }
-    try {
-      return await fn(conn);
-    } catch (err) {
-      if (err instanceof ApplicationFailure) throw err;
-      throw mysqlFailure(server, err);
-    } finally {
-      conn.release();
-    }
-  }
+  /** The pool's connection helper, with driver errors raised inside `fn` named by server too. */
+  const withConnection = <T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> =>
+    pools.withConnection(server, async (conn) => {
+      try {
+        return await fn(conn);
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        throw mysqlFailure(server, err);
+      }
+    });
   const rows = async (conn: mysql.PoolConnection, sql: string, params: unknown[] = []) =>
     (await conn.query<mysql.RowDataPacket[]>(sql, params))[0];
 

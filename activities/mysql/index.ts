@@ -51,6 +51,21 @@ export class MysqlPools {
     return pool;
   }
 
+  /** A dedicated connection for `fn` (session settings such as sql_log_bin=0 stay with it), released after. */
+  async withConnection<T>(name: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    let conn: mysql.PoolConnection;
+    try {
+      conn = await this.pool(name).getConnection();
+    } catch (err) {
+      throw mysqlFailure(name, err);
+    }
+    try {
+      return await fn(conn);
+    } finally {
+      conn.release();
+    }
+  }
+
   async end(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.end()));
     this.pools.clear();

@@ -71,20 +71,8 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
     }
   }
 
-  /** A dedicated connection whose session settings (sql_log_bin=0) stay with it. */
-  async function withConnection<T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    let conn: mysql.PoolConnection;
-    try {
-      conn = await pools.pool(server).getConnection();
-    } catch (err) {
-      throw mysqlFailure(server, err);
-    }
-    try {
-      return await fn(conn);
-    } finally {
-      conn.release();
-    }
-  }
+  const withConnection = <T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>) =>
+    pools.withConnection(server, fn);
 
   async function flavorOf(server: string, conn: mysql.PoolConnection): Promise<GtidFlavor> {
     const rows = await run(server, conn, 'SELECT VERSION() AS v');
