@@ -20,6 +20,15 @@ module.exports = {
       testEnvironment: 'node',
       slowTestThreshold: 90,
     },
+    // Faults survived (worker killed, Temporal restarted, network faults, failing destinations): bounded, run after
+    // the main suite by scripts/stack.sh, each test recording its row of the results table (test/helpers/chaos.ts).
+    {
+      displayName: 'chaos',
+      testMatch: ['<rootDir>/test/chaos/**/*.test.ts'],
+      transform,
+      testEnvironment: 'node',
+      slowTestThreshold: 300,
+    },
     // Checks over what the rest of the suite left behind (secrets in workflow histories): run after it.
     { displayName: 'audit', testMatch: ['<rootDir>/test/audit/**/*.test.ts'], transform, testEnvironment: 'node' },
   ],

@@ -8,7 +8,8 @@
 #   scripts/stack.sh status    what runs, on which port
 #   scripts/stack.sh stop      stop everything (data under .data/ is kept)
 #   scripts/stack.sh up        install + start + a worker; prints the Web UI URL   (README: Quick start)
-#   scripts/stack.sh test      install + start + the whole test suite; stops what it started
+#   scripts/stack.sh test      install + start + the whole test suite (DRBOOK_SKIP_CHAOS=1 leaves out the
+#                              chaos suite); stops what it started
 #   eval "$(scripts/stack.sh env)"   this stack's settings in your shell (to run npx jest by hand)
 #
 # Every command is idempotent. Ports move with the environment variables below.
@@ -32,6 +33,11 @@ export DRBOOK_APP_PORT=${DRBOOK_APP_PORT:-$((8080 + OFF))}
 export DRBOOK_METRICS_PORT=${DRBOOK_METRICS_PORT:-$((9464 + OFF))}
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:$DRBOOK_TEMPORAL_PORT}
 export DRBOOK_INVENTORY=${DRBOOK_INVENTORY:-$ROOT/config/sandbox.yaml}
+# The two VIP "hosts" are network namespaces; a stack with a port offset gets its own pair, so
+# side-by-side stacks never move each other's VIP.
+NS_SUFFIX=${OFF/#0/}
+export DRBOOK_NETNS_PRIMARY=${DRBOOK_NETNS_PRIMARY:-drbook${NS_SUFFIX}-primary}
+export DRBOOK_NETNS_DR=${DRBOOK_NETNS_DR:-drbook${NS_SUFFIX}-dr}
 
 VENV=$ROOT/.venv
 RUN=${DRBOOK_DATA}/run
@@ -42,7 +48,7 @@ MOTO_VERSION=5.2.5
 TEST_SERVER_BIN_VERSION=1.40.0
 S3PROXY_VERSION=2.6.0
 S3PROXY_JAR=${HOME}/.m2/repository/org/gaul/s3proxy/${S3PROXY_VERSION}/s3proxy-${S3PROXY_VERSION}-jar-with-dependencies.jar
-NAMESPACES=(drbook-primary drbook-dr)
+NAMESPACES=("$DRBOOK_NETNS_PRIMARY" "$DRBOOK_NETNS_DR")
 VIP_DEVICE=drbook0
 VIP_ADDRESS=${DRBOOK_VIP:-10.213.0.10/24}
 
@@ -366,9 +372,9 @@ start_namespaces() {
     ip -n "$ns" link set "$VIP_DEVICE" up
   done
   # The VIP starts on the primary side unless some side already holds it (after a failover it stays where it is).
-  if ! ip -n drbook-primary addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/" &&
-    ! ip -n drbook-dr addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/"; then
-    ip -n drbook-primary addr add "$VIP_ADDRESS" dev "$VIP_DEVICE"
+  if ! ip -n "$DRBOOK_NETNS_PRIMARY" addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/" &&
+    ! ip -n "$DRBOOK_NETNS_DR" addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/"; then
+    ip -n "$DRBOOK_NETNS_PRIMARY" addr add "$VIP_ADDRESS" dev "$VIP_DEVICE"
   fi
 }
 
@@ -437,7 +443,8 @@ cmd_up() {
 
 cmd_test() {
   cmd_install
-  local rc=0 results=$DRBOOK_DATA/run/jest-results.json audit=$DRBOOK_DATA/run/jest-audit.json
+  local rc=0 results=$DRBOOK_DATA/run/jest-results.json chaos=$DRBOOK_DATA/run/jest-chaos.json
+  local audit=$DRBOOK_DATA/run/jest-audit.json counted=("$results" "$audit")
   # Static checks first: types, lint (no floating promises, no Node built-ins in workflows), format, compose file.
   log "static checks: tsc, eslint, prettier, docker-compose.yml"
   (cd "$ROOT" && npx tsc --noEmit -p . && npx eslint . && npx prettier --check . --log-level warn && bash scripts/check-compose.sh) || {
@@ -453,8 +460,14 @@ cmd_test() {
     trap 'cmd_stop; echo "$SUMMARY"' EXIT # stop only what this run started
   fi
   cmd_start
-  rm -f "$results" "$audit"
+  rm -f "$results" "$chaos" "$audit" "$RUN/chaos.jsonl"
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$results" --selectProjects unit integration e2e "$@") || rc=$?
+  # The chaos suite (bounded: each test has its own deadline) after the main suite, then its results table.
+  if [ -z "${DRBOOK_SKIP_CHAOS:-}" ]; then
+    (cd "$ROOT" && npx jest --runInBand --json --outputFile="$chaos" --selectProjects chaos --passWithNoTests) || rc=$?
+    node_ts test/helpers/chaos.ts || true
+    counted+=("$chaos")
+  fi
   # Then the audit over what the suite left behind (every workflow history, scanned for secrets).
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$audit" --selectProjects audit) || rc=$?
   SUMMARY=$(node -e '
@@ -466,7 +479,7 @@ cmd_test() {
       n.passed += r.numPassedTests; n.failed += r.numFailedTests; n.skipped += r.numPendingTests;
     }
     console.log(`${n.passed} passed, ${n.failed} failed, ${n.skipped} skipped`);
-  ' "$results" "$audit") || SUMMARY="0 passed, 1 failed"
+  ' "${counted[@]}") || SUMMARY="0 passed, 1 failed"
   return $rc
 }
 
@@ -475,7 +488,8 @@ case "${1:-}" in
   start) cmd_start ;;
   status) cmd_status ;;
   env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
-    DRBOOK_COLD_DR_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY; do
+    DRBOOK_COLD_DR_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
+    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done ;;
   stop) cmd_stop ;;

@@ -43,12 +43,18 @@ export async function readEstate(loaded: LoadedInventory, adapters: Adapters) {
   return {
     primary: await server(db.primary),
     replica: await server(db.replica!),
-    vip: { primary: vipOn('drbook-primary'), dr: vipOn('drbook-dr') },
+    vip: { primary: vipOn(netns.primary), dr: vipOn(netns.dr) },
     dns: dns?.values,
     drInstances: instances.map((i) => i.state),
     rdsReplicaOf: rds.replicaOf,
   };
 }
+
+/** The stack's two VIP namespaces (scripts/stack.sh gives a stack with a port offset its own pair). */
+export const netns = {
+  primary: process.env.DRBOOK_NETNS_PRIMARY ?? 'drbook-primary',
+  dr: process.env.DRBOOK_NETNS_DR ?? 'drbook-dr',
+};
 
 /** Inserts rows into shop.orders on one server as fast as it acknowledges them, until stopped. */
 /** Connect as the sandbox application's user (no SUPER: read_only stops it, as it stops a real app). */

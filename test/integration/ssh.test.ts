@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { utils } from 'ssh2';
 import { createSshActivities, runOverSsh, sshTargetFromInventory, type SshTarget } from '../../activities/ssh';
 import { resolvePath, resolveSecret } from '../../config/load';
+import { netns } from '../helpers/estate';
 import { failureType, sandbox } from '../helpers/stack';
 
 describe('SSH adapter (sshd on loopback)', () => {
@@ -22,8 +23,8 @@ describe('SSH adapter (sshd on loopback)', () => {
   test("each host's commands run in its own network namespace", async () => {
     const primary = await ssh.runRemoteCommand({ host: 'primary-host', command: 'ip netns identify $$' });
     const dr = await ssh.runRemoteCommand({ host: 'dr-host', command: 'ip netns identify $$' });
-    expect(primary.stdout.trim()).toBe('drbook-primary');
-    expect(dr.stdout.trim()).toBe('drbook-dr');
+    expect(primary.stdout.trim()).toBe(netns.primary);
+    expect(dr.stdout.trim()).toBe(netns.dr);
   });
 
   test('a non-zero exit is CommandFailed with its stderr', async () => {
