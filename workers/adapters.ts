@@ -24,6 +24,7 @@ import { createStorageActivities } from '../activities/storage';
 import { BackupStores } from '../activities/storage/destinations';
 import { createRestoreActivities } from '../activities/restore';
 import { createColdRestoreActivities } from '../activities/restore/cold';
+import { createPointInTimeActivities } from '../activities/restore/pitr';
 import { createRdsRestoreActivities } from '../activities/restore/rds';
 import { createReportActivities } from '../activities/reports/restore-test';
 import { failure } from '../activities/errors';
@@ -67,6 +68,7 @@ function buildActivities(
     ...createHealthActivities(),
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
     ...createRestoreActivities(backupStores, pools),
+    ...createPointInTimeActivities(backupStores, pools),
     ...createColdRestoreActivities(loaded.inventory, backupStores, pools),
     ...createRdsRestoreActivities(aws),
     ...createReportActivities(backupStores),

@@ -393,13 +393,20 @@ export const RestoreErrorType = {
   RestoreFailed: 'RestoreFailed',
   /** The restore ran, and at least one check failed; the message names each. */
   RestoreTestFailed: 'RestoreTestFailed',
+  /** Point-in-time recovery: the binlog archive lacks a log between the backup's position and the point. */
+  PitrArchiveGap: 'PitrArchiveGap',
 } as const;
 export const RESTORE_NON_RETRYABLE: string[] = [
   ...NON_RETRYABLE,
   RestoreErrorType.BackupCorrupt,
   RestoreErrorType.ManifestInvalid,
   RestoreErrorType.NoVerifiedBackup,
+  RestoreErrorType.PitrArchiveGap,
 ];
+
+const validationQuery = z
+  .object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) })
+  .strict();
 
 export const restoreTestInput = z
   .object({
@@ -410,6 +417,23 @@ export const restoreTestInput = z
     rds: z.boolean().default(true),
     /** Tables loaded at the same time into the scratch database. */
     parallel: z.number().int().min(1).max(16).default(4),
+    /**
+     * Services with the binlog archive: the point the archived binlogs are replayed to after the
+     * restore (a time: the state just before it; or a GTID: right after that transaction), and
+     * read-only queries that must hold there. Default: the end of the archive, the inventory's queries.
+     */
+    pointInTime: z
+      .object({
+        time: z.iso.datetime({ offset: true }).optional(),
+        gtid: z
+          .string()
+          .regex(/^\d+-\d+-\d+$/, 'a GTID like 0-1-1234')
+          .optional(),
+        queries: z.array(validationQuery).default([]),
+      })
+      .strict()
+      .refine((p) => !(p.time && p.gtid), { message: 'give a time or a GTID, not both' })
+      .optional(),
   })
   .strict();
 export type RestoreTestInput = z.input<typeof restoreTestInput>;
@@ -464,6 +488,17 @@ export interface RestoreTestReport {
     status: string;
     seconds: number;
     deleted: boolean;
+  } | null;
+  /** Point-in-time recovery (services with the binlog archive): the archived logs replayed onto the restore. */
+  pitr?: {
+    target: { kind: 'gtid' | 'time' | 'end'; value: string | null };
+    logs: string[];
+    transactions: number;
+    lastGtid: string | null;
+    lastEventAt: string | null;
+    archiveEndsAt: string | null;
+    reached: boolean;
+    seconds: number;
   } | null;
   cleanup: { done: boolean; detail: string }[];
   steps: StepRecord[];

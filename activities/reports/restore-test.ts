@@ -22,6 +22,12 @@ export interface RestoreHistoryEntry {
 const HISTORY = 24;
 
 /** "42 s", "3 min 5 s", "2 h 4 min", "3 d 2 h". */
+/** One sentence on the binlog replay: which point, how far it got, from which logs. */
+function pitrLine(p: NonNullable<RestoreTestReport['pitr']>): string {
+  const point = p.target.kind === 'end' ? 'the end of the archive' : `${p.target.kind} ${p.target.value}`;
+  return `Archived binlogs ${p.logs[0] ?? ''}…${p.logs[p.logs.length - 1] ?? ''} (${p.logs.length}) replayed to ${point}: ${p.reached ? 'reached' : 'NOT reached'}, ${p.transactions} transactions, last ${p.lastGtid ?? 'none'} at ${p.lastEventAt ?? '-'}; the archive ends at ${p.archiveEndsAt ?? '?'}; ${humanSeconds(p.seconds)}.`;
+}
+
 export function humanSeconds(s: number | null): string {
   if (s === null) return 'n/a';
   if (s < 60) return `${Math.round(s * 10) / 10} s`;
@@ -60,6 +66,7 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
     ...r.checks.map((c) => `| ${md(c.name)} | ${mark(c.ok, c.gate)}${c.gate ? '' : ' (evidence)'} | ${md(c.detail)} |`),
     '',
   ];
+  if (r.pitr) lines.push('## Point-in-time recovery', '', pitrLine(r.pitr), '');
   if (r.rds) {
     lines.push(
       '## RDS',
@@ -120,6 +127,7 @@ ${row(['backup age at test time (RPO evidence)', humanSeconds(r.measured.backupA
 <table><tr><th>check</th><th>result</th><th>detail</th></tr>
 ${r.checks.map((c) => row([esc(c.name), `<span class="${cls(c.ok, c.gate)}">${mark(c.ok, c.gate)}</span>${c.gate ? '' : ' (evidence)'}`, esc(c.detail)])).join('\n')}
 </table>
+${r.pitr ? `<h2>Point-in-time recovery</h2><p>${esc(pitrLine(r.pitr))}</p>` : ''}
 ${r.rds ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> (${esc(r.rds.region)}): ${esc(r.rds.status)} in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>` : ''}
 <h2>Clean-up</h2>
 <ul>${r.cleanup.map((c) => `<li><span class="${c.done ? 'pass' : 'fail'}">${c.done ? 'done' : 'NOT DONE'}</span>: ${esc(c.detail)}</li>`).join('') || '<li>nothing was created</li>'}</ul>

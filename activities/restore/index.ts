@@ -106,6 +106,31 @@ function requireScratchNames(names: string[]): void {
     throw failure(ErrorType.InvalidInput, `not scratch database names (restore_…, distinct): ${names.join(', ')}`);
 }
 
+type ValidationQuery = { name: string; sql: string; expect: string | number };
+
+/** The validation queries, read-only with a time limit, each first cell compared with its `expect`. */
+async function runQueries(conn: mysql.Connection, queries: ValidationQuery[], prefix: string): Promise<RestoreCheck[]> {
+  const checks: RestoreCheck[] = [];
+  await conn.query('SET SESSION TRANSACTION READ ONLY');
+  await conn.query('SET SESSION max_statement_time = 300');
+  for (const q of queries) {
+    const name = `${prefix}${q.name}`;
+    try {
+      const [rows] = await conn.query<RowDataPacket[]>({ sql: q.sql, rowsAsArray: true });
+      const got = cellText((rows as unknown as unknown[][])[0]?.[0]);
+      checks.push({
+        name,
+        ok: got === String(q.expect),
+        gate: true,
+        detail: `${q.sql} → ${got} (expected ${String(q.expect)})`,
+      });
+    } catch (err) {
+      checks.push({ name, ok: false, gate: true, detail: `${q.sql} → error: ${(err as Error).message}` });
+    }
+  }
+  return checks;
+}
+
 /** SHA-256 and size of the bytes passing through. */
 class Sha256Meter extends Transform {
   bytes = 0;
@@ -445,7 +470,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
       databases: ScratchMapping[];
       tables: BackupManifest['tables'];
       rowCountsExact: boolean;
-      queries: { name: string; sql: string; expect: string | number }[];
+      queries: ValidationQuery[];
     }): Promise<ValidatedRestore> {
       requireScratchNames(databases.map((d) => d.scratch));
       const started = performance.now();
@@ -492,30 +517,38 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
               : `${tables.length} tables, ${counted} rows, all equal to the manifest`,
         });
 
-        await conn.query('SET SESSION TRANSACTION READ ONLY');
-        await conn.query('SET SESSION max_statement_time = 300');
-        for (const q of queries) {
-          const name = `query:${q.name}`;
-          try {
-            const [rows] = await conn.query<RowDataPacket[]>({ sql: q.sql, rowsAsArray: true });
-            const first = (rows as unknown as unknown[][])[0]?.[0];
-            const got = cellText(first);
-            checks.push({
-              name,
-              ok: got === String(q.expect),
-              gate: true,
-              detail: `${q.sql} → ${got} (expected ${String(q.expect)})`,
-            });
-          } catch (err) {
-            checks.push({ name, ok: false, gate: true, detail: `${q.sql} → error: ${(err as Error).message}` });
-          }
-        }
+        checks.push(...(await runQueries(conn, queries, 'query:')));
       } catch (err) {
         throw err instanceof ApplicationFailure ? err : mysqlFailure(server, err);
       } finally {
         await conn.end().catch(() => undefined);
       }
       return { checks, seconds: (performance.now() - started) / 1000 };
+    },
+
+    /** After a point-in-time replay: the queries that must hold at that point, read-only in the first scratch database. */
+    async validatePointInTime({
+      server,
+      databases,
+      queries,
+    }: {
+      server: string;
+      databases: ScratchMapping[];
+      queries: ValidationQuery[];
+    }): Promise<ValidatedRestore> {
+      requireScratchNames(databases.map((d) => d.scratch));
+      const started = performance.now();
+      const conn = await connectTo(server, databases[0].scratch);
+      try {
+        return {
+          checks: await runQueries(conn, queries, 'pitr-query:'),
+          seconds: (performance.now() - started) / 1000,
+        };
+      } catch (err) {
+        throw mysqlFailure(server, err);
+      } finally {
+        await conn.end().catch(() => undefined);
+      }
     },
 
     /** Drop scratch databases (restore_… only), ending any session still using them. Idempotent. */

@@ -1,0 +1,171 @@
+/**
+ * Point-in-time recovery against the real stack: shop with the binlog archive on is backed up by
+ * serviceBackup, a marker row is written, then another, the binlogs are archived, and restoreTest
+ * replays the archive onto the restored dump up to a point between the two markers (by GTID and by
+ * time): the first marker is there, the second is not. Replayed to the end of the archive, both are
+ * there; a point past the archive's end fails at `pitr-reached`. Under a prefix and directory of the
+ * test's own; markers deleted and objects removed afterwards.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { RowDataPacket } from 'mysql2/promise';
+import type { LoadedInventory } from '../../config/load';
+import { awsConnectionFromInventory } from '../../activities/aws/clients';
+import { reportRoot } from '../../activities/reports/restore-test';
+import { BackupStores } from '../../activities/storage/destinations';
+import { restoreTest, serviceBackup } from '../../workflows';
+import type { RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
+import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
+
+jest.setTimeout(600_000);
+
+const base = sandbox();
+const inventory = structuredClone(base.inventory);
+const shop = inventory.services.find((s) => s.name === 'shop')!;
+const prefix = `drbook-pitr-test-${randomUUID().slice(0, 8)}/`;
+const local = mkdtempSync(path.join(tmpdir(), 'drbook-pitr-test-'));
+shop.backup!.destinations.local = { path: local };
+shop.backup!.destinations.primary!.prefix = prefix;
+shop.backup!.destinations.offsite!.prefix = prefix;
+shop.backup!.binlogArchive = true;
+delete shop.rds; // the RDS restore is restore-test.test.ts's subject
+const loaded: LoadedInventory = { ...base, inventory };
+const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
+const adapters = buildAdapters(loaded);
+const tag = randomUUID().slice(0, 8);
+const BEFORE = `pitr-before-${tag}`;
+const AFTER = `pitr-after-${tag}`;
+const markerQueries = (before: number, after: number) => [
+  { name: 'before-marker', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${BEFORE}'`, expect: before },
+  { name: 'after-marker', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${AFTER}'`, expect: after },
+];
+let h: TemporalHarness;
+
+beforeAll(async () => {
+  h = await temporal(loaded);
+});
+
+afterAll(async () => {
+  const conn = await sql(base, 'db-primary');
+  await conn.query('DELETE FROM shop.orders WHERE customer IN (?, ?)', [BEFORE, AFTER]);
+  await conn.end();
+  for (const store of stores.forService('shop')) {
+    const objects = await store.list('shop/').catch(() => []);
+    await store.remove(objects.map((o) => o.key)).catch(() => undefined);
+  }
+  rmSync(local, { recursive: true, force: true });
+  stores.destroy();
+  await h?.close();
+  await adapters.close();
+});
+
+async function runRestoreTest(input: Parameters<typeof restoreTest>[0]) {
+  const workflowId = `restore-pitr-${randomUUID()}`;
+  return h.client.workflow
+    .execute(restoreTest, { args: [input], taskQueue: h.taskQueue, workflowId, workflowExecutionTimeout: '240s' })
+    .then(
+      (result) => ({ workflowId, result, failure: null }),
+      (err: unknown) => ({ workflowId, result: null as RestoreTestResult | null, failure: err }),
+    );
+}
+
+async function storedReport(testId: string): Promise<RestoreTestReport> {
+  const text = await stores.store('shop', 'primary').get(`${reportRoot('shop')}${testId}.json`);
+  return JSON.parse(text!) as RestoreTestReport;
+}
+
+test('restoreTest replays the binlog archive to a GTID or a time between two marker rows: the first is restored, the second not; to the end of the archive, both; past its end, pitr-reached fails', async () => {
+  await h.withWorkers(adapters.activities, async () => {
+    await h.client.workflow.execute(serviceBackup, {
+      args: [{ service: 'shop', backupId: '20240401T030000Z', snapshots: false }],
+      taskQueue: h.taskQueue,
+      workflowId: `backup-pitr-${randomUUID()}`,
+      workflowExecutionTimeout: '120s',
+    });
+
+    // Two markers after the backup, with a point between them: a GTID, and a second boundary in time
+    // (binlog events carry whole seconds, so the second marker waits for the server's clock to pass it).
+    const conn = await sql(base, 'db-primary');
+    let pointGtid: string;
+    let pointTime: string;
+    try {
+      await conn.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'pitr-test')", [BEFORE]);
+      const [[g]] = await conn.query<RowDataPacket[]>('SELECT @@last_gtid AS g, UNIX_TIMESTAMP(NOW(6)) AS t');
+      pointGtid = String(g.g);
+      const boundary = Math.floor(Number(g.t)) + 1;
+      pointTime = new Date(boundary * 1000).toISOString();
+      await conn.query('SELECT SLEEP(?)', [boundary - Number(g.t) + 0.05]);
+      await conn.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'pitr-test')", [AFTER]);
+    } finally {
+      await conn.end();
+    }
+    expect(pointGtid).toMatch(/^\d+-\d+-\d+$/);
+    const archived = await adapters.activities.archiveBinlogs({ service: 'shop' });
+    expect(archived.copied.length).toBeGreaterThan(0);
+
+    // 1. To the GTID of the first marker's transaction.
+    const byGtid = await runRestoreTest({
+      service: 'shop',
+      pointInTime: { gtid: pointGtid, queries: markerQueries(1, 0) },
+    });
+    expect(byGtid.failure).toBeNull();
+    expect(byGtid.result).toMatchObject({ outcome: 'passed', failedCheck: null });
+    const r1 = await storedReport(byGtid.result!.testId);
+    const checks1 = Object.fromEntries(r1.checks.map((c) => [c.name, c]));
+    for (const name of [
+      'row-counts',
+      'pitr-replay',
+      'pitr-reached',
+      'pitr-query:before-marker',
+      'pitr-query:after-marker',
+    ])
+      expect([name, checks1[name]?.ok]).toEqual([name, true]);
+    expect(r1.pitr).toMatchObject({ target: { kind: 'gtid', value: pointGtid }, reached: true, lastGtid: pointGtid });
+    expect(r1.pitr!.logs[0]).toBe(r1.backup.position!.binlogFile);
+    expect(r1.cleanup.every((c) => c.done)).toBe(true);
+    const status = await h.client.workflow.getHandle(byGtid.workflowId).query<RunbookStatus>('status');
+    expect(status.steps.map((s) => s.name)).toEqual([
+      'pickNewestVerifiedBackup',
+      'fetchManifest',
+      'verifyBackupChecksum',
+      'restoreIntoScratch',
+      'validateRestore',
+      'replayBinlogsToPoint',
+      'validatePointInTime',
+      'dropScratchDatabase',
+      'publishRestoreReport',
+    ]);
+
+    // 2. To the second between the markers.
+    const byTime = await runRestoreTest({
+      service: 'shop',
+      pointInTime: { time: pointTime, queries: markerQueries(1, 0) },
+    });
+    expect(byTime.failure).toBeNull();
+    const r2 = await storedReport(byTime.result!.testId);
+    expect(r2.pitr).toMatchObject({ target: { kind: 'time', value: pointTime }, reached: true });
+    expect(Date.parse(r2.pitr!.lastEventAt!)).toBeLessThan(Date.parse(pointTime));
+
+    // 3. To the end of the archive: both markers.
+    const toEnd = await runRestoreTest({ service: 'shop', pointInTime: { queries: markerQueries(1, 1) } });
+    expect(toEnd.failure).toBeNull();
+    const r3 = await storedReport(toEnd.result!.testId);
+    expect(r3.pitr).toMatchObject({ target: { kind: 'end', value: null }, reached: true });
+    expect(r3.checks.find((c) => c.name === 'rpo-archive-age')).toMatchObject({ gate: false });
+
+    // 4. A point the archive does not reach yet.
+    const later = new Date(Date.now() + 3600_000).toISOString();
+    const tooLate = await runRestoreTest({ service: 'shop', pointInTime: { time: later } });
+    expect(tooLate.failure).toBeInstanceOf(WorkflowFailedError);
+    const cause = (tooLate.failure as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('RestoreTestFailed');
+    expect((cause as ApplicationFailure).message).toMatch(
+      /failed at check pitr-reached: the archive ends at .* \(archive binlogs more often\)/,
+    );
+  });
+});
