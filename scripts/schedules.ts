@@ -12,7 +12,8 @@
  *
  * Settings (environment): DRBOOK_SCHEDULE_TIME_ZONE (IANA name, default UTC), DRBOOK_NIGHTLY_BACKUP_AT
  * ("HH:MM", default 03:00), DRBOOK_TASK_QUEUE (default "drbook"), and the usual TEMPORAL_* connection.
- * DRBOOK_RESTORE_TEST_AT ("HH:MM", default 04:00 on the 1st), DRBOOK_READINESS_MINUTE (default 17).
+ * DRBOOK_RESTORE_TEST_AT ("HH:MM", default 04:00 on the 1st), DRBOOK_READINESS_MINUTE (default 17),
+ * DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES (default 5; only when a service has backup.binlogArchive).
  * Not yet scheduled: the quarterly drill (a scheduled run's id gets a timestamp, which the drill's
  * one-per-service workflow id guard refuses).
  */
@@ -90,8 +91,32 @@ export function drbookSchedules(
       catchupWindow: '10m',
     },
   ]);
+  // The binlog RPO: every few minutes, when any service has the archive on.
+  const everyMinutes = Number(env.DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES ?? 5);
+  if (!Number.isInteger(everyMinutes) || everyMinutes < 1 || everyMinutes > 60)
+    throw new Error(
+      `DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES: expected 1..60, got "${env.DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES}"`,
+    );
+  const binlogArchive: DrbookSchedule[] = (inventory?.services ?? []).some((s) => s.backup?.binlogArchive)
+    ? [
+        {
+          id: `${SCHEDULE_PREFIX}binlog-archive`,
+          description: `binlog archive every ${everyMinutes} min of every service with backup.binlogArchive (docs/backup.md)`,
+          workflowType: 'binlogArchive',
+          args: [{}],
+          workflowId: 'binlog-archive',
+          taskQueue,
+          calendar: { minute: { start: 0, end: 59, step: everyMinutes } },
+          timeZone,
+          overlap: 'SKIP',
+          // A missed run is covered by the next one.
+          catchupWindow: `${everyMinutes}m`,
+        },
+      ]
+    : [];
   return [
     ...perService,
+    ...binlogArchive,
     {
       id: `${SCHEDULE_PREFIX}nightly-backup`,
       description: 'nightly backup of every service with a backup section (docs/backup.md)',

@@ -221,6 +221,16 @@ export const nightlyBackupInput = z
   .strict();
 export type NightlyBackupInput = z.input<typeof nightlyBackupInput>;
 
+export const binlogArchiveInput = z
+  .object({
+    /** Default: every service with `backup.binlogArchive: true`; a named service without it is refused. */
+    services: z.array(serviceName).min(1).optional(),
+    /** Services archived at the same time. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+  })
+  .strict();
+export type BinlogArchiveInput = z.input<typeof binlogArchiveInput>;
+
 export const serviceBackupInput = z
   .object({
     service: serviceName,

@@ -1,6 +1,7 @@
 // Every workflow type the worker registers. Names are the operator contract (DESIGN.md).
 export { readiness } from './readiness';
 export { nightlyBackup, serviceBackup } from './backup';
+export { binlogArchive } from './binlog-archive';
 export { failover } from './failover';
 export { failback } from './failback';
 export { drDrill } from './drill';

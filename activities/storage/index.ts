@@ -102,8 +102,16 @@ export function archiveRule(
 export function createStorageActivities(stores: BackupStores, inventory: Inventory, awsClients: AwsClients) {
   return {
     /** The services a nightly run covers: the ones asked for (each must exist and have a backup section), or all. */
-    async listBackedUpServices({ services }: { services?: string[] }): Promise<string[]> {
-      if (!services) return inventory.services.filter((s) => s.backup).map((s) => s.name);
+    /** The services to back up (every one with a backup section, or those named); `binlogArchive`: only those with the archive on. */
+    async listBackedUpServices({
+      services,
+      binlogArchive = false,
+    }: {
+      services?: string[];
+      binlogArchive?: boolean;
+    }): Promise<string[]> {
+      const wanted = (s: Inventory['services'][number]) => !!s.backup && (!binlogArchive || s.backup.binlogArchive);
+      if (!services) return inventory.services.filter(wanted).map((s) => s.name);
       const known = new Map(inventory.services.map((s) => [s.name, s]));
       const unknown = services.filter((s) => !known.has(s));
       if (unknown.length)
@@ -112,9 +120,12 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
           `unknown service(s) ${unknown.map((s) => `"${s}"`).join(', ')}; the inventory has: ${[...known.keys()].join(', ')}`,
           { unknown },
         );
-      const unconfigured = services.filter((s) => !known.get(s)!.backup);
+      const unconfigured = services.filter((s) => !wanted(known.get(s)!));
       if (unconfigured.length)
-        throw failure(ErrorType.NotConfigured, `no backup section in the inventory for: ${unconfigured.join(', ')}`);
+        throw failure(
+          ErrorType.NotConfigured,
+          `no backup section${binlogArchive ? ' with binlogArchive: true' : ''} in the inventory for: ${unconfigured.join(', ')}`,
+        );
       return [...new Set(services)];
     },
 

@@ -4,7 +4,7 @@
  * replays the archive onto the restored dump up to a point between the two markers (by GTID and by
  * time): the first marker is there, the second is not. Replayed to the end of the archive, both are
  * there; a point past the archive's end fails at `pitr-reached`. Under a prefix and directory of the
- * test's own; markers deleted and objects removed afterwards.
+ * test's own; the archive made by the binlogArchive runbook; markers deleted and objects removed afterwards.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +17,7 @@ import type { LoadedInventory } from '../../config/load';
 import { awsConnectionFromInventory } from '../../activities/aws/clients';
 import { reportRoot } from '../../activities/reports/restore-test';
 import { BackupStores } from '../../activities/storage/destinations';
-import { restoreTest, serviceBackup } from '../../workflows';
+import { binlogArchive, restoreTest, serviceBackup } from '../../workflows';
 import type { RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
@@ -104,8 +104,14 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
       await conn.end();
     }
     expect(pointGtid).toMatch(/^\d+-\d+-\d+$/);
-    const archived = await adapters.activities.archiveBinlogs({ service: 'shop' });
-    expect(archived.copied.length).toBeGreaterThan(0);
+    // The scheduled runbook archives them (FLUSH BINARY LOGS closes the log holding the markers).
+    const archived = await h.client.workflow.execute(binlogArchive, {
+      args: [{ services: ['shop'] }],
+      taskQueue: h.taskQueue,
+      workflowId: `binlog-archive-pitr-${randomUUID()}`,
+      workflowExecutionTimeout: '120s',
+    });
+    expect(archived.archived[0].copied.length).toBeGreaterThan(0);
 
     // 1. To the GTID of the first marker's transaction.
     const byGtid = await runRestoreTest({

@@ -129,3 +129,28 @@ describe('schedules from the inventory', () => {
     expect(again).toHaveLength(wanted.length);
   });
 });
+
+describe('the binlog archive schedule', () => {
+  test('every 5 minutes (or DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES) when a service has the archive on; none otherwise', () => {
+    const { inventory } = sandbox();
+    expect(drbookSchedules({}, inventory).map((s) => s.id)).not.toContain('drbook-binlog-archive');
+    const withArchive = structuredClone(inventory);
+    withArchive.services.find((s) => s.name === 'shop')!.backup!.binlogArchive = true;
+    expect(drbookSchedules({}, withArchive).find((s) => s.id === 'drbook-binlog-archive')).toMatchObject({
+      workflowType: 'binlogArchive',
+      args: [{}],
+      workflowId: 'binlog-archive',
+      calendar: { minute: { start: 0, end: 59, step: 5 } },
+      overlap: 'SKIP',
+      catchupWindow: '5m',
+    });
+    expect(
+      drbookSchedules({ DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES: '2' }, withArchive).find(
+        (s) => s.id === 'drbook-binlog-archive',
+      )?.calendar,
+    ).toEqual({ minute: { start: 0, end: 59, step: 2 } });
+    expect(() => drbookSchedules({ DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES: '0' }, withArchive)).toThrow(
+      /DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES: expected 1..60, got "0"/,
+    );
+  });
+});

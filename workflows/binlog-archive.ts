@@ -1,0 +1,104 @@
+/**
+ * binlogArchive({ services?, concurrency? }): the binlog RPO, on its own schedule (every few
+ * minutes, scripts/schedules.ts). For each service with `backup.binlogArchive` (or each one named):
+ *
+ *   FLUSH BINARY LOGS → every closed log not yet in a destination → every destination (+ .sha256)
+ *
+ * Idempotent: a log already archived is skipped, so a run that overlaps the nightly backup's own
+ * archive step or follows a missed one copies only what is new. A failed service never stops the
+ * others; the run then fails with BackupFailed naming each, so the schedule shows it.
+ */
+import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { Activities } from '../workers/adapters';
+import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
+import { backupStatusQuery, type BackupStatus } from './backup';
+import { BACKUP_NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
+import { reasonOf } from './plan';
+
+const { listBackedUpServices } = proxyActivities<Activities>({
+  startToCloseTimeout: '1m',
+  retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: BACKUP_NON_RETRYABLE },
+});
+const { archiveBinlogs } = proxyActivities<Activities>({
+  startToCloseTimeout: '1h',
+  heartbeatTimeout: '2m',
+  retry: {
+    maximumAttempts: 3,
+    initialInterval: '10s',
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: BACKUP_NON_RETRYABLE,
+  },
+});
+
+export interface BinlogArchiveRunResult {
+  archived: Pick<BinlogArchiveResult, 'service' | 'server' | 'copied' | 'newest' | 'newestClosedAt'>[];
+  failed: { service: string; reason: string }[];
+}
+
+export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRunResult> {
+  const input = parseInput(binlogArchiveInput, rawInput);
+  const steps: StepRecord[] = [];
+  const result: BinlogArchiveRunResult = { archived: [], failed: [] };
+  const status: BackupStatus = {
+    runbook: 'binlogArchive',
+    service: input.services?.join(',') ?? '*',
+    phase: 'listing services',
+    steps,
+    pendingApproval: null,
+    measured: { rtoSeconds: null, rpoSeconds: null },
+    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    backupId: '',
+    compliance: [],
+    failures: [],
+  };
+  setHandler(backupStatusQuery, () => status);
+
+  let services: string[];
+  try {
+    services = await listBackedUpServices({ services: input.services, binlogArchive: true });
+  } catch (err) {
+    // An unknown service, or one without the archive, fails the run itself before anything is flushed.
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
+    throw err;
+  }
+  status.phase = `archiving binlogs of ${services.length} services`;
+
+  const archiveOne = async (service: string) => {
+    const rec: StepRecord = { name: service, state: 'running', startedAt: new Date().toISOString(), attempts: 1 };
+    steps.push(rec);
+    try {
+      const r = await archiveBinlogs({ service });
+      result.archived.push({
+        service,
+        server: r.server,
+        copied: r.copied,
+        newest: r.newest,
+        newestClosedAt: r.newestClosedAt,
+      });
+      rec.state = 'succeeded';
+      rec.detail = `${r.server}: ${r.copied.length} copied (${r.copied.join(', ') || 'none new'}), newest ${r.newest ?? '-'}`;
+    } catch (err) {
+      rec.state = 'failed';
+      rec.detail = reasonOf(err);
+      result.failed.push({ service, reason: reasonOf(err) });
+      status.failures.push({ service, type: BackupErrorType.BackupFailed, reason: reasonOf(err) });
+    } finally {
+      rec.endedAt = new Date().toISOString();
+    }
+  };
+  const queue = [...services];
+  const workers = Array.from({ length: Math.min(input.concurrency, queue.length) }, async () => {
+    for (let s = queue.shift(); s !== undefined; s = queue.shift()) await archiveOne(s);
+  });
+  await Promise.all(workers);
+
+  status.phase = result.failed.length ? 'failed' : 'done';
+  if (result.failed.length)
+    throw ApplicationFailure.create({
+      type: BackupErrorType.BackupFailed,
+      message: `binlog archive failed for ${result.failed.map((f) => `${f.service}: ${f.reason}`).join('; ')}`,
+      nonRetryable: true,
+      details: [result],
+    });
+  return result;
+}
