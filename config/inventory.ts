@@ -226,6 +226,61 @@ const restoreTest = z
   })
   .strict();
 
+/** A wall-clock time, "HH:MM" (24 h), in the schedules' time zone. */
+const clockTime = z.string().regex(/^([01]?\d|2[0-3]):[0-5]\d$/, 'a time like "03:00" (24 h)');
+const ianaTimeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'an IANA time zone such as "UTC" or "Europe/Berlin"');
+const paused = z.boolean().default(false);
+
+/** The per-service schedule kinds (a service may pause any of them: `services[].schedules.paused`). */
+export const SERVICE_SCHEDULE_KINDS = ['restoreTest', 'drill', 'readiness'] as const;
+
+/**
+ * The Temporal Schedules drbook keeps on the server (`drctl schedules reconcile` makes the server match):
+ * one entry per kind, every field defaulted, `paused: true` pauses the server's schedule.
+ */
+const schedules = z
+  .object({
+    timeZone: ianaTimeZone.default('UTC'),
+    nightlyBackup: z
+      .object({ at: clockTime.default('03:00'), paused })
+      .strict()
+      .prefault({}),
+    restoreTest: z
+      .object({ dayOfMonth: z.number().int().min(1).max(28).default(1), at: clockTime.default('04:00'), paused })
+      .strict()
+      .prefault({}),
+    drill: z
+      .object({
+        /** Months the drill runs in (quarterly by default). */
+        months: z.array(z.number().int().min(1).max(12)).min(1).default([1, 4, 7, 10]),
+        dayOfMonth: z.number().int().min(1).max(28).default(15),
+        at: clockTime.default('10:00'),
+        /** isolated leaves production untouched; switchover waits for approvals like any failover. */
+        scope: z.enum(['isolated', 'switchover']).default('isolated'),
+        paused,
+      })
+      .strict()
+      .prefault({}),
+    readiness: z
+      .object({ minute: z.number().int().min(0).max(59).default(17), paused })
+      .strict()
+      .prefault({}),
+    /** Every few minutes, when any service has backup.binlogArchive: the binlog RPO. */
+    binlogArchive: z
+      .object({ everyMinutes: z.number().int().min(1).max(60).default(5), paused })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 const service = z
   .object({
     name,
@@ -244,6 +299,14 @@ const service = z
     autoFailover: z.boolean().default(false),
     backup: backup.optional(),
     restoreTest: restoreTest.optional(),
+    /** Per-service schedule settings: pause some of this service's schedules, or drill it with another scope. */
+    schedules: z
+      .object({
+        paused: z.array(z.enum(SERVICE_SCHEDULE_KINDS)).default([]),
+        drillScope: z.enum(['isolated', 'switchover']).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -265,6 +328,7 @@ export const inventorySchema = z
     sshHosts: z.record(name, sshHost).default({}),
     mysqlServers: z.record(name, mysqlServer).default({}),
     services: z.array(service).min(1),
+    schedules,
   })
   .strict()
   .superRefine((inv, ctx) => {

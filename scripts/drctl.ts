@@ -9,7 +9,6 @@
  *   drctl drill shop --scope switchover                          drctl status drill-shop --watch
  *   drctl runs --service shop --runbook drill                    drctl report drill-shop --html drill.html
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -23,7 +22,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { InventoryError } from '../config/inventory';
 import { loadInventory } from '../config/load';
 import {
@@ -36,6 +35,7 @@ import {
 import { TASK_QUEUE, type Approval, type DrillReport, type RunbookStatus } from '../workflows/contract';
 import type { DrillStatus } from '../workflows/drill';
 import { abortSignal, approveUpdate, statusQuery } from '../workflows/messages';
+import { schedulesCommand } from './schedules';
 
 /** A problem the operator can fix: printed as one line, exit code 1, no stack trace. */
 export class OperatorError extends Error {}
@@ -584,27 +584,24 @@ export function buildProgram(options: DrctlOptions = {}): Command {
       if (reports.some((r) => !r.ready)) process.exitCode = 2;
     });
 
-  // ------------------------------------------------------------------ schedules (scripts/schedules.ts, where present)
-  const schedulesScript = path.join(__dirname, 'schedules.ts');
-  if (existsSync(schedulesScript)) {
-    program
-      .command('schedules')
-      .description('drbook schedules: list, or reconcile with the inventory (delegates to scripts/schedules.ts)')
-      .argument('<action>', 'list | reconcile')
-      .allowUnknownOption()
-      .argument('[args...]')
-      .action((action: string, args: string[]) => {
-        const r = spawnSync(
-          process.execPath,
-          ['-r', 'ts-node/register/transpile-only', schedulesScript, action, ...args],
-          {
-            stdio: 'inherit',
-            cwd: path.join(__dirname, '..'),
-          },
-        );
-        if (r.status) process.exitCode = r.status;
-      });
-  }
+  // ------------------------------------------------------------------ schedules (scripts/schedules.ts)
+  program
+    .command('schedules')
+    .description("drbook's Temporal Schedules: list them, or reconcile the server with the inventory's schedules")
+    .addArgument(new Argument('<action>', 'list | reconcile').choices(['list', 'reconcile']))
+    .option('--dry-run', 'reconcile: report what would change, change nothing')
+    .action(async (action: string, o: { dryRun?: boolean }) => {
+      await schedulesCommand(
+        await temporal(),
+        action,
+        {
+          dryRun: Boolean(o.dryRun),
+          ...(action === 'reconcile' ? { inventory: inventory() } : {}),
+          taskQueue: queue(),
+        },
+        print,
+      );
+    });
 
   program.hook('postAction', async () => {
     if (connection) await connection.close();

@@ -1,29 +1,35 @@
 /**
- * drbook's Temporal Schedules, declared in code and reconciled by one command:
+ * drbook's Temporal Schedules, declared in the inventory (`schedules:`, and per service
+ * `services[].schedules`) and reconciled by one command:
  *
- *   node -r ts-node/register/transpile-only scripts/schedules.ts reconcile [--dry-run]
- *   node -r ts-node/register/transpile-only scripts/schedules.ts list
+ *   drctl schedules reconcile [--dry-run]     drctl schedules list
+ *   (= node -r ts-node/register/transpile-only scripts/schedules.ts reconcile|list)
  *
- * `reconcile` makes the server match DRBOOK_SCHEDULES below: creates what is missing, updates what
- * differs, deletes drbook schedules (ids starting "drbook-") that are no longer declared, and leaves
- * every other schedule alone. Idempotent: a second run reports every schedule "unchanged". Each
- * schedule carries a fingerprint of its declaration in its note, so "differs" never depends on how
- * the server echoes a spec back. A schedule an operator paused stays paused across updates.
+ * `reconcile` makes the server match the declarations built below: creates what is missing, updates
+ * what differs, pauses or unpauses what the inventory pauses, deletes drbook schedules (ids starting
+ * "drbook-") that are no longer declared, and leaves every other schedule alone. Idempotent: a second
+ * run reports every schedule "unchanged". Each schedule carries a fingerprint of its declaration in
+ * its note, so "differs" never depends on how the server echoes a spec back.
  *
- * Settings (environment): DRBOOK_SCHEDULE_TIME_ZONE (IANA name, default UTC), DRBOOK_NIGHTLY_BACKUP_AT
- * ("HH:MM", default 03:00), DRBOOK_TASK_QUEUE (default "drbook"), and the usual TEMPORAL_* connection.
- * DRBOOK_RESTORE_TEST_AT ("HH:MM", default 04:00 on the 1st), DRBOOK_READINESS_MINUTE (default 17),
- * DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES (default 5; only when a service has backup.binlogArchive).
- * Not yet scheduled: the quarterly drill (a scheduled run's id gets a timestamp, which the drill's
- * one-per-service workflow id guard refuses).
+ * Runbooks that must run once per service at a time (the drill: workflow id `drill-<service>`) are
+ * started through the `launchRunbook` workflow, because a scheduled run's id gets a timestamp.
+ * Settings (environment): DRBOOK_TASK_QUEUE (default "drbook"), DRBOOK_INVENTORY, TEMPORAL_*.
  */
 import { createHash } from 'node:crypto';
-import { Client, Connection, ScheduleOverlapPolicy, type CalendarSpec, type ScheduleOptions } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  MONTHS,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type CalendarSpec,
+  type ScheduleOptions,
+} from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import type { Inventory } from '../config/inventory';
+import type { Inventory, SERVICE_SCHEDULE_KINDS } from '../config/inventory';
 import { loadInventory } from '../config/load';
-import { TASK_QUEUE } from '../workflows/contract';
+import { TASK_QUEUE, type LaunchInput } from '../workflows/contract';
 
 export const SCHEDULE_PREFIX = 'drbook-';
 
@@ -42,81 +48,24 @@ export interface DrbookSchedule {
   overlap: keyof typeof ScheduleOverlapPolicy;
   /** How late a missed run (server down at 03:00) may still start. */
   catchupWindow: Duration;
+  /** Paused in the inventory: the server's schedule is paused (not part of the fingerprint). */
+  paused: boolean;
 }
 
-function at(value: string | undefined, fallback: string): { hour: number; minute: number } {
-  const m = /^(\d{1,2}):(\d{2})$/.exec(value ?? fallback);
-  if (!m || Number(m[1]) > 23 || Number(m[2]) > 59) throw new Error(`expected a time like "03:00", got "${value}"`);
-  return { hour: Number(m[1]), minute: Number(m[2]) };
-}
+/** What the declarations read: the inventory's schedules and services. */
+export type ScheduledInventory = Pick<Inventory, 'services' | 'schedules'>;
+type Service = Inventory['services'][number];
 
-/**
- * The schedules drbook wants on the server: the nightly backup, and per service in the inventory a
- * monthly restore test (services with a restoreTest section; day 1, DRBOOK_RESTORE_TEST_AT, default
- * 04:00) and an hourly readiness check (read-only; minute DRBOOK_READINESS_MINUTE, default 17).
- */
-export function drbookSchedules(
-  env: NodeJS.ProcessEnv = process.env,
-  inventory?: Pick<Inventory, 'services'>,
-): DrbookSchedule[] {
-  const timeZone = env.DRBOOK_SCHEDULE_TIME_ZONE || 'UTC';
-  const taskQueue = env.DRBOOK_TASK_QUEUE || TASK_QUEUE;
-  const perService = (inventory?.services ?? []).flatMap((svc): DrbookSchedule[] => [
-    ...(svc.restoreTest && svc.backup
-      ? [
-          {
-            id: `${SCHEDULE_PREFIX}restore-test-${svc.name}`,
-            description: `monthly restore test of ${svc.name}: its newest verified backup restored and checked (docs/restore.md)`,
-            workflowType: 'restoreTest',
-            args: [{ service: svc.name }],
-            workflowId: `restore-test-${svc.name}`,
-            taskQueue,
-            calendar: { dayOfMonth: 1, ...at(env.DRBOOK_RESTORE_TEST_AT, '04:00') },
-            timeZone,
-            overlap: 'SKIP' as const,
-            catchupWindow: '1d' as Duration,
-          },
-        ]
-      : []),
-    {
-      id: `${SCHEDULE_PREFIX}readiness-${svc.name}`,
-      description: `hourly readiness of ${svc.name}: every read-only check its failover depends on`,
-      workflowType: 'readiness',
-      args: [{ service: svc.name }],
-      workflowId: `readiness-${svc.name}`,
-      taskQueue,
-      calendar: { minute: Number(env.DRBOOK_READINESS_MINUTE ?? 17) },
-      timeZone,
-      overlap: 'SKIP',
-      catchupWindow: '10m',
-    },
-  ]);
-  // The binlog RPO: every few minutes, when any service has the archive on.
-  const everyMinutes = Number(env.DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES ?? 5);
-  if (!Number.isInteger(everyMinutes) || everyMinutes < 1 || everyMinutes > 60)
-    throw new Error(
-      `DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES: expected 1..60, got "${env.DRBOOK_BINLOG_ARCHIVE_EVERY_MINUTES}"`,
-    );
-  const binlogArchive: DrbookSchedule[] = (inventory?.services ?? []).some((s) => s.backup?.binlogArchive)
-    ? [
-        {
-          id: `${SCHEDULE_PREFIX}binlog-archive`,
-          description: `binlog archive every ${everyMinutes} min of every service with backup.binlogArchive (docs/backup.md)`,
-          workflowType: 'binlogArchive',
-          args: [{}],
-          workflowId: 'binlog-archive',
-          taskQueue,
-          calendar: { minute: { start: 0, end: 59, step: everyMinutes } },
-          timeZone,
-          overlap: 'SKIP',
-          // A missed run is covered by the next one.
-          catchupWindow: `${everyMinutes}m`,
-        },
-      ]
-    : [];
-  return [
-    ...perService,
-    ...binlogArchive,
+const clock = (hhmm: string) => {
+  const [hour, minute] = hhmm.split(':').map(Number);
+  return { hour, minute };
+};
+const pausedFor = (svc: Service, kind: (typeof SERVICE_SCHEDULE_KINDS)[number], global: boolean) =>
+  global || Boolean(svc.schedules?.paused.includes(kind));
+
+/** Every kind of schedule drbook keeps, one builder each: a new kind is one more entry here. */
+export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue: string) => DrbookSchedule[]> = {
+  nightlyBackup: ({ schedules: s }, taskQueue) => [
     {
       id: `${SCHEDULE_PREFIX}nightly-backup`,
       description: 'nightly backup of every service with a backup section (docs/backup.md)',
@@ -124,17 +73,106 @@ export function drbookSchedules(
       args: [{}],
       workflowId: 'nightly-backup',
       taskQueue,
-      calendar: at(env.DRBOOK_NIGHTLY_BACKUP_AT, '03:00'),
-      timeZone,
+      calendar: clock(s.nightlyBackup.at),
+      timeZone: s.timeZone,
       // A night that is still running when the next one is due is not doubled up.
       overlap: 'SKIP',
       catchupWindow: '6h',
+      paused: s.nightlyBackup.paused,
     },
-  ];
+  ],
+
+  restoreTest: ({ schedules: s, services }, taskQueue) =>
+    services
+      .filter((svc) => svc.restoreTest && svc.backup)
+      .map((svc) => ({
+        id: `${SCHEDULE_PREFIX}restore-test-${svc.name}`,
+        description: `monthly restore test of ${svc.name}: its newest verified backup restored and checked (docs/restore.md)`,
+        workflowType: 'restoreTest',
+        args: [{ service: svc.name }],
+        workflowId: `restore-test-${svc.name}`,
+        taskQueue,
+        calendar: { dayOfMonth: s.restoreTest.dayOfMonth, ...clock(s.restoreTest.at) },
+        timeZone: s.timeZone,
+        overlap: 'SKIP' as const,
+        catchupWindow: '1d',
+        paused: pausedFor(svc, 'restoreTest', s.restoreTest.paused),
+      })),
+
+  drill: ({ schedules: s, services }, taskQueue) =>
+    services.map((svc) => {
+      const scope = svc.schedules?.drillScope ?? s.drill.scope;
+      const launch: LaunchInput = {
+        runbook: 'drill',
+        service: svc.name,
+        input: { service: svc.name, scope, reason: `scheduled ${scope} DR drill` },
+      };
+      return {
+        id: `${SCHEDULE_PREFIX}drill-${svc.name}`,
+        description: `${scope} DR drill of ${svc.name} (months ${s.drill.months.join(',')}), launched as drill-${svc.name}: skipped while one runs`,
+        workflowType: 'launchRunbook',
+        args: [launch],
+        workflowId: `scheduled-drill-${svc.name}`,
+        taskQueue,
+        calendar: {
+          month: [...s.drill.months].sort((a, b) => a - b).map((m) => ({ start: MONTHS[m - 1], end: MONTHS[m - 1] })),
+          dayOfMonth: s.drill.dayOfMonth,
+          ...clock(s.drill.at),
+        },
+        timeZone: s.timeZone,
+        overlap: 'SKIP' as const,
+        catchupWindow: '1d',
+        paused: pausedFor(svc, 'drill', s.drill.paused),
+      };
+    }),
+
+  readiness: ({ schedules: s, services }, taskQueue) =>
+    services.map((svc) => ({
+      id: `${SCHEDULE_PREFIX}readiness-${svc.name}`,
+      description: `hourly readiness of ${svc.name}: every read-only check its failover depends on`,
+      workflowType: 'readiness',
+      args: [{ service: svc.name }],
+      workflowId: `readiness-${svc.name}`,
+      taskQueue,
+      calendar: { minute: s.readiness.minute },
+      timeZone: s.timeZone,
+      overlap: 'SKIP' as const,
+      catchupWindow: '10m',
+      paused: pausedFor(svc, 'readiness', s.readiness.paused),
+    })),
+
+  // The binlog RPO: every few minutes, when any service has the archive on.
+  binlogArchive: ({ schedules: s, services }, taskQueue) =>
+    services.some((svc) => svc.backup?.binlogArchive)
+      ? [
+          {
+            id: `${SCHEDULE_PREFIX}binlog-archive`,
+            description: `binlog archive every ${s.binlogArchive.everyMinutes} min of every service with backup.binlogArchive (docs/backup.md)`,
+            workflowType: 'binlogArchive',
+            args: [{}],
+            workflowId: 'binlog-archive',
+            taskQueue,
+            calendar: { minute: { start: 0, end: 59, step: s.binlogArchive.everyMinutes } },
+            timeZone: s.timeZone,
+            overlap: 'SKIP' as const,
+            // A missed run is covered by the next one.
+            catchupWindow: `${s.binlogArchive.everyMinutes}m` as Duration,
+            paused: s.binlogArchive.paused,
+          },
+        ]
+      : [],
+};
+
+/** The schedules drbook wants on the server, from the inventory. */
+export function drbookSchedules(
+  inventory: ScheduledInventory,
+  taskQueue: string = process.env.DRBOOK_TASK_QUEUE || TASK_QUEUE,
+): DrbookSchedule[] {
+  return Object.values(SCHEDULE_KINDS).flatMap((build) => build(inventory, taskQueue));
 }
 
 /** A stable fingerprint of a declaration: what "unchanged" means. */
-export function fingerprint(s: DrbookSchedule): string {
+export function fingerprint({ paused: _paused, ...s }: DrbookSchedule): string {
   const canonical = (v: unknown): unknown =>
     Array.isArray(v)
       ? v.map(canonical)
@@ -165,7 +203,7 @@ export function scheduleOptions(s: DrbookSchedule): ScheduleOptions {
       workflowId: s.workflowId,
     },
     policies: { overlap: ScheduleOverlapPolicy[s.overlap], catchupWindow: s.catchupWindow },
-    state: { note: noteOf(s) },
+    state: { note: noteOf(s), paused: s.paused },
   };
 }
 
@@ -182,7 +220,7 @@ export interface ScheduleApi {
 
 export interface ScheduleChange {
   id: string;
-  change: 'created' | 'updated' | 'deleted' | 'unchanged';
+  change: 'created' | 'updated' | 'paused' | 'unpaused' | 'deleted' | 'unchanged';
 }
 
 /** Make the server's drbook schedules match `wanted`. */
@@ -194,39 +232,93 @@ export async function reconcileSchedules(
   const prefix = opts.prefix ?? SCHEDULE_PREFIX;
   for (const s of wanted)
     if (!s.id.startsWith(prefix)) throw new Error(`schedule id ${s.id} must start with ${prefix}`);
-  const existing = new Set<string>();
-  for await (const s of api.list()) if (s.scheduleId.startsWith(prefix)) existing.add(s.scheduleId);
   const changes: ScheduleChange[] = [];
+  // Declared schedules are looked up by id (strongly consistent); the list (visibility, eventually
+  // consistent) only finds the undeclared ones to delete.
   for (const s of wanted) {
-    if (!existing.has(s.id)) {
+    const handle = api.getHandle(s.id);
+    const current = await handle.describe().catch((err: unknown) => {
+      if (err instanceof ScheduleNotFoundError) return null;
+      throw err;
+    });
+    if (!current) {
       if (!opts.dryRun) await api.create(scheduleOptions(s));
       changes.push({ id: s.id, change: 'created' });
       continue;
     }
-    const handle = api.getHandle(s.id);
-    const current = await handle.describe();
-    if (current.state.note === noteOf(s)) {
+    const sameSpec = current.state.note === noteOf(s);
+    if (sameSpec && current.state.paused === s.paused) {
       changes.push({ id: s.id, change: 'unchanged' });
       continue;
     }
     if (!opts.dryRun) {
       const { spec, action, policies } = scheduleOptions(s);
+      // One update carries the spec and the pause state (pause()/unpause() would overwrite the note).
       await handle.update((previous: { state: { paused?: boolean } }) => ({
         ...previous,
         spec,
         action,
         policies,
-        state: { ...previous.state, note: noteOf(s) },
+        state: { ...previous.state, note: noteOf(s), paused: s.paused },
       }));
     }
-    changes.push({ id: s.id, change: 'updated' });
+    changes.push({ id: s.id, change: !sameSpec ? 'updated' : s.paused ? 'paused' : 'unpaused' });
   }
   const declared = new Set(wanted.map((s) => s.id));
-  for (const id of [...existing].sort()) {
-    if (declared.has(id)) continue;
-    if (!opts.dryRun) await api.getHandle(id).delete();
+  const undeclared = new Set<string>();
+  for await (const { scheduleId } of api.list())
+    if (scheduleId.startsWith(prefix) && !declared.has(scheduleId)) undeclared.add(scheduleId);
+  for (const id of [...undeclared].sort()) {
+    if (!opts.dryRun) {
+      const gone = await api
+        .getHandle(id)
+        .delete()
+        .then(
+          () => false,
+          (err: unknown) => {
+            if (err instanceof ScheduleNotFoundError) return true; // deleted a moment ago; the list lags
+            throw err;
+          },
+        );
+      if (gone) continue;
+    }
     changes.push({ id, change: 'deleted' });
   }
+  return changes;
+}
+
+/**
+ * `list`: drbook's schedules on the server with their next run and pause state; `reconcile`: make the
+ * server match the inventory, one line per schedule saying what changed. Used by drctl and by main().
+ */
+export async function schedulesCommand(
+  client: Client,
+  command: string,
+  opts: { dryRun?: boolean; inventory?: ScheduledInventory; taskQueue?: string },
+  print: (line: string) => void,
+): Promise<ScheduleChange[]> {
+  if (command === 'list') {
+    const ids: string[] = [];
+    for await (const s of client.schedule.list()) if (s.scheduleId.startsWith(SCHEDULE_PREFIX)) ids.push(s.scheduleId);
+    for (const id of ids.sort()) {
+      const d = await client.schedule.getHandle(id).describe();
+      print(
+        `${id}: next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}${d.state.paused ? ' (paused)' : ''} — ${d.state.note ?? ''}`,
+      );
+    }
+    return [];
+  }
+  if (command !== 'reconcile') throw new Error(`unknown command "${command}": reconcile [--dry-run] | list`);
+  if (!opts.inventory) throw new Error('reconcile needs the inventory');
+  const changes = await reconcileSchedules(
+    client.schedule as unknown as ScheduleApi,
+    drbookSchedules(opts.inventory, opts.taskQueue),
+    { dryRun: opts.dryRun },
+  );
+  for (const c of changes)
+    print(`[schedules] ${c.id}: ${c.change}${opts.dryRun && c.change !== 'unchanged' ? ' (dry run)' : ''}`);
+  const changed = changes.filter((c) => c.change !== 'unchanged').length;
+  print(`[schedules] ${changed ? `${changed} change(s)` : 'nothing to change'}${opts.dryRun ? ' (dry run)' : ''}`);
   return changes;
 }
 
@@ -237,27 +329,8 @@ async function main() {
   const connection = await Connection.connect(connectionOptions);
   try {
     const client = new Client({ connection, namespace });
-    if (command === 'list') {
-      for await (const s of client.schedule.list()) {
-        if (!s.scheduleId.startsWith(SCHEDULE_PREFIX)) continue;
-        const d = await client.schedule.getHandle(s.scheduleId).describe();
-        console.log(
-          `${s.scheduleId}: next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}${d.state.paused ? ' (paused)' : ''} — ${d.state.note ?? ''}`,
-        );
-      }
-      return;
-    }
-    if (command !== 'reconcile') throw new Error(`unknown command "${command}": reconcile [--dry-run] | list`);
-    const { inventory } = loadInventory();
-    const changes = await reconcileSchedules(
-      client.schedule as unknown as ScheduleApi,
-      drbookSchedules(process.env, inventory),
-      {
-        dryRun,
-      },
-    );
-    for (const c of changes)
-      console.log(`[schedules] ${c.id}: ${c.change}${dryRun && c.change !== 'unchanged' ? ' (dry run)' : ''}`);
+    const inventory = command === 'reconcile' ? loadInventory().inventory : undefined;
+    await schedulesCommand(client, command, { dryRun, inventory }, (line) => console.log(line));
   } finally {
     await connection.close();
   }

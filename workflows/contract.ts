@@ -54,6 +54,32 @@ const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a service name f
 export const readinessInput = z.object({ service: serviceName }).strict();
 export type ReadinessInput = z.infer<typeof readinessInput>;
 
+/**
+ * launchRunbook: what a schedule starts for a runbook that runs once per service at a time. The
+ * launcher starts the runbook under its one id (`<runbook>-<service>`), so a run already going
+ * (scheduled or by hand) makes the launch a "skipped", never a second run.
+ */
+export const launchInput = z
+  .object({
+    runbook: z.enum(['drill']),
+    service: serviceName,
+    /** The runbook's own input (validated by the runbook). */
+    input: z.record(z.string(), z.unknown()),
+  })
+  .strict()
+  .refine((l) => l.input.service === l.service, {
+    message: 'input.service must be the launched service',
+    path: ['input', 'service'],
+  });
+export type LaunchInput = z.input<typeof launchInput>;
+export interface LaunchResult {
+  runbook: string;
+  service: string;
+  workflowId: string;
+  outcome: 'started' | 'skipped';
+  detail: string;
+}
+
 export const failoverInput = z
   .object({
     service: serviceName,

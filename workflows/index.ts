@@ -5,5 +5,6 @@ export { binlogArchive } from './binlog-archive';
 export { failover } from './failover';
 export { failback } from './failback';
 export { drDrill } from './drill';
+export { launchRunbook } from './launch';
 export { monitor } from './monitor';
 export { restoreTest } from './restore-test';
