@@ -320,6 +320,15 @@ export const inventorySchema = z
         endpoint: z.url().optional(),
         accessKeyId: secretRef.optional(),
         secretAccessKey: secretRef.optional(),
+        /**
+         * Network timeouts of every AWS call (seconds): connecting, and a connection with no byte moving
+         * (an idle socket, so a long upload that keeps moving is never cut). A silent network fails the
+         * call, named, instead of hanging until the activity's own timeout.
+         */
+        timeouts: z
+          .object({ connectSeconds: z.number().positive().default(5), idleSeconds: z.number().positive().default(30) })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -16,15 +16,25 @@ import { resolveSecret } from '../../config/load';
 export interface AwsConnection {
   endpoint?: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Connect and idle-socket timeouts (ms) of the SDK's HTTP handler. */
+  timeouts?: { connectMs: number; idleMs: number };
 }
 
+/** The HTTP handler's timeouts: a silent network fails the call (TimeoutError, named by `aws()`), never hangs. */
+const requestHandler = (c: AwsConnection) =>
+  c.timeouts ? { connectionTimeout: c.timeouts.connectMs, socketTimeout: c.timeouts.idleMs } : undefined;
+
 export function awsConnectionFromInventory(inventory: Inventory, baseDir: string): AwsConnection {
-  const { endpoint, accessKeyId, secretAccessKey } = inventory.aws;
+  const { endpoint, accessKeyId, secretAccessKey, timeouts } = inventory.aws;
   const credentials =
     accessKeyId && secretAccessKey
       ? { accessKeyId: resolveSecret(accessKeyId, baseDir), secretAccessKey: resolveSecret(secretAccessKey, baseDir) }
       : undefined;
-  return { endpoint, credentials };
+  return {
+    endpoint,
+    credentials,
+    timeouts: { connectMs: timeouts.connectSeconds * 1000, idleMs: timeouts.idleSeconds * 1000 },
+  };
 }
 
 type ClientClass<C> = new (config: {
@@ -32,6 +42,7 @@ type ClientClass<C> = new (config: {
   endpoint?: string;
   credentials?: AwsConnection['credentials'];
   maxAttempts?: number;
+  requestHandler?: ReturnType<typeof requestHandler>;
 }) => C;
 
 export class AwsClients {
@@ -49,6 +60,7 @@ export class AwsClients {
         endpoint: this.connection.endpoint,
         credentials: this.connection.credentials,
         maxAttempts: 2,
+        requestHandler: requestHandler(this.connection),
       });
       this.cache.set(key, client);
     }
@@ -76,6 +88,7 @@ export function s3ClientFor(destination: { region: string; endpoint?: string }, 
     endpoint,
     forcePathStyle: Boolean(endpoint),
     credentials: connection.credentials,
+    requestHandler: requestHandler(connection),
     // S3-compatible stores (s3proxy, the emulator) refuse the SDK's default trailing CRC checksums;
     // drbook verifies every object with its own SHA-256 anyway.
     ...(endpoint ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),

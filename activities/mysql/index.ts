@@ -82,16 +82,29 @@ export function mysqlFailure(server: string, err: unknown): Error {
   return failure(e.code ?? 'MysqlError', message, { server });
 }
 
+/**
+ * How long a read may wait for its answer. These are small reads (status, positions, heartbeats): a
+ * server that says nothing for this long is behind a silent network, and the step should say so.
+ */
+export const READ_TIMEOUT_MS = 10_000;
+
 async function query<T extends mysql.RowDataPacket>(
   pools: MysqlPools,
   server: string,
   sql: string,
   params: unknown[] = [],
 ) {
+  let conn: mysql.PoolConnection | undefined;
   try {
-    const [rows] = await pools.pool(server).query<T[]>(sql, params);
+    conn = await pools.pool(server).getConnection();
+    const [rows] = await conn.query<T[]>({ sql, timeout: READ_TIMEOUT_MS }, params);
+    conn.release();
     return rows;
   } catch (err) {
+    // A timed-out connection still has the read queued on it, a fatal one is dead: never hand either out again.
+    const e = err as { fatal?: boolean; code?: string };
+    if (e.fatal || e.code === 'PROTOCOL_SEQUENCE_TIMEOUT') conn?.destroy();
+    else conn?.release();
     throw mysqlFailure(server, err);
   }
 }

@@ -105,13 +105,9 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
           }),
         );
       }
-      done(
-        failure(
-          (err as NodeJS.ErrnoException).code ?? 'SshError',
-          `${target.name} (${target.host}:${target.port}): ${err.message}`,
-          { host: target.name },
-        ),
-      );
+      // No answer within readyTimeout (a silent network or a hung sshd): a timeout, worth a retry.
+      const type = err.level === 'client-timeout' ? 'SshTimeout' : ((err as NodeJS.ErrnoException).code ?? 'SshError');
+      done(failure(type, `${target.name} (${target.host}:${target.port}): ${err.message}`, { host: target.name }));
     });
     conn.connect({
       host: target.host,
