@@ -6,20 +6,14 @@
  * the cause, in bounded time.
  */
 import { randomUUID } from 'node:crypto';
-import type { WorkflowHandle } from '@temporalio/client';
 import { readiness } from '../../workflows';
 import type { ReadinessReport } from '../../workflows/contract';
 import { recordChaos } from '../helpers/chaos';
+import { activityRetries } from '../helpers/drive';
 import { blackhole, delay, pass, proxyEstate, reset, resetNext, type ProxiedEstate } from '../helpers/fault-proxy';
 import { buildAdapters, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(90_000);
-
-/** Activity attempts after the first, from the run's history: the retries that rode a fault out. */
-export async function retriesIn(handle: WorkflowHandle): Promise<number> {
-  const history = await handle.fetchHistory();
-  return (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1).length;
-}
 
 describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
   const loaded = sandbox();
@@ -54,7 +48,7 @@ describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
         args: [{ service: 'shop' }],
       });
       const report = await handle.result();
-      return { report, retries: await retriesIn(handle), seconds: (Date.now() - started) / 1000 };
+      return { report, retries: await activityRetries(handle), seconds: (Date.now() - started) / 1000 };
     });
   }
 

@@ -11,6 +11,8 @@ import type { RowDataPacket } from 'mysql2';
 import type { LoadedInventory } from '../../config/load';
 import { failback, failover, serviceBackup } from '../../workflows';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { recordChaos } from '../helpers/chaos';
+import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { readEstate, writeLoad } from '../helpers/estate';
 import {
   atGate,
@@ -95,13 +97,7 @@ describe('failover faults and strategies', () => {
         type: 'CNAME',
       }))!.values;
     const report = await t.withWorkers(adapters.activities, async () => {
-      const handle = await t.client.workflow.start(failover, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failover-catalog',
-        args: [{ service: 'catalog', mode: 'drill', reason: 'hot strategy test' }],
-      });
-      await atGate(handle, 'promote');
-      await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'carol' }] });
+      const handle = await approvedFailover(t, { service: 'catalog', mode: 'drill', reason: 'hot strategy test' });
       return handle.result();
     });
     expect(report.outcome).toBe('completed');
@@ -115,42 +111,46 @@ describe('failover faults and strategies', () => {
       'verify-health',
     ]);
 
-    const back = await t.withWorkers(adapters.activities, async () => {
-      const handle = await t.client.workflow.start(failback, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failback-catalog',
-        args: [{ service: 'catalog', mode: 'drill' }],
-      });
-      await atGate(handle, 'switch-back');
-      await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'carol' }] });
-      return handle.result();
-    });
+    const back = await t.withWorkers(adapters.activities, () => approvedFailback(t, 'catalog'));
     expect(back.outcome).toBe('completed');
     expect(await dnsValue()).toEqual([catalog.dns!.primaryValue]);
     expect(await readEstate(loaded, adapters)).toEqual(before);
   });
 
-  test('a replica whose SQL thread is stopped is refused before anything changes', async () => {
-    const before = await readEstate(loaded, adapters);
-    await onReplica(['STOP SLAVE SQL_THREAD']);
-    try {
-      const err = await t.withWorkers(adapters.activities, () =>
-        t.client.workflow
-          .execute(failover, {
-            taskQueue: t.taskQueue,
-            workflowId: 'failover-shop',
-            args: [{ service: 'shop', mode: 'drill', reason: 'broken replica test' }],
-          })
-          .catch((e: unknown) => e),
-      );
-      const cause = (err as WorkflowFailedError).cause;
-      expect(failureType(cause)).toBe('ReplicationBroken');
-      expect(cause?.message).toMatch(/step assess failed: db-replica is not replicating .*SQL thread stopped/);
-    } finally {
-      await onReplica(['START SLAVE SQL_THREAD']);
-    }
-    expect(await readEstate(loaded, adapters)).toEqual({ ...before, replica: { ...before.replica } });
-  });
+  test.each(['SQL', 'IO'])(
+    'a replica whose %s thread is stopped is refused before anything changes',
+    async (thread) => {
+      const before = await readEstate(loaded, adapters);
+      await onReplica([`STOP SLAVE ${thread}_THREAD`]);
+      try {
+        const err = await t.withWorkers(adapters.activities, () =>
+          t.client.workflow
+            .execute(failover, {
+              taskQueue: t.taskQueue,
+              workflowId: 'failover-shop',
+              args: [{ service: 'shop', mode: 'drill', reason: 'broken replica test' }],
+            })
+            .catch((e: unknown) => e),
+        );
+        const cause = (err as WorkflowFailedError).cause;
+        const promoted = (await readEstate(loaded, adapters)).replica.readOnly === false;
+        // A row of the chaos table (test/helpers/chaos.ts): refused, and the replica left a replica.
+        recordChaos({
+          fault: `replica ${thread} thread stopped (shop failover)`,
+          runs: 1,
+          survived: failureType(cause) === 'ReplicationBroken' && !promoted ? 1 : 0,
+          duplicated: 0,
+        });
+        expect(failureType(cause)).toBe('ReplicationBroken');
+        expect(cause?.message).toMatch(
+          new RegExp(`step assess failed: db-replica is not replicating .*${thread} thread stopped`),
+        );
+      } finally {
+        await onReplica([`START SLAVE ${thread}_THREAD`]);
+      }
+      expect(await readEstate(loaded, adapters)).toEqual({ ...before, replica: { ...before.replica } });
+    },
+  );
 
   test('a replica lagging past the RPO is not promoted without an explicit override', async () => {
     const before = await readEstate(loaded, adapters);
@@ -185,6 +185,13 @@ describe('failover faults and strategies', () => {
         expect((await handle.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 });
         await handle.signal(abortSignal, { by: 'alice', reason: 'replica too far behind' });
         return handle.result().catch((e: unknown) => e);
+      });
+      const promoted = (await readEstate(loaded, adapters)).replica.readOnly === false;
+      recordChaos({
+        fault: 'replica lagging past the RPO, approved without override (shop failover)',
+        runs: 1,
+        survived: failureType((err as WorkflowFailedError).cause) === 'Aborted' && !promoted ? 1 : 0,
+        duplicated: 0,
       });
       expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
     } finally {
