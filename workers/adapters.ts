@@ -25,6 +25,7 @@ import { BackupStores } from '../activities/storage/destinations';
 import { createRestoreActivities } from '../activities/restore';
 import { createColdRestoreActivities } from '../activities/restore/cold';
 import { createPointInTimeActivities } from '../activities/restore/pitr';
+import { createPhysicalRestoreActivities } from '../activities/restore/physical';
 import { createRdsRestoreActivities } from '../activities/restore/rds';
 import { createReportActivities } from '../activities/reports/restore-test';
 import { failure } from '../activities/errors';
@@ -69,6 +70,7 @@ function buildActivities(
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
     ...createRestoreActivities(backupStores, pools),
     ...createPointInTimeActivities(backupStores, pools),
+    ...createPhysicalRestoreActivities(backupStores),
     ...createColdRestoreActivities(loaded.inventory, backupStores, pools),
     ...createRdsRestoreActivities(aws),
     ...createReportActivities(backupStores),

@@ -536,6 +536,14 @@ export interface RestoreTestReport {
     reached: boolean;
     seconds: number;
   } | null;
+  /** Physical backup (backup.physical): restored into a scratch instance of its own, checked, removed. */
+  physical?: {
+    backupId: string;
+    startedAt: string;
+    seconds: { extract: number; prepare: number; start: number; validate: number; total: number };
+    rows: number;
+    cleanedUp: boolean;
+  } | null;
   cleanup: { done: boolean; detail: string }[];
   steps: StepRecord[];
   /** Where the report was stored (filled in when published). */

@@ -5,7 +5,8 @@
  *   → restore into fresh scratch databases (streamed: storage | zstd -d | mariadb, no temp copy)
  *   → validate (schema, row counts vs the manifest, the inventory's queries) → measure restore time
  *   (RTO evidence) and backup age (RPO evidence) → with the binlog archive: replay the archived binlogs
- *   onto the restore up to a point in time and validate there → restore the newest RDS snapshot in the DR region
+ *   onto the restore up to a point in time and validate there → with physical backups: the newest one restored
+ *   into a scratch instance of its own and checked → restore the newest RDS snapshot in the DR region
  *   → ALWAYS clean up (scratch databases, the RDS instance), even when failed or cancelled
  *   → report (JSON, Markdown, HTML with history, in the primary backup destination) → alert on failure.
  *
@@ -326,6 +327,66 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
           gateTargets,
         );
       }
+    }
+
+    // 5c. Physical backup: the newest one restored into a scratch instance of its own (started,
+    //     checked, stopped and deleted inside the one activity, whatever happens).
+    if (svc.backup.physical && patched('physical-restore')) {
+      const pp = await checked(
+        'physical-backup-available',
+        'pickNewestVerifiedBackup physical',
+        () => quick.pickNewestVerifiedBackup({ service: svc.name, kind: 'physical' }),
+        (p) => `${p.backupId} from ${p.destination}`,
+      );
+      const pm = await checked(
+        'physical-manifest',
+        'fetchManifest physical',
+        () =>
+          quick.fetchManifest({
+            service: svc.name,
+            backupId: pp.backupId,
+            destination: pp.destination,
+            kind: 'physical',
+          }),
+        (m) => `${m.object.size} bytes, taken ${m.startedAt}, GTID ${m.position.gtid ?? '-'}`,
+      );
+      const pr = await checked(
+        'physical-restore',
+        'restorePhysicalIntoScratch',
+        () =>
+          loading.restorePhysicalIntoScratch({
+            service: svc.name,
+            backupId: pp.backupId,
+            destination: pp.destination,
+            size: pm.object.size,
+            sha256: pm.object.sha256,
+            databases: svc.backup!.databases,
+            gtid: pm.position.gtid,
+            queries,
+          }),
+        (r) =>
+          `extract ${round1(r.seconds.extract)} s, prepare ${round1(r.seconds.prepare)} s, start ${round1(r.seconds.start)} s, ${r.tables.length} tables checked; instance ${r.cleanedUp ? 'removed' : 'NOT removed'}`,
+      );
+      report.physical = {
+        backupId: pp.backupId,
+        startedAt: pm.startedAt,
+        seconds: pr.seconds,
+        rows: pr.tables.reduce((n, t) => n + t.rows, 0),
+        cleanedUp: pr.cleanedUp,
+      };
+      check(
+        'physical-restore',
+        true,
+        `${pp.backupId} (${pm.object.size} bytes) restored in ${round1(pr.seconds.total)} s`,
+      );
+      for (const c of pr.checks) check(c.name, c.ok, c.detail, c.gate);
+      check(
+        'physical-cleanup',
+        pr.cleanedUp,
+        pr.cleanedUp
+          ? 'scratch instance stopped, its directory deleted'
+          : 'the scratch instance or its directory was left behind',
+      );
     }
 
     // 6. RDS: the newest snapshot in the DR region, restored there.

@@ -22,6 +22,12 @@ export interface RestoreHistoryEntry {
 const HISTORY = 24;
 
 /** "42 s", "3 min 5 s", "2 h 4 min", "3 d 2 h". */
+/** One sentence on the physical restore: which copy, how long each phase took, clean-up. */
+function physicalLine(p: NonNullable<RestoreTestReport['physical']>): string {
+  const t = p.seconds;
+  return `Physical backup ${p.backupId} (taken ${p.startedAt}) restored into a scratch instance in ${humanSeconds(t.total)} (extract ${humanSeconds(t.extract)}, prepare ${humanSeconds(t.prepare)}, start ${humanSeconds(t.start)}, checks ${humanSeconds(t.validate)}), ${p.rows} rows read; instance ${p.cleanedUp ? 'removed' : 'NOT removed'}.`;
+}
+
 /** One sentence on the binlog replay: which point, how far it got, from which logs. */
 function pitrLine(p: NonNullable<RestoreTestReport['pitr']>): string {
   const point = p.target.kind === 'end' ? 'the end of the archive' : `${p.target.kind} ${p.target.value}`;
@@ -67,6 +73,7 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
     '',
   ];
   if (r.pitr) lines.push('## Point-in-time recovery', '', pitrLine(r.pitr), '');
+  if (r.physical) lines.push('## Physical backup', '', physicalLine(r.physical), '');
   if (r.rds) {
     lines.push(
       '## RDS',
@@ -128,6 +135,7 @@ ${row(['backup age at test time (RPO evidence)', humanSeconds(r.measured.backupA
 ${r.checks.map((c) => row([esc(c.name), `<span class="${cls(c.ok, c.gate)}">${mark(c.ok, c.gate)}</span>${c.gate ? '' : ' (evidence)'}`, esc(c.detail)])).join('\n')}
 </table>
 ${r.pitr ? `<h2>Point-in-time recovery</h2><p>${esc(pitrLine(r.pitr))}</p>` : ''}
+${r.physical ? `<h2>Physical backup</h2><p>${esc(physicalLine(r.physical))}</p>` : ''}
 ${r.rds ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> (${esc(r.rds.region)}): ${esc(r.rds.status)} in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>` : ''}
 <h2>Clean-up</h2>
 <ul>${r.cleanup.map((c) => `<li><span class="${c.done ? 'pass' : 'fail'}">${c.done ? 'done' : 'NOT DONE'}</span>: ${esc(c.detail)}</li>`).join('') || '<li>nothing was created</li>'}</ul>

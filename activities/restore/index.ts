@@ -27,7 +27,7 @@ import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from '../mysql';
 import { writeClientDefaults } from '../mysql/dump';
 import type { BackupStore, BackupStores } from '../storage/destinations';
-import { dumpKey, manifestKey, MANIFEST_FILE, serviceRoot } from '../storage/layout';
+import { backupKey, dumpKey, manifestKey, MANIFEST_FILE, serviceRoot, type BackupKind } from '../storage/layout';
 import { DumpRouter, sessionPrelude } from './load';
 
 /** Scratch databases carry this prefix and nothing else does: the only names drbook will drop. */
@@ -106,10 +106,14 @@ function requireScratchNames(names: string[]): void {
     throw failure(ErrorType.InvalidInput, `not scratch database names (restore_…, distinct): ${names.join(', ')}`);
 }
 
-type ValidationQuery = { name: string; sql: string; expect: string | number };
+export type ValidationQuery = { name: string; sql: string; expect: string | number };
 
 /** The validation queries, read-only with a time limit, each first cell compared with its `expect`. */
-async function runQueries(conn: mysql.Connection, queries: ValidationQuery[], prefix: string): Promise<RestoreCheck[]> {
+export async function runQueries(
+  conn: mysql.Connection,
+  queries: ValidationQuery[],
+  prefix: string,
+): Promise<RestoreCheck[]> {
   const checks: RestoreCheck[] = [];
   await conn.query('SET SESSION TRANSACTION READ ONLY');
   await conn.query('SET SESSION max_statement_time = 300');
@@ -221,17 +225,19 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
     async pickNewestVerifiedBackup({
       service,
       backupId,
+      kind = 'logical',
     }: {
       service: string;
       backupId?: string;
+      kind?: BackupKind;
     }): Promise<PickedBackup> {
       const all = stores.forService(service);
       const ordered = SOURCE_ORDER.map((n) => all.find((s) => s.name === n)).filter((s): s is BackupStore => !!s);
       const found: { store: BackupStore; ids: string[] }[] = [];
       for (const store of ordered) {
-        const ids = (await store.list(serviceRoot(service)))
+        const ids = (await store.list(serviceRoot(service, kind)))
           .filter((o) => o.key.endsWith(`/${MANIFEST_FILE}`))
-          .map((o) => o.key.slice(serviceRoot(service).length).split('/')[0])
+          .map((o) => o.key.slice(serviceRoot(service, kind).length).split('/')[0])
           .filter((id) => BACKUP_ID.test(id))
           .sort();
         found.push({ store, ids });
@@ -247,16 +253,16 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
         throw failure(
           RestoreErrorType.NoVerifiedBackup,
           backupId
-            ? `no verified backup ${backupId} of ${service} in ${ordered.map((s) => s.label).join(', ')}`
-            : `no verified backup of ${service} (no manifest.json) in ${ordered.map((s) => s.label).join(', ')}`,
+            ? `no verified ${kind} backup ${backupId} of ${service} in ${ordered.map((s) => s.label).join(', ')}`
+            : `no verified ${kind} backup of ${service} (no manifest.json) in ${ordered.map((s) => s.label).join(', ')}`,
           { service },
         );
       }
       return {
         backupId: wanted,
         destination: from.store.name,
-        location: from.store.location(dumpKey(service, wanted)),
-        manifestKey: manifestKey(service, wanted),
+        location: from.store.location(backupKey(service, wanted, kind)),
+        manifestKey: manifestKey(service, wanted, kind),
         verifiedCount: from.ids.length,
       };
     },
@@ -266,13 +272,15 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
       service,
       backupId,
       destination,
+      kind = 'logical',
     }: {
       service: string;
       backupId: string;
       destination: BackupDestinationName;
+      kind?: BackupKind;
     }): Promise<BackupManifest> {
       const store = stores.store(service, destination);
-      const key = manifestKey(service, backupId);
+      const key = manifestKey(service, backupId, kind);
       const text = await store.get(key);
       const invalid = (why: string) =>
         ApplicationFailure.create({
@@ -288,7 +296,8 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
         throw invalid(`not JSON: ${(err as Error).message}`);
       }
       if (m.format !== 'drbook-backup/1') throw invalid(`format ${JSON.stringify(m.format)}, expected drbook-backup/1`);
-      if (m.id !== backupId || m.service !== service) throw invalid(`names backup ${m.service}/${m.id}`);
+      if (m.id !== backupId || m.service !== service || (m.kind ?? 'logical') !== kind)
+        throw invalid(`names backup ${m.service}/${m.id} (${m.kind})`);
       if (!m.object?.sha256 || !Number.isInteger(m.object.size) || !Array.isArray(m.tables) || !m.databases?.length)
         throw invalid('lacks object.sha256, object.size, databases or tables');
       return m;
