@@ -444,7 +444,8 @@ cmd_up() {
 cmd_test() {
   cmd_install
   local rc=0 results=$DRBOOK_DATA/run/jest-results.json chaos=$DRBOOK_DATA/run/jest-chaos.json
-  local audit=$DRBOOK_DATA/run/jest-audit.json counted=("$results" "$audit")
+  local audit=$DRBOOK_DATA/run/jest-audit.json
+  local counted=("$results" "$audit") # a separate statement: its words are expanded before "local" assigns
   # Static checks first: types, lint (no floating promises, no Node built-ins in workflows), format, compose file.
   log "static checks: tsc, eslint, prettier, docker-compose.yml"
   (cd "$ROOT" && npx tsc --noEmit -p . && npx eslint . && npx prettier --check . --log-level warn && bash scripts/check-compose.sh) || {
