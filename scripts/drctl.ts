@@ -32,6 +32,7 @@ import {
   runbookView,
   type ReportView,
 } from '../activities/reports/drill-report';
+import { dataConverterFromEnv } from '../workers/codec';
 import { TASK_QUEUE, type Approval, type DrillReport, type RunbookStatus } from '../workflows/contract';
 import type { DrillStatus } from '../workflows/drill';
 import { abortSignal, approveUpdate, statusQuery } from '../workflows/messages';
@@ -85,7 +86,7 @@ export function buildProgram(options: DrctlOptions = {}): Command {
           `cannot reach Temporal at ${connectionOptions.address ?? 'localhost:7233'}: ${(err as Error).message}`,
         );
       }
-      client = new Client({ connection, namespace });
+      client = new Client({ connection, namespace, dataConverter: dataConverterFromEnv() });
     }
     return client;
   }

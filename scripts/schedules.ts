@@ -29,6 +29,7 @@ import type { Duration } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { Inventory, SERVICE_SCHEDULE_KINDS } from '../config/inventory';
 import { loadInventory } from '../config/load';
+import { dataConverterFromEnv } from '../workers/codec';
 import { TASK_QUEUE, type LaunchInput } from '../workflows/contract';
 
 export const SCHEDULE_PREFIX = 'drbook-';
@@ -328,7 +329,7 @@ async function main() {
   const { connectionOptions, namespace } = loadClientConnectConfig();
   const connection = await Connection.connect(connectionOptions);
   try {
-    const client = new Client({ connection, namespace });
+    const client = new Client({ connection, namespace, dataConverter: dataConverterFromEnv() });
     const inventory = command === 'reconcile' ? loadInventory().inventory : undefined;
     await schedulesCommand(client, command, { dryRun, inventory }, (line) => console.log(line));
   } finally {

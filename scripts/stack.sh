@@ -31,6 +31,9 @@ export DRBOOK_S3_PORT=${DRBOOK_S3_PORT:-$((9000 + OFF))}
 export DRBOOK_SSH_PORT=${DRBOOK_SSH_PORT:-$((2222 + OFF))}
 export DRBOOK_APP_PORT=${DRBOOK_APP_PORT:-$((8080 + OFF))}
 export DRBOOK_METRICS_PORT=${DRBOOK_METRICS_PORT:-$((9464 + OFF))}
+# Payload encryption is opt-in: with DRBOOK_PAYLOAD_KEYS (a 0600 keyring file) set, the worker encrypts
+# payloads, the codec server runs on this port and the Web UI decodes through it (README: Payload encryption).
+export DRBOOK_CODEC_PORT=${DRBOOK_CODEC_PORT:-$((8888 + OFF))}
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:$DRBOOK_TEMPORAL_PORT}
 export DRBOOK_INVENTORY=${DRBOOK_INVENTORY:-$ROOT/config/sandbox.yaml}
 # The two VIP "hosts" are network namespaces; a stack with a port offset gets its own pair, so
@@ -167,7 +170,9 @@ stop_pid() { # name [signal]
 # ---------------------------------------------------------------- components
 start_temporal() {
   mkdir -p "$DRBOOK_DATA/temporal"
-  PORT_OF=$DRBOOK_TEMPORAL_PORT spawn temporal "$VENV/bin/temporal" server start-dev \
+  local codec=()
+  [ -n "${DRBOOK_PAYLOAD_KEYS:-}" ] && codec=(--ui-codec-endpoint "http://127.0.0.1:$DRBOOK_CODEC_PORT")
+  PORT_OF=$DRBOOK_TEMPORAL_PORT spawn temporal "$VENV/bin/temporal" server start-dev "${codec[@]}" \
     --ip 127.0.0.1 --port "$DRBOOK_TEMPORAL_PORT" --ui-port "$DRBOOK_UI_PORT" \
     --db-filename "$DRBOOK_DATA/temporal/temporal.db" --log-level warn \
     --search-attribute DrService=Keyword --search-attribute DrRunbook=Keyword \
@@ -386,6 +391,13 @@ start_app() {
   log "sandbox app: http://127.0.0.1:$DRBOOK_APP_PORT/health"
 }
 
+start_codec() { # only with payload encryption on
+  [ -n "${DRBOOK_PAYLOAD_KEYS:-}" ] || return 0
+  PORT_OF=$DRBOOK_CODEC_PORT spawn codec node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/scripts/codec-server.ts" || return 0
+  wait_port codec "$DRBOOK_CODEC_PORT" 30
+  log "codec server: http://127.0.0.1:$DRBOOK_CODEC_PORT (the Web UI decodes payloads through it)"
+}
+
 start_worker() {
   PORT_OF=$DRBOOK_METRICS_PORT spawn worker node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/workers/main.ts" || return 0
   local i
@@ -401,6 +413,7 @@ cmd_start() {
   mkdir -p "$RUN" "$LOGS"
   [ -x "$VENV/bin/temporal" ] || die "not installed: run scripts/stack.sh install"
   start_temporal
+  start_codec
   start_mariadb primary "$DRBOOK_PRIMARY_PORT" 1 primary
   start_mariadb replica "$DRBOOK_REPLICA_PORT" 2 replica
   start_mariadb scratch "$DRBOOK_SCRATCH_PORT" 3 scratch
@@ -415,7 +428,7 @@ cmd_start() {
   start_app
 }
 
-COMPONENTS=(worker app sshd s3proxy moto mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary temporal)
+COMPONENTS=(worker app sshd s3proxy moto mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary codec temporal)
 
 cmd_status() {
   local c state any=1
@@ -490,7 +503,7 @@ case "${1:-}" in
   status) cmd_status ;;
   env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
     DRBOOK_COLD_DR_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
-    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR; do
+    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done ;;
   stop) cmd_stop ;;

@@ -7,6 +7,7 @@
  *   DRBOOK_QUEUES      which sides this worker serves: "primary,dr" (default; one worker does both
  *                      locally), "primary" in the primary region, "dr" in the DR region
  *   DRBOOK_METRICS_PORT  Prometheus metrics on 127.0.0.1:<port> (default 9464; 0 turns them off)
+ *   DRBOOK_PAYLOAD_KEYS  keyring file: payloads encrypted with AES-256-GCM (workers/codec.ts; off when unset)
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_PROFILE  via @temporalio/envconfig
  */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
@@ -15,6 +16,7 @@ import { InventoryError } from '../config/inventory';
 import { loadInventory } from '../config/load';
 import { drTaskQueue, TASK_QUEUE } from '../workflows/contract';
 import { buildAdapters } from './adapters';
+import { payloadCodecFromEnv } from './codec';
 
 async function main(): Promise<void> {
   let loaded;
@@ -28,6 +30,13 @@ async function main(): Promise<void> {
     throw err;
   }
   const { inventory, source } = loaded;
+  let codec;
+  try {
+    codec = payloadCodecFromEnv();
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(1);
+  }
 
   const metricsPort = Number(process.env.DRBOOK_METRICS_PORT ?? 9464);
   if (metricsPort > 0) {
@@ -56,11 +65,12 @@ async function main(): Promise<void> {
         taskQueue,
         workflowBundle,
         activities: adapters.activities,
+        dataConverter: codec ? { payloadCodecs: [codec] } : undefined,
       }),
     ),
   );
   console.log(
-    `worker ready: inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}`,
+    `worker ready: inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}, payloads ${codec ? `encrypted (active key ${codec.activeKeyId})` : 'not encrypted'}`,
   );
   try {
     // Worker.run() resolves once Runtime's default SIGINT/SIGTERM handling has shut it down.

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { temporal as proto } from '@temporalio/proto';
 import { resolveSecret } from '../../config/load';
+import { payloadCodecFromEnv } from '../../workers/codec';
 import { ROOT, sandbox, temporal } from '../helpers/stack';
 
 jest.setTimeout(300_000);
@@ -20,6 +21,22 @@ function texts(value: unknown, out: string[]): void {
     if (value.length >= 8 && /^[A-Za-z0-9+/]+=*$/.test(value)) out.push(Buffer.from(value, 'base64').toString('utf8'));
   } else if (Array.isArray(value)) value.forEach((v) => texts(v, out));
   else if (value && typeof value === 'object') Object.values(value).forEach((v) => texts(v, out));
+}
+
+/** With payload encryption on, every sealed payload opened in place: the scan reads what the workflows wrote. */
+async function openPayloads(value: unknown, codec: NonNullable<ReturnType<typeof payloadCodecFromEnv>>): Promise<void> {
+  if (!value || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const v of value) await openPayloads(v, codec);
+    return;
+  }
+  const obj = value as Record<string, unknown>;
+  if (obj.metadata && typeof obj.metadata === 'object' && 'data' in obj) {
+    const [opened] = await codec.decode([obj]);
+    Object.assign(obj, { metadata: opened.metadata, data: opened.data });
+    return;
+  }
+  for (const v of Object.values(obj)) await openPayloads(v, codec);
 }
 
 test('no workflow history holds a secret value', async () => {
@@ -54,6 +71,8 @@ test('no workflow history holds a secret value', async () => {
   try {
     for await (const run of t.client.workflow.list()) {
       const history = await t.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+      const codec = payloadCodecFromEnv();
+      if (codec) await openPayloads(history, codec);
       histories++;
       events += history.events?.length ?? 0;
       const haystack: string[] = [];

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type DataConverter } from '@temporalio/common';
 import mysql from 'mysql2/promise';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import {
@@ -19,6 +19,7 @@ import {
 } from '@temporalio/worker';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../../config/load';
 import { buildAdapters, type Activities } from '../../workers/adapters';
+import { dataConverterFromEnv } from '../../workers/codec';
 import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
 import { statusQuery } from '../../workflows/messages';
 
@@ -57,11 +58,19 @@ export interface TemporalHarness {
   close(): Promise<void>;
 }
 
-/** Connects to the running dev server (TEMPORAL_ADDRESS, default localhost:7233). */
-export async function temporal(loaded: LoadedInventory): Promise<TemporalHarness> {
+/**
+ * Connects to the running dev server (TEMPORAL_ADDRESS, default localhost:7233). Client and workers use
+ * `options.dataConverter`, else the payload encryption of DRBOOK_PAYLOAD_KEYS (none when unset).
+ */
+export async function temporal(
+  loaded: LoadedInventory,
+  options: { dataConverter?: DataConverter; identity?: string } = {},
+): Promise<TemporalHarness> {
   const { connectionOptions, namespace } = loadClientConnectConfig();
   const connection = await Connection.connect(connectionOptions);
-  const client = new Client({ connection, namespace });
+  // DRBOOK_PAYLOAD_KEYS set: the whole suite runs with encrypted payloads, as a worker with it would.
+  const dataConverter = options.dataConverter ?? dataConverterFromEnv();
+  const client = new Client({ connection, namespace, dataConverter, identity: options.identity });
   const native = await NativeConnection.connect(connectionOptions);
   const taskQueue = `test-${randomUUID()}`;
   return {
@@ -72,7 +81,14 @@ export async function temporal(loaded: LoadedInventory): Promise<TemporalHarness
       const queues = [taskQueue, drTaskQueue(taskQueue, loaded.inventory.regions.dr)];
       const workers = await Promise.all(
         queues.map((q) =>
-          Worker.create({ connection: native, namespace, taskQueue: q, workflowBundle: code, activities }),
+          Worker.create({
+            connection: native,
+            namespace,
+            taskQueue: q,
+            workflowBundle: code,
+            activities,
+            dataConverter,
+          }),
         ),
       );
       const [primary, dr] = workers;
