@@ -10,8 +10,10 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } fr
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
@@ -226,6 +228,9 @@ export class S3Store implements BackupStore {
         ended = true;
         body.end();
         await done;
+        // An earlier attempt cut off mid-upload could not abort its upload: its parts go now, not at the
+        // lifecycle rule's next pass. Best effort: the object itself is complete either way.
+        await this.abortUnfinishedUploads(key).catch(() => undefined);
       },
       publish: async () => this.location(key),
       abort: async () => {
@@ -246,6 +251,21 @@ export class S3Store implements BackupStore {
       this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key })),
     );
     return out.Body as Readable;
+  }
+
+  /** Abort every multipart upload of exactly `key` still in progress; returns how many there were. */
+  async abortUnfinishedUploads(key: string): Promise<number> {
+    const Key = this.prefix + key;
+    const listed = await aws(this.location(key), () =>
+      this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: Key })),
+    );
+    const unfinished = (listed.Uploads ?? []).filter((u) => u.Key === Key && u.UploadId);
+    for (const u of unfinished) {
+      await aws(this.location(key), () =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: u.UploadId })),
+      );
+    }
+    return unfinished.length;
   }
 
   async put(key: string, body: string): Promise<void> {
