@@ -11,40 +11,20 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { LoadedInventory } from '../../config/load';
-import { awsConnectionFromInventory } from '../../activities/aws/clients';
-import { BackupStores } from '../../activities/storage/destinations';
 import { archiveRule } from '../../activities/storage';
 import { serviceBackup } from '../../workflows';
 import type { BackupManifest, ServiceBackupResult } from '../../workflows/contract';
+import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
 const base = sandbox();
 
-function isolated(options: { physical?: boolean; binlogArchive?: boolean }) {
-  const inventory = structuredClone(base.inventory);
-  const shop = inventory.services.find((s) => s.name === 'shop')!;
-  const prefix = `drbook-test-${randomUUID().slice(0, 8)}/`;
-  const local = mkdtempSync(path.join(tmpdir(), 'drbook-physical-test-'));
-  shop.backup!.destinations.local = { path: local };
-  shop.backup!.destinations.primary!.prefix = prefix;
-  shop.backup!.destinations.offsite!.prefix = prefix;
-  Object.assign(shop.backup!, options);
-  const loaded: LoadedInventory = { ...base, inventory };
-  const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
-  return {
-    loaded,
-    local,
-    async cleanUp() {
-      for (const store of stores.forService('shop')) {
-        const objects = await store.list('shop/').catch(() => []);
-        await store.remove(objects.map((o) => o.key)).catch(() => undefined);
-      }
-      rmSync(local, { recursive: true, force: true });
-      stores.destroy();
-    },
-  };
-}
+const isolated = (options: { physical?: boolean; binlogArchive?: boolean }) =>
+  isolatedBackups(
+    base,
+    (inventory) => Object.assign(inventory.services.find((s) => s.name === 'shop')!.backup!, options),
+    'drbook-physical-test',
+  );
 
 describe('physical backup (mariabackup, streamed)', () => {
   const t = isolated({ physical: true });

@@ -10,60 +10,24 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DeleteSnapshotCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
-import { DeleteDBSnapshotCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
-import {
-  DeleteBucketLifecycleCommand,
-  GetBucketLifecycleConfigurationCommand,
-  GetObjectCommand,
-  PutBucketLifecycleConfigurationCommand,
-  PutObjectCommand,
-  type LifecycleRule,
-} from '@aws-sdk/client-s3';
+import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
+import { GetBucketLifecycleConfigurationCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LoadedInventory } from '../../config/load';
 import { resolveSecret } from '../../config/load';
 import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/clients';
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
-import { BackupStores } from '../../activities/storage/destinations';
 import { planRetention } from '../../workflows/backup-policy';
 import { nightlyBackup } from '../../workflows';
 import type { BackupManifest, NightlyBackupSummary } from '../../workflows/contract';
+import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 const base = sandbox();
 const shopOf = (l: LoadedInventory) => l.inventory.services.find((s) => s.name === 'shop')!;
 
-/** The sandbox inventory with shop's backups under a prefix and a directory of this test's own. */
-function isolated(extra: (inv: LoadedInventory['inventory']) => void = () => undefined) {
-  const inventory = structuredClone(base.inventory);
-  const shop = inventory.services.find((s) => s.name === 'shop')!;
-  const prefix = `drbook-test-${randomUUID().slice(0, 8)}/`;
-  const local = mkdtempSync(path.join(tmpdir(), 'drbook-backup-test-'));
-  shop.backup!.destinations.local = { path: local };
-  shop.backup!.destinations.primary!.prefix = prefix;
-  shop.backup!.destinations.offsite!.prefix = prefix;
-  extra(inventory);
-  const loaded: LoadedInventory = { ...base, inventory };
-  const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
-  return {
-    loaded,
-    local,
-    prefix,
-    stores,
-    /** Remove everything this test wrote (every service, every destination). */
-    async cleanUp() {
-      for (const svc of inventory.services.filter((s) => s.backup)) {
-        for (const store of stores.forService(svc.name)) {
-          const objects = await store.list(`${svc.name}/`).catch(() => []);
-          await store.remove(objects.map((o) => o.key)).catch(() => undefined);
-        }
-      }
-      rmSync(local, { recursive: true, force: true });
-      stores.destroy();
-    },
-  };
-}
+const isolated = (extra?: (inv: LoadedInventory['inventory']) => void) => isolatedBackups(base, extra);
 
 describe('nightly backup on the local stack', () => {
   const awsClients = new AwsClients(awsConnectionFromInventory(base.inventory, base.baseDir));
@@ -271,7 +235,7 @@ describe('nightly backup on the local stack', () => {
     });
     const adapters = buildAdapters(t.loaded);
     let h: TemporalHarness;
-    const lifecycles = new Map<string, LifecycleRule[] | null>();
+    let restoreLifecycles: () => Promise<void> = async () => undefined;
     const buckets = [
       { region: 'us-east-1', bucket: 'drbook-backups-use1' },
       { region: 'us-west-2', bucket: 'drbook-backups-usw2' },
@@ -280,47 +244,12 @@ describe('nightly backup on the local stack', () => {
 
     beforeAll(async () => {
       h = await temporal(t.loaded);
-      for (const b of buckets) {
-        const s3 = s3ClientFor({ region: b.region }, awsClients.connection);
-        const rules = await s3
-          .send(new GetBucketLifecycleConfigurationCommand({ Bucket: b.bucket }))
-          .then((r) => r.Rules ?? null)
-          .catch(() => null);
-        lifecycles.set(b.bucket, rules);
-        s3.destroy();
-      }
+      restoreLifecycles = await t.keepLifecycles();
     });
     afterAll(async () => {
       // Put the buckets' lifecycle back as it was, and remove the snapshots this run took.
-      for (const b of buckets) {
-        const s3 = s3ClientFor({ region: b.region }, awsClients.connection);
-        const rules = lifecycles.get(b.bucket);
-        await (rules
-          ? s3.send(
-              new PutBucketLifecycleConfigurationCommand({
-                Bucket: b.bucket,
-                LifecycleConfiguration: { Rules: rules },
-              }),
-            )
-          : s3.send(new DeleteBucketLifecycleCommand({ Bucket: b.bucket })));
-        s3.destroy();
-      }
-      if (summary) {
-        for (const region of ['us-east-1', 'us-west-2']) {
-          const snaps = await awsClients.ec2(region).send(
-            new DescribeSnapshotsCommand({
-              OwnerIds: ['self'],
-              Filters: [{ Name: 'tag:drbook:backup-id', Values: [summary.backupId] }],
-            }),
-          );
-          for (const s of snaps.Snapshots ?? [])
-            await awsClients.ec2(region).send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId }));
-          await awsClients
-            .rds(region)
-            .send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: rdsSnapshotId('shop', summary.backupId) }))
-            .catch(() => undefined);
-        }
-      }
+      await restoreLifecycles();
+      if (summary) await t.removeSnapshots('shop', summary.backupId);
       await h.close();
       await adapters.close();
       await t.cleanUp();

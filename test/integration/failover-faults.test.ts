@@ -14,6 +14,7 @@ import { abortSignal, approveUpdate, statusQuery } from '../../workflows/message
 import { recordChaos } from '../helpers/chaos';
 import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { readEstate, writeLoad } from '../helpers/estate';
+import { approveGates, startRunbook } from '../helpers/runbooks';
 import {
   atGate,
   buildAdapters,
@@ -67,22 +68,15 @@ describe('failover faults and strategies', () => {
 
   async function failBackShop({ discardDivergent = false } = {}) {
     return t.withWorkers(adapters.activities, async () => {
-      const handle = await t.client.workflow.start(failback, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failback-shop',
-        args: [{ service: 'shop', mode: 'drill' }],
-      });
+      const handle = await startRunbook(t, failback, { service: 'shop', mode: 'drill' });
       if (discardDivergent) {
         const gate = await atGate(handle, 'discard-divergent');
         expect(gate.pendingApproval!.question).toMatch(
           /db-primary holds \d+ transaction\(s\) that never reached db-replica/,
         );
-        await handle.executeUpdate(approveUpdate, {
-          args: [{ step: 'discard-divergent', approver: 'carol', comment: 'DR data wins' }],
-        });
+        await approveGates(handle, [{ step: 'discard-divergent', approver: 'carol', comment: 'DR data wins' }]);
       }
-      await atGate(handle, 'switch-back');
-      await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
+      await approveGates(handle, [{ step: 'switch-back', approver: 'bob' }]);
       return handle.result();
     });
   }

@@ -11,6 +11,7 @@ import {
 import { failback, failover } from '../../workflows';
 import { approveUpdate, abortSignal, statusQuery } from '../../workflows/messages';
 import { readEstate, writeLoad } from '../helpers/estate';
+import { runApproved } from '../helpers/runbooks';
 import {
   atGate,
   buildAdapters,
@@ -167,16 +168,9 @@ describe('failover and failback of shop (warm, critical)', () => {
     );
 
     // Failback: the original topology, with replication running and nothing lost.
-    const failedBack = await t.withWorkers(adapters.activities, async () => {
-      const handle = await t.client.workflow.start(failback, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failback-shop',
-        args: [{ service: 'shop', mode: 'drill' }],
-      });
-      await atGate(handle, 'switch-back');
-      await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
-      return handle.result();
-    });
+    const failedBack = await t.withWorkers(adapters.activities, () =>
+      runApproved(t, failback, { service: 'shop', mode: 'drill' }, [{ step: 'switch-back', approver: 'bob' }]),
+    );
     expect(failedBack.outcome).toBe('completed');
     expect(failedBack.measured.rpoSeconds).toBe(0);
     const restored = await readEstate(loaded, adapters);

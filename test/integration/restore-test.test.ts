@@ -7,21 +7,17 @@
  * Everything lives under a prefix and directory of the test's own and is removed afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { DeleteDBSnapshotCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { RowDataPacket } from 'mysql2/promise';
-import type { LoadedInventory } from '../../config/load';
 import { AwsClients, awsConnectionFromInventory } from '../../activities/aws/clients';
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { reportRoot } from '../../activities/reports/restore-test';
-import { BackupStores } from '../../activities/storage/destinations';
 import { dumpKey, manifestKey } from '../../activities/storage/layout';
 import { restoreTest, serviceBackup } from '../../workflows';
 import type { BackupManifest, RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
+import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(120_000);
@@ -29,25 +25,22 @@ jest.setTimeout(120_000);
 const base = sandbox();
 const BULK_DB = `drbook_restore_bulk_${randomUUID().slice(0, 6)}`;
 
-/** The sandbox inventory with shop's backups under a prefix of this test's own, plus `bulk` (a big database). */
+/** The sandbox inventory with backups under a prefix of this test's own, plus `bulk` (a big database). */
 function isolated() {
-  const inventory = structuredClone(base.inventory);
-  const shop = inventory.services.find((s) => s.name === 'shop')!;
-  const prefix = `drbook-restore-test-${randomUUID().slice(0, 8)}/`;
-  const local = mkdtempSync(path.join(tmpdir(), 'drbook-restore-test-'));
-  shop.backup!.destinations.local = { path: local };
-  shop.backup!.destinations.primary!.prefix = prefix;
-  shop.backup!.destinations.offsite!.prefix = prefix;
-  const bulk = structuredClone(shop);
-  bulk.name = 'bulk';
-  delete bulk.rds;
-  delete bulk.backup!.volumeTags;
-  bulk.backup!.databases = [BULK_DB];
-  bulk.restoreTest!.queries = [];
-  inventory.services.push(bulk);
-  const loaded: LoadedInventory = { ...base, inventory };
-  const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
-  return { loaded, local, prefix, stores };
+  return isolatedBackups(
+    base,
+    (inventory) => {
+      const shop = inventory.services.find((s) => s.name === 'shop')!;
+      const bulk = structuredClone(shop);
+      bulk.name = 'bulk';
+      delete bulk.rds;
+      delete bulk.backup!.volumeTags;
+      bulk.backup!.databases = [BULK_DB];
+      bulk.restoreTest!.queries = [];
+      inventory.services.push(bulk);
+    },
+    'drbook-restore-test',
+  );
 }
 
 const t = isolated();
@@ -145,14 +138,7 @@ afterAll(async () => {
   await conn.query('SET SESSION sql_log_bin = 0');
   await conn.query(`DROP DATABASE IF EXISTS \`${BULK_DB}\``);
   await conn.end();
-  for (const svc of ['shop', 'bulk']) {
-    for (const store of t.stores.forService(svc)) {
-      const objects = await store.list(`${svc}/`).catch(() => []);
-      await store.remove(objects.map((o) => o.key)).catch(() => undefined);
-    }
-  }
-  rmSync(t.local, { recursive: true, force: true });
-  t.stores.destroy();
+  await t.cleanUp();
   awsClients.destroy();
   await h?.close();
   await adapters.close();

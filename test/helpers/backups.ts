@@ -1,0 +1,118 @@
+/**
+ * The sandbox inventory with every service's backups under an S3 prefix and a local directory
+ * of the caller's own, so backup, restore and drill runs never touch the estate's real backups,
+ * and everything they wrote (objects, files, snapshots) can be removed afterwards.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DeleteSnapshotCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { DeleteDBSnapshotCommand } from '@aws-sdk/client-rds';
+import {
+  DeleteBucketLifecycleCommand,
+  GetBucketLifecycleConfigurationCommand,
+  PutBucketLifecycleConfigurationCommand,
+  type LifecycleRule,
+} from '@aws-sdk/client-s3';
+import type { LoadedInventory } from '../../config/load';
+import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/clients';
+import { rdsSnapshotId } from '../../activities/aws/snapshots';
+import { BackupStores } from '../../activities/storage/destinations';
+
+export type IsolatedBackups = ReturnType<typeof isolatedBackups>;
+
+/** `extra` edits the inventory after isolation: a service cloned from an isolated one stays isolated. */
+export function isolatedBackups(
+  base: LoadedInventory,
+  extra: (inv: LoadedInventory['inventory']) => void = () => undefined,
+  label = 'drbook-test',
+) {
+  const inventory = structuredClone(base.inventory);
+  const prefix = `${label}-${randomUUID().slice(0, 8)}/`;
+  const local = mkdtempSync(path.join(tmpdir(), `${label}-`));
+  for (const svc of inventory.services) {
+    const d = svc.backup?.destinations;
+    if (!d) continue;
+    if (d.local) d.local = { path: local };
+    if (d.primary) d.primary.prefix = prefix;
+    if (d.offsite) d.offsite.prefix = prefix;
+  }
+  extra(inventory);
+  const loaded: LoadedInventory = { ...base, inventory };
+  const connection = awsConnectionFromInventory(inventory, base.baseDir);
+  const stores = new BackupStores(inventory, base.baseDir, connection);
+  return {
+    loaded,
+    local,
+    prefix,
+    stores,
+    /** Delete the EBS snapshots tagged with `backupId` and the RDS snapshots of `service` it named, in both regions. */
+    async removeSnapshots(service: string, backupId: string) {
+      const aws = new AwsClients(connection);
+      try {
+        for (const region of [inventory.regions.primary, inventory.regions.dr]) {
+          const snaps = await aws.ec2(region).send(
+            new DescribeSnapshotsCommand({
+              OwnerIds: ['self'],
+              Filters: [{ Name: 'tag:drbook:backup-id', Values: [backupId] }],
+            }),
+          );
+          for (const s of snaps.Snapshots ?? [])
+            await aws.ec2(region).send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId }));
+          await aws
+            .rds(region)
+            .send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: rdsSnapshotId(service, backupId) }))
+            .catch(() => undefined);
+        }
+      } finally {
+        aws.destroy();
+      }
+    },
+    /**
+     * Note the backup buckets' lifecycle rules (a nightly run rewrites them for the isolated prefix);
+     * the returned function puts them back as they were.
+     */
+    async keepLifecycles(): Promise<() => Promise<void>> {
+      const buckets = new Map<string, string>();
+      for (const svc of inventory.services)
+        for (const d of [svc.backup?.destinations.primary, svc.backup?.destinations.offsite])
+          if (d) buckets.set(d.bucket, d.region);
+      const kept = new Map<string, LifecycleRule[] | null>();
+      for (const [bucket, region] of buckets) {
+        const s3 = s3ClientFor({ region }, connection);
+        // No rules yet is kept as null (deleted again afterwards); a bucket that cannot be read is left alone.
+        await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket })).then(
+          (r) => kept.set(bucket, r.Rules ?? null),
+          (err: Error) => err.name === 'NoSuchLifecycleConfiguration' && kept.set(bucket, null),
+        );
+        s3.destroy();
+      }
+      return async () => {
+        for (const [bucket, rules] of kept) {
+          const s3 = s3ClientFor({ region: buckets.get(bucket)! }, connection);
+          await (rules
+            ? s3.send(
+                new PutBucketLifecycleConfigurationCommand({
+                  Bucket: bucket,
+                  LifecycleConfiguration: { Rules: rules },
+                }),
+              )
+            : s3.send(new DeleteBucketLifecycleCommand({ Bucket: bucket })));
+          s3.destroy();
+        }
+      };
+    },
+    /** Remove everything written under the prefix and the directory (every service, every destination). */
+    async cleanUp() {
+      for (const svc of inventory.services.filter((s) => s.backup)) {
+        for (const store of stores.forService(svc.name)) {
+          const objects = await store.list(`${svc.name}/`).catch(() => []);
+          await store.remove(objects.map((o) => o.key)).catch(() => undefined);
+        }
+      }
+      rmSync(local, { recursive: true, force: true });
+      stores.destroy();
+    },
+  };
+}
