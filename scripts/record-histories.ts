@@ -11,8 +11,9 @@
  *   node -r ts-node/register/transpile-only scripts/record-histories.ts [recording ...]
  *
  * Recordings: readiness, failover-dry-run, hot (failover + failback of catalog), monitor,
- * drill-isolated, drill-switchover (its failover and failback children too), backup (nightlyBackup
- * and its serviceBackup child), restore-test. No argument records them all.
+ * drill-isolated, drill-switchover (its failover and failback children too), launch (a scheduled
+ * drill's launcher: started, then skipped), binlog-archive, backup (nightlyBackup and its
+ * serviceBackup child), restore-test. No argument records them all.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -21,7 +22,17 @@ import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { LoadedInventory } from '../config/load';
-import { drDrill, failback, failover, monitor, nightlyBackup, readiness, restoreTest } from '../workflows';
+import {
+  binlogArchive,
+  drDrill,
+  failback,
+  failover,
+  launchRunbook,
+  monitor,
+  nightlyBackup,
+  readiness,
+  restoreTest,
+} from '../workflows';
 import { monitorStateQuery } from '../workflows/messages';
 import { isolatedBackups, type IsolatedBackups } from '../test/helpers/backups';
 import { readEstate } from '../test/helpers/estate';
@@ -187,6 +198,45 @@ const recordings: Record<string, (c: Context) => Promise<Kept[]>> = {
     });
   },
 
+  async launch({ t, activities }) {
+    // As a schedule starts a drill: the launcher starts drill-shop; a second launch while it runs is skipped.
+    const input = { runbook: 'drill' as const, service: 'shop', input: { service: 'shop', scope: 'isolated' } };
+    return t.withWorkers(activities, async () => {
+      const first = `launch-${t.taskQueue}`;
+      const second = `launch-again-${t.taskQueue}`;
+      const started = await t.client.workflow.execute(launchRunbook, {
+        taskQueue: t.taskQueue,
+        workflowId: first,
+        args: [input],
+      });
+      const skipped = await t.client.workflow.execute(launchRunbook, {
+        taskQueue: t.taskQueue,
+        workflowId: second,
+        args: [input],
+      });
+      if (started.outcome !== 'started' || skipped.outcome !== 'skipped')
+        throw new Error(`launches: ${started.outcome}, ${skipped.outcome} (expected started, skipped)`);
+      await t.client.workflow.getHandle('drill-shop').result();
+      return [
+        {
+          fixture: 'launch-started',
+          workflowId: first,
+          description: 'launchRunbook of an isolated drill of shop: started',
+        },
+        { fixture: 'launch-skipped', workflowId: second, description: 'launchRunbook while that drill runs: skipped' },
+      ];
+    });
+  },
+
+  async 'binlog-archive'({ t, activities }) {
+    const workflowId = `binlogs-${t.taskQueue}`;
+    const result = await t.withWorkers(activities, () =>
+      t.client.workflow.execute(binlogArchive, { taskQueue: t.taskQueue, workflowId, args: [{ services: ['shop'] }] }),
+    );
+    if (result.failed.length) throw new Error(`binlogArchive failed: ${JSON.stringify(result.failed)}`);
+    return [{ fixture: 'binlog-archive', workflowId, description: 'binlogArchive of shop: flush, closed logs copied' }];
+  },
+
   async backup({ t, activities, backups }) {
     const restoreLifecycles = await backups.keepLifecycles();
     try {
@@ -252,7 +302,15 @@ async function main(names: string[]) {
   const base = sandbox();
   const secrets = sandboxSecrets(base);
   // Backups, reports and drill reports under a prefix and a directory of this recording's own.
-  const backups = Object.assign(isolatedBackups(base, undefined, 'drbook-record'), { snapshotsOf: [] as string[] });
+  // shop archives its binlogs here (the binlog-archive recording, and the backup's archive step).
+  const backups = Object.assign(
+    isolatedBackups(
+      base,
+      (inv) => (inv.services.find((s) => s.name === 'shop')!.backup!.binlogArchive = true),
+      'drbook-record',
+    ),
+    { snapshotsOf: [] as string[] },
+  );
   const adapters = buildAdapters(backups.loaded);
   const t = await temporal(backups.loaded);
   const index = existsSync(INDEX) ? (JSON.parse(readFileSync(INDEX, 'utf8')) as Fixture[]) : [];
