@@ -36,7 +36,7 @@ import {
 import { monitorStateQuery } from '../workflows/messages';
 import { isolatedBackups, type IsolatedBackups } from '../test/helpers/backups';
 import { readEstate } from '../test/helpers/estate';
-import { approveGates, startRunbook } from '../test/helpers/runbooks';
+import { approveGates, startRunbook } from '../test/helpers/drive';
 import { sandboxSecrets, secretsIn } from '../test/helpers/secrets';
 import { buildAdapters, eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../test/helpers/stack';
 

@@ -1,12 +1,40 @@
 /**
- * Drivers for runbooks that wait at approval gates, shared by the integration and chaos tests:
- * start, wait at the gate, (do something there), approve, and hand back the outcome.
+ * Drivers for runbooks that wait at approval gates, shared by the integration and chaos tests and
+ * scripts/record-histories.ts (the replay fixtures): start a runbook under its one id
+ * (`<runbook>-<service>`), wait at each gate, (do something there), approve, hand back the outcome.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { failback, failover } from '../../workflows';
-import type { FailoverInput } from '../../workflows/contract';
-import { approveUpdate } from '../../workflows/messages';
+import type { Approval, FailoverInput } from '../../workflows/contract';
+import { approveSignal, approveUpdate } from '../../workflows/messages';
 import { atGate, type TemporalHarness } from './stack';
+
+type Runbook<I extends { service: string }, R> = (input: I) => Promise<R>;
+
+/** Start `runbook` for `input.service` as `<runbook>-<service>` (unless told otherwise) on the harness's queue. */
+export function startRunbook<I extends { service: string }, R>(
+  t: TemporalHarness,
+  runbook: Runbook<I, R>,
+  input: I,
+  workflowId = `${runbook.name}-${input.service}`,
+): Promise<WorkflowHandle<Runbook<I, R>>> {
+  return t.client.workflow.start(runbook, { taskQueue: t.taskQueue, workflowId, args: [input] });
+}
+
+/** Approve each gate in turn as the run reaches it: by update (drctl's way) or by signal (the Web UI's). */
+export async function approveGates(
+  handle: WorkflowHandle,
+  approvals: Approval[],
+  via: 'update' | 'signal' = 'update',
+  /** Where to send the approvals, if not to the waiting run itself (a drill relays them to its child). */
+  to: WorkflowHandle = handle,
+): Promise<void> {
+  for (const approval of approvals) {
+    await atGate(handle, approval.step);
+    if (via === 'update') await to.executeUpdate(approveUpdate, { args: [approval] });
+    else await to.signal(approveSignal, approval);
+  }
+}
 
 /** Start `failover-<service>`, wait at its promote gate, run `atPromoteGate`, approve as `approver`. */
 export async function approvedFailover(
@@ -17,11 +45,7 @@ export async function approvedFailover(
     atPromoteGate,
   }: { approver?: string; atPromoteGate?: (handle: WorkflowHandle<typeof failover>) => Promise<void> | void } = {},
 ) {
-  const handle = await t.client.workflow.start(failover, {
-    taskQueue: t.taskQueue,
-    workflowId: `failover-${input.service}`,
-    args: [input],
-  });
+  const handle = await startRunbook(t, failover, input);
   await atGate(handle, 'promote');
   await atPromoteGate?.(handle);
   await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver }] });
@@ -30,13 +54,8 @@ export async function approvedFailover(
 
 /** Fail a service back (drill mode), approving its switch-back gate as `approver`; returns the report. */
 export async function approvedFailback(t: TemporalHarness, service: string, approver = 'carol') {
-  const handle = await t.client.workflow.start(failback, {
-    taskQueue: t.taskQueue,
-    workflowId: `failback-${service}`,
-    args: [{ service, mode: 'drill' }],
-  });
-  await atGate(handle, 'switch-back');
-  await handle.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver }] });
+  const handle = await startRunbook(t, failback, { service, mode: 'drill' });
+  await approveGates(handle, [{ step: 'switch-back', approver }]);
   return handle.result();
 }
 

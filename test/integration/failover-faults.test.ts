@@ -12,9 +12,8 @@ import type { LoadedInventory } from '../../config/load';
 import { failback, failover, serviceBackup } from '../../workflows';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import { recordChaos } from '../helpers/chaos';
-import { approvedFailback, approvedFailover } from '../helpers/drive';
+import { approvedFailback, approvedFailover, approveGates, startRunbook } from '../helpers/drive';
 import { readEstate, writeLoad } from '../helpers/estate';
-import { approveGates, startRunbook } from '../helpers/runbooks';
 import {
   atGate,
   buildAdapters,

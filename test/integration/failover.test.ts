@@ -8,10 +8,10 @@ import {
   WorkflowFailedError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-import { failback, failover } from '../../workflows';
+import { failover } from '../../workflows';
 import { approveUpdate, abortSignal, statusQuery } from '../../workflows/messages';
 import { readEstate, writeLoad } from '../helpers/estate';
-import { runApproved } from '../helpers/runbooks';
+import { approvedFailback } from '../helpers/drive';
 import {
   atGate,
   buildAdapters,
@@ -168,9 +168,7 @@ describe('failover and failback of shop (warm, critical)', () => {
     );
 
     // Failback: the original topology, with replication running and nothing lost.
-    const failedBack = await t.withWorkers(adapters.activities, () =>
-      runApproved(t, failback, { service: 'shop', mode: 'drill' }, [{ step: 'switch-back', approver: 'bob' }]),
-    );
+    const failedBack = await t.withWorkers(adapters.activities, () => approvedFailback(t, 'shop', 'bob'));
     expect(failedBack.outcome).toBe('completed');
     expect(failedBack.measured.rpoSeconds).toBe(0);
     const restored = await readEstate(loaded, adapters);
