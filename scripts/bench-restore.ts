@@ -5,12 +5,16 @@
  * One generated database (the backup benchmark's generator, scripts/bench/database.ts), dumped
  * once by drbook's own dumpDatabase to a local destination, then restored into the scratch server:
  *   (a) zstd -d dump.sql.zst > dump.sql; mariadb < dump.sql     the plain procedure (baseline; decompression not timed)
- *   (b) myloader                                               if installed (needs a mydumper dump: skipped otherwise)
+ *   (b) myloader --threads N                                   if installed (apt mydumper), from a mydumper dump made
+ *                                                              beforehand (not timed): a parallel loader on its own format
  *   (c) drbook restoreIntoScratch, parallel 1                  streamed from storage, binlog off
  *   (d) drbook restoreIntoScratch, parallel N                  INSERTs spread over N sessions
+ *   (e) drbook restorePhysicalIntoScratch                      a mariabackup copy of the whole primary (taken beforehand,
+ *                                                              not timed): stream | zstd -d | mbstream -x, --prepare, a
+ *                                                              scratch mariadbd started on it; then every table counted
  * Each is checked by row counts against the dump's manifest counts.
  *
- *   npm run bench:restore -- [--scale 1] [--parallel 4] [--keep]
+ *   npm run bench:restore -- [--scale 1] [--parallel 4] [--keep] [--no-physical]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -62,6 +66,7 @@ async function main(): Promise<void> {
   delete bench.rds;
   bench.backup!.databases = [DB];
   bench.backup!.destinations = { local: { path: path.join(work, 'backups') } };
+  bench.backup!.physical = true;
   inventory.services.push(bench);
   const adapters = buildAdapters({ ...loaded, inventory });
   const a = adapters.activities;
@@ -105,18 +110,65 @@ async function main(): Promise<void> {
       await scratch.query(`DROP DATABASE IF EXISTS \`${DB}\``);
     }
 
-    // (b) myloader needs a mydumper directory dump; drbook's backups are mariadb-dump streams.
-    let myloader = 'not installed';
+    // (b) myloader, the parallel loader, from its own (mydumper) directory dump made beforehand.
+    let myloader: string | null = null;
     try {
       myloader = execFileSync('myloader', ['--version'], { encoding: 'utf8' }).trim();
     } catch {
       // absent
     }
-    results.push({
-      name: 'myloader',
-      seconds: null,
-      note: `skipped (${myloader}; it loads mydumper directory dumps, not the mariadb-dump stream drbook keeps)`,
-    });
+    if (!myloader) {
+      results.push({ name: 'myloader', seconds: null, note: 'skipped: not installed (apt-get install mydumper)' });
+    } else {
+      const dir = path.join(work, 'mydumper');
+      const target = 'restore_bench_myloader';
+      const primaryDefaults = await writeClientDefaults(targetOf(loaded, bench.database!.primary));
+      const scratchDefaults = await writeClientDefaults(targetOf(loaded, 'db-scratch'));
+      try {
+        execFileSync(
+          'mydumper',
+          [
+            `--defaults-file=${primaryDefaults.file}`,
+            '--database',
+            DB,
+            '--outputdir',
+            dir,
+            '--threads',
+            '2',
+            '--rows',
+            '100000',
+          ],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        );
+        log(`mydumper dump of ${DB} in ${dir}; restoring with ${myloader} ...`);
+        const t0 = performance.now();
+        execFileSync(
+          'myloader',
+          [
+            `--defaults-file=${scratchDefaults.file}`,
+            '--directory',
+            dir,
+            '--database',
+            target,
+            '--threads',
+            String(parallel),
+            '--overwrite-tables',
+          ],
+          { stdio: ['ignore', 'ignore', 'inherit'] },
+        );
+        const s = (performance.now() - t0) / 1000;
+        results.push({
+          name: `myloader --threads ${parallel} (${myloader.split(',')[0]})`,
+          seconds: s,
+          note: await verify(target),
+        });
+      } finally {
+        rmSync(primaryDefaults.dir, { recursive: true, force: true });
+        rmSync(scratchDefaults.dir, { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
+        await scratch.query(`DROP DATABASE IF EXISTS \`${target}\``);
+      }
+    }
 
     // (c, d) drbook's restore, straight from the stored backup object.
     for (const p of [1, parallel]) {
@@ -137,6 +189,32 @@ async function main(): Promise<void> {
         note: await verify(target),
       });
       await a.dropScratchDatabase({ server: 'db-scratch', databases: [target] });
+    }
+
+    // (e) drbook's physical restore: a mariabackup copy of the primary, into a scratch instance of its own.
+    if (!process.argv.includes('--no-physical')) {
+      const physicalId = '20200101T000001Z';
+      const p = await a.takePhysicalBackup({ service: bench.name, backupId: physicalId });
+      log(
+        `physical backup of the whole primary: ${(p.object.uncompressedSize / 1e9).toFixed(2)} GB xbstream, ${(p.object.size / 1e6).toFixed(0)} MB zstd`,
+      );
+      const r = await a.restorePhysicalIntoScratch({
+        service: bench.name,
+        backupId: physicalId,
+        destination: 'local',
+        size: p.object.size,
+        sha256: p.object.sha256,
+        databases: [DB],
+        gtid: p.position.gtid,
+        expectedTables: dump.tables,
+      });
+      const t = r.seconds;
+      const bad = r.checks.filter((c) => c.gate && !c.ok);
+      results.push({
+        name: 'drbook restorePhysicalIntoScratch (extract + prepare + start)',
+        seconds: t.extract + t.prepare + t.start,
+        note: `${bad.length ? `FAILED: ${bad.map((c) => c.detail).join('; ')}` : 'row counts match'} (extract ${t.extract.toFixed(1)} s, prepare ${t.prepare.toFixed(1)} s, start ${t.start.toFixed(1)} s; counting every row ${t.validate.toFixed(1)} s more; instance ${r.cleanedUp ? 'removed' : 'NOT removed'})`,
+      });
     }
   } finally {
     if (!process.argv.includes('--keep')) await dropBenchDatabase(primary, DB).catch(() => undefined);
