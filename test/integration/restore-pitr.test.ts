@@ -175,3 +175,27 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
     );
   });
 });
+
+test('a log missing from the archive between the backup and the point is refused before anything is replayed', async () => {
+  const r3 = (await stores.store('shop', 'local').list('shop/binlog/'))
+    .map((o) => o.key)
+    .filter((k) => /binlog\.\d+$/.test(k))
+    .sort();
+  expect(r3.length).toBeGreaterThanOrEqual(3); // archived by the test above
+  const [first, middle] = r3.slice(-3);
+  await stores.store('shop', 'local').remove([middle]);
+  const server = first.split('/')[2];
+  const gap = await adapters.activities
+    .replayBinlogsToPoint({
+      service: 'shop',
+      destination: 'local',
+      sourceServer: server,
+      server: 'db-scratch',
+      databases: [{ source: 'shop', scratch: 'restore_shop_gaptest' }],
+      from: { gtid: '0-1-1', binlogFile: path.basename(first), binlogPos: 4 },
+    })
+    .catch((err: unknown) => err);
+  expect(gap).toBeInstanceOf(ApplicationFailure);
+  expect((gap as ApplicationFailure).type).toBe('PitrArchiveGap');
+  expect((gap as ApplicationFailure).message).toContain(`lacks the logs between ${path.basename(first)} and`);
+});
