@@ -51,6 +51,8 @@ interface Link {
   silent: boolean;
   /** Bytes `delay` still holds, per direction: a closing side waits for them to be delivered. */
   held: { up: number; down: number };
+  /** Cut by `cut(n)`: the client was reset; the server gets its last bytes and a FIN, and closes in its time. */
+  cut?: boolean;
 }
 
 export class FaultProxy {
@@ -97,6 +99,7 @@ export class FaultProxy {
     if (mode.kind === 'cut') this.cutBudget = mode.afterBytes;
     if (mode.kind === 'reset') this.refuseBudget = mode.connections ?? Number.POSITIVE_INFINITY;
     for (const link of [...this.links]) {
+      if (link.cut) continue;
       if (mode.kind === 'reset' || (leavingBlackhole && link.silent)) this.resetLink(link);
       else if (mode.kind === 'blackhole') link.silent = true;
     }
@@ -121,7 +124,7 @@ export class FaultProxy {
     this.links.add(link);
     client.on('error', () => undefined);
     client.on('close', () => {
-      if (link.held.up === 0) this.drop(link); // else the held bytes go first, then the end
+      if (link.held.up === 0 && !link.cut) this.drop(link); // else the held bytes go first, then the end
     });
     if (this.current.kind === 'reset') {
       if (--this.refuseBudget <= 0) this.current = pass;
@@ -171,6 +174,7 @@ export class FaultProxy {
       if (mode.kind === 'cut' && direction === 'up') {
         if (chunk.length >= this.cutBudget) {
           write(chunk.subarray(0, this.cutBudget));
+          this.cutOff(link);
           this.set(reset);
           return;
         }
@@ -197,6 +201,14 @@ export class FaultProxy {
     );
     this.timers.add(t);
     return t;
+  }
+
+  /** The client is reset at once; the server still receives every byte written to it, then a FIN (no RST races them). */
+  private cutOff(link: Link): void {
+    link.cut = true;
+    this.stats.resets++;
+    link.client.resetAndDestroy();
+    link.server?.end();
   }
 
   private resetLink(link: Link): void {
