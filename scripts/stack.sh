@@ -7,6 +7,7 @@
 #                              S3 on disk), sshd, the network namespaces that hold the VIP, the sandbox app
 #   scripts/stack.sh status    what runs, on which port
 #   scripts/stack.sh stop      stop everything (data under .data/ is kept)
+#   scripts/stack.sh restart-temporal   stop and start only the Temporal dev server (its SQLite file persists)
 #   scripts/stack.sh up        install + start + a worker; prints the Web UI URL   (README: Quick start)
 #   scripts/stack.sh test      install + start + the whole test suite (DRBOOK_SKIP_CHAOS=1 leaves out the
 #                              chaos suite); stops what it started
@@ -323,7 +324,8 @@ EOF
 }
 
 start_moto() {
-  PORT_OF=$DRBOOK_AWS_PORT spawn moto "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DRBOOK_AWS_PORT" || return 0
+  # The recorder (off until /moto-api/recorder/start-recording) logs every AWS call: the chaos suite counts side effects in it.
+  PORT_OF=$DRBOOK_AWS_PORT spawn moto env MOTO_RECORDER_FILEPATH="$RUN/moto-recording.jsonl" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DRBOOK_AWS_PORT" || return 0
   wait_port moto "$DRBOOK_AWS_PORT" 60
   log "moto (AWS API emulator): http://127.0.0.1:$DRBOOK_AWS_PORT"
 }
@@ -507,7 +509,8 @@ case "${1:-}" in
     printf 'export %s=%q\n' "$v" "${!v}"
   done ;;
   stop) cmd_stop ;;
+  restart-temporal) stop_pid temporal && start_temporal ;;
   up) cmd_up ;;
   test) shift; cmd_test "$@" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

@@ -11,14 +11,25 @@
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_PROFILE  via @temporalio/envconfig
  */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { InventoryError } from '../config/inventory';
 import { loadInventory } from '../config/load';
 import { drTaskQueue, TASK_QUEUE } from '../workflows/contract';
 import { buildAdapters } from './adapters';
 import { payloadCodecFromEnv } from './codec';
 
-async function main(): Promise<void> {
+/**
+ * What an embedding process may add to the worker (the chaos suite adds its fault hooks this way,
+ * so the process it kills is this worker, not a copy): workflow interceptor modules bundled with
+ * the workflows, worker interceptors, sinks.
+ */
+export interface WorkerAdditions {
+  workflowInterceptorModules?: string[];
+  interceptors?: WorkerOptions['interceptors'];
+  sinks?: WorkerOptions['sinks'];
+}
+
+export async function runWorker(additions: WorkerAdditions = {}): Promise<void> {
   let loaded;
   try {
     loaded = loadInventory();
@@ -56,7 +67,10 @@ async function main(): Promise<void> {
     throw new Error(`DRBOOK_QUEUES must name "primary" and/or "dr", got "${process.env.DRBOOK_QUEUES}"`);
 
   // Bundle once, share between the queues' workers.
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  const workflowBundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    workflowInterceptorModules: additions.workflowInterceptorModules,
+  });
   const workers = await Promise.all(
     queues.map((taskQueue) =>
       Worker.create({
@@ -66,6 +80,8 @@ async function main(): Promise<void> {
         workflowBundle,
         activities: adapters.activities,
         dataConverter: codec ? { payloadCodecs: [codec] } : undefined,
+        interceptors: additions.interceptors,
+        sinks: additions.sinks,
       }),
     ),
   );
@@ -81,7 +97,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  runWorker().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

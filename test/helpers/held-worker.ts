@@ -1,0 +1,58 @@
+/**
+ * The real worker (workers/main.ts's runWorker) with one fault hook, for the chaos suite to
+ * SIGKILL at a chosen point. DRBOOK_CHAOS_HOLD says where the process stops making progress:
+ *
+ *   schedule:<activity>  the workflow task that would schedule <activity> is never completed:
+ *                        every earlier step is done and recorded, <activity> has not started
+ *                        (a step boundary)
+ *   complete:<activity>  <activity> runs (its side effects happen), its result is never reported
+ *                        (the worker dies in the middle of the activity, as Temporal sees it)
+ *
+ * It prints "chaos: holding <spec>" when it gets there and waits: the test kills it, or lets it
+ * go on with SIGUSR2.
+ */
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import { runWorker } from '../../workers/main';
+
+const spec = process.env.DRBOOK_CHAOS_HOLD ?? '';
+const [when, activityType] = spec.split(':');
+if (!['schedule', 'complete'].includes(when) || !activityType) {
+  console.error(`DRBOOK_CHAOS_HOLD must be schedule:<activity> or complete:<activity>, got "${spec}"`);
+  process.exit(2);
+}
+
+let held = false;
+function hold(): Promise<void> {
+  held = true;
+  const released = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  console.log(`chaos: holding ${spec}`);
+  return released;
+}
+
+const holdAfterComplete: ActivityInterceptorsFactory = (ctx) => ({
+  inbound: {
+    async execute(input, next) {
+      const result = await next(input);
+      if (when === 'complete' && !held && ctx.info.activityType === activityType) await hold();
+      return result;
+    },
+  },
+});
+
+runWorker({
+  workflowInterceptorModules: [require.resolve('./held-worker-workflow')],
+  sinks: {
+    chaosHold: {
+      scheduling: {
+        // Sink calls are awaited before the workflow task's completion goes to the server.
+        fn: async (_info, type: string) => {
+          if (when === 'schedule' && !held && type === activityType) await hold();
+        },
+      },
+    },
+  },
+  interceptors: { activity: [holdAfterComplete] },
+}).catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
