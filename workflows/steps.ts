@@ -23,7 +23,14 @@ export function drSteps(plan: ServicePlan) {
   return {
     quick: proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '30s', retry: retry(3) }),
     fence: proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '20s', retry: retry(2) }),
-    change: proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '2m', retry: retry(5) }),
+    // Changes heartbeat: a worker that dies mid-change (promote, VIP) is noticed in 15 s, not after
+    // the 2 minutes its retry would otherwise wait (test/chaos/worker-kill.test.ts).
+    change: proxyActivities<Activities>({
+      taskQueue,
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '15s',
+      retry: retry(5),
+    }),
     wait: proxyActivities<Activities>({
       taskQueue,
       startToCloseTimeout: '20m',

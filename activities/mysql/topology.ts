@@ -15,6 +15,7 @@ import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import { mariadbErrantTransactions, transactionsBehind, type GtidFlavor } from './gtid';
 import { collect, exitOf, writeClientDefaults } from './dump';
+import { whileHeartbeating } from '../liveness';
 import { createMysqlActivities, mysqlFailure, type MysqlPools } from './index';
 
 /** Faults that mean "the server is not there", as opposed to "the server said no". */
@@ -252,7 +253,7 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       server: string;
       heartbeatEvent: string;
     }): Promise<PromoteResult> {
-      return withConnection(server, async (conn) => {
+      const promoted = withConnection(server, async (conn) => {
         const flavor = await flavorOf(server, conn);
         const before = await read.readReplicationStatus({ server });
         const ro = await run(server, conn, 'SELECT @@read_only AS ro');
@@ -267,6 +268,7 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
         const gtids = String((await run(server, conn, executedSql(flavor)))[0].g);
         return { server, alreadyPrimary, gtids };
       });
+      return whileHeartbeating({ promoting: server }, promoted);
     },
 
     /**
@@ -288,13 +290,14 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
           { server },
         );
       }
-      return withConnection(server, async (conn) => {
+      const unfenced = withConnection(server, async (conn) => {
         const flavor = await flavorOf(server, conn);
         if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = OFF');
         await run(server, conn, 'SET GLOBAL read_only = OFF');
         await setHeartbeatEvent(server, conn, heartbeatEvent, true);
         return { server };
       });
+      return whileHeartbeating({ unfencing: server }, unfenced);
     },
 
     /**
@@ -313,50 +316,53 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       source: string;
       heartbeatEvent: string;
     }): Promise<{ server: string; source: string; alreadyReplicating: boolean }> {
-      const src = pools.target(source);
-      const status = await read.readReplicationStatus({ server });
-      if (
-        status.configured &&
-        status.ioRunning &&
-        status.sqlRunning &&
-        status.sourcePort === src.port &&
-        status.sourceHost === src.host
-      ) {
-        return { server, source, alreadyReplicating: true };
-      }
-      const errant = await errantTransactions(server, source);
-      if (errant > 0) {
-        throw failure(
-          ErrorType.ReplicationBroken,
-          `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): rebuild it from ${source}`,
-          { server, source, errant },
-        );
-      }
-      await withConnection(server, async (conn) => {
-        const flavor = await flavorOf(server, conn);
-        await setHeartbeatEvent(server, conn, heartbeatEvent, false);
-        await run(server, conn, 'SET GLOBAL read_only = ON');
-        await run(server, conn, flavor === 'mariadb' ? 'STOP SLAVE' : 'STOP REPLICA');
-        const { user: replicationUser, password } = replicationCredentials(service);
-        if (flavor === 'mariadb') {
-          await run(
-            server,
-            conn,
-            'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = current_pos, MASTER_CONNECT_RETRY = 1',
-            [src.host, src.port, replicationUser, password],
-          );
-          await run(server, conn, 'START SLAVE');
-        } else {
-          await run(
-            server,
-            conn,
-            'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1',
-            [src.host, src.port, replicationUser, password],
-          );
-          await run(server, conn, 'START REPLICA');
+      const rebuilt = (async () => {
+        const src = pools.target(source);
+        const status = await read.readReplicationStatus({ server });
+        if (
+          status.configured &&
+          status.ioRunning &&
+          status.sqlRunning &&
+          status.sourcePort === src.port &&
+          status.sourceHost === src.host
+        ) {
+          return { server, source, alreadyReplicating: true };
         }
-      });
-      return { server, source, alreadyReplicating: false };
+        const errant = await errantTransactions(server, source);
+        if (errant > 0) {
+          throw failure(
+            ErrorType.ReplicationBroken,
+            `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): rebuild it from ${source}`,
+            { server, source, errant },
+          );
+        }
+        await withConnection(server, async (conn) => {
+          const flavor = await flavorOf(server, conn);
+          await setHeartbeatEvent(server, conn, heartbeatEvent, false);
+          await run(server, conn, 'SET GLOBAL read_only = ON');
+          await run(server, conn, flavor === 'mariadb' ? 'STOP SLAVE' : 'STOP REPLICA');
+          const { user: replicationUser, password } = replicationCredentials(service);
+          if (flavor === 'mariadb') {
+            await run(
+              server,
+              conn,
+              'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = current_pos, MASTER_CONNECT_RETRY = 1',
+              [src.host, src.port, replicationUser, password],
+            );
+            await run(server, conn, 'START SLAVE');
+          } else {
+            await run(
+              server,
+              conn,
+              'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1',
+              [src.host, src.port, replicationUser, password],
+            );
+            await run(server, conn, 'START REPLICA');
+          }
+        });
+        return { server, source, alreadyReplicating: false };
+      })();
+      return whileHeartbeating({ rebuilding: server, from: source }, rebuilt);
     },
 
     /**

@@ -9,6 +9,7 @@ import { Client } from 'ssh2';
 import type { SshHost } from '../../config/inventory';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
+import { whileHeartbeating } from '../liveness';
 
 export interface SshTarget {
   name: string;
@@ -183,9 +184,14 @@ export function createSshActivities(targets: (name: string) => SshTarget) {
     /** Take the VIP off a host (fencing). Already absent is a success; the result says which. */
     async removeVip({ host, address, device }: VipOnHost): Promise<{ host: string; removed: boolean }> {
       const target = targets(host);
-      if (!(await vipPresent(target, address, device))) return { host, removed: false };
-      await mustSucceed(target, `ip addr del ${address} dev ${device}`);
-      return { host, removed: true };
+      return whileHeartbeating(
+        { removingVipFrom: host },
+        (async () => {
+          if (!(await vipPresent(target, address, device))) return { host, removed: false };
+          await mustSucceed(target, `ip addr del ${address} dev ${device}`);
+          return { host, removed: true };
+        })(),
+      );
     },
 
     /**
@@ -194,9 +200,14 @@ export function createSshActivities(targets: (name: string) => SshTarget) {
      */
     async addVip({ host, address, device }: VipOnHost): Promise<{ host: string; added: boolean }> {
       const target = targets(host);
-      if (await vipPresent(target, address, device)) return { host, added: false };
-      await mustSucceed(target, `ip addr add ${address} dev ${device}`);
-      return { host, added: true };
+      return whileHeartbeating(
+        { addingVipTo: host },
+        (async () => {
+          if (await vipPresent(target, address, device)) return { host, added: false };
+          await mustSucceed(target, `ip addr add ${address} dev ${device}`);
+          return { host, added: true };
+        })(),
+      );
     },
   };
 }
