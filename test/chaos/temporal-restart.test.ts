@@ -10,9 +10,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { recordChaos, type ChaosRow } from '../helpers/chaos';
+import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { countSideEffects, duplicates, expectEachOnce } from '../helpers/side-effects';
-import { approveAt, failBackShop, startShopFailover } from '../helpers/shop-runs';
-import { atGate, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+import { ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 import { killStartedWorkers, startWorker, type WorkerProcess } from '../helpers/worker-process';
 
 const run = promisify(execFile);
@@ -45,16 +45,17 @@ describe('Temporal restarted during a failover of shop', () => {
     try {
       const effects = await countSideEffects(loaded);
       worker = await startWorker({ taskQueue });
-      const handle = await startShopFailover(t.client, taskQueue, 'chaos: Temporal restart at the gate');
-      await atGate(handle, 'promote');
-      await restartTemporal();
-      // The same client, the same worker process: both reconnected on their own.
-      await approveAt(handle, 'promote', 'alice');
+      const handle = await approvedFailover(
+        { ...t, taskQueue },
+        { service: 'shop', mode: 'drill', reason: 'chaos: Temporal restart at the gate' },
+        // The same client, the same worker process after the restart: both reconnect on their own.
+        { atPromoteGate: () => restartTemporal().then(() => undefined) },
+      );
       const report = await handle.result();
       row.survived = report.outcome === 'completed' ? 1 : 0;
       expect(report).toMatchObject({ outcome: 'completed', newPrimary: 'db-replica' });
       await expectOnce(effects, row);
-      expect((await failBackShop(t.client, taskQueue)).outcome).toBe('completed');
+      expect((await approvedFailback({ ...t, taskQueue }, 'shop')).outcome).toBe('completed');
       await worker.stop();
     } finally {
       recordChaos(row);

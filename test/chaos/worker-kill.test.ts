@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import { temporal as proto } from '@temporalio/proto';
 import { recordChaos, type ChaosRow } from '../helpers/chaos';
+import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { countSideEffects, duplicates, expectEachOnce } from '../helpers/side-effects';
-import { approveAt, failBackShop, startShopFailover } from '../helpers/shop-runs';
-import { atGate, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+import { sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 import { killStartedWorkers, startWorker, type WorkerProcess } from '../helpers/worker-process';
 
 const EventType = proto.api.enums.v1.EventType;
@@ -82,18 +82,24 @@ describe('worker killed during a failover of shop', () => {
       try {
         const effects = await countSideEffects(loaded);
         const first = await startWorker({ taskQueue, hold });
-        const handle = await startShopFailover(t.client, taskQueue, `chaos: ${fault}`);
-        let second: WorkerProcess;
+        let second: WorkerProcess | undefined;
+        const handle = await approvedFailover(
+          { ...t, taskQueue },
+          { service: 'shop', mode: 'drill', reason: `chaos: ${fault}` },
+          {
+            // No hold: the worker dies while the run waits at the gate, the approval goes to the new one.
+            atPromoteGate: hold
+              ? undefined
+              : async () => {
+                  await first.kill();
+                  second = await startWorker({ taskQueue });
+                },
+          },
+        );
         if (hold) {
-          await approveAt(handle, 'promote', 'alice');
           await first.waitFor(/chaos: holding/, 120_000);
           await first.kill();
           second = await startWorker({ taskQueue });
-        } else {
-          await atGate(handle, 'promote');
-          await first.kill();
-          second = await startWorker({ taskQueue });
-          await approveAt(handle, 'promote', 'alice');
         }
         const report = await handle.result();
         row.survived = report.outcome === 'completed' ? 1 : 0;
@@ -104,9 +110,8 @@ describe('worker killed during a failover of shop', () => {
         expect(report).toMatchObject({ outcome: 'completed', newPrimary: 'db-replica' });
         expectEachOnce(seen);
 
-        const back = await failBackShop(t.client, taskQueue);
-        expect(back.outcome).toBe('completed');
-        await second.stop();
+        expect((await approvedFailback({ ...t, taskQueue }, 'shop')).outcome).toBe('completed');
+        await second!.stop();
       } finally {
         recordChaos(row);
       }
