@@ -10,6 +10,7 @@
  *   drctl runs --service shop --runbook drill                    drctl report drill-shop --html drill.html
  */
 import { existsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   Client,
@@ -25,8 +26,10 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { InventoryError } from '../config/inventory';
 import { loadInventory } from '../config/load';
+import { approvalMessagesOf } from '../activities/reports/approvals';
 import {
   drillView,
+  identifyApprovals,
   renderHtml,
   renderMarkdown,
   runbookView,
@@ -86,7 +89,9 @@ export function buildProgram(options: DrctlOptions = {}): Command {
           `cannot reach Temporal at ${connectionOptions.address ?? 'localhost:7233'}: ${(err as Error).message}`,
         );
       }
-      client = new Client({ connection, namespace, dataConverter: dataConverterFromEnv() });
+      // The identity Temporal records with every signal and update this drctl sends (shown in reports).
+      const identity = process.env.DRBOOK_IDENTITY || `drctl:${os.userInfo().username}@${os.hostname()}`;
+      client = new Client({ connection, namespace, identity, dataConverter: dataConverterFromEnv() });
     }
     return client;
   }
@@ -522,7 +527,7 @@ export function buildProgram(options: DrctlOptions = {}): Command {
       if (!result || typeof result !== 'object' || !('service' in result))
         throw new OperatorError(`${workflowId} (${info.type}) ended ${info.status.name} without a report`);
       if (o.json) return json(result);
-      const view = await viewOf(c, result as { service: string; format?: string }, workflowId);
+      const view = await viewOf(c, result as { service: string; format?: string }, workflowId, info.runId);
       if (o.html) {
         writeFileSync(o.html, await renderHtml(view));
         print(`wrote ${o.html}`);
@@ -538,8 +543,15 @@ export function buildProgram(options: DrctlOptions = {}): Command {
     c: Client,
     result: { service: string; format?: string },
     workflowId: string,
+    runId: string,
   ): Promise<ReportView> {
-    if (result.format === 'drbook-drill/1') return drillView(result as unknown as DrillReport);
+    if (result.format === 'drbook-drill/1') {
+      const drill = result as unknown as DrillReport;
+      // The worker stored the identities when it published the report; an older report gets them from history.
+      if (drill.approvals.every((a) => a.identity !== undefined)) return drillView(drill);
+      const runs = [{ workflowId, runId }, ...drill.children.map((ch) => ch.workflowId)];
+      return identifyApprovals(drillView(drill), await approvalMessagesOf(c, runs));
+    }
     const r = result as Parameters<typeof runbookView>[1];
     const trend = [];
     const query = `DrService = '${r.service}' AND DrRunbook = '${r.runbook ?? ''}' AND ExecutionStatus = 'Completed'`;
@@ -556,7 +568,11 @@ export function buildProgram(options: DrctlOptions = {}): Command {
       });
       if (trend.length >= 20) break;
     }
-    return runbookView(workflowId, r, trend.reverse());
+    // Each approval with the client identity Temporal recorded for it, from this run's history.
+    return identifyApprovals(
+      runbookView(workflowId, r, trend.reverse()),
+      await approvalMessagesOf(c, [{ workflowId, runId }]),
+    );
   }
 
   // ------------------------------------------------------------------ readiness
