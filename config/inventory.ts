@@ -26,7 +26,10 @@ export const duration = z.union([z.number().int().nonnegative(), z.string()]).tr
 const name = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes, starting with a letter');
-const port = z.coerce.number().int().min(1).max(65535);
+// A number, or digits (a quoted port); never true (1) or [22] (22), which coercion would take.
+const port = z
+  .union([z.number(), z.string().regex(/^\d+$/, 'a port number').transform(Number)])
+  .pipe(z.number().int().min(1).max(65535));
 const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as us-east-1');
 
 export const secretRef = z.union([
@@ -340,67 +343,93 @@ export const inventorySchema = z
     schedules,
   })
   .strict()
-  .superRefine((inv, ctx) => {
-    // Cross-references: every name a service uses must exist, so a typo fails at worker start, not at 3 a.m.
-    const ref = (kind: 'sshHosts' | 'mysqlServers', value: string | undefined, path: (string | number)[]) => {
-      if (value !== undefined && !(value in inv[kind])) {
-        ctx.addIssue({
-          code: 'custom',
-          path,
-          message: `unknown ${kind === 'sshHosts' ? 'SSH host' : 'MySQL server'} "${value}"`,
-        });
-      }
-    };
-    for (const [name, server] of Object.entries(inv.mysqlServers)) {
-      ref('sshHosts', server.sshHost, ['mysqlServers', name, 'sshHost']);
+  // Also beside other problems (zod skips a refinement once a field failed): every problem is listed at once.
+  .superRefine((inv, ctx) => checkReferences(inv, ctx), { when: (payload) => referencesReadable(payload.value) });
+
+interface ReferenceIssues {
+  addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void;
+}
+
+/** Cross-references: every name a service uses must exist, so a typo fails at worker start, not at 3 a.m. */
+function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
+  const ref = (kind: 'sshHosts' | 'mysqlServers', value: string | undefined, path: (string | number)[]) => {
+    if (value !== undefined && !(value in inv[kind])) {
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `unknown ${kind === 'sshHosts' ? 'SSH host' : 'MySQL server'} "${value}"`,
+      });
     }
-    const seen = new Set<string>();
-    inv.services.forEach((svc, i) => {
-      const at = (...rest: (string | number)[]) => ['services', i, ...rest];
-      if (seen.has(svc.name))
-        ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate service "${svc.name}"` });
-      seen.add(svc.name);
-      if (svc.database) {
-        ref('mysqlServers', svc.database.primary, at('database', 'primary'));
-        ref('mysqlServers', svc.database.replica, at('database', 'replica'));
-        ref('mysqlServers', svc.database.drServer, at('database', 'drServer'));
-        if (svc.strategy === 'cold' && !svc.database.drServer && !svc.database.replica) {
-          ctx.addIssue({
-            code: 'custom',
-            path: at('database', 'drServer'),
-            message: 'a cold service needs a drServer to restore into',
-          });
-        }
-        if (svc.strategy !== 'cold' && !svc.database.replica && !svc.rds?.drReplica) {
-          ctx.addIssue({
-            code: 'custom',
-            path: at('database', 'replica'),
-            message: `a ${svc.strategy} service needs a replica`,
-          });
-        }
-      }
-      if (svc.backup && !svc.database) {
+  };
+  for (const [name, server] of Object.entries(inv.mysqlServers)) {
+    ref('sshHosts', server.sshHost, ['mysqlServers', name, 'sshHost']);
+  }
+  const seen = new Set<string>();
+  inv.services.forEach((svc, i) => {
+    const at = (...rest: (string | number)[]) => ['services', i, ...rest];
+    if (seen.has(svc.name))
+      ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate service "${svc.name}"` });
+    seen.add(svc.name);
+    if (svc.database) {
+      ref('mysqlServers', svc.database.primary, at('database', 'primary'));
+      ref('mysqlServers', svc.database.replica, at('database', 'replica'));
+      ref('mysqlServers', svc.database.drServer, at('database', 'drServer'));
+      if (svc.strategy === 'cold' && !svc.database.drServer && !svc.database.replica) {
         ctx.addIssue({
           code: 'custom',
-          path: at('backup', 'databases'),
-          message: 'backing up databases needs a database.primary to dump',
+          path: at('database', 'drServer'),
+          message: 'a cold service needs a drServer to restore into',
         });
       }
-      if (svc.vip) {
-        ref('sshHosts', svc.vip.primaryHost, at('vip', 'primaryHost'));
-        ref('sshHosts', svc.vip.drHost, at('vip', 'drHost'));
-      }
-      svc.backup?.paths.forEach((p, j) => ref('sshHosts', p.host, at('backup', 'paths', j, 'host')));
-      if (svc.restoreTest) ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
-      if (svc.drCompute && svc.drCompute.region !== inv.regions.dr) {
+      if (svc.strategy !== 'cold' && !svc.database.replica && !svc.rds?.drReplica) {
         ctx.addIssue({
           code: 'custom',
-          path: at('drCompute', 'region'),
-          message: `DR compute must be in the DR region ${inv.regions.dr}`,
+          path: at('database', 'replica'),
+          message: `a ${svc.strategy} service needs a replica`,
         });
       }
-    });
+    }
+    if (svc.backup && !svc.database) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('backup', 'databases'),
+        message: 'backing up databases needs a database.primary to dump',
+      });
+    }
+    if (svc.vip) {
+      ref('sshHosts', svc.vip.primaryHost, at('vip', 'primaryHost'));
+      ref('sshHosts', svc.vip.drHost, at('vip', 'drHost'));
+    }
+    svc.backup?.paths?.forEach((p, j) => ref('sshHosts', p.host, at('backup', 'paths', j, 'host')));
+    if (svc.restoreTest) ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
+    if (svc.drCompute && inv.regions && svc.drCompute.region !== inv.regions.dr) {
+      ctx.addIssue({
+        code: 'custom',
+        path: at('drCompute', 'region'),
+        message: `DR compute must be in the DR region ${inv.regions.dr}`,
+      });
+    }
   });
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The cross-reference check reads these shapes; wherever they hold it can run, whatever else is wrong. */
+function referencesReadable(v: unknown): boolean {
+  if (!isRecord(v) || !isRecord(v.mysqlServers) || !isRecord(v.sshHosts)) return false;
+  if (v.regions !== undefined && !isRecord(v.regions)) return false;
+  if (!Array.isArray(v.services) || !Object.values(v.mysqlServers).every(isRecord)) return false;
+  return v.services.every(
+    (svc) =>
+      isRecord(svc) &&
+      ['database', 'vip', 'restoreTest', 'drCompute', 'rds', 'backup'].every(
+        (k) => svc[k] === undefined || isRecord(svc[k]),
+      ) &&
+      (!isRecord(svc.backup) ||
+        svc.backup.paths === undefined ||
+        (Array.isArray(svc.backup.paths) && svc.backup.paths.every(isRecord))),
+  );
+}
 
 export type Inventory = z.infer<typeof inventorySchema>;
 export type Service = Inventory['services'][number];
@@ -431,6 +460,17 @@ export class InventoryError extends Error {
 /** Validate an already-parsed document. Throws InventoryError listing every problem. */
 export function parseInventory(doc: unknown, source = 'inventory'): Inventory {
   const result = inventorySchema.safeParse(doc);
-  if (!result.success) throw new InventoryError(source, inventoryProblems(result.error));
+  if (!result.success) {
+    const problems = inventoryProblems(result.error);
+    // An int or format failure stops zod's refinements: check the references on the document itself.
+    if (referencesReadable(doc))
+      checkReferences(doc as Inventory, {
+        addIssue({ path, message }) {
+          const line = `${path.join('.')}: ${message}`;
+          if (!problems.includes(line)) problems.push(line);
+        },
+      });
+    throw new InventoryError(source, problems);
+  }
   return result.data;
 }

@@ -45,8 +45,15 @@ export function loadInventory(
   if (doc.errors.length) {
     throw new InventoryError(source, [...problems, ...doc.errors.map((e) => `(yaml): ${e.message}`)]);
   }
+  let parsed: unknown;
   try {
-    const inventory = parseInventory(doc.toJS(), source);
+    parsed = doc.toJS();
+  } catch (err) {
+    // Well-formed YAML can still fail to resolve (an alias to no anchor, "*x").
+    throw new InventoryError(source, [...problems, `(yaml): ${(err as Error).message}`]);
+  }
+  try {
+    const inventory = parseInventory(parsed, source);
     if (problems.length) throw new InventoryError(source, problems);
     return { inventory, baseDir: path.dirname(source), source };
   } catch (err) {

@@ -1,0 +1,361 @@
+/**
+ * Bad inventories, generated (fast-check) from the valid config/sandbox.yaml: required keys
+ * dropped, wrong types, bad ports, durations, names, regions, URLs and secret references, unknown
+ * keys, dangling references (a service naming an unknown server or host), duplicate services —
+ * one to five at once. Every problem must be listed with its path, all of them together, by an
+ * InventoryError (never a TypeError or a crash); through the loader (YAML file) as well. Random
+ * text and the sandbox file with lines cut out must give an InventoryError or a valid inventory.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import YAML from 'yaml';
+import { InventoryError, parseInventory } from '../../config/inventory';
+import { expandEnv, loadInventory } from '../../config/load';
+import { SANDBOX_INVENTORY } from '../helpers/stack';
+
+type Path = (string | number)[];
+
+/** One problem planted in the document: where, and the path the inventory's error must name. */
+interface Planted {
+  path: Path;
+  edit: 'drop' | 'set';
+  value?: unknown;
+  /** The problem line must start with this path or one below it (an unknown key: its parent's, naming the key). */
+  expect: string;
+  key?: string;
+}
+
+const text = readFileSync(SANDBOX_INVENTORY, 'utf8');
+const sandboxDoc = () => YAML.parse(expandEnv(text, {}, [])) as Record<string, unknown>;
+const doc0 = sandboxDoc();
+const SERVERS = Object.keys(doc0.mysqlServers as object);
+const HOSTS = Object.keys(doc0.sshHosts as object);
+const dotted = (p: Path) => p.join('.');
+
+// Paths into the sandbox document, by what they hold (services: 0 shop warm, 1 catalog hot, 2 wiki cold).
+const REQUIRED: Path[] = [
+  ['version'],
+  ['regions'],
+  ['regions', 'primary'],
+  ['regions', 'dr'],
+  ['approvers'],
+  ['services'],
+  ['approvers', 1, 'name'],
+  ['notifications', 0, 'url'],
+  ['notifications', 1, 'topicArn'],
+  ...[0, 1, 2].flatMap((i) => ['name', 'tier', 'strategy'].map((k) => ['services', i, k])),
+  ...SERVERS.flatMap((s) => ['host', 'user', 'password'].map((k) => ['mysqlServers', s, k])),
+  ...HOSTS.flatMap((h) => ['host', 'user', 'privateKey', 'hostKey'].map((k) => ['sshHosts', h, k])),
+  ['services', 0, 'database', 'primary'],
+  ['services', 2, 'database', 'primary'],
+  ...['address', 'device', 'primaryHost', 'drHost'].map((k) => ['services', 0, 'vip', k]),
+  ...['hostedZone', 'record', 'primaryValue', 'drValue'].map((k) => ['services', 1, 'dns', k]),
+  ['services', 0, 'backup', 'databases'],
+  ['services', 0, 'backup', 'destinations'],
+  ['services', 0, 'restoreTest', 'scratchServer'],
+  ['services', 0, 'rds', 'instance'],
+  ['services', 0, 'drCompute', 'tags'],
+  ['services', 0, 'database', 'replication', 'password'],
+];
+const PORTS: Path[] = [
+  ...SERVERS.map((s) => ['mysqlServers', s, 'port']),
+  ...HOSTS.map((h) => ['sshHosts', h, 'port']),
+];
+const DURATIONS: Path[] = [
+  ['services', 0, 'health', 'interval'],
+  ['services', 1, 'health', 'interval'],
+  ['services', 0, 'health', 'cooldownAfterFailover'],
+];
+const STRINGS: Path[] = [
+  ...SERVERS.flatMap((s) => [
+    ['mysqlServers', s, 'host'],
+    ['mysqlServers', s, 'user'],
+  ]),
+  ['sshHosts', HOSTS[0], 'user'],
+  ['services', 0, 'dns', 'record'],
+  ['services', 0, 'rds', 'instance'],
+  ['services', 0, 'vip', 'device'],
+];
+const ENUMS: [Path, string[]][] = [
+  [
+    ['services', 0, 'tier'],
+    ['critical', 'important', 'normal'],
+  ],
+  [
+    ['services', 1, 'strategy'],
+    ['hot', 'warm', 'cold'],
+  ],
+  [
+    ['services', 0, 'database', 'engine'],
+    ['mariadb', 'mysql'],
+  ],
+  [
+    ['services', 2, 'dns', 'type'],
+    ['A', 'CNAME'],
+  ],
+  [
+    ['notifications', 0, 'kind'],
+    ['webhook', 'sns'],
+  ],
+];
+const BOOLEANS: Path[] = [
+  ['services', 0, 'health', 'mysqlPing'],
+  ['services', 1, 'autoFailover'],
+  ['services', 0, 'backup', 'physical'],
+];
+const NAMES: Path[] = [
+  ['services', 1, 'name'],
+  ['approvers', 0, 'name'],
+  ['mysqlServers', SERVERS[0], 'sshHost'],
+];
+const REGIONS: Path[] = [
+  ['regions', 'dr'],
+  ['services', 0, 'rds', 'region'],
+  ['notifications', 1, 'region'],
+];
+const URLS: Path[] = [
+  ['services', 0, 'applicationWebhook'],
+  ['services', 1, 'health', 'httpUrl'],
+  ['aws', 'endpoint'],
+];
+const SECRETS: Path[] = [
+  ['mysqlServers', SERVERS[1], 'password'],
+  ['sshHosts', HOSTS[1], 'privateKey'],
+  ['aws', 'secretAccessKey'],
+];
+const COUNTS: Path[] = [
+  ['services', 0, 'dns', 'ttl'],
+  ['services', 0, 'health', 'failuresBeforeIncident'],
+];
+/** Where a service names a server or a host: [path, names a MySQL server?]. */
+const REFERENCES: [Path, boolean][] = [
+  [['services', 0, 'database', 'primary'], true],
+  [['services', 0, 'database', 'replica'], true],
+  [['services', 2, 'database', 'drServer'], true],
+  [['services', 0, 'restoreTest', 'scratchServer'], true],
+  [['services', 0, 'vip', 'primaryHost'], false],
+  [['services', 0, 'vip', 'drHost'], false],
+  [['mysqlServers', SERVERS[0], 'sshHost'], false],
+];
+const OBJECTS: Path[] = [[], ['services', 0], ['mysqlServers', SERVERS[0]], ['services', 0, 'dns'], ['regions']];
+
+const set =
+  (p: Path) =>
+  (value: unknown): Planted => ({ path: p, edit: 'set', value, expect: dotted(p) });
+const notAString = fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }));
+const wellFormedUnknown = fc
+  .stringMatching(/^[a-z][a-z0-9-]{0,20}$/)
+  .filter((n) => ![...SERVERS, ...HOSTS].includes(n));
+
+const planted: fc.Arbitrary<Planted> = fc.oneof(
+  fc.constantFrom(...REQUIRED).map((p): Planted => ({ path: p, edit: 'drop', expect: dotted(p) })),
+  fc
+    .tuple(
+      fc.constantFrom(...PORTS),
+      fc.oneof(
+        fc.integer({ min: -1e6, max: 0 }),
+        fc.integer({ min: 65536, max: 1e7 }),
+        fc.double({ min: 1.5, max: 65534.5, noNaN: true }).filter((d) => !Number.isInteger(d)),
+        fc.constantFrom<unknown>('abc', '', '22a', ' 22', '-1', 'NaN', null, true, false, [], [22], {}),
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...DURATIONS),
+      fc.oneof(
+        fc.constantFrom<unknown>('soon', '5 x', '-1s', '1.5h', '', '10 weeks', 's', true, null, [], {}),
+        fc.integer({ min: -1e6, max: -1 }),
+        fc.double({ noNaN: true, noDefaultInfinity: true }).filter((d) => !Number.isInteger(d)),
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc.tuple(fc.constantFrom(...STRINGS), fc.oneof(notAString, fc.constant(''))).map(([p, v]) => set(p)(v)),
+  fc.constantFrom(...ENUMS).chain(([p, values]) =>
+    fc
+      .oneof(fc.string(), fc.constantFrom(...values.map((v) => v.toUpperCase())))
+      .filter((v) => !values.includes(v))
+      .map(set(p)),
+  ),
+  fc
+    .tuple(fc.constantFrom(...BOOLEANS), fc.constantFrom<unknown>('true', 'yes', 0, 1, null, []))
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...NAMES),
+      fc.oneof(fc.constantFrom('', 'Shop', '9lives', 'has space', 'under_score', 'x'.repeat(64)), notAString),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...REGIONS),
+      fc.oneof(fc.constantFrom('mars', 'US-EAST-1', 'us-east', 'useast1', ''), notAString),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(fc.constantFrom(...URLS), fc.oneof(fc.constantFrom('not a url', '127.0.0.1:8080', '', '//x'), notAString))
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...SECRETS),
+      fc.oneof(
+        fc.string({ minLength: 1 }), // a secret value in the inventory instead of a reference
+        fc.constantFrom<unknown>(
+          { env: '' },
+          { file: '' },
+          { file: 1 },
+          { env: 'X', file: 'y' },
+          { vault: 'x' },
+          null,
+          [],
+        ),
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...COUNTS),
+      fc.oneof(fc.integer({ min: -1e6, max: 0 }), fc.constantFrom<unknown>('60', 1.5, null)),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc.tuple(fc.constantFrom(...REFERENCES), wellFormedUnknown).map(([[p], name]) => set(p)(name)),
+  fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
+  fc
+    .tuple(
+      fc.constantFrom(...OBJECTS),
+      fc.oneof(fc.constantFrom('surprise', 'Name', 'passwd', '__proto__'), fc.string({ minLength: 1, maxLength: 12 })),
+    )
+    .filter(([p, key]) => !(key in (get(doc0, p) as object)))
+    .map(([p, key]): Planted => ({ path: [...p, key], edit: 'set', value: 1, expect: dotted(p) || '(root)', key })),
+);
+
+const isPrefix = (a: Path, b: Path) => a.length <= b.length && a.every((x, i) => x === b[i]);
+/** One to five problems, none inside another's (a dropped section hides what was planted in it). */
+const plantedSets = fc
+  .uniqueArray(planted, { minLength: 1, maxLength: 5, selector: (p) => dotted(p.path) })
+  .filter((ps) => ps.every((a, i) => ps.every((b, j) => i === j || !isPrefix(a.path, b.path))));
+
+function get(doc: unknown, p: Path): unknown {
+  return p.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], doc);
+}
+
+function plant(ps: Planted[]): Record<string, unknown> {
+  const doc = sandboxDoc();
+  for (const p of ps) {
+    const parent = get(doc, p.path.slice(0, -1)) as Record<string | number, unknown>;
+    const last = p.path[p.path.length - 1];
+    if (p.edit === 'drop') delete parent[last];
+    else Object.defineProperty(parent, last, { value: p.value, enumerable: true, writable: true, configurable: true });
+  }
+  return doc;
+}
+
+/** The problems an invalid document is rejected with, or an error saying it was accepted or crashed. */
+function problemsOf(run: () => unknown, what: string): string[] {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof InventoryError) return err.problems;
+    throw new Error(`${what}: crashed with ${String(err)}`);
+  }
+  throw new Error(`${what}: accepted`);
+}
+
+function expectListed(problems: string[], ps: Planted[]) {
+  for (const p of ps) {
+    const listed = problems.some(
+      (line) =>
+        (line.startsWith(`${p.expect}: `) || line.startsWith(`${p.expect}.`)) &&
+        (p.key === undefined || line.includes(`"${p.key}"`)),
+    );
+    if (!listed)
+      throw new Error(
+        `${p.key ? `unknown key "${p.key}" at ` : ''}${p.expect} not listed in:\n  ${problems.join('\n  ')}`,
+      );
+  }
+}
+
+let tried = 0;
+
+describe('bad inventories (fast-check)', () => {
+  afterAll(() => {
+    console.log(`fast-check: ${tried} inventories tried: every planted problem listed by path, no crash`);
+  });
+
+  test('the sandbox document the problems are planted in is valid', () => {
+    expect(() => parseInventory(sandboxDoc())).not.toThrow();
+  });
+
+  test('every planted problem is listed by its path, all of them at once', () => {
+    fc.assert(
+      fc.property(plantedSets, (ps) => {
+        tried++;
+        expectListed(
+          problemsOf(() => parseInventory(plant(ps)), JSON.stringify(ps)),
+          ps,
+        );
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('the loader lists the same problems from a YAML file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'drbook-bad-inventory-'));
+    try {
+      fc.assert(
+        fc.property(plantedSets, (ps) => {
+          tried++;
+          const file = path.join(dir, 'inventory.yaml');
+          writeFileSync(file, YAML.stringify(plant(ps)));
+          const problems = problemsOf(() => loadInventory(file, {}), JSON.stringify(ps));
+          expectListed(problems, ps);
+          const error = (() => {
+            try {
+              loadInventory(file, {});
+            } catch (err) {
+              return err as InventoryError;
+            }
+          })()!;
+          if (!error.message.startsWith(`${file}: ${problems.length} problem(s) in the inventory:`))
+            throw new Error(`unclear message: ${error.message.slice(0, 200)}`);
+        }),
+        { numRuns: 60 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('any text, or the sandbox file with lines cut out, is an InventoryError or a valid inventory, never a crash', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'drbook-bad-inventory-'));
+    const lines = text.split('\n');
+    const cut = fc
+      .uniqueArray(fc.nat({ max: lines.length - 1 }), { minLength: 1, maxLength: 8 })
+      .map((drop) => lines.filter((_, i) => !drop.includes(i)).join('\n'));
+    try {
+      fc.assert(
+        fc.property(
+          fc.oneof(cut, fc.string({ maxLength: 300 }), fc.constantFrom('', '---', '[]', 'null', ': :', '{')),
+          (t) => {
+            tried++;
+            const file = path.join(dir, 'inventory.yaml');
+            writeFileSync(file, t);
+            try {
+              loadInventory(file, {});
+            } catch (err) {
+              if (!(err instanceof InventoryError))
+                throw new Error(`crashed with ${String(err)} on ${JSON.stringify(t)}`);
+              if (!err.problems.length || err.problems.some((p) => !/^[^\s:]+: /.test(p)))
+                throw new Error(`a problem without its path: ${JSON.stringify(err.problems)}`);
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
