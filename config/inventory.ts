@@ -272,7 +272,12 @@ const schedules = z
       .strict()
       .prefault({}),
     readiness: z
-      .object({ minute: z.number().int().min(0).max(59).default(17), paused })
+      .object({
+        minute: z.number().int().min(0).max(59).default(17),
+        paused,
+        /** Notify when a check starts failing (or recovers) since the schedule's previous run. */
+        alertOnDrift: z.boolean().default(true),
+      })
       .strict()
       .prefault({}),
     /** Every few minutes, when any service has backup.binlogArchive: the binlog RPO. */

@@ -130,9 +130,9 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
   readiness: ({ schedules: s, services }, taskQueue) =>
     services.map((svc) => ({
       id: `${SCHEDULE_PREFIX}readiness-${svc.name}`,
-      description: `hourly readiness of ${svc.name}: every read-only check its failover depends on`,
+      description: `hourly readiness of ${svc.name}: every read-only check its failover depends on${s.readiness.alertOnDrift ? '; alerts when a check starts failing or recovers' : ''}`,
       workflowType: 'readiness',
-      args: [{ service: svc.name }],
+      args: [{ service: svc.name, ...(s.readiness.alertOnDrift ? { alertOnDrift: true } : {}) }],
       workflowId: `readiness-${svc.name}`,
       taskQueue,
       calendar: { minute: s.readiness.minute },

@@ -28,6 +28,7 @@ import { createPointInTimeActivities } from '../activities/restore/pitr';
 import { createPhysicalRestoreActivities } from '../activities/restore/physical';
 import { createRdsRestoreActivities } from '../activities/restore/rds';
 import { createReportActivities } from '../activities/reports/restore-test';
+import { createReadinessActivities } from '../activities/readiness';
 import { failure } from '../activities/errors';
 import { ErrorType } from '../workflows/contract';
 
@@ -67,6 +68,8 @@ function buildActivities(
     ...createSnapshotRetentionActivities(aws),
     ...createNotifyActivities(loaded.inventory, awsFailover),
     ...createHealthActivities(),
+    // Scheduled readiness: the previous run of the schedule, for drift alerts.
+    ...createReadinessActivities(),
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
     ...createRestoreActivities(backupStores, pools),
     ...createPointInTimeActivities(backupStores, pools),

@@ -40,6 +40,7 @@ import {
   type ServiceBackupResult,
   type StepRecord,
 } from './contract';
+import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
 
 /** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
@@ -450,6 +451,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   if (compliance.exposureSeconds !== null)
     metricMeter.createGauge('drbook_backup_exposure_seconds', 'int').set(compliance.exposureSeconds, tags);
   metricMeter.createGauge('drbook_backup_bytes', 'int').set(manifest?.object.size ?? 0, tags);
+  if (compliance.ageSeconds !== null) recordBackupAge(service, compliance.ageSeconds);
   metricMeter.createCounter('drbook_backup_failures').add(status.failures.length, tags);
 
   const result: ServiceBackupResult = {

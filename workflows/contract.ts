@@ -51,8 +51,14 @@ export const drTaskQueue = (baseQueue: string, drRegion: string) => `${baseQueue
 
 const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a service name from the inventory');
 
-export const readinessInput = z.object({ service: serviceName }).strict();
-export type ReadinessInput = z.infer<typeof readinessInput>;
+export const readinessInput = z
+  .object({
+    service: serviceName,
+    /** Scheduled runs: compare with the schedule's previous run; notify when a check starts failing or recovers. */
+    alertOnDrift: z.boolean().default(false),
+  })
+  .strict();
+export type ReadinessInput = z.input<typeof readinessInput>;
 
 /**
  * launchRunbook: what a schedule starts for a runbook that runs once per service at a time. The
@@ -204,6 +210,16 @@ export interface ReadinessReport {
   checks: ReadinessCheck[];
   expectedRpoSeconds: number | null;
   targets: { rtoSeconds: number; rpoSeconds: number };
+  /** Scheduled runs with alertOnDrift: what changed since the schedule's previous run, and whether people were told. */
+  drift?: ReadinessDrift;
+}
+
+export interface ReadinessDrift {
+  /** The run compared with (null: none before, so every failing check is new). */
+  previous: string | null;
+  newlyFailing: string[];
+  recovered: string[];
+  notified: boolean;
 }
 
 // ------------------------------------------------------------------ nightly backup (issue 4)

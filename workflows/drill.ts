@@ -61,6 +61,7 @@ import {
   statusQuery,
 } from './messages';
 import { planFor, reasonOf } from './plan';
+import { recordMeasured } from './metrics';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, workflowIdFor } from './runbook';
 import { round1 } from './steps';
@@ -410,6 +411,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
     if (r.measured.rpoSeconds !== null)
       metricMeter.createGauge('drbook_drill_rpo_seconds', 'float').set(r.measured.rpoSeconds, tags);
     metricMeter.createGauge('drbook_drill_passed', 'int').set(r.outcome === 'passed' ? 1 : 0, tags);
+    recordMeasured('drill', r.service, r.measured);
   }
 }
 

@@ -23,6 +23,7 @@ import {
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor, reasonOf } from './plan';
 import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
+import { recordMeasured } from './metrics';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun } from './runbook';
 
@@ -395,6 +396,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     run.phase = 'done';
     run.tag([{ key: DrOutcome, value: 'completed' }]);
     const result = report('completed', { recoveredAt: new Date(recoveredAt).toISOString(), newPrimary });
+    recordMeasured('failover', svc.name, result.measured);
     await notifyPeople(
       plan,
       acts,

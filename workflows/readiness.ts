@@ -1,20 +1,38 @@
 /**
- * readiness({ service }): every read-only check a failover depends on, run against the
- * real estate, changing nothing. The failover's dry run and the hourly readiness
- * schedule both use it. Each check names what an operator must fix.
+ * readiness({ service, alertOnDrift? }): every read-only check a failover depends on, run
+ * against the real estate, changing nothing. The failover's dry run, the drill and the hourly
+ * readiness schedule use it. Each check names what an operator must fix.
+ *
+ * Scheduled runs (alertOnDrift) compare their failing checks with the schedule's previous
+ * completed run (read by an activity, so the decision replays) and notify people once when a
+ * check starts failing and once when it recovers: an estate that stays broken does not page
+ * every hour. The run also sets the worker's `drbook_ready` and `drbook_backup_age_seconds` gauges.
  */
-import { proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { metricMeter, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { ServicePlan } from '../activities/inventory';
 import type { Activities } from '../workers/adapters';
+import { backupTime } from './backup-policy';
 import {
   drTaskQueue,
   NON_RETRYABLE,
   parseInput,
   readinessInput,
   type ReadinessCheck,
+  type ReadinessDrift,
+  type ReadinessInput,
   type ReadinessReport,
 } from './contract';
 import { DrOutcome, DrRunbook, DrService } from './messages';
+import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
+import { drSteps, notifyPeople } from './steps';
+
+/** Set by Temporal on every run a schedule starts. */
+const ScheduledById = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+
+/** A service whose RPO its replica covers still needs last night's backup: the nightly interval plus its catch-up window. */
+const NIGHTLY_BACKUP_LIMIT_SECONDS = 30 * 3600;
 
 // Read-only checks: a short retry budget, so an unreachable component is reported, not waited for.
 const readOnly = {
@@ -22,7 +40,7 @@ const readOnly = {
   retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
 } as const;
 
-export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
+export async function readiness(rawInput: ReadinessInput): Promise<ReadinessReport> {
   const input = parseInput(readinessInput, rawInput);
   const plan = await planFor(input.service);
   const { service: svc } = plan;
@@ -131,10 +149,107 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
     });
   }
 
+  // Checks added after the first histories were recorded: old runs replay without them.
+  let backupAgeSeconds: number | null = null;
+  if (patched('readiness-drift-checks')) {
+    const rds = svc.rds;
+    if (rds && svc.tier === 'critical') {
+      await check('rds-multi-az', async () => {
+        const r = await primarySide.describeRdsInstance({ region: rds.region, instance: rds.instance });
+        if (!r.multiAz)
+          throw new CheckFailed(`${rds.instance} (${rds.region}) is not Multi-AZ: a critical service's must be`);
+        return `${rds.instance} (${rds.region}) Multi-AZ`;
+      });
+    }
+
+    const sshHosts = [
+      ...new Set([vip?.primaryHost, vip?.drHost, ...(svc.backup?.paths ?? []).map((p) => p.host)]),
+    ].filter((h): h is string => Boolean(h));
+    if (sshHosts.length) {
+      await check('ssh-host-keys-match', async () => {
+        const problems: string[] = [];
+        for (const host of sshHosts.sort()) {
+          await drSide.runRemoteCommand({ host, command: 'true' }).catch((err: unknown) => {
+            problems.push(reasonOf(err));
+          });
+        }
+        if (problems.length) throw new CheckFailed(problems.join('; '));
+        return `${sshHosts.join(', ')}: pinned host key presented`;
+      });
+    }
+
+    if (svc.backup) {
+      const replicated = Boolean(db?.replica || svc.rds?.drReplica);
+      const limit = replicated ? NIGHTLY_BACKUP_LIMIT_SECONDS : plan.targets.rpoSeconds;
+      const why = replicated ? 'the nightly backup plus its catch-up window; the replica covers the RPO' : 'the RPO';
+      await check('verified-backup-recent', async () => {
+        const newest = await drSide.pickNewestVerifiedBackup({ service: svc.name });
+        backupAgeSeconds = Math.max(0, Math.round((Date.now() - backupTime(newest.backupId)) / 1000));
+        const text = `newest verified backup ${newest.backupId} (${newest.destination}) is ${hours(backupAgeSeconds)} old`;
+        if (backupAgeSeconds > limit) throw new CheckFailed(`${text}: over ${hours(limit)} (${why})`);
+        return `${text}; limit ${hours(limit)} (${why})`;
+      });
+    }
+  }
+
   const ready = checks.every((c) => c.ok);
   upsertSearchAttributes([{ key: DrOutcome, value: ready ? 'ready' : 'not-ready' }]);
-  return { service: svc.name, ready, checks, expectedRpoSeconds, targets: plan.targets };
+  const tags = { service: svc.name };
+  metricMeter
+    .createGauge('drbook_ready', 'int', '1 when every readiness check of the service passed')
+    .set(ready ? 1 : 0, tags);
+  if (backupAgeSeconds !== null) recordBackupAge(svc.name, backupAgeSeconds);
+  const report: ReadinessReport = { service: svc.name, ready, checks, expectedRpoSeconds, targets: plan.targets };
+  if (input.alertOnDrift) report.drift = await alertOnDrift(plan, checks);
+  return report;
 }
+
+/**
+ * Compare with the schedule's previous completed run; notify once per change. Outside a schedule
+ * there is no previous run: every failing check counts as new.
+ */
+async function alertOnDrift(plan: ServicePlan, checks: ReadinessCheck[]): Promise<ReadinessDrift> {
+  const { previousScheduledReadiness } = proxyActivities<Activities>(readOnly);
+  const info = workflowInfo();
+  const scheduleId = info.typedSearchAttributes.get(ScheduledById);
+  const previous = scheduleId ? await previousScheduledReadiness({ scheduleId, workflowId: info.workflowId }) : null;
+  const before = previous?.failing ?? {};
+  const failing = checks.filter((c) => !c.ok);
+  const newlyFailing = failing.filter((c) => !(c.name in before));
+  const recovered = Object.keys(before).filter((name) => checks.some((c) => c.name === name && c.ok));
+  const drift: ReadinessDrift = {
+    previous: previous ? previous.workflowId : null,
+    newlyFailing: newlyFailing.map((c) => c.name),
+    recovered,
+    notified: false,
+  };
+  if (newlyFailing.length === 0 && recovered.length === 0) return drift;
+  const svc = plan.service.name;
+  const subject = [
+    newlyFailing.length ? `${svc} readiness drift: ${drift.newlyFailing.join(', ')} failing` : '',
+    recovered.length ? `${svc} readiness recovered: ${recovered.join(', ')}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+  const message = [
+    ...newlyFailing.map((c) => `FAILING ${c.name}: ${c.detail}`),
+    ...recovered.map((name) => `RECOVERED ${name} (was: ${before[name]})`),
+    `still failing: ${
+      failing
+        .filter((c) => c.name in before)
+        .map((c) => c.name)
+        .join(', ') || 'none'
+    }`,
+    `compared with ${previous ? `${previous.workflowId} (closed ${previous.closedAt})` : 'no earlier scheduled run'}`,
+    `latest readiness: drctl status ${svc}`,
+  ].join('\n');
+  await notifyPeople(plan, drSteps(plan), `[drbook] ${subject}`, message, 'readiness-drift');
+  drift.notified = true;
+  return drift;
+}
+
+const hours = (s: number) =>
+  s >= 3600 ? `${Math.round(s / 360) / 10} h` : s >= 60 ? `${Math.round(s / 60)} min` : `${s} s`;
 
 /** A check that ran and found a problem (as opposed to one that could not run). */
 class CheckFailed extends Error {}

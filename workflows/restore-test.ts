@@ -39,6 +39,7 @@ import {
   type RestoreTestResult,
 } from './contract';
 import { DrOutcome, DrRunbook, DrService } from './messages';
+import { recordRestoreTest } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { RunbookRun } from './runbook';
 
@@ -489,6 +490,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
       report.endedAt = new Date(Date.now()).toISOString();
       run.phase = report.outcome;
       run.tag([{ key: DrOutcome, value: report.outcome }]);
+      if (report.outcome !== 'cancelled') recordRestoreTest(svc.name, report.outcome === 'passed');
 
       try {
         const links = await run.step(

@@ -19,6 +19,10 @@ import type { LoadedInventory } from '../../config/load';
 import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/clients';
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { BackupStores } from '../../activities/storage/destinations';
+import type { Activities } from '../../workers/adapters';
+import { serviceBackup } from '../../workflows';
+import { backupTime } from '../../workflows/backup-policy';
+import type { TemporalHarness } from './stack';
 
 export type IsolatedBackups = ReturnType<typeof isolatedBackups>;
 
@@ -115,4 +119,27 @@ export function isolatedBackups(
       stores.destroy();
     },
   };
+}
+
+/**
+ * Readiness (and so a drill, and a failover's dry run) wants a recent verified backup of a
+ * service with a backup section. Tests that need a ready estate call this first: it takes a real
+ * backup through serviceBackup (logical dump only) when the newest verified one is missing or old.
+ */
+export async function ensureRecentBackup(
+  t: TemporalHarness,
+  activities: Activities,
+  service: string,
+  maxAgeSeconds = 6 * 3600,
+): Promise<string> {
+  const newest = await activities.pickNewestVerifiedBackup({ service }).catch(() => null);
+  if (newest && Date.now() - backupTime(newest.backupId) < maxAgeSeconds * 1000) return newest.backupId;
+  const result = await t.withWorkers(activities, () =>
+    t.client.workflow.execute(serviceBackup, {
+      args: [{ service, snapshots: false }],
+      taskQueue: t.taskQueue,
+      workflowId: `test-backup-${service}-${randomUUID().slice(0, 8)}`,
+    }),
+  );
+  return result.backupId;
 }

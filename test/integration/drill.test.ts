@@ -11,6 +11,7 @@ import type { DrillReport } from '../../workflows/contract';
 import type { DrillStatus } from '../../workflows/drill';
 import { statusQuery } from '../../workflows/messages';
 import { runDrctl } from '../../scripts/drctl';
+import { ensureRecentBackup } from '../helpers/backups';
 import { readEstate } from '../helpers/estate';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
@@ -56,6 +57,7 @@ describe('DR drill of shop through drctl', () => {
 
   beforeAll(async () => {
     t = await temporal(loaded);
+    await ensureRecentBackup(t, adapters.activities, 'shop'); // a drill starts from a ready estate
     original = await readEstate(loaded, adapters);
     expect(original.primary.readOnly).toBe(false);
     expect(original.replica.replicating).toBe(true);

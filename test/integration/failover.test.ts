@@ -22,6 +22,7 @@ import {
   temporal,
   type TemporalHarness,
 } from '../helpers/stack';
+import { ensureRecentBackup } from '../helpers/backups';
 
 jest.setTimeout(240_000);
 
@@ -46,6 +47,7 @@ describe('failover and failback of shop (warm, critical)', () => {
   });
 
   test('dry run: every readiness check passes and nothing changes', async () => {
+    await ensureRecentBackup(t, adapters.activities, 'shop'); // readiness wants a recent verified backup
     const before = await readEstate(loaded, adapters);
     const result = await t.withWorkers(adapters.activities, () =>
       t.client.workflow.execute(failover, {

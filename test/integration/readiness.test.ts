@@ -5,6 +5,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ReadinessReport } from '../../workflows/contract';
 import { readiness } from '../../workflows';
+import { ensureRecentBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
 describe('readiness workflow on the local stack', () => {
@@ -27,6 +28,7 @@ describe('readiness workflow on the local stack', () => {
     });
 
   test('shop is ready: every check ran against a real component and passed', async () => {
+    await ensureRecentBackup(t, adapters.activities, 'shop');
     const report: ReadinessReport = await t.withWorkers(adapters.activities, () =>
       run({ service: 'shop' }, 'readiness-shop'),
     );
@@ -40,6 +42,9 @@ describe('readiness workflow on the local stack', () => {
       'dns-record-present',
       'vip-on-primary-host',
       'dr-host-reachable',
+      'rds-multi-az',
+      'ssh-host-keys-match',
+      'verified-backup-recent',
     ]);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.ready).toBe(true);

@@ -12,6 +12,7 @@ import { drbookSchedules, reconcileSchedules, scheduleOptions, type ScheduleApi 
 import type { LaunchResult } from '../../workflows/contract';
 import type { DrillStatus } from '../../workflows/drill';
 import { statusQuery } from '../../workflows/messages';
+import { ensureRecentBackup } from '../helpers/backups';
 import { buildAdapters, eventually, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(180_000);
@@ -34,6 +35,7 @@ describe('drbook schedules on the dev server', () => {
   beforeAll(async () => {
     t = await temporal(loaded);
     schedules = t.client.schedule;
+    await ensureRecentBackup(t, adapters.activities, 'shop'); // the drill starts from a ready estate
   });
   afterAll(async () => {
     for await (const s of schedules.list())

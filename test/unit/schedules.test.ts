@@ -148,7 +148,7 @@ describe('schedules from the inventory', () => {
     });
     expect(wanted.find((s) => s.id === 'drbook-readiness-shop')).toMatchObject({
       workflowType: 'readiness',
-      args: [{ service: 'shop' }],
+      args: [{ service: 'shop', alertOnDrift: true }],
       calendar: { minute: 17 },
     });
     // The drill runs as drill-<service> through launchRunbook (a scheduled id would carry a timestamp).
