@@ -5,6 +5,9 @@
  */
 import { metricMeter } from '@temporalio/workflow';
 
+/** Gauges take non-negative numbers only: a value from a skewed clock is left out rather than fail the run. */
+const gaugeable = (v: number | null): v is number => v !== null && Number.isFinite(v) && v >= 0;
+
 /** The RTO and RPO the latest run of a runbook measured (failover, drill). */
 export function recordMeasured(
   runbook: string,
@@ -12,11 +15,11 @@ export function recordMeasured(
   measured: { rtoSeconds: number | null; rpoSeconds: number | null },
 ): void {
   const tags = { service, runbook };
-  if (measured.rtoSeconds !== null)
+  if (gaugeable(measured.rtoSeconds))
     metricMeter
       .createGauge('drbook_rto_seconds', 'float', 'RTO measured by the latest run')
       .set(measured.rtoSeconds, tags);
-  if (measured.rpoSeconds !== null)
+  if (gaugeable(measured.rpoSeconds))
     metricMeter
       .createGauge('drbook_rpo_seconds', 'float', 'RPO measured by the latest run')
       .set(measured.rpoSeconds, tags);
@@ -31,6 +34,7 @@ export function recordRestoreTest(service: string, passed: boolean): void {
 
 /** Age of the service's newest verified backup (set by the backup itself and refreshed by readiness). */
 export function recordBackupAge(service: string, ageSeconds: number): void {
+  if (!gaugeable(ageSeconds)) return;
   metricMeter
     .createGauge('drbook_backup_age_seconds', 'int', "age of the service's newest verified backup")
     .set(ageSeconds, { service });

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { readiness } from '../../workflows';
 import type { ReadinessReport } from '../../workflows/contract';
+import { ensureRecentBackup } from '../helpers/backups';
 import { recordChaos } from '../helpers/chaos';
 import { activityRetries } from '../helpers/drive';
 import { blackhole, delay, pass, proxyEstate, reset, resetNext, type ProxiedEstate } from '../helpers/fault-proxy';
@@ -31,6 +32,9 @@ describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
     // One set of adapters for every case, as a long-lived worker has: pooled connections meet the faults too.
     adapters = buildAdapters(estate.loaded);
     t = await temporal(estate.loaded);
+    // Readiness wants a recent verified backup of shop (taken without the proxies if there is none).
+    const direct = buildAdapters(loaded);
+    await ensureRecentBackup(t, direct.activities, 'shop').finally(() => direct.close());
   });
   afterEach(() => estate.setAll(pass));
   afterAll(async () => {
@@ -108,6 +112,7 @@ describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
         /^replica-lag-within-rpo: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /,
       ),
       expect.stringMatching(/^dr-host-reachable: dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/),
+      expect.stringMatching(/^ssh-host-keys-match: dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/),
     ]);
     // What the faults did not touch still reports healthy.
     expect(byName['primary-database-reachable'].ok).toBe(true);
