@@ -20,7 +20,6 @@ import {
   readinessInput,
   type ReadinessCheck,
   type ReadinessDrift,
-  type ReadinessInput,
   type ReadinessReport,
 } from './contract';
 import { DrOutcome, DrRunbook, DrService } from './messages';
@@ -40,7 +39,7 @@ const readOnly = {
   retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
 } as const;
 
-export async function readiness(rawInput: ReadinessInput): Promise<ReadinessReport> {
+export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const input = parseInput(readinessInput, rawInput);
   const plan = await planFor(input.service);
   const { service: svc } = plan;
