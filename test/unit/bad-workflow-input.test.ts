@@ -73,7 +73,12 @@ const interval: Kind = { t: 'int', min: 60 };
 const MODES = ['real', 'drill'];
 
 const RUNBOOKS: Runbook[] = [
-  { workflowType: 'readiness', schema: readinessInput, valid: { service: 'shop' }, fields: { service: req(service) } },
+  {
+    workflowType: 'readiness',
+    schema: readinessInput,
+    valid: { service: 'shop' },
+    fields: { service: req(service), alertOnDrift: opt({ t: 'bool' }) },
+  },
   {
     workflowType: 'failover',
     schema: failoverInput,
