@@ -28,7 +28,9 @@ export function sandboxSecrets(loaded: LoadedInventory): Map<string, string> {
       .split('\n')
       .filter((l) => l && !l.startsWith('-----'))
       .join('');
-    for (let i = 0; i + 40 <= body.length; i += 40)
+    // The first 128 characters (96 bytes) are the format header, the same in every unencrypted OpenSSH key,
+    // and an ed25519 key's public half: not secret (a fingerprint may be shown), so the runs start after them.
+    for (let i = 128; i + 40 <= body.length; i += 40)
       secrets.set(`sshHosts.${name}.privateKey[${i}]`, body.slice(i, i + 40));
   }
   const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');

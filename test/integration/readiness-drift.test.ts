@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ChangeResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
@@ -33,6 +33,7 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
   const aws = new AwsClients(awsConnectionFromInventory(loaded.inventory, loaded.baseDir));
   let t: TemporalHarness;
   const created: ScheduleHandle[] = [];
+  const tempDirs: string[] = [];
 
   beforeAll(async () => {
     t = await temporal(loaded);
@@ -40,6 +41,7 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
   });
   afterAll(async () => {
     for (const h of created) await h.delete().catch(() => undefined);
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
     await t.close();
     await adapters.close();
     aws.destroy();
@@ -124,6 +126,7 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
 
     // A worker whose pinned key for the sshd is another key: what a replaced (or spoofed) host looks like.
     const dir = mkdtempSync(path.join(tmpdir(), 'drbook-hostkey-'));
+    tempDirs.push(dir);
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'other')]);
     const otherKey = readFileSync(path.join(dir, 'other.pub'), 'utf8').split(' ')[1];
     const hostKey = loaded.inventory.sshHosts['primary-host'].hostKey;
