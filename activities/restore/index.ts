@@ -10,7 +10,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -25,7 +24,7 @@ import {
 } from '../../workflows/contract';
 import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from '../mysql';
-import { writeClientDefaults } from '../mysql/dump';
+import { Digest, writeClientDefaults } from '../mysql/dump';
 import type { BackupStore, BackupStores } from '../storage/destinations';
 import { backupKey, dumpKey, manifestKey, MANIFEST_FILE, serviceRoot, type BackupKind } from '../storage/layout';
 import { DumpRouter, sessionPrelude } from './load';
@@ -133,20 +132,6 @@ export async function runQueries(
     }
   }
   return checks;
-}
-
-/** SHA-256 and size of the bytes passing through. */
-class Sha256Meter extends Transform {
-  bytes = 0;
-  private readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  hex(): string {
-    return this.hash.digest('hex');
-  }
 }
 
 /** Read a stored object to the end, hashing it; heartbeats while it reads. */
@@ -395,7 +380,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
         router.abort();
         zstd.kill('SIGKILL');
       });
-      const meter = new Sha256Meter();
+      const meter = new Digest();
       const heartbeat = setInterval(
         () =>
           ctx?.heartbeat({

@@ -14,17 +14,15 @@
  * events. It runs as the worker's own user, as the local stack's servers do.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { RestoreErrorType, type BackupDestinationName, type RestoreCheck } from '../../workflows/contract';
 import { failure } from '../errors';
-import { activityContext, collect, exitOf } from '../mysql/dump';
+import { activityContext, collect, Digest, exitOf } from '../mysql/dump';
 import type { BackupStores } from '../storage/destinations';
 import { backupKey } from '../storage/layout';
 import { runQueries, type ValidationQuery } from './index';
@@ -44,19 +42,6 @@ export interface PhysicalRestoreResult {
   seconds: { extract: number; prepare: number; start: number; validate: number; total: number };
   /** Every trace of the instance removed (process gone, directory deleted). */
   cleanedUp: boolean;
-}
-
-class Sha256Meter extends Transform {
-  bytes = 0;
-  private readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-  hex(): string {
-    return this.hash.digest('hex');
-  }
 }
 
 function restoreFailed(message: string): ApplicationFailure {
@@ -115,7 +100,7 @@ export function createPhysicalRestoreActivities(stores: BackupStores) {
       const children: ChildProcess[] = [];
       let server: ChildProcess | null = null;
       let phase = 'extracting';
-      const meter = new Sha256Meter();
+      const meter = new Digest();
       const heartbeat = setInterval(() => ctx?.heartbeat({ phase, readBytes: meter.bytes }), HEARTBEAT_MS);
       const killAll = () => {
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
