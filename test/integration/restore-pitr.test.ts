@@ -177,11 +177,14 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
 });
 
 test('a log missing from the archive between the backup and the point is refused before anything is replayed', async () => {
+  // Each archive run flushes, so three runs leave at least three closed logs in the archive, whatever
+  // the server's binlog history (a fresh CI server may have only one or two before this test).
+  for (let i = 0; i < 3; i++) await adapters.activities.archiveBinlogs({ service: 'shop' });
   const r3 = (await stores.store('shop', 'local').list('shop/binlog/'))
     .map((o) => o.key)
     .filter((k) => /binlog\.\d+$/.test(k))
     .sort();
-  expect(r3.length).toBeGreaterThanOrEqual(3); // archived by the test above
+  expect(r3.length).toBeGreaterThanOrEqual(3);
   const [first, middle] = r3.slice(-3);
   await stores.store('shop', 'local').remove([middle]);
   const server = first.split('/')[2];
