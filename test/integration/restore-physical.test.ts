@@ -9,32 +9,29 @@
  */
 import { execSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
-import type { LoadedInventory } from '../../config/load';
-import { awsConnectionFromInventory } from '../../activities/aws/clients';
-import { BackupStores } from '../../activities/storage/destinations';
 import { reportRoot } from '../../activities/reports/restore-test';
 import { restoreTest, serviceBackup } from '../../workflows';
 import type { RestoreTestReport, RunbookStatus } from '../../workflows/contract';
+import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(600_000);
 
 const base = sandbox();
-const inventory = structuredClone(base.inventory);
-const shop = inventory.services.find((s) => s.name === 'shop')!;
-const prefix = `drbook-physical-restore-${randomUUID().slice(0, 8)}/`;
-const local = mkdtempSync(path.join(tmpdir(), 'drbook-physical-restore-test-'));
-shop.backup!.destinations.local = { path: local };
-shop.backup!.destinations.primary!.prefix = prefix;
-shop.backup!.destinations.offsite!.prefix = prefix;
-shop.backup!.physical = true;
-delete shop.rds; // the RDS restore is restore-test.test.ts's subject
-const loaded: LoadedInventory = { ...base, inventory };
-const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
+const { loaded, local, stores } = isolatedBackups(
+  base,
+  (inv) => {
+    const shop = inv.services.find((s) => s.name === 'shop')!;
+    shop.backup!.physical = true;
+    delete shop.rds; // the RDS restore is restore-test.test.ts's subject
+  },
+  'drbook-physical-restore-test',
+);
+const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
 const adapters = buildAdapters(loaded);
 const tag = randomUUID().slice(0, 8);
 const BEFORE = `physical-before-${tag}`;

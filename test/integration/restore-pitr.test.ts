@@ -7,34 +7,29 @@
  * test's own; the archive made by the binlogArchive runbook; markers deleted and objects removed afterwards.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2/promise';
-import type { LoadedInventory } from '../../config/load';
-import { awsConnectionFromInventory } from '../../activities/aws/clients';
 import { reportRoot } from '../../activities/reports/restore-test';
-import { BackupStores } from '../../activities/storage/destinations';
 import { binlogArchive, restoreTest, serviceBackup } from '../../workflows';
 import type { RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
+import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(600_000);
 
 const base = sandbox();
-const inventory = structuredClone(base.inventory);
-const shop = inventory.services.find((s) => s.name === 'shop')!;
-const prefix = `drbook-pitr-test-${randomUUID().slice(0, 8)}/`;
-const local = mkdtempSync(path.join(tmpdir(), 'drbook-pitr-test-'));
-shop.backup!.destinations.local = { path: local };
-shop.backup!.destinations.primary!.prefix = prefix;
-shop.backup!.destinations.offsite!.prefix = prefix;
-shop.backup!.binlogArchive = true;
-delete shop.rds; // the RDS restore is restore-test.test.ts's subject
-const loaded: LoadedInventory = { ...base, inventory };
-const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
+const { loaded, local, stores } = isolatedBackups(
+  base,
+  (inv) => {
+    const shop = inv.services.find((s) => s.name === 'shop')!;
+    shop.backup!.binlogArchive = true;
+    delete shop.rds; // the RDS restore is restore-test.test.ts's subject
+  },
+  'drbook-pitr-test',
+);
 const adapters = buildAdapters(loaded);
 const tag = randomUUID().slice(0, 8);
 const BEFORE = `pitr-before-${tag}`;
