@@ -78,10 +78,27 @@ const mysqlServer = z
     port: port.default(3306),
     user: z.string().min(1),
     password: secretRef,
-    /** The SSH host this server runs on (for the VIP and file-level work). */
+    /** The SSH host this server runs on (for the VIP and file-level work: mariabackup runs there). */
     sshHost: name.optional(),
+    /**
+     * The server's unix socket on its own host: tools that run on the host (mariabackup) connect through it,
+     * as an SRE on the box would, instead of over TCP to `host`.
+     */
+    socket: z.string().startsWith('/', "an absolute path on the server's host").optional(),
   })
   .strict();
+
+const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/**
+ * Where a tool that reads a server's data files (mariabackup) must run: on the server's `sshHost` when it has one
+ * (the data files are there), on the worker itself only when the server has no sshHost and its host is the
+ * worker's own (127.0.0.1 / localhost / ::1); otherwise nowhere (null).
+ */
+export function dataFilesHost(server: Pick<MysqlServer, 'host' | 'sshHost'>): { ssh: string } | 'worker' | null {
+  if (server.sshHost) return { ssh: server.sshHost };
+  return LOCAL_HOSTS.has(server.host) ? 'worker' : null;
+}
 
 const tagFilter = z.record(z.string().min(1), z.string());
 
@@ -393,6 +410,21 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
           message: `a ${svc.strategy} service needs a replica`,
         });
       }
+    }
+    if (svc.backup?.physical === true && svc.database) {
+      const server = inv.mysqlServers[svc.database.primary] as MysqlServer | undefined;
+      if (svc.database.engine === 'mysql')
+        ctx.addIssue({
+          code: 'custom',
+          path: at('backup', 'physical'),
+          message: 'physical backups need MariaDB (mariabackup); xtrabackup for MySQL is not supported',
+        });
+      else if (server && isRecord(server) && typeof server.host === 'string' && dataFilesHost(server) === null)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('backup', 'physical'),
+          message: `mariabackup must run where ${svc.database.primary}'s data files are: give mysqlServers.${svc.database.primary}.sshHost (its host ${server.host} is not the worker's)`,
+        });
     }
     if (svc.backup && !svc.database) {
       ctx.addIssue({

@@ -42,6 +42,10 @@ export DRBOOK_INVENTORY=${DRBOOK_INVENTORY:-$ROOT/config/sandbox.yaml}
 NS_SUFFIX=${OFF/#0/}
 export DRBOOK_NETNS_PRIMARY=${DRBOOK_NETNS_PRIMARY:-drbook${NS_SUFFIX}-primary}
 export DRBOOK_NETNS_DR=${DRBOOK_NETNS_DR:-drbook${NS_SUFFIX}-dr}
+# The database servers' unix sockets (the inventory's mysqlServers.*.socket): mariabackup on a "host" (inside its
+# namespace, over SSH) connects through them; a socket is a file, so it reaches across network namespaces.
+export DRBOOK_PRIMARY_SOCKET=$DRBOOK_DATA/mariadb/primary.sock
+export DRBOOK_REPLICA_SOCKET=$DRBOOK_DATA/mariadb/replica.sock
 
 VENV=$ROOT/.venv
 RUN=${DRBOOK_DATA}/run
@@ -240,6 +244,21 @@ open_primary_for_writes() {
   echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch
 }
 
+# drbook's account as mariabackup on the database host uses it: through the unix socket (a socket login is
+# 'localhost', not '127.0.0.1') and with only what mariabackup needs. Every start: older stacks get it too.
+ensure_backup_accounts() {
+  local name pw
+  pw=$(cat "$DRBOOK_DATA/secrets/mysql-password")
+  for name in primary replica; do
+    mariadb_sql "$name" <<EOF
+SET sql_log_bin = 0;
+CREATE USER IF NOT EXISTS 'drbook'@'localhost' IDENTIFIED BY '$pw';
+GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'drbook'@'localhost';
+SET sql_log_bin = 1;
+EOF
+  done
+}
+
 bootstrap_mariadb() { # name role: users are local to each server (not replicated); schema comes from the primary
   local name=$1 role=$2 pw rpw
   pw=$(cat "$DRBOOK_DATA/secrets/mysql-password")
@@ -421,6 +440,7 @@ cmd_start() {
   start_mariadb scratch "$DRBOOK_SCRATCH_PORT" 3 scratch
   start_mariadb cold-dr "$DRBOOK_COLD_DR_PORT" 4 cold-dr # stays read-only until a cold failover opens it
   open_primary_for_writes
+  ensure_backup_accounts
   start_moto
   start_s3proxy
   start_sshd
@@ -505,7 +525,7 @@ case "${1:-}" in
   status) cmd_status ;;
   env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
     DRBOOK_COLD_DR_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
-    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT; do
+    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET DRBOOK_REPLICA_SOCKET; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done ;;
   stop) cmd_stop ;;

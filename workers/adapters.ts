@@ -57,12 +57,7 @@ function buildActivities(
     ...createStorageActivities(backupStores, loaded.inventory, aws),
     ...createDumpActivities(backupStores, pools),
     // Nightly backup options: physical (mariabackup, on the DB host) and the binlog archive (PITR).
-    ...createPhysicalBackupActivities(
-      backupStores,
-      pools,
-      sshTargets,
-      (s) => loaded.inventory.mysqlServers[s]?.sshHost,
-    ),
+    ...createPhysicalBackupActivities(backupStores, pools, sshTargets, loaded.inventory.mysqlServers),
     ...createBinlogArchiveActivities(backupStores, pools),
     ...createSnapshotActivities(aws),
     ...createSnapshotRetentionActivities(aws),

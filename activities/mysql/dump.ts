@@ -75,7 +75,8 @@ export function activityContext(): Context | null {
   }
 }
 
-const optionValue = (v: string | number) => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+/** A value for a MySQL option file, double-quoted and escaped. */
+export const optionValue = (v: string | number) => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 
 /** A private directory holding a 0600 [client] defaults file; the caller removes the directory. */
 export async function writeClientDefaults(target: MysqlTarget): Promise<{ dir: string; file: string }> {

@@ -3,29 +3,34 @@
  *
  *   mariabackup --backup --stream=xbstream | zstd | SHA-256 | every destination at once
  *
- * mariabackup copies the server's data files, so it must run where they are: on the worker
- * when the server's host is the worker's own (127.0.0.1 / localhost: the local stack), else on
- * the server's `sshHost` over SSH (ssh2, pinned host key), its stdout streamed back through the
- * SSH channel. Either way the credentials reach mariabackup as a 0600 defaults-extra-file: a
- * private temp directory here; over SSH, a `mktemp` file on the host filled from the channel's
- * stdin (never a command line) and removed when mariabackup exits.
+ * mariabackup copies the server's data files, so it runs where they are (config/inventory.ts dataFilesHost): on
+ * the server's `sshHost` over SSH (ssh2, pinned host key) when it has one, its stdout streamed back through the
+ * channel; on the worker only when the server has no sshHost and its host is the worker's own (127.0.0.1 /
+ * localhost); anything else is refused by the inventory. On its host mariabackup connects through the server's
+ * `socket` when the inventory gives one (what an SRE on the box does), else to host:port. Either way the credentials
+ * reach it as a 0600 defaults-extra-file in a private `drbook-mariabackup-*` temp directory (also its
+ * --target-dir): over SSH the file is filled from the channel's stdin, never a command line, and the directory is
+ * removed when mariabackup exits (also on HUP/INT/TERM); on the worker, when the step ends.
  *
  * Restore by hand: `zstd -d < backup.xbstream.zst | mbstream -x -C dir && mariabackup --prepare
  * --target-dir=dir`, then copy back (docs/backup.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import { Client } from 'ssh2';
+import { dataFilesHost, type MysqlServer } from '../../config/inventory';
 import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
-import { fingerprintOf, shellQuote, type SshTarget } from '../ssh';
+import { pinnedConnectConfig, remoteCommandLine, shellQuote, sshFailure, type SshTarget } from '../ssh';
 import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine } from '../storage/layout';
-import { activityContext, collect, Digest, exitOf, FanOut, toolVersion, writeClientDefaults } from './dump';
+import { activityContext, collect, Digest, exitOf, FanOut, optionValue, toolVersion } from './dump';
 import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
 
 export interface PhysicalBackupResult {
@@ -53,7 +58,8 @@ export interface PhysicalBackupResult {
 }
 
 const HEARTBEAT_MS = 5000;
-const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
+/** Private to one run of mariabackup: its defaults file and --target-dir (mariabackup's own checkpoint files). */
+const WORK_DIR_PREFIX = 'drbook-mariabackup-';
 
 /** mariabackup's report: "MySQL binlog position: filename 'binlog.000003', position '1234', GTID of the last change '0-1-5'". */
 const POSITION = /binlog position: filename '([^']+)', position '?(\d+)'?(?:, GTID of the last change '([^']*)')?/;
@@ -71,62 +77,115 @@ class Counter extends Transform {
 interface Source {
   stdout: Readable;
   stderr: () => string;
+  /** Its first line naming itself ("mariabackup based on MariaDB server 10.11.x ..."), once it printed it. */
+  version: () => string | null;
   exit: Promise<{ code: number | null }>;
   kill(): void;
 }
 
-function defaultsText(target: MysqlTarget): string {
-  const q = (v: string | number) => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  return `[client]\nuser=${q(target.user)}\npassword=${q(target.password)}\nhost=${q(target.host)}\nport=${target.port}\n`;
+/** The [client] options mariabackup connects with: through the socket on its host when there is one. */
+function defaultsText(target: MysqlTarget, socket: string | undefined): string {
+  const where = socket
+    ? [`socket=${optionValue(socket)}`]
+    : [`host=${optionValue(target.host)}`, `port=${target.port}`];
+  return [
+    '[client]',
+    `user=${optionValue(target.user)}`,
+    `password=${optionValue(target.password)}`,
+    ...where,
+    '',
+  ].join('\n');
+}
+
+function versionTap(stderr: Readable): () => string | null {
+  let version: string | null = null;
+  let head = '';
+  const look = (d: Buffer) => {
+    head += d.toString();
+    const m = /^mariabackup based on (.+)$/m.exec(head);
+    if (m || head.length > 8192) {
+      version = m ? `mariabackup ${m[1].trim()}` : null;
+      stderr.off('data', look);
+    }
+  };
+  stderr.on('data', look);
+  return () => version;
 }
 
 /** mariabackup on the worker itself. */
-async function localSource(args: string[], target: MysqlTarget, cleanups: (() => Promise<void>)[]): Promise<Source> {
-  const defaults = await writeClientDefaults(target);
-  cleanups.push(() => rm(defaults.dir, { recursive: true, force: true }));
-  const child: ChildProcess = spawn('mariabackup', [`--defaults-extra-file=${defaults.file}`, ...args], {
+async function localSource(args: string[], defaults: string, cleanups: (() => Promise<void>)[]): Promise<Source> {
+  const dir = await mkdtemp(path.join(tmpdir(), WORK_DIR_PREFIX)); // mode 0700
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'client.cnf');
+  await writeFile(file, defaults, { mode: 0o600 });
+  const child: ChildProcess = spawn('mariabackup', [`--defaults-extra-file=${file}`, ...args, `--target-dir=${dir}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exit = exitOf(child, 'mariabackup');
-  return { stdout: child.stdout!, stderr: collect(child.stderr), exit, kill: () => child.kill('SIGKILL') };
+  return {
+    stdout: child.stdout!,
+    stderr: collect(child.stderr),
+    version: versionTap(child.stderr!),
+    exit,
+    kill: () => child.kill('SIGKILL'),
+  };
 }
 
-/** mariabackup on the database host over SSH; the defaults file travels on the channel's stdin. */
-function sshSource(ssh: SshTarget, args: string[], target: MysqlTarget): Promise<Source> {
-  const defaults = defaultsText(target);
-  const script =
-    `umask 077; f=$(mktemp) || exit 70; trap 'rm -f "$f"' EXIT; head -c ${Buffer.byteLength(defaults)} > "$f"; ` +
-    `mariabackup --defaults-extra-file="$f" ${args.map(shellQuote).join(' ')}`;
-  const command = ssh.commandPrefix
-    ? `${ssh.commandPrefix} sh -c ${shellQuote(script)}`
-    : `sh -c ${shellQuote(script)}`;
+/**
+ * mariabackup on the database host over SSH. The defaults file travels on the channel's stdin into a private
+ * directory the remote shell removes when mariabackup exits; a signal to the shell (HUP, INT, TERM) exits it
+ * through the same trap.
+ */
+function sshSource(ssh: SshTarget, args: string[], defaults: string): Promise<Source> {
+  const script = [
+    'umask 077',
+    `d=$(mktemp -d "\${TMPDIR:-/tmp}/${WORK_DIR_PREFIX}XXXXXXXX") || exit 70`,
+    `trap 'rm -rf "$d"' EXIT`,
+    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    `head -c ${Buffer.byteLength(defaults)} > "$d/client.cnf" || exit 71`,
+    `mariabackup --defaults-extra-file="$d/client.cnf" ${args.map(shellQuote).join(' ')} --target-dir="$d"`,
+  ].join('\n');
   return new Promise((resolve, reject) => {
     const conn = new Client();
-    conn.on('error', (err) => reject(failure('SshError', `${ssh.name} (${ssh.host}:${ssh.port}): ${err.message}`)));
+    let presented: string | undefined;
+    let ready = false;
+    let lost: Error | undefined;
+    conn.on('error', (err: Error & { level?: string }) => {
+      // Before the channel opens this is the step's failure; after, the channel's close reports it.
+      if (ready) lost = sshFailure(ssh, err, presented);
+      else reject(sshFailure(ssh, err, presented));
+    });
     conn.on('ready', () => {
-      conn.exec(command, (err, channel) => {
-        if (err) return reject(failure('SshExecFailed', `${ssh.name}: ${err.message}`));
+      ready = true;
+      conn.exec(remoteCommandLine(ssh, script), (err, channel) => {
+        if (err) {
+          conn.end();
+          return reject(failure('SshExecFailed', `${ssh.name}: ${err.message}`));
+        }
         channel.end(defaults);
         const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
         channel.pipe(stdout);
-        const exit = new Promise<{ code: number | null }>((res) =>
+        const exit = new Promise<{ code: number | null }>((res, rej) =>
           channel.on('close', (code: number | null) => {
             conn.end();
-            res({ code });
+            if (code === null && lost) rej(lost);
+            else res({ code });
           }),
         );
-        resolve({ stdout, stderr: collect(channel.stderr), exit, kill: () => conn.end() });
+        resolve({
+          stdout,
+          stderr: collect(channel.stderr),
+          version: versionTap(channel.stderr),
+          exit,
+          kill: () => conn.end(),
+        });
       });
     });
-    conn.connect({
-      host: ssh.host,
-      port: ssh.port,
-      username: ssh.user,
-      privateKey: ssh.privateKey,
-      readyTimeout: 15000,
-      hostVerifier: (key: Buffer) =>
-        ssh.pinned.keys.includes(key.toString('base64')) || ssh.pinned.fingerprints.includes(fingerprintOf(key)),
-    });
+    conn.connect(
+      pinnedConnectConfig(ssh, 15000, (fingerprint) => {
+        presented = fingerprint;
+      }),
+    );
   });
 }
 
@@ -134,7 +193,7 @@ export function createPhysicalBackupActivities(
   stores: BackupStores,
   pools: MysqlPools,
   sshTargets: (name: string) => SshTarget,
-  sshHostOf: (server: string) => string | undefined,
+  servers: Record<string, MysqlServer>,
   options: { zstdLevel?: number; zstdThreads?: number } = {},
 ) {
   const level = options.zstdLevel ?? 1;
@@ -184,15 +243,19 @@ export function createPhysicalBackupActivities(
         throw mysqlFailure(server, err);
       }
 
-      // --target-dir holds mariabackup's own checkpoint files only; with --stream the data goes to stdout.
-      const args = ['--backup', '--stream=xbstream', `--datadir=${datadir}`, '--target-dir=/tmp'];
-      const local = LOCAL_HOSTS.has(target.host);
-      const sshHost = sshHostOf(server);
-      if (!local && !sshHost)
+      // --target-dir (added where it runs: its private directory) holds mariabackup's own checkpoint files only;
+      // with --stream the data goes to stdout.
+      const args = ['--backup', '--stream=xbstream', `--datadir=${datadir}`];
+      const config = servers[server];
+      const where = config ? dataFilesHost(config) : null;
+      if (where === null)
         throw failure(
           ErrorType.NotConfigured,
           `physical backup of ${server} (${target.host}) must run on its host: give mysqlServers.${server}.sshHost in the inventory`,
         );
+      const sshHost = where === 'worker' ? null : where.ssh;
+      const ranOn = sshHost ?? 'local';
+      const defaults = defaultsText(target, config?.socket);
 
       const cleanups: (() => Promise<void>)[] = [];
       const writers: { store: BackupStore; writer: BackupWriter }[] = [];
@@ -204,9 +267,9 @@ export function createPhysicalBackupActivities(
       let zstd: ChildProcess | undefined;
       try {
         for (const store of targets) writers.push({ store, writer: store.openWriter(key, (err) => abort.abort(err)) });
-        source = local
-          ? await localSource(args, target, cleanups)
-          : await sshSource(sshTargets(sshHost!), args, target);
+        source = sshHost
+          ? await sshSource(sshTargets(sshHost), args, defaults)
+          : await localSource(args, defaults, cleanups);
         zstd = spawn('zstd', ['-q', `-${level}`, `-T${threads}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
         const zstdStderr = collect(zstd.stderr);
         const zstdExit = exitOf(zstd, 'zstd');
@@ -233,7 +296,7 @@ export function createPhysicalBackupActivities(
           const auth = /Access denied|\b1045\b/i.test(report);
           throw failure(
             auth ? ErrorType.DatabaseAuthFailed : BackupErrorType.DumpFailed,
-            `mariabackup on ${local ? 'the worker' : sshHost} for ${server} exited ${copied.code}: ${report.slice(-1500) || '(no output)'}`,
+            `mariabackup on ${sshHost ?? 'the worker'} for ${server} exited ${copied.code}: ${report.slice(-1500) || '(no output)'}`,
             { server },
           );
         }
@@ -267,9 +330,9 @@ export function createPhysicalBackupActivities(
             offsite: s.offsite,
             location: locations[i],
           })),
-          ranOn: local ? 'local' : sshHost!,
+          ranOn,
           tools: {
-            mariabackup: local ? await toolVersion('mariabackup') : 'remote',
+            mariabackup: source.version() ?? (sshHost ? 'unknown' : await toolVersion('mariabackup')),
             zstd: await toolVersion('zstd'),
             server: version,
           },

@@ -5,7 +5,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Client } from 'ssh2';
+import { Client, type ConnectConfig } from 'ssh2';
 import type { SshHost } from '../../config/inventory';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
@@ -54,10 +54,13 @@ export interface CommandResult {
   stderr: string;
 }
 
+/** The command line sent to the host: the prefix (sudo -n, ip netns exec ...) wraps the whole of it, pipes and all. */
+export const remoteCommandLine = (target: SshTarget, command: string) =>
+  target.commandPrefix ? `${target.commandPrefix} sh -c ${shellQuote(command)}` : command;
+
 /** Run one command; resolves with its exit code, rejects on connection, auth or host-key failure. */
 export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000): Promise<CommandResult> {
-  // The prefix (sudo -n, ip netns exec ...) wraps the whole command line, pipes and all.
-  const full = target.commandPrefix ? `${target.commandPrefix} sh -c ${shellQuote(command)}` : command;
+  const full = remoteCommandLine(target, command);
   return new Promise((resolve, reject) => {
     const conn = new Client();
     let presented: string | undefined;
@@ -86,45 +89,56 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
         );
       });
     });
-    conn.on('error', (err: Error & { level?: string }) => {
-      if (presented !== undefined) {
-        return done(
-          failure(
-            ErrorType.HostKeyMismatch,
-            `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned key: refusing to connect`,
-            {
-              host: target.name,
-              presented,
-            },
-          ),
-        );
-      }
-      if (err.level === 'client-authentication') {
-        return done(
-          failure(ErrorType.SshAuthFailed, `${target.name}: the worker's key was refused for user ${target.user}`, {
-            host: target.name,
-          }),
-        );
-      }
-      // No answer within readyTimeout (a silent network or a hung sshd): a timeout, worth a retry.
-      const type = err.level === 'client-timeout' ? 'SshTimeout' : ((err as NodeJS.ErrnoException).code ?? 'SshError');
-      done(failure(type, `${target.name} (${target.host}:${target.port}): ${err.message}`, { host: target.name }));
-    });
-    conn.connect({
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      privateKey: target.privateKey,
-      readyTimeout: Math.min(timeoutMs, 15000),
-      hostVerifier: (key: Buffer) => {
-        const ok =
-          target.pinned.keys.includes(key.toString('base64')) ||
-          target.pinned.fingerprints.includes(fingerprintOf(key));
-        if (!ok) presented = fingerprintOf(key);
-        return ok;
-      },
-    });
+    conn.on('error', (err: Error & { level?: string }) => done(sshFailure(target, err, presented)));
+    conn.connect(
+      pinnedConnectConfig(target, Math.min(timeoutMs, 15000), (fingerprint) => {
+        presented = fingerprint;
+      }),
+    );
   });
+}
+
+/**
+ * ssh2 connect options for a target with its host key pinned: any key not pinned is refused (never learned),
+ * and `refused` is told its fingerprint so the failure can name it.
+ */
+export function pinnedConnectConfig(
+  target: SshTarget,
+  readyTimeout: number,
+  refused: (fingerprint: string) => void,
+): ConnectConfig {
+  return {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    privateKey: target.privateKey,
+    readyTimeout,
+    hostVerifier: (key: Buffer) => {
+      const ok =
+        target.pinned.keys.includes(key.toString('base64')) || target.pinned.fingerprints.includes(fingerprintOf(key));
+      if (!ok) refused(fingerprintOf(key));
+      return ok;
+    },
+  };
+}
+
+/**
+ * An ssh2 client error as the failure an operator and a retry policy act on: HostKeyMismatch (a key was refused:
+ * `presented` is its fingerprint), SshAuthFailed, SshTimeout (no answer in time: worth a retry), else its code.
+ */
+export function sshFailure(target: SshTarget, err: Error & { level?: string }, presented?: string) {
+  if (presented !== undefined)
+    return failure(
+      ErrorType.HostKeyMismatch,
+      `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned key: refusing to connect`,
+      { host: target.name, presented },
+    );
+  if (err.level === 'client-authentication')
+    return failure(ErrorType.SshAuthFailed, `${target.name}: the worker's key was refused for user ${target.user}`, {
+      host: target.name,
+    });
+  const type = err.level === 'client-timeout' ? 'SshTimeout' : ((err as NodeJS.ErrnoException).code ?? 'SshError');
+  return failure(type, `${target.name} (${target.host}:${target.port}): ${err.message}`, { host: target.name });
 }
 
 /** Resolve an inventory host into a connectable target (reads key and known_hosts on the worker). */

@@ -40,7 +40,7 @@ describe('physical backup (mariabackup, streamed)', () => {
 
   test('is taken, verified in every destination, and prepares with mbstream -x + mariabackup --prepare', async () => {
     const p = await activities.takePhysicalBackup({ service: 'shop', backupId });
-    expect(p.ranOn).toBe('local');
+    expect(p.ranOn).toBe('primary-host'); // db-primary's sshHost (the local path: backup-physical-ssh.test.ts)
     expect(p.copies.map((c) => c.destination)).toEqual(['local', 'primary', 'offsite']);
     expect(p.object.key).toBe(`shop/physical/${backupId}/backup.xbstream.zst`);
     expect(p.object.uncompressedSize).toBeGreaterThan(p.object.size);

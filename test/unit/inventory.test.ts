@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { InventoryError, parseInventory, targetsFor } from '../../config/inventory';
+import { dataFilesHost, InventoryError, parseInventory, targetsFor } from '../../config/inventory';
 import { expandEnv, loadInventory } from '../../config/load';
 import { SANDBOX_INVENTORY } from '../helpers/stack';
 
@@ -69,6 +69,37 @@ describe('inventory', () => {
         `services.${doc.services.length - 1}.name: duplicate service "shop"`,
       ]),
     );
+  });
+
+  test('the physical backup option: MariaDB only, and only where mariabackup can reach the data files', () => {
+    const doc = sandboxDoc();
+    doc.services[0].backup.physical = true;
+    doc.services[0].database.engine = 'mysql';
+    doc.mysqlServers['db-scratch'].host = 'wiki-db.internal'; // wiki's primary: no sshHost, not the worker
+    doc.services[2].backup.physical = true;
+    doc.mysqlServers['db-replica'].socket = 'run/mysqld.sock';
+    expect(problemsOf(doc).sort()).toEqual([
+      "mysqlServers.db-replica.socket: an absolute path on the server's host",
+      'services.0.backup.physical: physical backups need MariaDB (mariabackup); xtrabackup for MySQL is not supported',
+      "services.2.backup.physical: mariabackup must run where db-scratch's data files are: give mysqlServers.db-scratch.sshHost (its host wiki-db.internal is not the worker's)",
+    ]);
+    // Each is listed also beside a problem of another kind (zod skips refinements once a field failed).
+    doc.services[1].tier = 'gold';
+    expect(problemsOf(doc)).toHaveLength(4);
+    // The same option on MariaDB, with the servers' hosts as they are in the sandbox, is fine.
+    const ok = sandboxDoc();
+    ok.services[0].backup.physical = true;
+    ok.services[2].backup.physical = true;
+    expect(parseInventory(ok).services[0].backup!.physical).toBe(true);
+  });
+
+  test('mariabackup runs on the sshHost when there is one, on the worker only for a local server without one', () => {
+    expect(dataFilesHost({ host: '127.0.0.1', sshHost: 'primary-host' })).toEqual({ ssh: 'primary-host' });
+    expect(dataFilesHost({ host: 'db1.internal', sshHost: 'db1' })).toEqual({ ssh: 'db1' });
+    for (const host of ['127.0.0.1', 'localhost', '::1']) expect(dataFilesHost({ host })).toBe('worker');
+    expect(dataFilesHost({ host: '10.0.0.5' })).toBeNull();
+    const { inventory } = loadInventory(SANDBOX_INVENTORY, { DRBOOK_PRIMARY_SOCKET: '/x/primary.sock' });
+    expect(inventory.mysqlServers['db-primary']).toMatchObject({ sshHost: 'primary-host', socket: '/x/primary.sock' });
   });
 
   test('an unset variable without a default is a problem, reported with the rest', () => {
