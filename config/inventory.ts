@@ -85,6 +85,16 @@ const mysqlServer = z
      * as an SRE on the box would, instead of over TCP to `host`.
      */
     socket: z.string().startsWith('/', "an absolute path on the server's host").optional(),
+    /**
+     * The address OTHER servers replicate from this one at (CHANGE MASTER ... MASTER_HOST/MASTER_PORT), and what a
+     * replica's Master_Host:Master_Port is matched against; also the address the application webhook is given.
+     * host/port above are the worker's own route (a bastion, a proxy, an admin network); omitted fields default to them.
+     */
+    replication: z
+      .object({ host: z.string().min(1).optional(), port: port.optional() })
+      .strict()
+      .refine((r) => r.host !== undefined || r.port !== undefined, 'a host, a port, or both')
+      .optional(),
   })
   .strict();
 
@@ -472,6 +482,14 @@ export type Inventory = z.infer<typeof inventorySchema>;
 export type Service = Inventory['services'][number];
 export type MysqlServer = Inventory['mysqlServers'][string];
 export type SshHost = Inventory['sshHosts'][string];
+
+/** Where other servers (and the application) reach `server`: its replication address, else the worker's host/port. */
+export function replicationAddress(server: Pick<MysqlServer, 'host' | 'port' | 'replication'>): {
+  host: string;
+  port: number;
+} {
+  return { host: server.replication?.host ?? server.host, port: server.replication?.port ?? server.port };
+}
 
 /** The RTO/RPO a service is held to: its tier's defaults unless the inventory overrides them. */
 export function targetsFor(svc: Pick<Service, 'tier' | 'targets'>): { rtoSeconds: number; rpoSeconds: number } {

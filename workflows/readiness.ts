@@ -88,7 +88,14 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
             `${replica}: IO thread ${s.ioRunning ? 'running' : 'stopped'}, SQL thread ${s.sqlRunning ? 'running' : 'stopped'} ${s.lastIoError || s.lastSqlError}`.trim(),
           );
         }
-        return `${replica} replicates from ${s.sourceHost}:${s.sourcePort}`;
+        const from = `${s.sourceHost}:${s.sourcePort}`;
+        // Matched against the primary's replication address (histories recorded before it was reported carry no sourceServer).
+        if (s.sourceServer !== undefined && s.sourceServer !== db.primary) {
+          throw new CheckFailed(
+            `${replica} replicates from ${from}${s.sourceServer ? ` (${s.sourceServer})` : ''}, not from ${db.primary}'s replication address`,
+          );
+        }
+        return `${replica} replicates from ${from}${s.sourceServer ? ` (${s.sourceServer})` : ''}`;
       });
       await check('replica-lag-within-rpo', async () => {
         const lag = await drSide.measureReplicaLag({ primary: db.primary, replica, heartbeatTable: db.heartbeatTable });

@@ -3,7 +3,7 @@
  * service here, so an unknown name fails before any side effect; the answer holds
  * references and names only (no secret values), so it is safe in workflow history.
  */
-import { targetsFor, type Inventory, type Service } from '../../config/inventory';
+import { replicationAddress, targetsFor, type Inventory, type Service } from '../../config/inventory';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 
@@ -13,7 +13,10 @@ export interface ServicePlan {
   targets: { rtoSeconds: number; rpoSeconds: number };
   approvers: string[];
   notificationTargets: string[];
-  /** Where the service's database servers listen (for the application webhook); no credentials. */
+  /**
+   * Where the service's database servers listen for the estate (for the application webhook): their replication
+   * address, not the worker's route to them. No credentials.
+   */
   endpoints: Record<string, { host: string; port: number }>;
 }
 
@@ -37,7 +40,7 @@ export function createInventoryActivities(inventory: Inventory) {
         endpoints: Object.fromEntries(
           [svc.database?.primary, svc.database?.replica, svc.database?.drServer]
             .filter((n): n is string => Boolean(n))
-            .map((n) => [n, { host: inventory.mysqlServers[n].host, port: inventory.mysqlServers[n].port }]),
+            .map((n) => [n, replicationAddress(inventory.mysqlServers[n])]),
         ),
       };
     },

@@ -4,7 +4,7 @@
  * input or result.
  */
 import mysql from 'mysql2/promise';
-import type { MysqlServer } from '../../config/inventory';
+import { replicationAddress, type MysqlServer } from '../../config/inventory';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import { transactionsBehind, type GtidFlavor } from './gtid';
@@ -33,6 +33,23 @@ export class MysqlPools {
     const server = this.servers[name];
     if (!server) throw failure(ErrorType.ResourceNotFound, `MySQL server "${name}" is not in the inventory`);
     return { host: server.host, port: server.port, user: server.user, password: this.password(server) };
+  }
+
+  /** Where other servers replicate from `name` (never the worker's route to it, which may be a proxy). */
+  replicationSource(name: string): { host: string; port: number } {
+    const server = this.servers[name];
+    if (!server) throw failure(ErrorType.ResourceNotFound, `MySQL server "${name}" is not in the inventory`);
+    return replicationAddress(server);
+  }
+
+  /** The inventory server whose replication address a replica reports as its source (Master_Host:Master_Port). */
+  serverAtReplicationAddress(host: string | null, port: number | null): string | null {
+    if (host === null || port === null) return null;
+    const found = Object.entries(this.servers).find(([, s]) => {
+      const a = replicationAddress(s);
+      return a.host === host && a.port === port;
+    });
+    return found ? found[0] : null;
   }
 
   pool(name: string): mysql.Pool {
@@ -212,7 +229,7 @@ export function createMysqlActivities(pools: MysqlPools) {
     };
   }
 
-  async function replicationStatus(server: string): Promise<ReplicationStatus> {
+  async function replicationStatus(server: string): Promise<ReplicationStatus & { sourceServer: string | null }> {
     let rows: mysql.RowDataPacket[];
     try {
       rows = await query(pools, server, 'SHOW REPLICA STATUS');
@@ -221,7 +238,8 @@ export function createMysqlActivities(pools: MysqlPools) {
       if (!/ER_PARSE_ERROR/.test((err as Error).message)) throw err;
       rows = await query(pools, server, 'SHOW SLAVE STATUS');
     }
-    return normaliseReplicaRow(server, rows[0]);
+    const status = normaliseReplicaRow(server, rows[0]);
+    return { ...status, sourceServer: pools.serverAtReplicationAddress(status.sourceHost, status.sourcePort) };
   }
 
   /** Executed GTIDs: what a server's data contains. */
@@ -257,8 +275,15 @@ export function createMysqlActivities(pools: MysqlPools) {
       return { server, gtids: text((await query(pools, server, sql))[0].g) };
     },
 
-    /** SHOW REPLICA STATUS, read by column name so MariaDB and MySQL 8 both work. */
-    async readReplicationStatus({ server }: { server: string }): Promise<ReplicationStatus> {
+    /**
+     * SHOW REPLICA STATUS, read by column name so MariaDB and MySQL 8 both work; `sourceServer` names the
+     * inventory server at the reported source address (matched against replication addresses), null if none.
+     */
+    async readReplicationStatus({
+      server,
+    }: {
+      server: string;
+    }): Promise<ReplicationStatus & { sourceServer: string | null }> {
       return replicationStatus(server);
     },
 

@@ -286,7 +286,7 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       if (status.configured) {
         throw failure(
           ErrorType.ReplicationBroken,
-          `${server} replicates from ${status.sourceHost}:${status.sourcePort}: refusing to make it writable`,
+          `${server} replicates from ${status.sourceHost}:${status.sourcePort}${status.sourceServer ? ` (${status.sourceServer})` : ''}: refusing to make it writable`,
           { server },
         );
       }
@@ -317,7 +317,8 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       heartbeatEvent: string;
     }): Promise<{ server: string; source: string; alreadyReplicating: boolean }> {
       const rebuilt = (async () => {
-        const src = pools.target(source);
+        // The source's replication address, not the worker's route to it: replication must not run through a bastion or proxy.
+        const src = pools.replicationSource(source);
         const status = await read.readReplicationStatus({ server });
         if (
           status.configured &&
@@ -461,8 +462,8 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
           rm(to.dir, { recursive: true, force: true }),
         ]);
       }
-      // The dump set gtid_slave_pos to where it was taken: replicate from there.
-      const src = pools.target(source);
+      // The dump set gtid_slave_pos to where it was taken: replicate from there (at the source's replication address).
+      const src = pools.replicationSource(source);
       const { user, password } = replicationCredentials(service);
       await withConnection(server, async (conn) => {
         await setHeartbeatEvent(server, conn, heartbeatEvent, false);

@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import type { Inventory } from '../../config/inventory';
+import { replicationAddress, type Inventory } from '../../config/inventory';
 import { resolvePath, type LoadedInventory } from '../../config/load';
 import { fingerprintOf, knownHostKeys } from '../../activities/ssh';
 
@@ -250,9 +250,10 @@ export interface ProxiedEstate {
 
 /**
  * The sandbox inventory with the worker's connections routed through fault proxies. Only the worker's
- * own connections move: the servers' replication keeps its real addresses, as long as the test runs no
- * step that re-points replication (failback, re-clone) through a proxied server. SSH hosts are pinned by
- * the fingerprint of their real key, so the proxy changes nothing about host-key checking.
+ * own connections move: a proxied MySQL server keeps its real address as its replication address
+ * (mysqlServers.<name>.replication), so a step that re-points replication (failback, re-clone) writes
+ * the real address, never the proxy's. SSH hosts are pinned by the fingerprint of their real key, so the
+ * proxy changes nothing about host-key checking.
  */
 export async function proxyEstate(loaded: LoadedInventory, plan: ProxyPlan): Promise<ProxiedEstate> {
   const inv: Inventory = structuredClone(loaded.inventory);
@@ -264,7 +265,7 @@ export async function proxyEstate(loaded: LoadedInventory, plan: ProxyPlan): Pro
   for (const name of plan.mysql ?? []) {
     const server = inv.mysqlServers[name];
     const p = await front(`mysql:${name}`, server);
-    inv.mysqlServers[name] = { ...server, host: p.host, port: p.port };
+    inv.mysqlServers[name] = { ...server, host: p.host, port: p.port, replication: replicationAddress(server) };
   }
   for (const name of plan.ssh ?? []) {
     const host = inv.sshHosts[name];

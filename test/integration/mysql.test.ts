@@ -37,6 +37,33 @@ describe('MySQL adapter (MariaDB primary + replica)', () => {
     expect((await activities.readReplicationStatus({ server: 'db-primary' })).configured).toBe(false);
   });
 
+  test("a replica's source is named by matching replication addresses, not the worker's route", async () => {
+    expect((await activities.readReplicationStatus({ server: 'db-replica' })).sourceServer).toBe('db-primary');
+    // The worker reaches db-primary elsewhere (a bastion, here a port nobody listens on): the replica's
+    // Master_Host:Master_Port is still matched against db-primary's replication address.
+    const servers = structuredClone(loaded.inventory.mysqlServers);
+    const real = servers['db-primary'];
+    servers['db-primary'] = { ...real, host: '127.0.0.2', port: 1, replication: { host: real.host, port: real.port } };
+    const pools = new MysqlPools(servers, (s) => resolveSecret(s.password, loaded.baseDir));
+    try {
+      const status = await createMysqlActivities(pools).readReplicationStatus({ server: 'db-replica' });
+      expect(status).toMatchObject({ sourcePort: real.port, sourceServer: 'db-primary' });
+      expect(pools.replicationSource('db-primary')).toEqual({ host: real.host, port: real.port });
+      // Without the replication address, the reported source would match no server.
+      delete servers['db-primary'].replication;
+      const unmatched = new MysqlPools(servers, (s) => resolveSecret(s.password, loaded.baseDir));
+      try {
+        expect(
+          (await createMysqlActivities(unmatched).readReplicationStatus({ server: 'db-replica' })).sourceServer,
+        ).toBeNull();
+      } finally {
+        await unmatched.end();
+      }
+    } finally {
+      await pools.end();
+    }
+  });
+
   test('lag in GTID transactions and heartbeat age, with the SQL thread stopped and restarted', async () => {
     await eventually(async () => (await lag()).transactionsBehind === 0, 20000, 'replica to catch up');
     await replica.query('STOP SLAVE SQL_THREAD');

@@ -52,6 +52,27 @@ describe('readiness workflow on the local stack', () => {
     expect(report.targets).toEqual({ rtoSeconds: 900, rpoSeconds: 300 });
   });
 
+  test("replica-replicating matches the replica's source against the primary's replication address", async () => {
+    // An inventory that says replicas reach db-primary on another address than the one db-replica uses.
+    const elsewhere = structuredClone(loaded);
+    elsewhere.inventory.mysqlServers['db-primary'].replication = { host: '10.99.0.1' };
+    const misaddressed = buildAdapters(elsewhere);
+    try {
+      const report: ReadinessReport = await t.withWorkers(misaddressed.activities, () =>
+        run({ service: 'shop' }, 'readiness-shop-misaddressed'),
+      );
+      const port = loaded.inventory.mysqlServers['db-primary'].port;
+      expect(report.checks.find((c) => c.name === 'replica-replicating')).toEqual({
+        name: 'replica-replicating',
+        ok: false,
+        detail: `db-replica replicates from 127.0.0.1:${port}, not from db-primary's replication address`,
+      });
+      expect(report.ready).toBe(false);
+    } finally {
+      await misaddressed.close();
+    }
+  });
+
   test.each([
     [{ service: 'nope' }, 'UnknownService', /unknown service "nope"; the inventory has: shop/],
     [{ service: 'Shop!' }, 'InvalidInput', /service: a service name from the inventory/],

@@ -2,8 +2,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { dataFilesHost, InventoryError, parseInventory, targetsFor } from '../../config/inventory';
+import { dataFilesHost, InventoryError, parseInventory, replicationAddress, targetsFor } from '../../config/inventory';
 import { expandEnv, loadInventory } from '../../config/load';
+import { MysqlPools } from '../../activities/mysql';
 import { SANDBOX_INVENTORY } from '../helpers/stack';
 
 const sandboxDoc = () => YAML.parse(expandEnv(readFileSync(SANDBOX_INVENTORY, 'utf8'), {}, []));
@@ -117,6 +118,60 @@ describe('inventory', () => {
       expect(problems).toContain('(env): ${NOT_SET_ANYWHERE} is not set and has no default');
       expect(problems.some((p) => p.startsWith('approvers: '))).toBe(true);
     }
+  });
+
+  describe("a server's replication address (mysqlServers.<name>.replication)", () => {
+    test("defaults to the worker's host and port; either part may be given alone", () => {
+      const doc = sandboxDoc();
+      doc.mysqlServers['db-primary'].replication = { host: '10.1.0.5', port: 3306 };
+      doc.mysqlServers['db-replica'].replication = { host: 'db-replica.repl.internal' };
+      doc.mysqlServers['db-scratch'].replication = { port: '3307' };
+      const { mysqlServers: s } = parseInventory(doc);
+      expect(replicationAddress(s['db-primary'])).toEqual({ host: '10.1.0.5', port: 3306 });
+      expect(replicationAddress(s['db-replica'])).toEqual({ host: 'db-replica.repl.internal', port: 13307 });
+      expect(replicationAddress(s['db-scratch'])).toEqual({ host: '127.0.0.1', port: 3307 });
+      expect(replicationAddress(s['db-cold-dr'])).toEqual({ host: '127.0.0.1', port: 13309 });
+      // The worker's own route is untouched.
+      expect(s['db-primary']).toMatchObject({ host: '127.0.0.1', port: 13306 });
+    });
+
+    test("the worker connects to host/port; CHANGE MASTER and a replica's reported source use the replication address", () => {
+      const doc = sandboxDoc();
+      // The worker reaches db-primary through a bastion on 127.0.0.2:6033; replicas use 10.1.0.5:3306.
+      doc.mysqlServers['db-primary'] = {
+        ...doc.mysqlServers['db-primary'],
+        host: '127.0.0.2',
+        port: 6033,
+        replication: { host: '10.1.0.5', port: 3306 },
+      };
+      const pools = new MysqlPools(parseInventory(doc).mysqlServers, () => 'unused');
+      expect(pools.target('db-primary')).toMatchObject({ host: '127.0.0.2', port: 6033 });
+      expect(pools.replicationSource('db-primary')).toEqual({ host: '10.1.0.5', port: 3306 });
+      expect(pools.replicationSource('db-replica')).toEqual({ host: '127.0.0.1', port: 13307 });
+      expect(pools.serverAtReplicationAddress('10.1.0.5', 3306)).toBe('db-primary');
+      // The worker's route is not where a replica replicates from.
+      expect(pools.serverAtReplicationAddress('127.0.0.2', 6033)).toBeNull();
+      expect(pools.serverAtReplicationAddress('127.0.0.1', 13307)).toBe('db-replica');
+      expect(pools.serverAtReplicationAddress(null, null)).toBeNull();
+      expect(() => pools.replicationSource('db-nowhere')).toThrow(/db-nowhere.*not in the inventory/);
+    });
+
+    test('bad replication addresses are named by path', () => {
+      const doc = sandboxDoc();
+      doc.mysqlServers['db-primary'].replication = { host: '', port: 70000 };
+      doc.mysqlServers['db-replica'].replication = {};
+      doc.mysqlServers['db-scratch'].replication = { host: 'x', user: 'repl' };
+      doc.mysqlServers['db-cold-dr'].replication = '10.0.0.1:3306';
+      expect(problemsOf(doc)).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^mysqlServers\.db-primary\.replication\.host: /),
+          expect.stringMatching(/^mysqlServers\.db-primary\.replication\.port: /),
+          'mysqlServers.db-replica.replication: a host, a port, or both',
+          expect.stringMatching(/^mysqlServers\.db-scratch\.replication: .*user/),
+          expect.stringMatching(/^mysqlServers\.db-cold-dr\.replication: /),
+        ]),
+      );
+    });
   });
 
   test('the AWS example inventory is valid', () => {
