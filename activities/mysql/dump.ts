@@ -1,7 +1,7 @@
 /**
  * The logical dump, streamed end to end with no temp file:
  *
- *   mariadb-dump --single-transaction --master-data=2 --gtid | zstd | SHA-256 | every destination at once
+ *   mariadb-dump --single-transaction --master-data=2 --gtid | tee | zstd | SHA-256 | every destination at once
  *
  * Row counts for the manifest are read in a second consistent snapshot opened at the same
  * binlog position as the dump's: a brief FLUSH TABLES WITH READ LOCK holds commits back
@@ -14,7 +14,9 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { constants as fsConstants, openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
@@ -110,11 +112,13 @@ export function toolVersion(bin: string): Promise<string> {
 const POSITION = /(?:MASTER|SOURCE)_LOG_FILE='([^']+)',\s*(?:MASTER|SOURCE)_LOG_POS=(\d+)/;
 const GTID = /(?:gtid_slave_pos|GTID_PURGED)\s*=\s*'([^']*)'/i;
 
-/** Passes the dump through untouched, reading its binlog position from the head and GTID from the head/tail. */
-class DumpScanner extends Transform {
-  bytes = 0;
+/**
+ * Reads the head of the dump (tee's side copy) for its binlog position and, on MySQL, its GTID
+ * set. Once the position is seen the dump has its snapshot, and the side copy is closed: tee
+ * (`-p`) then feeds zstd alone, so the worker never handles the dump's own bytes.
+ */
+class HeadReader {
   private head = '';
-  private tail = '';
   binlogFile: string | null = null;
   binlogPos: number | null = null;
   gtid: string | null = null;
@@ -122,33 +126,42 @@ class DumpScanner extends Transform {
   /** Resolves once the dump has written its binlog position, i.e. opened its snapshot (or gave up). */
   readonly headSeen = new Promise<void>((r) => (this.resolveHead = r));
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.binlogFile === null && this.head.length < 1024 * 1024) {
-      this.head += chunk.toString('latin1');
-      const m = POSITION.exec(this.head);
-      if (m) {
-        this.binlogFile = m[1];
-        this.binlogPos = Number(m[2]);
-        this.gtid ??= GTID.exec(this.head)?.[1] ?? null;
-        this.head = '';
-        this.resolveHead();
-      }
+  /** True once the position is found (or the head grew too long to hold one): stop reading. */
+  feed(chunk: Buffer): boolean {
+    this.head += chunk.toString('latin1');
+    const m = POSITION.exec(this.head);
+    if (m) {
+      this.binlogFile = m[1];
+      this.binlogPos = Number(m[2]);
+      this.gtid = GTID.exec(this.head)?.[1] ?? null;
     }
-    this.tail = (this.tail + chunk.toString('latin1', Math.max(0, chunk.length - 4096))).slice(-4096);
-    cb(null, chunk);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    this.gtid = GTID.exec(this.tail)?.[1] ?? this.gtid;
-    this.resolveHead();
-    cb();
+    if (m || this.head.length > 1024 * 1024) {
+      this.head = '';
+      this.resolveHead();
+      return true;
+    }
+    return false;
   }
 
   giveUp(): void {
     this.resolveHead();
   }
 }
+
+/**
+ * tee's side copy: a FIFO in the dump's private directory, opened read-write and non-blocking so
+ * that neither side's open waits for the other (a read-only open blocks until a writer comes, a
+ * thread lost if tee never does). Closing it makes tee's next write to it EPIPE, which `-p` ignores.
+ */
+async function openSideCopy(dir: string): Promise<{ path: string; stream: Socket }> {
+  const fifo = path.join(dir, 'head');
+  await execFileAsync('mkfifo', ['-m', '0600', fifo]);
+  const fd = openSync(fifo, fsConstants.O_RDWR | fsConstants.O_NONBLOCK);
+  return { path: fifo, stream: new Socket({ fd, readable: true, writable: false }) };
+}
+
+/** zstd -vv ends with the exact sizes in and out: "… : 21.49%   (523174282 B => 112430322 B, …)". */
+const ZSTD_SIZES = /\(\s*(\d+) B =>\s*(\d+) B,/;
 
 /** SHA-256 and size of the compressed stream, on the fly. */
 export class Digest extends Transform {
@@ -254,6 +267,18 @@ async function openCountingSnapshot(conn: PoolConnection, engine: 'mariadb' | 'm
   };
 }
 
+/** MariaDB: the GTID position at a binlog file/offset (what mariadb-dump itself writes at the end of the dump). */
+async function gtidAt(
+  conn: PoolConnection,
+  engine: 'mariadb' | 'mysql',
+  file: string | null,
+  pos: number | null,
+): Promise<string | null> {
+  if (engine !== 'mariadb' || file === null || pos === null) return null;
+  const [r] = await conn.query<RowDataPacket[]>('SELECT BINLOG_GTID_POS(?, ?) AS g', [file, pos]);
+  return r[0]?.g == null ? null : String(r[0].g);
+}
+
 async function countRows(conn: PoolConnection, databases: string[]) {
   const [tables] = await conn.query<RowDataPacket[]>(
     "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
@@ -315,6 +340,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
       const writers: { store: BackupStore; writer: BackupWriter }[] = [];
       const children: ChildProcess[] = [];
       let heartbeat: NodeJS.Timeout | undefined;
+      let sideCopy: Socket | undefined;
       const onCancel = () => abort.abort(new Error('cancelled'));
       ctx?.cancellationSignal.addEventListener('abort', onCancel);
       try {
@@ -335,58 +361,75 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           });
         }
 
+        // mariadb-dump | tee | zstd run as one pipeline in the kernel: the worker reads only zstd's output
+        // (to hash it and write it out) and the dump's head from tee's side copy, never the dump itself
+        // (passing it through was a third of the worker's CPU per GB; docs/benchmarks.md).
+        const side = await openSideCopy(defaults.dir);
+        sideCopy = side.stream;
         const dump = spawn(bin, [`--defaults-extra-file=${defaults.file}`, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
         });
-        // mariadb-dump writes a few KB at a time; dd gathers them into 1 MiB blocks in the kernel pipe, so
-        // this process handles 64 KiB reads instead of ~5 KiB ones (a fifth of the CPU; docs/benchmarks.md).
-        const coalesce = spawn('dd', ['bs=1M', 'iflag=fullblock', 'status=none'], {
-          stdio: [dump.stdout, 'pipe', 'pipe'],
+        const tee = spawn('tee', ['-p', side.path], { stdio: [dump.stdout, 'pipe', 'pipe'] });
+        dump.stdout.destroy(); // tee holds the read end now; a dead tee must mean EPIPE for the dump, not a hang
+        const zstd = spawn('zstd', ['-vv', `-${level}`, `-T${threads}`, '-c'], {
+          stdio: [tee.stdout, 'pipe', 'pipe'],
         });
-        dump.stdout.destroy(); // dd holds the read end now; a dead dd must mean EPIPE for the dump, not a hang
-        const zstd = spawn('zstd', ['-q', `-${level}`, `-T${threads}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
-        children.push(dump, coalesce, zstd);
-        const coalesceStderr = collect(coalesce.stderr);
-        const coalesceExit = exitOf(coalesce, 'dd');
+        tee.stdout?.destroy();
+        children.push(dump, tee, zstd);
+        const teeStderr = collect(tee.stderr);
+        const teeExit = exitOf(tee, 'tee');
         const dumpStderr = collect(dump.stderr);
         const zstdStderr = collect(zstd.stderr);
         const dumpExit = exitOf(dump, bin);
         const zstdExit = exitOf(zstd, 'zstd');
-        const scanner = new DumpScanner();
+        const head = new HeadReader();
+        side.stream.on('data', (chunk: Buffer) => {
+          if (head.feed(chunk)) side.stream.destroy();
+        });
+        void teeExit.finally(() => {
+          side.stream.destroy();
+          head.giveUp();
+        });
         const digest = new Digest();
         const fanOut = new FanOut(writers.map((w) => w.writer.stream));
         abort.signal.addEventListener('abort', () => {
           for (const c of children) c.kill('SIGKILL');
         });
-        heartbeat = setInterval(
-          () => ctx?.heartbeat({ phase: 'dumping', dumpedBytes: scanner.bytes, writtenBytes: digest.bytes }),
-          HEARTBEAT_MS,
-        );
+        heartbeat = setInterval(() => ctx?.heartbeat({ phase: 'dumping', writtenBytes: digest.bytes }), HEARTBEAT_MS);
 
         const streamed = Promise.all([
-          pipeline(coalesce.stdout, scanner, zstd.stdin, { signal: abort.signal }),
           pipeline(zstd.stdout, digest, fanOut, { signal: abort.signal }),
           dumpExit,
           zstdExit,
-          coalesceExit,
+          teeExit,
         ]);
         streamed.catch(() => undefined); // awaited below; an early failure must not go unhandled meanwhile
 
         // Release the commits as soon as the dump has its snapshot (or after a bounded wait).
-        const giveUp = setTimeout(() => scanner.giveUp(), LOCK_HOLD_LIMIT_MS);
-        await Promise.race([scanner.headSeen, streamed]);
+        const giveUp = setTimeout(() => head.giveUp(), LOCK_HOLD_LIMIT_MS);
+        await Promise.race([head.headSeen, streamed]);
         clearTimeout(giveUp);
         if (snapshot.locked) await conn.query('UNLOCK TABLES');
         const tables = await countRows(conn, databases);
         await conn.query('COMMIT');
+        // MariaDB writes the dump's GTID at the end of the file; the server tells it for the head's position.
+        const gtid = head.gtid ?? (await gtidAt(conn, engine, head.binlogFile, head.binlogPos));
 
-        const [, , dumped, compressed, coalesced] = await streamed;
+        const [, dumped, compressed, teed] = await streamed;
         if (dumped.code !== 0) throw dumpFailure(bin, server, dumped.code, dumpStderr());
-        if (coalesced.code !== 0)
-          throw failure(BackupErrorType.DumpFailed, `dd exited ${coalesced.code}: ${coalesceStderr()}`, { server });
+        if (teed.code !== 0)
+          throw failure(BackupErrorType.DumpFailed, `tee exited ${teed.code}: ${teeStderr()}`, { server });
         if (compressed.code !== 0)
           throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
         if (abort.signal.aborted) throw abort.signal.reason;
+        const sizes = ZSTD_SIZES.exec(zstdStderr());
+        if (!sizes || Number(sizes[2]) !== digest.bytes)
+          throw failure(
+            BackupErrorType.DumpFailed,
+            `zstd's byte counts (${sizes ? `${sizes[2]} B out` : 'not reported'}) do not match the ${digest.bytes} B received`,
+            { server },
+          );
+        const uncompressedSize = Number(sizes[1]);
 
         const sha256 = digest.hex();
         // Two phases: a file copy becomes visible only once every destination has all the bytes.
@@ -398,8 +441,8 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         const exact =
           snapshot.locked &&
           snapshot.binlogFile !== null &&
-          snapshot.binlogFile === scanner.binlogFile &&
-          snapshot.binlogPos === scanner.binlogPos;
+          snapshot.binlogFile === head.binlogFile &&
+          snapshot.binlogPos === head.binlogPos;
         return {
           service,
           backupId,
@@ -409,19 +452,19 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           startedAt,
           endedAt: new Date().toISOString(),
           position: {
-            gtid: scanner.gtid ?? snapshot.gtid,
-            binlogFile: scanner.binlogFile ?? snapshot.binlogFile,
-            binlogPos: scanner.binlogPos ?? snapshot.binlogPos,
+            gtid: gtid ?? snapshot.gtid,
+            binlogFile: head.binlogFile ?? snapshot.binlogFile,
+            binlogPos: head.binlogPos ?? snapshot.binlogPos,
           },
           databases,
           tables,
           rowCounts: {
             exact,
             method: exact
-              ? `COUNT(*) in a snapshot at the dump's binlog position ${scanner.binlogFile}:${scanner.binlogPos}`
-              : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${scanner.binlogFile}:${scanner.binlogPos}${snapshot.locked ? '' : ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)'}`,
+              ? `COUNT(*) in a snapshot at the dump's binlog position ${head.binlogFile}:${head.binlogPos}`
+              : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${head.binlogFile}:${head.binlogPos}${snapshot.locked ? '' : ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)'}`,
           },
-          object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize: scanner.bytes },
+          object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize },
           copies: targets.map((s, i) => ({
             destination: s.name,
             kind: s.kind,
@@ -438,6 +481,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         throw reason;
       } finally {
         clearInterval(heartbeat);
+        sideCopy?.destroy();
         ctx?.cancellationSignal.removeEventListener('abort', onCancel);
         for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
         // Destroyed, not released: the session may hold the read lock or changed settings.

@@ -71,7 +71,16 @@ describe('nightly backup on the local stack', () => {
       expect(execFileSync('sha256sum', [dump.copies[0].location], { encoding: 'utf8' }).split(' ')[0]).toBe(
         dump.object.sha256,
       );
+      // The dump text never passes through the worker: its size is zstd's count, its GTID the server's for the
+      // dump's binlog position. Both must be what the file itself holds.
+      const text = execFileSync('zstd', ['-dc', dump.copies[0].location], { maxBuffer: 1 << 30 });
+      expect(dump.object.uncompressedSize).toBe(text.length);
       expect(dump.object.uncompressedSize).toBeGreaterThan(dump.object.size * 2);
+      const written = text.toString('latin1');
+      expect(written).toContain(
+        `MASTER_LOG_FILE='${dump.position.binlogFile}', MASTER_LOG_POS=${dump.position.binlogPos};`,
+      );
+      expect(written).toContain(`SET GLOBAL gtid_slave_pos='${dump.position.gtid}';`);
 
       const verified = await Promise.all(
         dump.copies.map((c) =>
