@@ -262,6 +262,7 @@ export function createPhysicalBackupActivities(
       const abort = new AbortController();
       const onCancel = () => abort.abort(new Error('cancelled'));
       ctx?.cancellationSignal.addEventListener('abort', onCancel);
+      if (ctx?.cancellationSignal.aborted) onCancel(); // cancelled before the listener: 'abort' will not fire again
       let heartbeat: NodeJS.Timeout | undefined;
       let source: Source | undefined;
       let zstd: ChildProcess | undefined;

@@ -10,9 +10,11 @@
  * the tests' own.
  */
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { utils } from 'ssh2';
 import { fingerprintOf } from '../../activities/ssh';
 import { serviceBackup } from '../../workflows';
@@ -20,9 +22,9 @@ import type { BackupManifest } from '../../workflows/contract';
 import { isolatedBackups, type IsolatedBackups } from '../helpers/backups';
 import { netns } from '../helpers/estate';
 import { sandboxSecrets } from '../helpers/secrets';
-import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
+import { buildAdapters, eventually, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
-jest.setTimeout(300_000);
+jest.setTimeout(600_000); // like restore-physical: a serviceBackup, then a restore, on a shared machine
 
 const base = sandbox();
 const physicalShop = (edit: (inv: IsolatedBackups['loaded']['inventory']) => void = () => undefined) =>
@@ -37,13 +39,17 @@ const physicalShop = (edit: (inv: IsolatedBackups['loaded']['inventory']) => voi
     'drbook-physical-ssh-test',
   );
 
+/** Every watcher's timer, stopped after the file also when a test failed or timed out before its own stop. */
+const watchers: NodeJS.Timeout[] = [];
+afterAll(() => watchers.forEach((t) => clearInterval(t)));
+
 /**
- * The machine's process list, read from /proc until stopped: every command line holding a secret (masked), and
- * every mariabackup copying this stack's primary, with its network namespace.
+ * The machine's process list, read from /proc every 50 ms until stopped: every command line holding a secret
+ * (masked), and every mariabackup copying this stack's primary, with its network namespace.
  */
 function watchProcesses(secrets: string[], datadir: string) {
   const leaks = new Set<string>();
-  const copies = new Map<string, { args: string[]; netns: string }>();
+  const copies = new Map<number, { pid: number; args: string[]; netns: string }>();
   const look = () => {
     for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
       let args: string[];
@@ -57,16 +63,35 @@ function watchProcesses(secrets: string[], datadir: string) {
       const line = args.join(' ');
       for (const s of secrets) if (line.includes(s)) leaks.add(`${pid} ${args[0]}: ${line.split(s).join('<secret>')}`);
       if (path.basename(args[0] ?? '') === 'mariabackup' && args.includes('--backup') && line.includes(datadir))
-        copies.set(pid, { args, netns: netnsLink });
+        copies.set(Number(pid), { pid: Number(pid), args, netns: netnsLink });
     }
   };
   look();
   const timer = setInterval(look, 50);
-  return () => {
-    clearInterval(timer);
-    look();
-    return { leaks: [...leaks], copies: [...copies.values()] };
+  watchers.push(timer);
+  const seen = () => ({ leaks: [...leaks], copies: [...copies.values()] });
+  return {
+    seen,
+    stop() {
+      clearInterval(timer);
+      look();
+      return seen();
+    },
   };
+}
+
+/** The private directory (defaults file) a mariabackup command line names. */
+const workDirOf = (args: string[]) =>
+  path.dirname(args.find((x) => x.startsWith('--defaults-extra-file='))!.split('=')[1]);
+
+async function primaryDatadir(): Promise<string> {
+  const conn = await sql(base, 'db-primary');
+  try {
+    const [[d]] = await conn.query<RowDataPacket[]>('SELECT @@datadir AS d');
+    return String(d.d);
+  } finally {
+    await conn.end();
+  }
 }
 
 describe('over SSH on the database host (primary-host, inside its network namespace)', () => {
@@ -92,13 +117,11 @@ describe('over SSH on the database host (primary-host, inside its network namesp
   test('serviceBackup copies db-primary on primary-host through its socket: in the namespace, no secret on any command line, its defaults file gone, verified everywhere with the GTID, and it restores with the rows as at the copy', async () => {
     const primary = await sql(base, 'db-primary');
     const expected: { database: string; table: string; rows: number }[] = [];
-    let datadir: string;
+    const datadir = await primaryDatadir();
     try {
       await primary.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-ssh')", [
         BEFORE,
       ]);
-      const [[d]] = await primary.query<RowDataPacket[]>('SELECT @@datadir AS d');
-      datadir = String(d.d);
       const [tables] = await primary.query<RowDataPacket[]>(
         "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop' AND TABLE_TYPE = 'BASE TABLE'",
       );
@@ -111,8 +134,8 @@ describe('over SSH on the database host (primary-host, inside its network namesp
     }
 
     const backupId = '20240601T030000Z';
-    const stop = watchProcesses([...sandboxSecrets(base).values()], datadir);
-    let seen: ReturnType<typeof stop>;
+    const watcher = watchProcesses([...sandboxSecrets(base).values()], datadir);
+    let seen: ReturnType<typeof watcher.stop>;
     try {
       const result = await h.withWorkers(a, () =>
         h.client.workflow.execute(serviceBackup, {
@@ -124,7 +147,7 @@ describe('over SSH on the database host (primary-host, inside its network namesp
       );
       expect(result.physical?.manifestKey).toBe(`shop/physical/${backupId}/manifest.json`);
     } finally {
-      seen = stop();
+      seen = watcher.stop();
     }
     const after = await sql(base, 'db-primary');
     await after.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-ssh')", [
@@ -143,11 +166,9 @@ describe('over SSH on the database host (primary-host, inside its network namesp
     expect(seen.leaks).toEqual([]);
 
     // Its credentials came from a defaults file in a private directory on the host, gone once mariabackup exited.
-    const defaultsFiles = [
-      ...new Set(seen.copies.map((c) => c.args.find((x) => x.startsWith('--defaults-extra-file='))!.split('=')[1])),
-    ];
-    expect(defaultsFiles).toEqual([expect.stringMatching(/\/drbook-mariabackup-\w+\/client\.cnf$/)]);
-    const dir = path.dirname(defaultsFiles[0]);
+    const dirs = [...new Set(seen.copies.map((c) => workDirOf(c.args)))];
+    expect(dirs).toEqual([expect.stringMatching(/\/drbook-mariabackup-\w+$/)]);
+    const dir = dirs[0];
     const onHost = await a.runRemoteCommand({
       host: 'primary-host',
       command: `ip netns identify $$; ls -A ${dir} 2>&1; test ! -e ${dir}`,
@@ -200,6 +221,45 @@ describe('over SSH on the database host (primary-host, inside its network namesp
     expect(r.gtid).toBe(manifest.position.gtid);
     expect(r.cleanedUp).toBe(true);
   });
+});
+
+test('cancelled while it streams: mariabackup on the host stops, its private directory is removed, nothing is published', async () => {
+  const t = physicalShop();
+  const adapters = buildAdapters(t.loaded);
+  const watcher = watchProcesses([], await primaryDatadir());
+  try {
+    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }); // the failure is expected
+    const backupId = '20240604T030000Z';
+    const running = env.run(adapters.activities.takePhysicalBackup, { service: 'shop', backupId });
+    const outcome = running.then(
+      () => 'completed',
+      (err: Error) => err.message,
+    );
+    const copy = await eventually(async () => watcher.seen().copies[0], 60_000, 'mariabackup on primary-host');
+    env.cancel();
+    expect(await outcome).toBe('cancelled');
+    // The channel closed under it: its next write fails, it exits, and the shell's trap removes the directory.
+    await eventually(async () => !existsSync(`/proc/${copy.pid}`), 30_000, `mariabackup ${copy.pid} to exit`);
+    const dir = workDirOf(copy.args);
+    const onHost = await eventually(
+      async () =>
+        (
+          await adapters.activities.runRemoteCommand({
+            host: 'primary-host',
+            command: `test ! -e ${dir}`,
+            allowFailure: true,
+          })
+        ).exitCode === 0,
+      30_000,
+      `${dir} removed on primary-host`,
+    );
+    expect(onHost).toBe(true);
+    for (const store of t.stores.forService('shop')) expect(await store.list('shop/physical/')).toEqual([]);
+  } finally {
+    watcher.stop();
+    await adapters.close();
+    await t.cleanUp();
+  }
 });
 
 test('a database host presenting another host key than the pinned one is refused (HostKeyMismatch): nothing runs, nothing is stored', async () => {
