@@ -77,9 +77,14 @@ export class MysqlPools {
       throw mysqlFailure(name, err);
     }
     try {
-      return await fn(conn);
-    } finally {
+      const result = await fn(conn);
       conn.release();
+      return result;
+    } catch (err) {
+      // A failed step may leave the session changed (sql_log_bin=0), a timed-out statement still queued, or a
+      // dead socket: never hand this connection out again.
+      conn.destroy();
+      throw err;
     }
   }
 

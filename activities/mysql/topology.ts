@@ -26,7 +26,19 @@ const UNREACHABLE = new Set([
   'ENOTFOUND',
   'PROTOCOL_CONNECTION_LOST',
   'ECONNRESET',
+  'EPIPE',
+  // A statement that got no answer within its timeout: a silent network, as far as the fence can tell.
+  'PROTOCOL_SEQUENCE_TIMEOUT',
 ]);
+
+/**
+ * The fence's own budget (its step allows 20 s): attempts start for up to FENCE_REACH_MS, each statement waits at
+ * most FENCE_STATEMENT_TIMEOUT_MS. A connection reset or a slow link is ridden out; a server still unreachable after
+ * that is reported as not fenced, for an operator to acknowledge.
+ */
+const FENCE_REACH_MS = 10_000;
+const FENCE_STATEMENT_TIMEOUT_MS = 4_000;
+const FENCE_RETRY_PAUSE_MS = 1_000;
 
 const quoteName = (qualified: string) =>
   qualified
@@ -63,9 +75,15 @@ export type ReplicationCredentials = (service: string) => { user: string; passwo
 export function createMysqlTopologyActivities(pools: MysqlPools, replicationCredentials: ReplicationCredentials) {
   const read = createMysqlActivities(pools);
 
-  async function run(server: string, conn: mysql.PoolConnection, sql: string, params: unknown[] = []) {
+  async function run(
+    server: string,
+    conn: mysql.PoolConnection,
+    sql: string,
+    params: unknown[] = [],
+    timeoutMs?: number,
+  ) {
     try {
-      const [rows] = await conn.query<mysql.RowDataPacket[]>(sql, params);
+      const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql, timeout: timeoutMs }, params);
       return rows;
     } catch (err) {
       throw mysqlFailure(server, err);
@@ -86,27 +104,37 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       : 'SELECT @@gtid_executed AS g';
 
   /** Turn the heartbeat event on or off on this server only (not replicated). */
-  async function setHeartbeatEvent(server: string, conn: mysql.PoolConnection, event: string, enable: boolean) {
+  async function setHeartbeatEvent(
+    server: string,
+    conn: mysql.PoolConnection,
+    event: string,
+    enable: boolean,
+    timeoutMs?: number,
+  ) {
     const [schema, name] = event.split('.');
     const found = await run(
       server,
       conn,
       'SELECT definer FROM information_schema.events WHERE event_schema = ? AND event_name = ?',
       [schema, name],
+      timeoutMs,
     );
     // No heartbeat event on this server: nothing to switch (the RPO clock then relies on GTIDs).
     if (found.length === 0) return;
     // ALTER EVENT without DEFINER makes the caller (drbook, with SUPER) the definer, and a SUPER
     // definer's writes pass read_only: a fenced primary would keep writing. Keep the original one.
     const [user, host] = String(found[0].definer).split('@');
-    await run(server, conn, 'SET SESSION sql_log_bin = 0');
+    await run(server, conn, 'SET SESSION sql_log_bin = 0', [], timeoutMs);
     try {
-      await run(server, conn, `ALTER DEFINER = ?@? EVENT ${quoteName(event)} ${enable ? 'ENABLE' : 'DISABLE'}`, [
-        user,
-        host,
-      ]);
+      await run(
+        server,
+        conn,
+        `ALTER DEFINER = ?@? EVENT ${quoteName(event)} ${enable ? 'ENABLE' : 'DISABLE'}`,
+        [user, host],
+        timeoutMs,
+      );
     } finally {
-      await run(server, conn, 'SET SESSION sql_log_bin = 1');
+      await run(server, conn, 'SET SESSION sql_log_bin = 1', [], timeoutMs);
     }
   }
 
@@ -146,35 +174,51 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
 
     /**
      * Fence the old primary: stop its heartbeat, set read_only=ON (which waits for commits in
-     * flight), then read everything it has committed. An unreachable server is reported, not
-     * retried for long: the workflow asks a human to acknowledge that it could not be fenced.
+     * flight), then read everything it has committed. Connection faults are retried within the
+     * fence's own short budget (every statement is idempotent), so a reset or a slow link does not
+     * leave a primary unfenced; a server still unreachable after it is reported, and the workflow
+     * asks a human to acknowledge that it could not be fenced.
      */
     async fencePrimary({ server, heartbeatEvent }: { server: string; heartbeatEvent: string }): Promise<FenceResult> {
-      try {
-        return await withConnection(server, async (conn) => {
-          const flavor = await flavorOf(server, conn);
-          await setHeartbeatEvent(server, conn, heartbeatEvent, false);
-          await run(server, conn, 'SET GLOBAL read_only = ON');
-          if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = ON');
-          const rows = await run(server, conn, executedSql(flavor, true));
+      const t = FENCE_STATEMENT_TIMEOUT_MS;
+      const fence = () =>
+        withConnection(server, async (conn) => {
+          const rows = await run(server, conn, 'SELECT VERSION() AS v', [], t);
+          const flavor: GtidFlavor = /mariadb/i.test(String(rows[0].v)) ? 'mariadb' : 'mysql';
+          await setHeartbeatEvent(server, conn, heartbeatEvent, false, t);
+          await run(server, conn, 'SET GLOBAL read_only = ON', [], t);
+          if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = ON', [], t);
+          return String((await run(server, conn, executedSql(flavor, true), [], t))[0].g);
+        });
+      const started = Date.now();
+      const faults: string[] = [];
+      for (;;) {
+        try {
+          const finalGtids = await fence();
+          const rode = faults.length ? ` (after ${faults.length} connection fault(s): ${faults.join(', ')})` : '';
           return {
             server,
             reachable: true,
             fenced: true,
-            finalGtids: String(rows[0].g),
-            detail: `${server}: read_only=ON, heartbeat stopped`,
+            finalGtids,
+            detail: `${server}: read_only=ON, heartbeat stopped${rode}`,
           };
-        });
-      } catch (err) {
-        const code = (err as { type?: string }).type ?? '';
-        if (!UNREACHABLE.has(code)) throw err;
-        return {
-          server,
-          reachable: false,
-          fenced: false,
-          finalGtids: null,
-          detail: `${server} unreachable (${code}): not fenced`,
-        };
+        } catch (err) {
+          const code = (err as { type?: string }).type ?? '';
+          if (!UNREACHABLE.has(code)) throw err;
+          faults.push(code);
+          if (Date.now() - started >= FENCE_REACH_MS) {
+            const seconds = Math.round((Date.now() - started) / 1000);
+            return {
+              server,
+              reachable: false,
+              fenced: false,
+              finalGtids: null,
+              detail: `${server} unreachable (${faults.join(', ')}; ${faults.length} attempts in ${seconds} s): not fenced`,
+            };
+          }
+          await new Promise((resolve) => setTimeout(resolve, FENCE_RETRY_PAUSE_MS));
+        }
       }
     },
 
