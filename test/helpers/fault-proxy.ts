@@ -6,7 +6,7 @@
  *   pass        forward both ways (with backpressure)
  *   delay(ms)   forward both ways, every chunk held back `ms`
  *   reset       RST every open connection; new ones are accepted and RST at once (ECONNRESET)
- *   reset(n)    the same, for the next n new connections only; then pass (a transient fault)
+ *   reset(n)    the same, for the next n new connections only; then pass, or the mode given (a transient fault)
  *   blackhole   accept, never forward, never answer: bytes vanish both ways (a silent partition);
  *               connections caught in it are RST when the mode changes (their streams lost bytes)
  *   cut(n)      forward n more bytes client→server, then behave as `reset` (a link dying mid-upload)
@@ -22,14 +22,18 @@ import { fingerprintOf, knownHostKeys } from '../../activities/ssh';
 export type FaultMode =
   | { kind: 'pass' }
   | { kind: 'delay'; ms: number }
-  | { kind: 'reset'; connections?: number }
+  | { kind: 'reset'; connections?: number; then?: FaultMode }
   | { kind: 'blackhole' }
   | { kind: 'cut'; afterBytes: number };
 
 export const pass: FaultMode = { kind: 'pass' };
 export const reset: FaultMode = { kind: 'reset' };
-/** Reset the open connections and the next `connections` new ones, then pass. */
-export const resetNext = (connections: number): FaultMode => ({ kind: 'reset', connections });
+/** Reset the open connections and the next `connections` new ones, then pass (or go on as `then`, e.g. a delay). */
+export const resetNext = (connections: number, then: FaultMode = pass): FaultMode => ({
+  kind: 'reset',
+  connections,
+  then,
+});
 export const blackhole: FaultMode = { kind: 'blackhole' };
 export const delay = (ms: number): FaultMode => ({ kind: 'delay', ms });
 export const cut = (afterBytes: number): FaultMode => ({ kind: 'cut', afterBytes });
@@ -103,7 +107,7 @@ export class FaultProxy {
       if (mode.kind === 'reset' || (leavingBlackhole && link.silent)) this.resetLink(link);
       else if (mode.kind === 'blackhole') link.silent = true;
     }
-    if (mode.kind === 'reset' && this.refuseBudget <= 0) this.current = pass;
+    if (mode.kind === 'reset' && this.refuseBudget <= 0) this.current = mode.then ?? pass;
   }
 
   /** Stop listening and destroy every connection (no handle is left open). */
@@ -127,7 +131,7 @@ export class FaultProxy {
       if (link.held.up === 0 && !link.cut) this.drop(link); // else the held bytes go first, then the end
     });
     if (this.current.kind === 'reset') {
-      if (--this.refuseBudget <= 0) this.current = pass;
+      if (--this.refuseBudget <= 0) this.current = this.current.then ?? pass;
       return this.resetLink(link);
     }
     if (this.current.kind === 'blackhole') {

@@ -154,3 +154,20 @@ test('reset(n): the open connection and the next n new ones are reset, then it p
   expect(proxy.stats.resets).toBe(3);
   third.socket.destroy();
 });
+
+test('reset(n, then): after the n refused connections the proxy goes on in the mode given (here a delay)', async () => {
+  proxy.set(resetNext(1, delay(150)));
+  const refused = net.connect(proxy.port, proxy.host);
+  const [err] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
+  expect(err.code).toBe('ECONNRESET');
+  expect(proxy.mode).toEqual(delay(150));
+  const next = await connect();
+  const started = Date.now();
+  next.socket.write('slow');
+  await until(() => next.state.data.toString() === 'slow');
+  expect(Date.now() - started).toBeGreaterThanOrEqual(290); // held 150 ms each way
+  // With no new connection to refuse, `then` takes over at once.
+  proxy.set(resetNext(0, delay(10)));
+  expect(proxy.mode).toEqual(delay(10));
+  next.socket.destroy();
+});
