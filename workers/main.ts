@@ -27,6 +27,8 @@ export interface WorkerAdditions {
   workflowInterceptorModules?: string[];
   interceptors?: WorkerOptions['interceptors'];
   sinks?: WorkerOptions['sinks'];
+  /** Signals that shut the worker down gracefully (the SDK's default: SIGINT, SIGTERM, SIGQUIT and SIGUSR2). */
+  shutdownSignals?: NodeJS.Signals[];
 }
 
 export async function runWorker(additions: WorkerAdditions = {}): Promise<void> {
@@ -50,8 +52,12 @@ export async function runWorker(additions: WorkerAdditions = {}): Promise<void> 
   }
 
   const metricsPort = Number(process.env.DRBOOK_METRICS_PORT ?? 9464);
-  if (metricsPort > 0) {
-    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } });
+  if (metricsPort > 0 || additions.shutdownSignals) {
+    Runtime.install({
+      shutdownSignals: additions.shutdownSignals,
+      telemetryOptions:
+        metricsPort > 0 ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } : undefined,
+    });
   }
 
   const { connectionOptions, namespace } = loadClientConnectConfig();

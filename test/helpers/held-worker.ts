@@ -9,7 +9,11 @@
  *                        (the worker dies in the middle of the activity, as Temporal sees it)
  *
  * It prints "chaos: holding <spec>" when it gets there and waits: the test kills it, or lets it
- * go on with SIGUSR2.
+ * go on with SIGUSR2. SIGUSR2 is one of the SDK Runtime's default shutdown signals (with SIGINT,
+ * SIGTERM, SIGQUIT): left there, the release would also shut the worker down gracefully, so the
+ * run would lose its only worker right after the released step (the ~minutes "stall" a first
+ * draft of test/chaos/temporal-restart.test.ts took for a Temporal restart problem). This worker
+ * shuts down on SIGINT, SIGTERM and SIGQUIT only.
  */
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { runWorker } from '../../workers/main';
@@ -52,6 +56,7 @@ runWorker({
     },
   },
   interceptors: { activity: [holdAfterComplete] },
+  shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'],
 }).catch((err) => {
   console.error(err);
   process.exit(1);
