@@ -6,7 +6,8 @@
 import { proxySinks, type Sinks, type WorkflowInterceptorsFactory } from '@temporalio/workflow';
 
 export interface HoldSinks extends Sinks {
-  chaosHold: { scheduling(activityType: string): void };
+  /** `argument`: the activity's first argument as JSON (to tell apart two schedulings of one activity type). */
+  chaosHold: { scheduling(activityType: string, argument: string): void };
 }
 
 const { chaosHold } = proxySinks<HoldSinks>();
@@ -15,7 +16,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => ({
   outbound: [
     {
       scheduleActivity(input, next) {
-        chaosHold.scheduling(input.activityType);
+        chaosHold.scheduling(input.activityType, JSON.stringify(input.args[0] ?? null));
         return next(input);
       },
     },

@@ -5,6 +5,9 @@
  *   schedule:<activity>  the workflow task that would schedule <activity> is never completed:
  *                        every earlier step is done and recorded, <activity> has not started
  *                        (a step boundary)
+ *   schedule:<activity>~<text>  the same, for the first <activity> whose first argument's JSON
+ *                        contains <text> (notifyTarget~/report/: the report, not the earlier
+ *                        notifications)
  *   complete:<activity>  <activity> runs (its side effects happen), its result is never reported
  *                        (the worker dies in the middle of the activity, as Temporal sees it)
  *
@@ -19,9 +22,10 @@ import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { runWorker } from '../../workers/main';
 
 const spec = process.env.DRBOOK_CHAOS_HOLD ?? '';
-const [when, activityType] = spec.split(':');
+const [when, rest = ''] = spec.split(':');
+const [activityType, argumentHas] = rest.split('~');
 if (!['schedule', 'complete'].includes(when) || !activityType) {
-  console.error(`DRBOOK_CHAOS_HOLD must be schedule:<activity> or complete:<activity>, got "${spec}"`);
+  console.error(`DRBOOK_CHAOS_HOLD must be schedule:<activity>[~<text>] or complete:<activity>, got "${spec}"`);
   process.exit(2);
 }
 
@@ -49,8 +53,9 @@ runWorker({
     chaosHold: {
       scheduling: {
         // Sink calls are awaited before the workflow task's completion goes to the server.
-        fn: async (_info, type: string) => {
-          if (when === 'schedule' && !held && type === activityType) await hold();
+        fn: async (_info, type: string, argument: string) => {
+          const chosen = type === activityType && (argumentHas === undefined || argument.includes(argumentHas));
+          if (when === 'schedule' && !held && chosen) await hold();
         },
       },
     },

@@ -1,6 +1,6 @@
 /**
  * Count a failover's side effects where they happened, not in the workflow history:
- * promotions in MariaDB's own statement counters, AWS calls in moto's request recorder
+ * fences and promotions in MariaDB's own statement counters, AWS calls in moto's request recorder
  * (Route 53 changes, RDS promotions, EC2 starts, SNS publishes), the VIP in the network
  * namespaces, and the sandbox application's webhook calls and on-call inbox.
  */
@@ -22,6 +22,10 @@ interface Keyed {
 }
 
 export interface SideEffects {
+  /** ALTER EVENT statements the old primary executed (Com_alter_event): a fence disables its heartbeat event once. */
+  fences: number;
+  /** The old primary's read_only when counted (the fence's other half). */
+  primaryReadOnly: boolean;
   /** RESET statements the DR server executed (MariaDB counts RESET SLAVE ALL in Com_reset): one per promotion. */
   promotions: number;
   /** ChangeResourceRecordSets calls for the service's record. */
@@ -41,6 +45,7 @@ export interface SideEffects {
 export function duplicates(e: SideEffects): number {
   const extra = (n: number) => Math.max(0, n - 1);
   return (
+    extra(e.fences) +
     extra(e.promotions) +
     extra(e.dnsChanges) +
     extra(e.rdsPromotions) +
@@ -60,11 +65,22 @@ export async function countSideEffects(loaded: LoadedInventory) {
   const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
   const aws = loaded.inventory.aws.endpoint!;
   const app = new URL(shop.applicationWebhook!).origin;
-  const resetSlaves = async () => {
-    const c = await sql(loaded, shop.database!.replica!);
+  const status = async (server: string, variable: string) => {
+    const c = await sql(loaded, server);
     try {
-      const [rows] = await c.query<import('mysql2').RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Com_reset'");
+      const [rows] = await c.query<import('mysql2').RowDataPacket[]>(`SHOW GLOBAL STATUS LIKE '${variable}'`);
       return Number(rows[0].Value);
+    } finally {
+      await c.end();
+    }
+  };
+  const resetSlaves = () => status(shop.database!.replica!, 'Com_reset');
+  const alterEvents = () => status(shop.database!.primary, 'Com_alter_event');
+  const readOnly = async () => {
+    const c = await sql(loaded, shop.database!.primary);
+    try {
+      const [rows] = await c.query<import('mysql2').RowDataPacket[]>('SELECT @@GLOBAL.read_only AS ro');
+      return Number(rows[0].ro) === 1;
     } finally {
       await c.end();
     }
@@ -73,6 +89,7 @@ export async function countSideEffects(loaded: LoadedInventory) {
   const recorder = (what: string) => fetch(`${aws}/moto-api/recorder/${what}`, { method: 'POST' });
 
   const resetsBefore = await resetSlaves();
+  const alterEventsBefore = await alterEvents();
   const webhookBefore = (await getJson<unknown[]>(`${app}/failover`)).length;
   const inboxBefore = (await getJson<unknown[]>(`${app}/notifications`)).length;
   await recorder('reset-recording');
@@ -93,6 +110,8 @@ export async function countSideEffects(loaded: LoadedInventory) {
           ` ${shop.vip!.address} `,
         );
       return {
+        fences: (await alterEvents()) - alterEventsBefore,
+        primaryReadOnly: await readOnly(),
         promotions: (await resetSlaves()) - resetsBefore,
         dnsChanges: calls.filter(
           (c) => c.method === 'POST' && /\/rrset\/?$/.test(c.url) && c.body.includes(`<Name>${shop.dns!.record}`),
@@ -114,10 +133,21 @@ export async function countSideEffects(loaded: LoadedInventory) {
 
 /** What one completed drill failover of shop does, exactly once each (jest expectations). */
 export function expectEachOnce(seen: SideEffects): void {
-  expect(seen).toMatchObject({ promotions: 1, dnsChanges: 1, rdsPromotions: 1, vipHolders: [netns.dr] });
+  expect(seen).toMatchObject({
+    fences: 1,
+    primaryReadOnly: true,
+    promotions: 1,
+    dnsChanges: 1,
+    rdsPromotions: 1,
+    vipHolders: [netns.dr],
+  });
   expect(Object.values(seen.appWebhook)).toEqual([1]);
-  // "failed over" and the report, to each target
+  // "failed over" and the report, to each target: the webhook target's inbox by idempotency key
+  // (<run>/<event>/<target>), the SNS target by subject.
+  const byEvent = (keys: string[]) => keys.map((k) => k.split('/').slice(-2).join('/')).sort();
+  expect(byEvent(Object.keys(seen.inbox))).toEqual(['failed-over/oncall-webhook', 'report/oncall-webhook']);
   expect(Object.values(seen.inbox)).toEqual([1, 1]);
+  expect(Object.keys(seen.sns)).toHaveLength(2);
   expect(Object.values(seen.sns)).toEqual([1, 1]);
   expect(duplicates(seen)).toBe(0);
 }
