@@ -386,10 +386,13 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         side.stream.on('data', (chunk: Buffer) => {
           if (head.feed(chunk)) side.stream.destroy();
         });
-        void teeExit.finally(() => {
+        // Once tee is gone nothing more comes on the side copy. (Its failure is reported through `streamed`;
+        // this derived promise must not become an unhandled rejection of its own.)
+        const sideDone = () => {
           side.stream.destroy();
           head.giveUp();
-        });
+        };
+        teeExit.then(sideDone, sideDone);
         const digest = new Digest();
         const fanOut = new FanOut(writers.map((w) => w.writer.stream));
         abort.signal.addEventListener('abort', () => {
