@@ -388,18 +388,25 @@ EOF
   log "sshd: 127.0.0.1:$DRBOOK_SSH_PORT (host key pinned in $DRBOOK_DATA/ssh/known_hosts)"
 }
 
+# Whether namespace $1 holds the VIP. Not `ip … | grep -q`: under pipefail, grep quitting at its first match can
+# fail the pipeline with ip's SIGPIPE, and the VIP would look absent (then "Address already assigned").
+holds_vip() {
+  local addrs
+  addrs=$(ip -n "$1" addr show dev "$VIP_DEVICE")
+  [[ $addrs == *" ${VIP_ADDRESS%/*}/"* ]]
+}
+
 start_namespaces() {
   # Two "hosts" for the VIP: each namespace has a bridge device named like the inventory's VIP device.
   local ns
   for ns in "${NAMESPACES[@]}"; do
-    ip netns list | grep -qw "$ns" || ip netns add "$ns"
+    [ -e "/run/netns/$ns" ] || ip netns add "$ns"
     ip -n "$ns" link show "$VIP_DEVICE" >/dev/null 2>&1 || ip -n "$ns" link add "$VIP_DEVICE" type bridge
     ip -n "$ns" link set lo up
     ip -n "$ns" link set "$VIP_DEVICE" up
   done
   # The VIP starts on the primary side unless some side already holds it (after a failover it stays where it is).
-  if ! ip -n "$DRBOOK_NETNS_PRIMARY" addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/" &&
-    ! ip -n "$DRBOOK_NETNS_DR" addr show dev "$VIP_DEVICE" | grep -q "${VIP_ADDRESS%/*}/"; then
+  if ! holds_vip "$DRBOOK_NETNS_PRIMARY" && ! holds_vip "$DRBOOK_NETNS_DR"; then
     ip -n "$DRBOOK_NETNS_PRIMARY" addr add "$VIP_ADDRESS" dev "$VIP_DEVICE"
   fi
 }
