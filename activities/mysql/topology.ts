@@ -93,8 +93,8 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
   const withConnection = <T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>) =>
     pools.withConnection(server, fn);
 
-  async function flavorOf(server: string, conn: mysql.PoolConnection): Promise<GtidFlavor> {
-    const rows = await run(server, conn, 'SELECT VERSION() AS v');
+  async function flavorOf(server: string, conn: mysql.PoolConnection, timeoutMs?: number): Promise<GtidFlavor> {
+    const rows = await run(server, conn, 'SELECT VERSION() AS v', [], timeoutMs);
     return /mariadb/i.test(String(rows[0].v)) ? 'mariadb' : 'mysql';
   }
 
@@ -183,8 +183,7 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
       const t = FENCE_STATEMENT_TIMEOUT_MS;
       const fence = () =>
         withConnection(server, async (conn) => {
-          const rows = await run(server, conn, 'SELECT VERSION() AS v', [], t);
-          const flavor: GtidFlavor = /mariadb/i.test(String(rows[0].v)) ? 'mariadb' : 'mysql';
+          const flavor = await flavorOf(server, conn, t);
           await setHeartbeatEvent(server, conn, heartbeatEvent, false, t);
           await run(server, conn, 'SET GLOBAL read_only = ON', [], t);
           if (flavor === 'mysql') await run(server, conn, 'SET GLOBAL super_read_only = ON', [], t);
