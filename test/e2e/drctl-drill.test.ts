@@ -12,9 +12,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { DrillStatus } from '../../workflows/drill';
-import { statusQuery } from '../../workflows/messages';
 import { readEstate } from '../helpers/estate';
+import { drillChildAtGate } from '../helpers/drive';
 import { buildAdapters, eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(480_000);
@@ -75,24 +74,7 @@ describe('drctl drill shop --scope switchover, from the command line against a w
     await adapters.close();
   });
 
-  async function waitForGate(runbook: string, step: string): Promise<void> {
-    await eventually(
-      async () => {
-        const s = (await t.client.workflow
-          .getHandle('drill-shop')
-          .query(statusQuery)
-          .catch(() => null)) as DrillStatus | null;
-        if (s?.activeChild !== `${runbook}-shop`) return null;
-        const child = await t.client.workflow
-          .getHandle(s.activeChild)
-          .query(statusQuery)
-          .catch(() => null);
-        return child?.pendingApproval?.step === step ? child : null;
-      },
-      180_000,
-      `${runbook} waiting at ${step}`,
-    );
-  }
+  const waitForGate = (runbook: string, step: string) => drillChildAtGate(t, 'shop', runbook, step, 180_000);
 
   test('a whole switchover drill with two CLI approvals, the HTML report with both charts, and the metrics', async () => {
     // Last night's backup, by hand (the drill's readiness and the restore test below want one).

@@ -6,8 +6,9 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { failback, failover } from '../../workflows';
 import type { Approval, FailoverInput } from '../../workflows/contract';
-import { approveSignal, approveUpdate } from '../../workflows/messages';
-import { atGate, type TemporalHarness } from './stack';
+import type { DrillStatus } from '../../workflows/drill';
+import { approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { atGate, eventually, type TemporalHarness } from './stack';
 
 type Runbook<I extends { service: string }, R> = (input: I) => Promise<R>;
 
@@ -75,4 +76,30 @@ export async function activityRetries(handle: WorkflowHandle, activityType?: str
     if (!started || (started.attempt ?? 1) <= 1) return false;
     return !activityType || typeOf.get(String(started.scheduledEventId)) === activityType;
   }).length;
+}
+
+/** Wait until `drill-<service>`'s active child (`<runbook>-<service>`) waits for approval at `step`. */
+export async function drillChildAtGate(
+  t: Pick<TemporalHarness, 'client'>,
+  service: string,
+  runbook: string,
+  step: string,
+  timeoutMs: number,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const s = (await t.client.workflow
+        .getHandle(`drill-${service}`)
+        .query(statusQuery)
+        .catch(() => null)) as DrillStatus | null;
+      if (s?.activeChild !== `${runbook}-${service}`) return null;
+      const child = await t.client.workflow
+        .getHandle(s.activeChild)
+        .query(statusQuery)
+        .catch(() => null);
+      return child?.pendingApproval?.step === step ? child : null;
+    },
+    timeoutMs,
+    `${runbook} waiting at ${step}`,
+  );
 }

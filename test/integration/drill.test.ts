@@ -8,12 +8,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DrillReport } from '../../workflows/contract';
-import type { DrillStatus } from '../../workflows/drill';
-import { statusQuery } from '../../workflows/messages';
 import { runDrctl } from '../../scripts/drctl';
 import { ensureRecentBackup } from '../helpers/backups';
 import { readEstate } from '../helpers/estate';
-import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
+import { drillChildAtGate } from '../helpers/drive';
+import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(240_000);
 
@@ -36,24 +35,7 @@ describe('DR drill of shop through drctl', () => {
     return { code, out, err };
   }
 
-  async function waitForGate(runbook: string, step: string): Promise<void> {
-    await eventually(
-      async () => {
-        const s = (await t.client.workflow
-          .getHandle('drill-shop')
-          .query(statusQuery)
-          .catch(() => null)) as DrillStatus | null;
-        if (s?.activeChild !== `${runbook}-shop`) return null;
-        const child = await t.client.workflow
-          .getHandle(s.activeChild)
-          .query(statusQuery)
-          .catch(() => null);
-        return child?.pendingApproval?.step === step ? child : null;
-      },
-      90_000,
-      `${runbook} waiting at ${step}`,
-    );
-  }
+  const waitForGate = (runbook: string, step: string) => drillChildAtGate(t, 'shop', runbook, step, 90_000);
 
   beforeAll(async () => {
     t = await temporal(loaded);
