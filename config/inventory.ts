@@ -243,16 +243,17 @@ const backup = z
   })
   .strict();
 
+const validationQuery = z
+  .object({ name: z.string().min(1).max(200), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) })
+  .strict();
+
 const restoreTest = z
   .object({
     scratchServer: name,
-    queries: z
-      .array(
-        z
-          .object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) })
-          .strict(),
-      )
-      .default([]),
+    /** Checked after every restore (and at the point of a point-in-time replay). */
+    queries: z.array(validationQuery).default([]),
+    /** Checked only at a point in time, when a restoreTest input names them (pointInTime.queries). */
+    pointInTimeQueries: z.array(validationQuery).default([]),
   })
   .strict();
 
@@ -448,7 +449,23 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
       ref('sshHosts', svc.vip.drHost, at('vip', 'drHost'));
     }
     svc.backup?.paths?.forEach((p, j) => ref('sshHosts', p.host, at('backup', 'paths', j, 'host')));
-    if (svc.restoreTest) ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
+    if (svc.restoreTest) {
+      ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
+      // A restoreTest input names its point-in-time queries: one name, one query.
+      const names = new Set<string>();
+      (['queries', 'pointInTimeQueries'] as const).forEach((list) =>
+        (Array.isArray(svc.restoreTest![list]) ? svc.restoreTest![list] : []).forEach((q, j) => {
+          if (!isRecord(q) || typeof q.name !== 'string') return;
+          if (names.has(q.name))
+            ctx.addIssue({
+              code: 'custom',
+              path: at('restoreTest', list, j, 'name'),
+              message: `duplicate query name "${q.name}"`,
+            });
+          names.add(q.name);
+        }),
+      );
+    }
     if (svc.drCompute && inv.regions && svc.drCompute.region !== inv.regions.dr) {
       ctx.addIssue({
         code: 'custom',

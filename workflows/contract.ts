@@ -94,7 +94,10 @@ export const failoverInput = z
     dryRun: z.boolean().default(false),
     /** Set by the monitor: when the incident began (ISO 8601), so RTO counts from detection. */
     incidentStartedAt: z.iso.datetime().optional(),
-    /** Who started it; only a monitor-started failover of a service with autoFailover skips the gate. */
+    /**
+     * Kept for old clients; grants nothing. Whether a run is unattended comes from its parent (the
+     * service's monitor), never from here: 'monitor' from any other starter is refused.
+     */
     trigger: z.enum(['operator', 'monitor', 'drill']).default('operator'),
   })
   .strict();
@@ -461,6 +464,8 @@ const validationQuery = z
   .object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) })
   .strict();
 
+const pitrQueryName = z.string().min(1, 'the name of an inventory query').max(200);
+
 export const restoreTestInput = z
   .object({
     service: serviceName,
@@ -482,7 +487,15 @@ export const restoreTestInput = z
           .string()
           .regex(/^\d+-\d+-\d+$/, 'a GTID like 0-1-1234')
           .optional(),
-        queries: z.array(validationQuery).default([]),
+        /**
+         * Names of the service's inventory queries (restoreTest.queries or pointInTimeQueries) to check at the
+         * point. They run as drbook's admin user on scratch and their first cell reaches history, so ad-hoc SQL
+         * is refused (an object is accepted by the schema only so that runs started before that still replay).
+         */
+        queries: z
+          .array(z.union([pitrQueryName, validationQuery]))
+          .max(100)
+          .default([]),
       })
       .strict()
       .refine((p) => !(p.time && p.gtid), { message: 'give a time or a GTID, not both' })

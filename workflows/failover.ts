@@ -9,7 +9,7 @@
  * backup into the DR server instead of catching up, then goes on as warm.
  * Runs as workflow id `failover-<service>`, so one failover per service at a time.
  */
-import { ApplicationFailure, executeChild, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import type { ServicePlan } from '../activities/inventory';
 import {
   ErrorType,
@@ -25,7 +25,7 @@ import { planFor, reasonOf } from './plan';
 import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
 import { recordMeasured } from './metrics';
 import { readiness } from './readiness';
-import { requireWorkflowId, RunbookRun } from './runbook';
+import { requireWorkflowId, RunbookRun, startedByMonitor } from './runbook';
 
 export interface FailoverReport {
   runbook: 'failover';
@@ -50,6 +50,17 @@ export interface FailoverReport {
 export async function failover(rawInput: FailoverInput): Promise<FailoverReport> {
   const input = parseInput(failoverInput, rawInput);
   requireWorkflowId('failover', input.service);
+  // Unattended is the parent's to grant, never the input's: any client can type trigger 'monitor'.
+  const parentDecides = patched('failover-unattended-from-parent');
+  const fromMonitor = startedByMonitor(input.service);
+  if (parentDecides && input.trigger === 'monitor' && !fromMonitor) {
+    throw ApplicationFailure.create({
+      type: ErrorType.InvalidInput,
+      message: `invalid input: trigger: 'monitor' is for a failover the service's monitor (workflow id "monitor-${input.service}") starts; this run was started by ${startedBy()}: leave trigger out`,
+      nonRetryable: true,
+      details: [['trigger: reserved for the monitor']],
+    });
+  }
   const plan = await planFor(input.service);
   const svc = plan.service;
   const startedAt = Date.now();
@@ -162,7 +173,8 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     // ---------------------------------------------------------------- 2. approval gate
     const gateTimeoutMs = approvalTimeoutMs(plan.targets.rtoSeconds, incidentStartedAt);
     // The inventory may let the monitor fail a service over unattended, but never past its RPO.
-    const unattended = input.trigger === 'monitor' && svc.autoFailover && !overRpo;
+    const claimedByMonitor = parentDecides ? fromMonitor : input.trigger === 'monitor';
+    const unattended = claimedByMonitor && svc.autoFailover && !overRpo;
     const approvals: Approval[] = unattended
       ? autoApproval(run)
       : await run.gate('promote', {
@@ -441,6 +453,11 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     ).catch(() => undefined);
     throw err;
   }
+}
+
+function startedBy(): string {
+  const parent = workflowInfo().parent;
+  return parent ? `workflow "${parent.workflowId}" (namespace ${parent.namespace})` : 'a client, not a workflow';
 }
 
 /** The inventory's autoFailover stands in for the approvers (recorded as such in the report). */

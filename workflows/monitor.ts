@@ -13,6 +13,7 @@ import {
   ApplicationFailure,
   continueAsNew,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -25,7 +26,7 @@ import { monitorInput, parseInput, type MonitorInput } from './contract';
 import { failover } from './failover';
 import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { planFor, reasonOf } from './plan';
-import { workflowIdFor } from './runbook';
+import { requireWorkflowId, workflowIdFor } from './runbook';
 
 /** Checks per run before continue-as-new (each check adds about a dozen events). */
 const CHECKS_PER_RUN = 300;
@@ -35,6 +36,8 @@ const probe = proxyActivities<Activities>({ startToCloseTimeout: '20s', retry: {
 
 export async function monitor(rawInput: MonitorInput): Promise<void> {
   const input = parseInput(monitorInput, rawInput);
+  // One monitor per service, under the id its failovers trust as their parent (startedByMonitor).
+  if (patched('monitor-own-id')) requireWorkflowId('monitor', input.service);
   const plan = await planFor(input.service);
   const svc = plan.service;
   const { interval, failuresBeforeIncident, cooldownAfterFailover, httpUrl } = svc.health;

@@ -23,6 +23,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
+import type { ValidationQuery } from '../activities/restore';
 import type { Activities } from '../workers/adapters';
 import { backupIdAt } from './backup-policy';
 import {
@@ -102,6 +103,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
     .slice(-8)
     .toLowerCase();
   const testId = `${backupIdAt(startedAt)}-${runTag}`;
+  const pointQueries = pointInTimeQueries(input.pointInTime?.queries ?? [], svc.restoreTest);
   const run = new RunbookRun('restoreTest', svc.name, plan.targets, plan.approvers, startedAt);
   run.tag([
     { key: DrService, value: svc.name },
@@ -307,7 +309,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
         `${replayed.logs.join(', ')} from ${manifest.position.gtid ?? manifest.position.binlogFile}`,
       );
       check('pitr-reached', replayed.reached, replayed.detail);
-      const pitrQueries = [...queries, ...(point?.queries ?? [])];
+      const pitrQueries = [...queries, ...pointQueries.filter((q) => !queries.includes(q))];
       if (pitrQueries.length) {
         const v = await checked(
           'pitr-validate',
@@ -548,4 +550,36 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
     });
   }
   return result;
+}
+
+/**
+ * The queries a restoreTest input asks for at its point in time, by name, from the service's inventory: they run
+ * as drbook's admin user and their first cell goes into history, so the input may not bring its own SQL. Checked
+ * before anything is restored; an unknown name fails naming its position and the names there are.
+ */
+function pointInTimeQueries(
+  asked: (string | ValidationQuery)[],
+  restore: { queries: ValidationQuery[]; pointInTimeQueries?: ValidationQuery[] } | undefined,
+): ValidationQuery[] {
+  const adHoc = asked.findIndex((q) => typeof q !== 'string');
+  // Runs started before names were required keep their ad-hoc queries on replay.
+  if (adHoc >= 0 && !patched('pitr-named-queries')) return asked as ValidationQuery[];
+  const known = [...(restore?.queries ?? []), ...(restore?.pointInTimeQueries ?? [])];
+  const problems = asked.flatMap((q, i) => {
+    if (typeof q !== 'string')
+      return [`pointInTime.queries.${i}: ad-hoc SQL is not accepted; name one of the service's inventory queries`];
+    return known.some((k) => k.name === q)
+      ? []
+      : [
+          `pointInTime.queries.${i}: no inventory query named ${JSON.stringify(q.slice(0, 80))} (known: ${known.map((k) => k.name).join(', ') || 'none'})`,
+        ];
+  });
+  if (problems.length)
+    throw ApplicationFailure.create({
+      type: ErrorType.InvalidInput,
+      message: `invalid input: ${problems.join('; ')}`,
+      nonRetryable: true,
+      details: [problems],
+    });
+  return [...new Set(asked as string[])].map((n) => known.find((k) => k.name === n)!);
 }

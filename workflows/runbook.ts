@@ -285,3 +285,13 @@ export function requireWorkflowId(runbook: string, service: string): void {
     });
   }
 }
+
+/**
+ * Whether this run is a child of `monitor-<service>` in its own namespace. The SDK names a parent's id,
+ * run and namespace, not its type; the id stands for the type because a monitor refuses any other id
+ * and the only other workflow that starts failovers (the drill) runs as `drill-<service>`.
+ */
+export function startedByMonitor(service: string): boolean {
+  const { parent, namespace } = workflowInfo();
+  return parent?.workflowId === workflowIdFor('monitor', service) && parent.namespace === namespace;
+}

@@ -20,6 +20,11 @@ import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../
 
 jest.setTimeout(600_000);
 
+const tag = randomUUID().slice(0, 8);
+const BEFORE = `pitr-before-${tag}`;
+const AFTER = `pitr-after-${tag}`;
+/** The marker checks by name: the first marker there; the second absent (0) or there too (1). */
+const markerQueries = (after: 0 | 1) => ['before-marker', after ? 'after-marker-there' : 'after-marker'];
 const base = sandbox();
 const { loaded, local, stores } = isolatedBackups(
   base,
@@ -27,17 +32,16 @@ const { loaded, local, stores } = isolatedBackups(
     const shop = inv.services.find((s) => s.name === 'shop')!;
     shop.backup!.binlogArchive = true;
     delete shop.rds; // the RDS restore is restore-test.test.ts's subject
+    // A restoreTest input names its point-in-time checks; the SQL lives in the inventory.
+    shop.restoreTest!.pointInTimeQueries = [
+      { name: 'before-marker', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${BEFORE}'`, expect: 1 },
+      { name: 'after-marker', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${AFTER}'`, expect: 0 },
+      { name: 'after-marker-there', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${AFTER}'`, expect: 1 },
+    ];
   },
   'drbook-pitr-test',
 );
 const adapters = buildAdapters(loaded);
-const tag = randomUUID().slice(0, 8);
-const BEFORE = `pitr-before-${tag}`;
-const AFTER = `pitr-after-${tag}`;
-const markerQueries = (before: number, after: number) => [
-  { name: 'before-marker', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${BEFORE}'`, expect: before },
-  { name: 'after-marker', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${AFTER}'`, expect: after },
-];
 let h: TemporalHarness;
 
 beforeAll(async () => {
@@ -111,7 +115,7 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
     // 1. To the GTID of the first marker's transaction.
     const byGtid = await runRestoreTest({
       service: 'shop',
-      pointInTime: { gtid: pointGtid, queries: markerQueries(1, 0) },
+      pointInTime: { gtid: pointGtid, queries: markerQueries(0) },
     });
     expect(byGtid.failure).toBeNull();
     expect(byGtid.result).toMatchObject({ outcome: 'passed', failedCheck: null });
@@ -144,7 +148,7 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
     // 2. To the second between the markers.
     const byTime = await runRestoreTest({
       service: 'shop',
-      pointInTime: { time: pointTime, queries: markerQueries(1, 0) },
+      pointInTime: { time: pointTime, queries: markerQueries(0) },
     });
     expect(byTime.failure).toBeNull();
     const r2 = await storedReport(byTime.result!.testId);
@@ -152,7 +156,7 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
     expect(Date.parse(r2.pitr!.lastEventAt!)).toBeLessThan(Date.parse(pointTime));
 
     // 3. To the end of the archive: both markers.
-    const toEnd = await runRestoreTest({ service: 'shop', pointInTime: { queries: markerQueries(1, 1) } });
+    const toEnd = await runRestoreTest({ service: 'shop', pointInTime: { queries: markerQueries(1) } });
     expect(toEnd.failure).toBeNull();
     const r3 = await storedReport(toEnd.result!.testId);
     expect(r3.pitr).toMatchObject({ target: { kind: 'end', value: null }, reached: true });
@@ -168,6 +172,30 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
     expect((cause as ApplicationFailure).message).toMatch(
       /failed at check pitr-reached: the archive ends at .* \(archive binlogs more often\)/,
     );
+  });
+});
+
+test('pointInTime.queries name inventory queries: ad-hoc SQL and unknown names are refused before anything runs', async () => {
+  await h.withWorkers(adapters.activities, async () => {
+    // What an attacker would ask for: the admin user's view of the server, its first cell into history.
+    const hashes = { name: 'hashes', sql: 'SELECT authentication_string FROM mysql.user LIMIT 1', expect: 'x' };
+    const adHoc = await runRestoreTest({ service: 'shop', pointInTime: { queries: [hashes] } });
+    const unknown = await runRestoreTest({ service: 'shop', pointInTime: { queries: ['before-marker', 'users'] } });
+    for (const [run, named] of [
+      [adHoc, /pointInTime\.queries\.0: ad-hoc SQL is not accepted/],
+      [unknown, /pointInTime\.queries\.1: no inventory query named "users" \(known: orders-have-customers, before-/],
+    ] as const) {
+      expect(run.failure).toBeInstanceOf(WorkflowFailedError);
+      const cause = (run.failure as WorkflowFailedError).cause as ApplicationFailure;
+      expect({ type: cause.type, message: cause.message }).toEqual({
+        type: 'InvalidInput',
+        message: expect.stringMatching(named),
+      });
+      const scheduled = (await h.client.workflow.getHandle(run.workflowId).fetchHistory()).events!.flatMap(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+      );
+      expect(scheduled).toEqual(['describeService']);
+    }
   });
 });
 

@@ -222,6 +222,15 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
     .map(([p, v]) => set(p)(v)),
   fc.tuple(fc.constantFrom(...REFERENCES), wellFormedUnknown).map(([[p], name]) => set(p)(name)),
   fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
+  // A restoreTest input names its point-in-time queries: a name used twice, or no SQL, is refused.
+  fc
+    .constantFrom<unknown>(
+      [{ name: 'orders-have-customers', sql: 'SELECT 1', expect: 1 }],
+      [{ name: 'x'.repeat(201), sql: 'SELECT 1', expect: 1 }],
+      [{ name: 'no-sql', expect: 1 }],
+      'SELECT 1',
+    )
+    .map(set(['services', 0, 'restoreTest', 'pointInTimeQueries'])),
   fc
     .tuple(
       fc.constantFrom(...OBJECTS),

@@ -280,7 +280,15 @@ function badValue(kind: Kind): fc.Arbitrary<Bad> {
           .map((gtid) => ({ value: { gtid }, at: ['gtid'] })),
         fc.constant<Bad>({ value: { time: '2025-01-01T03:00:00Z', gtid: '0-1-5' }, at: [] }),
         fc.constant<Bad>({ value: { queries: 'SELECT 1' }, at: ['queries'] }),
+        // Names of inventory queries (or, for runs that predate that, a whole query: refused by the workflow).
         fc.constant<Bad>({ value: { queries: [{ name: 'q', sql: '', expect: 0 }] }, at: ['queries', 0, 'sql'] }),
+        fc
+          .tuple(
+            fc.array(fc.constantFrom('orders-have-customers', 'before-marker'), { maxLength: 2 }),
+            fc.oneof(fc.constant(''), fc.integer(), fc.constant(null), fc.string({ minLength: 201, maxLength: 300 })),
+          )
+          .map(([good, bad]) => ({ value: { queries: [...good, bad] }, at: ['queries', good.length] })),
+        fc.constant<Bad>({ value: { queries: Array.from({ length: 101 }, () => 'q') }, at: ['queries'] }),
       );
   }
 }
@@ -500,6 +508,51 @@ describe('bad workflow inputs (fast-check)', () => {
       expect(s.calls).toEqual([]);
     });
 
+    test('restoreTest: pointInTime.queries that are not inventory query names fail after the look-up alone', async () => {
+      const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 1 });
+      const taskQueue = `unit-pitr-names-${Math.random().toString(36).slice(2)}`;
+      const bundle = await workflowBundle();
+      const workers = await Promise.all(
+        [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
+          Worker.create({
+            connection: env.nativeConnection,
+            taskQueue: q,
+            workflowBundle: bundle,
+            activities: s.activities,
+          }),
+        ),
+      );
+      const adHoc = { name: 'hashes', sql: 'SELECT authentication_string FROM mysql.user', expect: 'x' };
+      const cases = [
+        { queries: [adHoc], named: /pointInTime\.queries\.0: ad-hoc SQL is not accepted/ },
+        {
+          queries: ['orders-have-customers', 'DROP DATABASE shop'],
+          named:
+            /pointInTime\.queries\.1: no inventory query named "DROP DATABASE shop" \(known: orders-have-customers\)/,
+        },
+      ];
+      await workers[0].runUntil(() =>
+        workers[1].runUntil(async () => {
+          for (const [i, c] of cases.entries()) {
+            const err = await env.client.workflow
+              .execute('restoreTest', {
+                taskQueue,
+                workflowId: `pitr-names-${i}-${taskQueue}`,
+                args: [{ service: 'shop', pointInTime: { queries: c.queries } }],
+              })
+              .catch((e: unknown) => e);
+            const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+            expect({ type: cause.type, nonRetryable: cause.nonRetryable }).toEqual({
+              type: ErrorType.InvalidInput,
+              nonRetryable: true,
+            });
+            expect(cause.message).toMatch(c.named);
+          }
+        }),
+      );
+      expect(s.calls).toEqual(['describeService', 'describeService']);
+    });
+
     test('a well-formed but unknown service fails with UnknownService after the inventory look-up alone', async () => {
       const { describeService } = createInventoryActivities(sandbox().inventory);
       const looked: string[] = [];
@@ -524,7 +577,12 @@ describe('bad workflow inputs (fast-check)', () => {
       );
       // The runbooks that look their one service up first (nightlyBackup, binlogArchive and launchRunbook list or launch).
       const byService = RUNBOOKS.filter((rb) => rb.fields.service && rb.workflowType !== 'launchRunbook');
-      const idOf: Record<string, string> = { failover: 'failover', failback: 'failback', drDrill: 'drill' };
+      const idOf: Record<string, string> = {
+        failover: 'failover',
+        failback: 'failback',
+        drDrill: 'drill',
+        monitor: 'monitor',
+      };
       await workers[0].runUntil(() =>
         workers[1].runUntil(async () => {
           for (const rb of byService) {

@@ -214,6 +214,27 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     );
   });
 
+  test("trigger 'monitor' from a client grants nothing: refused, naming the field, before any activity", async () => {
+    const auto: Estate = { ...healthy, service: { autoFailover: true } };
+    const { result, calls } = await run(auto, { ...real, trigger: 'monitor' }, async (h) =>
+      h.result().catch((e: unknown) => e),
+    );
+    const cause = (result as WorkflowFailedError).cause;
+    expect(failureType(cause)).toBe('InvalidInput');
+    expect(cause?.message).toMatch(/trigger: 'monitor' is for a failover the service's monitor .*started by a client/);
+    expect(calls).toEqual([]);
+  });
+
+  test('an operator-started failover of an autoFailover service waits at the gate', async () => {
+    const auto: Estate = { ...healthy, service: { autoFailover: true } };
+    const { calls } = await run(auto, { ...real, trigger: 'operator' }, async (h) => {
+      expect((await atGate(h)).pendingApproval).toMatchObject({ step: 'promote' });
+      await h.signal(abortSignal, { by: 'carol', reason: 'test over' });
+      return h.result().catch(() => undefined);
+    });
+    expect(calls.filter((c) => CHANGES.includes(c))).toEqual([]);
+  });
+
   test('malformed input fails before any activity', async () => {
     const { result, calls } = await run(healthy, { service: 'shop', mode: 'sideways', reason: '' }, async (h) =>
       h.result().catch((e: unknown) => e),

@@ -3,12 +3,13 @@
  * one failed check is noise, N in a row is an incident, the incident start is the first
  * failed check, exactly one failover starts, and none during the cooldown.
  */
+import type { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { drTaskQueue } from '../../workflows/contract';
-import { monitor } from '../../workflows';
+import { monitor, type failover } from '../../workflows';
 import { monitorStateQuery, statusQuery } from '../../workflows/messages';
-import { workflowBundle } from '../helpers/stack';
+import { failureType, workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv } from '../helpers/stubs';
 
 jest.setTimeout(60_000);
@@ -84,6 +85,73 @@ describe('monitor workflow (stubbed activities, time-skipping server)', () => {
         }
       }),
     );
+  });
+});
+
+describe('unattended failover: granted by the monitor parent, never by the input', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await timeSkippingEnv();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  async function withWorkers<T>(activities: object, body: (taskQueue: string) => Promise<T>): Promise<T> {
+    const taskQueue = `unit-monitor-${Math.random().toString(36).slice(2)}`;
+    const bundle = await workflowBundle();
+    const workers = await Promise.all(
+      [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
+        Worker.create({ connection: env.nativeConnection, taskQueue: q, workflowBundle: bundle, activities }),
+      ),
+    );
+    return workers[0].runUntil(() => workers[1].runUntil(() => body(taskQueue)));
+  }
+  const failing = (s: ReturnType<typeof stubs>) => ({
+    ...s.activities,
+    checkHttpHealth: async ({ url }: { url: string }) => ({
+      url,
+      ok: false,
+      status: 503,
+      at: Date.now(),
+      detail: 'down',
+    }),
+  });
+
+  test('the monitor of an autoFailover service fails it over without a gate', async () => {
+    const s = stubs({
+      primaryReachable: true,
+      heartbeatLagSeconds: 0.5,
+      service: { autoFailover: true, health: { ...healthOf(), interval: 10, failuresBeforeIncident: 2 } },
+    });
+    await withWorkers(failing(s), async (taskQueue) => {
+      const handle = await env.client.workflow.start(monitor, {
+        taskQueue,
+        workflowId: 'monitor-shop',
+        args: [{ service: 'shop' }],
+      });
+      try {
+        await env.sleep('30s');
+        const fo = await env.client.workflow.getHandle<typeof failover>('failover-shop').result();
+        expect(fo.outcome).toBe('completed');
+        expect(fo.approvals.map((a) => a.approver)).toEqual(['inventory:autoFailover']);
+      } finally {
+        await handle.terminate('test over').catch(() => undefined);
+      }
+    });
+    expect(s.calls).toContain('promoteReplica');
+  });
+
+  test('a monitor under any other id is refused, so no other run can pass as one', async () => {
+    const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 0.5, service: { autoFailover: true } });
+    await withWorkers(failing(s), async (taskQueue) => {
+      const err = await env.client.workflow
+        .execute(monitor, { taskQueue, workflowId: 'watch-shop', args: [{ service: 'shop' }] })
+        .catch((e: unknown) => e);
+      expect(failureType((err as WorkflowFailedError).cause)).toBe('InvalidInput');
+      expect((err as WorkflowFailedError).cause?.message).toMatch(/must run as workflow id "monitor-shop"/);
+    });
+    expect(s.calls).toEqual([]);
   });
 });
 
