@@ -372,6 +372,22 @@ export const inventorySchema = z
     notifications: z.array(notificationTarget).default([]),
     sshHosts: z.record(name, sshHost).default({}),
     mysqlServers: z.record(name, mysqlServer).default({}),
+    /**
+     * The worker's backup-signing keyring: every manifest is signed with `privateKey` (Ed25519, PEM) and
+     * verified before any restore with its public key or one of `trustedPublicKeys` (keys rotated out).
+     * Unsigned manifests (backups from before signing) are refused unless older than `acceptUnsignedBefore`.
+     */
+    backupSigning: z
+      .object({
+        privateKey: secretRef,
+        trustedPublicKeys: z.array(secretRef).default([]),
+        acceptUnsignedBefore: z
+          .string()
+          .regex(/^\d{8}T\d{6}Z$/, 'a backup id like 20250101T030000Z')
+          .optional(),
+      })
+      .strict()
+      .optional(),
     services: z.array(service).min(1),
     schedules,
   })
@@ -397,6 +413,13 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
   for (const [name, server] of Object.entries(inv.mysqlServers)) {
     ref('sshHosts', server.sshHost, ['mysqlServers', name, 'sshHost']);
   }
+  const backedUp = inv.services.filter((s) => s.backup).map((s) => s.name);
+  if (backedUp.length && !inv.backupSigning)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['backupSigning'],
+      message: `services with backups (${backedUp.join(', ')}) need a backup-signing key: manifests are signed and verified before any restore`,
+    });
   const seen = new Set<string>();
   inv.services.forEach((svc, i) => {
     const at = (...rest: (string | number)[]) => ['services', i, ...rest];

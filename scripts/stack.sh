@@ -120,6 +120,9 @@ secrets_generate() {
   # moto accepts any credentials; they are files so the inventory shows the real shape.
   [ -s "$s/aws-access-key-id" ] || (umask 077 && echo "AKIADRBOOKSANDBOX001" >"$s/aws-access-key-id")
   [ -s "$s/aws-secret-access-key" ] || (umask 077 && head -c 30 /dev/urandom | base64 >"$s/aws-secret-access-key")
+  # Backup manifests are signed with this key (Ed25519); the public half checks a backup by hand (docs/backup.md).
+  [ -s "$s/backup-signing.pem" ] || (umask 077 && openssl genpkey -algorithm ed25519 -out "$s/backup-signing.pem")
+  [ -s "$s/backup-signing.pub.pem" ] || openssl pkey -in "$s/backup-signing.pem" -pubout -out "$s/backup-signing.pub.pem"
   local k=$DRBOOK_DATA/ssh
   [ -f "$k/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-sandbox-host -f "$k/host_ed25519"
   [ -f "$k/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-worker -f "$k/id_ed25519"

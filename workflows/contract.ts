@@ -239,9 +239,15 @@ export const BackupErrorType = {
   DumpFailed: 'DumpFailed',
   /** One or more steps of a service's backup failed; the message names each. */
   BackupFailed: 'BackupFailed',
+  /** A backup with this id already has a manifest: backups are never rewritten. */
+  BackupExists: 'BackupExists',
 } as const;
-/** A corrupt copy stays corrupt when read again: fail the step at once. */
-export const BACKUP_NON_RETRYABLE: string[] = [...NON_RETRYABLE, BackupErrorType.BackupCorrupt];
+/** A corrupt copy stays corrupt when read again, an existing backup stays there: fail the step at once. */
+export const BACKUP_NON_RETRYABLE: string[] = [
+  ...NON_RETRYABLE,
+  BackupErrorType.BackupCorrupt,
+  BackupErrorType.BackupExists,
+];
 
 export const BACKUP_DESTINATIONS = ['local', 'primary', 'offsite'] as const;
 export type BackupDestinationName = (typeof BACKUP_DESTINATIONS)[number];
@@ -296,6 +302,8 @@ export interface BackupCopy {
   offsite: boolean;
   /** Where the dump object is: an absolute path or s3://bucket/key. */
   location: string;
+  /** The S3 object version this attempt wrote, where the bucket keeps versions (absent otherwise). */
+  versionId?: string;
   size: number;
   sha256: string;
   verifiedAt: string;
@@ -311,12 +319,21 @@ export interface BackupManifest {
   endedAt: string;
   source: { server: string; engine: 'mariadb' | 'mysql'; version: string };
   /** Where the dump sits in the binlog: a replica or a point-in-time recovery starts here. */
-  position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
+  position: {
+    gtid: string | null;
+    binlogFile: string | null;
+    binlogPos: number | null;
+    /** When the server created binlogFile (UTC, as in the archive's keys): which of two same-named logs it is. */
+    binlogCreatedAt?: string | null;
+  };
   databases: string[];
   /** COUNT(*) per table, read in a snapshot taken at the dump's own binlog position (see rowCounts). */
   tables: { database: string; table: string; rows: number }[];
   rowCounts: { exact: boolean; method: string };
-  /** The dump object, relative to each destination's root/prefix. */
+  /**
+   * The dump object, relative to each destination's root/prefix: each attempt writes its own
+   * (`<service>/<kind>/<backupId>/<attempt>/<file>`; older backups: `<service>/<kind>/<backupId>/<file>`).
+   */
   object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
   copies: BackupCopy[];
   tools: Record<string, string>;
@@ -443,6 +460,8 @@ export const RestoreErrorType = {
   BackupCorrupt: BackupErrorType.BackupCorrupt,
   /** The manifest is missing, unreadable, or not a drbook backup manifest. */
   ManifestInvalid: 'ManifestInvalid',
+  /** The manifest's signature is missing or does not verify with any key of the worker's keyring. */
+  ManifestUnauthenticated: 'ManifestUnauthenticated',
   /** No verified backup (manifest present) of the service, or not the one asked for. */
   NoVerifiedBackup: 'NoVerifiedBackup',
   /** Fetch | zstd -d | mariadb failed (stderr in the message). */
@@ -456,6 +475,7 @@ export const RESTORE_NON_RETRYABLE: string[] = [
   ...NON_RETRYABLE,
   RestoreErrorType.BackupCorrupt,
   RestoreErrorType.ManifestInvalid,
+  RestoreErrorType.ManifestUnauthenticated,
   RestoreErrorType.NoVerifiedBackup,
   RestoreErrorType.PitrArchiveGap,
 ];

@@ -6,9 +6,12 @@
  *
  * The logs are read over the replication protocol (no file access, no SSH), byte for byte as
  * the server wrote them, into a private temp directory, then streamed to each destination with
- * a `.sha256` beside them. Idempotent by file name: a log already in a destination with the
- * same size and a `.sha256` is not copied again. The active log is never archived; the flush
- * closes it, so the archive reaches up to the moment of the flush.
+ * a `.sha256` beside them, as `<log>@<created>`: the log's name and when the server created it
+ * (its first event), so after RESET MASTER restarts the numbering a new `binlog.000001` is another
+ * object beside the old one, never over it. Idempotent by that key: a log already in a destination
+ * with the same size and a `.sha256` is not copied again; one that is there with another size is
+ * refused (BackupExists), never overwritten. The active log is never archived; the flush closes it,
+ * so the archive reaches up to the moment of the flush.
  * Restore: `mariadb-binlog --start-position=<manifest position> binlog.N … | mariadb`.
  */
 import { spawn } from 'node:child_process';
@@ -19,19 +22,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
+import { ApplicationFailure } from '@temporalio/common';
 import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
-import type { BackupStores } from '../storage/destinations';
-import { binlogKey, binlogRoot, checksumLine } from '../storage/layout';
-import { activityContext, collect, exitOf, writeClientDefaults } from './dump';
+import type { BackupStore, BackupStores } from '../storage/destinations';
+import { archivedBinlogName, binlogKey, binlogRoot, checksumLine } from '../storage/layout';
+import { activityContext, binlogCreatedAt, collect, exitOf, writeClientDefaults } from './dump';
 import { mysqlFailure, type MysqlPools } from './index';
 
 export interface BinlogArchiveResult {
   service: string;
   server: string;
-  /** Logs copied by this call (to at least one destination). */
+  /** Logs copied by this call (to at least one destination), as archived: `<log>@<created>`. */
   copied: string[];
-  /** Closed logs already in every destination. */
+  /** Closed logs already in every destination (`<log>@<created>`). */
   alreadyArchived: string[];
   /** The active log: not archived. */
   active: string;
@@ -67,26 +71,44 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
       }
       const active = logs.pop()!.name;
       const root = binlogRoot(service, server);
+      const defaults = await writeClientDefaults(pools.target(server));
+      let dated: { name: string; size: number; file: string }[];
+      try {
+        dated = [];
+        for (const log of logs) {
+          const created = await binlogCreatedAt(svc.database.engine, defaults.file, log.name);
+          dated.push({ ...log, file: archivedBinlogName(log.name, created) });
+        }
+      } catch (err) {
+        await rm(defaults.dir, { recursive: true, force: true });
+        throw err;
+      }
       const present = new Map<BackupDestinationName, Map<string, number>>();
       for (const store of targets) {
         const have = new Map<string, number>();
         for (const o of await store.list(root)) have.set(o.key.slice(root.length), o.size);
         present.set(store.name, have);
       }
-      const archived = (dest: BackupDestinationName, log: { name: string; size: number }) => {
-        const have = present.get(dest)!;
-        return have.get(log.name) === log.size && have.has(`${log.name}.sha256`);
+      const archived = (store: BackupStore, log: { size: number; file: string }) => {
+        const have = present.get(store.name)!;
+        const size = have.get(log.file);
+        if (size !== undefined && size !== log.size)
+          throw ApplicationFailure.create({
+            type: BackupErrorType.BackupExists,
+            message: `${store.location(`${root}${log.file}`)} holds ${size} bytes, the server's log ${log.size}: an archived log is never overwritten`,
+            nonRetryable: true,
+          });
+        return size === log.size && have.has(`${log.file}.sha256`);
       };
 
       const copied: string[] = [];
       const alreadyArchived: string[] = [];
-      const defaults = await writeClientDefaults(pools.target(server));
       const work = await mkdtemp(path.join(tmpdir(), 'drbook-binlog-'));
       try {
-        for (const log of logs) {
-          const missing = targets.filter((s) => !archived(s.name, log));
+        for (const log of dated) {
+          const missing = targets.filter((s) => !archived(s, log));
           if (missing.length === 0) {
-            alreadyArchived.push(log.name);
+            alreadyArchived.push(log.file);
             continue;
           }
           ctx?.heartbeat({ phase: 'archiving binlogs', log: log.name });
@@ -117,7 +139,7 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
             hash.update(chunk as Buffer);
           const sha256 = hash.digest('hex');
           for (const store of missing) {
-            const key = binlogKey(service, server, log.name);
+            const key = binlogKey(service, server, log.file);
             const writer = store.openWriter(key, () => undefined);
             try {
               await pipeline(createReadStream(file, { highWaterMark: 1024 * 1024 }), writer.stream, { end: false });
@@ -128,16 +150,16 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
               throw err;
             }
             // The checksum goes last: a log without its .sha256 counts as not archived and is copied again.
-            await store.put(`${key}.sha256`, checksumLine(sha256, log.name));
+            await store.put(`${key}.sha256`, checksumLine(sha256, log.file));
           }
           await rm(file, { force: true });
-          copied.push(log.name);
+          copied.push(log.file);
         }
       } finally {
         await rm(work, { recursive: true, force: true });
         await rm(defaults.dir, { recursive: true, force: true });
       }
-      const newest = logs.length ? logs[logs.length - 1].name : null;
+      const newest = dated.length ? dated[dated.length - 1].file : null;
       return {
         service,
         server,

@@ -13,7 +13,7 @@
  * directory, removed when the dump ends; never on a command line.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, openSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
@@ -27,7 +27,8 @@ import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
 import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
-import { checksumKey, checksumLine, dumpKey } from '../storage/layout';
+import { checksumKey, checksumLine, dumpKey, newAttempt } from '../storage/layout';
+import { refuseExistingBackup } from '../storage/manifest';
 import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
 
 export interface DumpResult {
@@ -38,7 +39,7 @@ export interface DumpResult {
   version: string;
   startedAt: string;
   endedAt: string;
-  position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
+  position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null; binlogCreatedAt?: string };
   databases: string[];
   tables: { database: string; table: string; rows: number }[];
   rowCounts: { exact: boolean; method: string };
@@ -50,6 +51,8 @@ export interface DumpResult {
     region: string | null;
     offsite: boolean;
     location: string;
+    /** The S3 object version this attempt wrote, where the bucket keeps versions. */
+    versionId?: string;
   }[];
   tools: Record<string, string>;
 }
@@ -292,6 +295,29 @@ async function countRows(conn: PoolConnection, databases: string[]) {
   return out;
 }
 
+const FORMAT_DESCRIPTION = /^#(\d{2})(\d{2})(\d{2}) +(\d{1,2}):(\d{2}):(\d{2}) server id \d+ .*\tStart: binlog/m;
+
+/**
+ * When the server created a binary log (its Format_description event, the first in the file), as
+ * `20250101T030000Z`: with the log's name, what tells two logs apart after RESET MASTER restarts the
+ * numbering. Read over the replication protocol, only the first event (`--stop-position=5`).
+ */
+export async function binlogCreatedAt(engine: 'mariadb' | 'mysql', defaultsFile: string, log: string): Promise<string> {
+  const bin = engine === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog';
+  const child = spawn(
+    bin,
+    [`--defaults-extra-file=${defaultsFile}`, '--read-from-remote-server', '--stop-position=5', log],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } },
+  );
+  const out = collect(child.stdout);
+  const err = collect(child.stderr);
+  const { code } = await exitOf(child, bin);
+  const m = FORMAT_DESCRIPTION.exec(out());
+  if (code !== 0 || !m)
+    throw failure(BackupErrorType.DumpFailed, `${bin} could not read when ${log} was created (exit ${code}): ${err()}`);
+  return `20${m[1]}${m[2]}${m[3]}T${m[4].padStart(2, '0')}${m[5]}${m[6]}Z`;
+}
+
 export function createDumpActivities(stores: BackupStores, pools: MysqlPools, options: DumpOptions = {}) {
   const level = options.zstdLevel ?? 1;
   const threads = options.zstdThreads ?? 0;
@@ -299,8 +325,9 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
   return {
     /**
      * Dump the service's databases from its primary into every destination at once. Safe to
-     * retry: the same backup id writes the same keys again, and nothing is verified here
-     * (the manifest, written after verifyCopy, is what makes a backup count).
+     * retry: each attempt writes under its own `<attempt>/` directory (never another attempt's keys),
+     * and nothing is verified here (the manifest, written after verifyCopy, names the attempt that
+     * counts). A backup id that already has a manifest is refused (BackupExists): never rewritten.
      */
     async dumpDatabase({
       service,
@@ -331,7 +358,9 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           ? ['--single-transaction', '--master-data=2', '--gtid']
           : ['--single-transaction', '--source-data=2', '--set-gtid-purged=AUTO'];
       args.push('--routines', '--events', '--triggers', '--databases', ...databases);
-      const key = dumpKey(service, backupId);
+      await refuseExistingBackup(targets, service, backupId, 'logical');
+      const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
+      const key = dumpKey(service, backupId, attempt);
 
       const target = pools.target(server);
       const defaults = await writeClientDefaults(target);
@@ -435,11 +464,20 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         const uncompressedSize = Number(sizes[1]);
 
         const sha256 = digest.hex();
+        const binlogFile = head.binlogFile ?? snapshot.binlogFile;
+        // Which log that is even after RESET MASTER restarts the numbering: the binlog archive keys logs by
+        // name and creation time, and point-in-time recovery starts from exactly this one.
+        const binlogCreated =
+          svc.backup.binlogArchive && binlogFile
+            ? await binlogCreatedAt(engine, defaults.file, binlogFile).catch(() => null)
+            : null;
         // Two phases: a file copy becomes visible only once every destination has all the bytes.
-        await Promise.all(writers.map((w) => w.writer.finish()));
+        const versions = await Promise.all(writers.map((w) => w.writer.finish()));
         const locations = await Promise.all(writers.map((w) => w.writer.publish()));
         // The .sha256 file follows its object: `sha256sum -c dump.sql.zst.sha256` works from any copy.
-        await Promise.all(targets.map((s) => s.put(checksumKey(service, backupId), checksumLine(sha256))));
+        await Promise.all(
+          targets.map((s) => s.put(checksumKey(service, backupId, 'logical', attempt), checksumLine(sha256))),
+        );
 
         const exact =
           snapshot.locked &&
@@ -456,8 +494,9 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           endedAt: new Date().toISOString(),
           position: {
             gtid: gtid ?? snapshot.gtid,
-            binlogFile: head.binlogFile ?? snapshot.binlogFile,
+            binlogFile,
             binlogPos: head.binlogPos ?? snapshot.binlogPos,
+            ...(binlogCreated ? { binlogCreatedAt: binlogCreated } : {}),
           },
           databases,
           tables,
@@ -474,6 +513,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
             region: s.region,
             offsite: s.offsite,
             location: locations[i],
+            ...versions[i],
           })),
           tools: { [bin]: await toolVersion(bin), zstd: await toolVersion('zstd'), server: version },
         };

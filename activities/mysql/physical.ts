@@ -16,6 +16,7 @@
  * --target-dir=dir`, then copy back (docs/backup.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,7 +30,8 @@ import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../wo
 import { failure } from '../errors';
 import { pinnedConnectConfig, remoteCommandLine, shellQuote, sshFailure, type SshTarget } from '../ssh';
 import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
-import { BACKUP_FILE, backupKey, checksumKey, checksumLine } from '../storage/layout';
+import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
+import { refuseExistingBackup } from '../storage/manifest';
 import { activityContext, collect, Digest, exitOf, FanOut, optionValue, toolVersion } from './dump';
 import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
 
@@ -51,6 +53,7 @@ export interface PhysicalBackupResult {
     region: string | null;
     offsite: boolean;
     location: string;
+    versionId?: string;
   }[];
   /** 'local' or the SSH host it ran on. */
   ranOn: string;
@@ -201,7 +204,8 @@ export function createPhysicalBackupActivities(
   return {
     /**
      * A physical copy of the service's primary (the whole server) into every destination at once.
-     * Safe to retry: the same backup id writes the same keys; the manifest (after verifyCopy) makes it count.
+     * Safe to retry: each attempt writes under its own `<attempt>/` directory; the manifest (after verifyCopy)
+     * names the attempt that counts. A backup id that already has a manifest is refused (BackupExists).
      */
     async takePhysicalBackup({
       service,
@@ -223,7 +227,9 @@ export function createPhysicalBackupActivities(
       if (targets.length === 0) throw failure(ErrorType.NotConfigured, `service ${service} has no backup destination`);
       const ctx = activityContext();
       const startedAt = new Date().toISOString();
-      const key = backupKey(service, backupId, 'physical');
+      await refuseExistingBackup(targets, service, backupId, 'physical');
+      const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
+      const key = backupKey(service, backupId, 'physical', attempt);
       const target = pools.target(server);
 
       let version: string;
@@ -305,11 +311,11 @@ export function createPhysicalBackupActivities(
           throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
         if (abort.signal.aborted) throw abort.signal.reason;
         const sha256 = digest.hex();
-        await Promise.all(writers.map((w) => w.writer.finish()));
+        const versions = await Promise.all(writers.map((w) => w.writer.finish()));
         const locations = await Promise.all(writers.map((w) => w.writer.publish()));
         await Promise.all(
           targets.map((s) =>
-            s.put(checksumKey(service, backupId, 'physical'), checksumLine(sha256, BACKUP_FILE.physical)),
+            s.put(checksumKey(service, backupId, 'physical', attempt), checksumLine(sha256, BACKUP_FILE.physical)),
           ),
         );
         const m = POSITION.exec(report);
@@ -330,6 +336,7 @@ export function createPhysicalBackupActivities(
             region: s.region,
             offsite: s.offsite,
             location: locations[i],
+            ...versions[i],
           })),
           ranOn,
           tools: {

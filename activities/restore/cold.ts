@@ -16,7 +16,7 @@ import { failure } from '../errors';
 import { collect, exitOf, writeClientDefaults } from '../mysql/dump';
 import type { MysqlPools } from '../mysql';
 import type { BackupStores } from '../storage/destinations';
-import { dumpKey } from '../storage/layout';
+import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
 
 export function createColdRestoreActivities(inventory: Inventory, stores: BackupStores, pools: MysqlPools) {
   return {
@@ -40,6 +40,10 @@ export function createColdRestoreActivities(inventory: Inventory, stores: Backup
       if (server === svc.database.primary)
         throw failure(ErrorType.NotConfigured, `${service}: drServer is the primary; refusing to restore over it`);
       const started = Date.now();
+      // The signed manifest names the object and its digest: a rewritten manifest is refused before anything changes.
+      const store = stores.store(service, destination);
+      const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);
+      requireManifestObject(verified, store, { sha256 });
       const conn = await pools.pool(server).getConnection();
       try {
         await conn.query('SET SESSION sql_log_bin = 0');
@@ -47,7 +51,7 @@ export function createColdRestoreActivities(inventory: Inventory, stores: Backup
       } finally {
         conn.release();
       }
-      const source = await stores.store(service, destination).read(dumpKey(service, backupId));
+      const source = await store.read(verified.objectKey);
       const defaults = await writeClientDefaults(pools.target(server));
       const digest = createHash('sha256');
       let bytes = 0;

@@ -26,7 +26,8 @@ import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from '../mysql';
 import { Digest, writeClientDefaults } from '../mysql/dump';
 import type { BackupStore, BackupStores } from '../storage/destinations';
-import { backupKey, dumpKey, manifestKey, MANIFEST_FILE, serviceRoot, type BackupKind } from '../storage/layout';
+import { backupRoot, manifestKey, MANIFEST_FILE, serviceRoot, type BackupKind } from '../storage/layout';
+import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
 import { DumpRouter, sessionPrelude } from './load';
 
 /** Scratch databases carry this prefix and nothing else does: the only names drbook will drop. */
@@ -38,7 +39,7 @@ const HEARTBEAT_MS = 1000;
 export interface PickedBackup {
   backupId: string;
   destination: BackupDestinationName;
-  /** Where the dump object is (s3://... or a path). */
+  /** Where the backup is (s3://.../<service>/<kind>/<backupId>/ or a directory). */
   location: string;
   manifestKey: string;
   /** Verified backups of the service found in that destination. */
@@ -246,13 +247,16 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
       return {
         backupId: wanted,
         destination: from.store.name,
-        location: from.store.location(backupKey(service, wanted, kind)),
+        location: from.store.location(backupRoot(service, wanted, kind)),
         manifestKey: manifestKey(service, wanted, kind),
         verifiedCount: from.ids.length,
       };
     },
 
-    /** The backup's manifest.json from the destination it will be restored from, checked for shape. */
+    /**
+     * The backup's manifest.json from the destination it will be restored from: its signature verified with the
+     * worker's backup-signing keyring (ManifestUnauthenticated otherwise), then checked for shape.
+     */
     async fetchManifest({
       service,
       backupId,
@@ -265,30 +269,13 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
       kind?: BackupKind;
     }): Promise<BackupManifest> {
       const store = stores.store(service, destination);
-      const key = manifestKey(service, backupId, kind);
-      const text = await store.get(key);
-      const invalid = (why: string) =>
-        ApplicationFailure.create({
-          type: RestoreErrorType.ManifestInvalid,
-          message: `${store.location(key)}: ${why}`,
-          nonRetryable: true,
-        });
-      if (text === null) throw invalid('missing');
-      let m: BackupManifest;
-      try {
-        m = JSON.parse(text) as BackupManifest;
-      } catch (err) {
-        throw invalid(`not JSON: ${(err as Error).message}`);
-      }
-      if (m.format !== 'drbook-backup/1') throw invalid(`format ${JSON.stringify(m.format)}, expected drbook-backup/1`);
-      if (m.id !== backupId || m.service !== service || (m.kind ?? 'logical') !== kind)
-        throw invalid(`names backup ${m.service}/${m.id} (${m.kind})`);
-      if (!m.object?.sha256 || !Number.isInteger(m.object.size) || !Array.isArray(m.tables) || !m.databases?.length)
-        throw invalid('lacks object.sha256, object.size, databases or tables');
-      return m;
+      return (await readVerifiedManifest(store, stores.keyring, service, backupId, kind)).manifest;
     },
 
-    /** Read the dump object from storage and compare its size and SHA-256 with the manifest, before any restore. */
+    /**
+     * Before any restore: the signed manifest read again and authenticated (the size and SHA-256 given must be
+     * its own), then the object it names read from storage and compared with them.
+     */
     async verifyBackupChecksum({
       service,
       backupId,
@@ -303,8 +290,10 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
       sha256: string;
     }): Promise<{ location: string; bytes: number; sha256: string; seconds: number }> {
       const store = stores.store(service, destination);
-      const key = dumpKey(service, backupId);
       const started = performance.now();
+      const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);
+      requireManifestObject(verified, store, { size, sha256 });
+      const key = verified.objectKey;
       const ctx = activityContext();
       const actual = await hashObject(store, key, ctx?.cancellationSignal).catch((err: unknown) => {
         throw cancelledOr(err, ctx);
@@ -344,7 +333,9 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
     }): Promise<RestoredIntoScratch> {
       requireScratchNames(databases.map((d) => d.scratch));
       const store = stores.store(service, destination);
-      const key = dumpKey(service, backupId);
+      const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);
+      requireManifestObject(verified, store, { size, sha256 });
+      const key = verified.objectKey;
       const ctx = activityContext();
       const started = performance.now();
       await dropDatabases(

@@ -24,7 +24,7 @@ import { RestoreErrorType, type BackupDestinationName, type RestoreCheck } from 
 import { failure } from '../errors';
 import { activityContext, collect, Digest, exitOf } from '../mysql/dump';
 import type { BackupStores } from '../storage/destinations';
-import { backupKey } from '../storage/layout';
+import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
 import { runQueries, type ValidationQuery } from './index';
 
 const HEARTBEAT_MS = 1000;
@@ -92,7 +92,10 @@ export function createPhysicalRestoreActivities(stores: BackupStores) {
       const started = performance.now();
       const seconds = { extract: 0, prepare: 0, start: 0, validate: 0, total: 0 };
       const store = stores.store(service, destination);
-      const key = backupKey(service, backupId, 'physical');
+      // The signed manifest names the attempt's object and its digest: a rewritten one is refused before extracting.
+      const verified = await readVerifiedManifest(store, stores.keyring, service, backupId, 'physical');
+      requireManifestObject(verified, store, { size, sha256 });
+      const key = verified.objectKey;
       const ctx = activityContext();
       const work = await mkdtemp(path.join(tmpdir(), 'drbook-physical-')); // 0700: holds the socket too
       const datadir = path.join(work, 'data');

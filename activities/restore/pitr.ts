@@ -36,6 +36,66 @@ import { sessionPrelude } from './load';
 
 const HEARTBEAT_MS = 1000;
 const LOG_NAME = /^(.+)\.(\d+)$/;
+/** An archived log: `binlog.000042@20250101T030000Z` (its name and creation time), or `binlog.000042` (before that). */
+const ARCHIVED_LOG = /^(.+)\.(\d+)(?:@(\d{8}T\d{6}Z))?$/;
+
+interface ArchivedLog {
+  /** The archived file's name. */
+  name: string;
+  base: string;
+  index: number;
+  createdAt: string | null;
+}
+
+/**
+ * The archived logs to replay, oldest first: the dump's own log and every later one of the same numbering.
+ * Logs are told apart by when the server created them (`<log>@<created>`), so after RESET MASTER (numbering
+ * starts again at .000001) the old and the new `binlog.000001` are two logs, and a chain never crosses from
+ * one numbering into the next: ordered by creation, a generation ends where the numbers go down. Backups from
+ * before creation times were recorded name their log without one and read the name-only keys they had.
+ */
+export function chainFrom(
+  names: string[],
+  start: { file: string; createdAt: string | null },
+  gap: (why: string) => Error,
+): ArchivedLog[] {
+  const present = new Set(names);
+  const logs = names
+    .filter((n) => present.has(`${n}.sha256`))
+    .map((n) => ({ n, m: ARCHIVED_LOG.exec(n) }))
+    .filter((x) => x.m)
+    .map(({ n, m }) => ({ name: n, base: m![1], index: Number(m![2]), createdAt: m![3] ?? null }));
+  const startLog = LOG_NAME.exec(start.file);
+  if (!startLog) throw gap(`cannot hold ${start.file}: not a binlog file name`);
+  const base = startLog[1];
+  if (start.createdAt === null) {
+    // Before creation times: one numbering, by name.
+    const chain = logs
+      .filter((l) => l.createdAt === null && l.base === base && l.index >= Number(startLog[2]))
+      .sort((a, b) => a.index - b.index);
+    if (chain[0]?.name !== start.file)
+      throw gap(`does not hold ${start.file}, where the backup's position is (archive binlogs before the backup runs)`);
+    for (let i = 1; i < chain.length; i++)
+      if (chain[i].index !== chain[i - 1].index + 1)
+        throw gap(`lacks the logs between ${chain[i - 1].name} and ${chain[i].name}`);
+    return chain;
+  }
+  const wanted = `${start.file}@${start.createdAt}`;
+  const dated = logs
+    .filter((l) => l.createdAt !== null && l.base === base)
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.index - b.index);
+  const at = dated.findIndex((l) => l.name === wanted);
+  if (at < 0)
+    throw gap(`does not hold ${wanted}, where the backup's position is (archive binlogs before the backup runs)`);
+  const chain = [dated[at]];
+  for (const l of dated.slice(at + 1)) {
+    const last = chain[chain.length - 1];
+    if (l.index <= last.index) break; // numbering started again (RESET MASTER): another history
+    if (l.index !== last.index + 1) throw gap(`lacks the logs between ${last.name} and ${l.name}`);
+    chain.push(l);
+  }
+  return chain;
+}
 /** `#261126 10:09:34 server id 1  end_log_pos 2016 CRC32 0x98c25823 	GTID 0-1-341 trans` (times in TZ=UTC). */
 const EVENT_HEADER = /^#(\d{2})(\d{2})(\d{2}) +(\d{1,2}):(\d{2}):(\d{2}) server id \d+ /;
 const GTID_EVENT = /\tGTID (\d+-\d+-\d+)/;
@@ -134,7 +194,12 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
       /** The scratch server holding the restored dump. */
       server: string;
       databases: { source: string; scratch: string }[];
-      from: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
+      from: {
+        gtid: string | null;
+        binlogFile: string | null;
+        binlogPos: number | null;
+        binlogCreatedAt?: string | null;
+      };
       to?: PointInTimeTarget;
     }): Promise<ReplayedToPoint> {
       const started = performance.now();
@@ -155,26 +220,11 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
 
       // 1. The archived logs from the dump's onwards, with no gap.
       const listed = await store.list(root);
-      const names = new Set(listed.map((o) => o.key.slice(root.length)));
-      const archived = [...names]
-        .map((n) => ({ n, m: LOG_NAME.exec(n) }))
-        .filter((x) => x.m && x.m[1] === startLog[1] && names.has(`${x.n}.sha256`))
-        .map((x) => ({ name: x.n, index: Number(x.m![2]) }))
-        .filter((x) => x.index >= Number(startLog[2]))
-        .sort((a, b) => a.index - b.index);
-      if (archived[0]?.name !== from.binlogFile)
-        throw failure(
-          RestoreErrorType.PitrArchiveGap,
-          `${store.location(root)} does not hold ${from.binlogFile}, where the backup's position is (archive binlogs before the backup runs)`,
-          { service },
-        );
-      for (let i = 1; i < archived.length; i++)
-        if (archived[i].index !== archived[i - 1].index + 1)
-          throw failure(
-            RestoreErrorType.PitrArchiveGap,
-            `${store.location(root)} lacks the logs between ${archived[i - 1].name} and ${archived[i].name}`,
-            { service },
-          );
+      const archived = chainFrom(
+        listed.map((o) => o.key.slice(root.length)),
+        { file: from.binlogFile!, createdAt: from.binlogCreatedAt ?? null },
+        (why) => failure(RestoreErrorType.PitrArchiveGap, `${store.location(root)} ${why}`, { service }),
+      );
 
       const ctx = activityContext();
       const work = await mkdtemp(path.join(tmpdir(), 'drbook-pitr-'));

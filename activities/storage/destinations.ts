@@ -19,11 +19,12 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { Inventory, Service } from '../../config/inventory';
-import { resolvePath } from '../../config/load';
+import type { Inventory, SecretRef, Service } from '../../config/inventory';
+import { resolvePath, resolveSecret } from '../../config/load';
 import { ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { s3ClientFor, type AwsConnection } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
+import { ManifestKeyring } from './manifest';
 
 /** S3 multipart: 8 MiB parts, two in flight per destination, so memory stays flat however big the dump. */
 export const PART_SIZE = 8 * 1024 * 1024;
@@ -32,8 +33,11 @@ export const QUEUE_SIZE = 2;
 export interface BackupWriter {
   /** Where the bytes go; backpressure is honoured. */
   readonly stream: Writable;
-  /** End the stream and make the bytes durable (an S3 object is complete; a file is fsynced but still .partial). */
-  finish(): Promise<void>;
+  /**
+   * End the stream and make the bytes durable (an S3 object is complete; a file is fsynced but still .partial).
+   * Resolves to the S3 object version written, where the bucket keeps versions.
+   */
+  finish(): Promise<{ versionId?: string }>;
   /** Make the object visible under its key, once every destination has finished. Returns its location. */
   publish(): Promise<string>;
   /** Throw away whatever was written (a partial file, an unfinished multipart upload). */
@@ -111,6 +115,7 @@ export class FileStore implements BackupStore {
         } finally {
           await fh.close();
         }
+        return {};
       },
       publish: async () => {
         await rename(partial, file);
@@ -180,7 +185,11 @@ export class FileStore implements BackupStore {
       dirs.add(path.dirname(this.file(key)));
     }
     // Empty backup directories go too, so the tree lists only backups that exist.
-    for (const dir of dirs) await rmdir(dir).catch(() => undefined);
+    // Deepest first, then each parent once it is empty (an attempt's directory, then its backup's).
+    const all = new Set<string>();
+    for (const dir of dirs)
+      for (let d = dir; d.startsWith(this.root) && d !== this.root; d = path.dirname(d)) all.add(d);
+    for (const dir of [...all].sort((a, b) => b.length - a.length)) await rmdir(dir).catch(() => undefined);
   }
 }
 
@@ -227,10 +236,12 @@ export class S3Store implements BackupStore {
       finish: async () => {
         ended = true;
         body.end();
-        await done;
+        const out = await done;
         // An earlier attempt cut off mid-upload could not abort its upload: its parts go now, not at the
         // lifecycle rule's next pass. Best effort: the object itself is complete either way.
         await this.abortUnfinishedUploads(key).catch(() => undefined);
+        const versionId = (out as { VersionId?: string }).VersionId;
+        return versionId ? { versionId } : {};
       },
       publish: async () => this.location(key),
       abort: async () => {
@@ -240,7 +251,8 @@ export class S3Store implements BackupStore {
           body.destroy();
         }
         await done.catch(() => undefined);
-        // Whatever got stored under the key is not a backup (no manifest will name it): take it back.
+        // Whatever got stored under the key is not a backup (no manifest will name it): take it back. The key
+        // is this writer's own (each backup attempt writes its own), so no other attempt's copy goes with it.
         await this.remove([key]).catch(() => undefined);
       },
     };
@@ -320,12 +332,17 @@ export class S3Store implements BackupStore {
 /** Every backup destination of every service, built from the inventory on the worker. */
 export class BackupStores {
   private readonly clients = new Map<string, S3Client>();
+  /** The worker's backup-signing keyring: manifests are signed when written and verified before any restore. */
+  readonly keyring: ManifestKeyring;
 
   constructor(
     private readonly inventory: Inventory,
     private readonly baseDir: string,
     private readonly connection: AwsConnection,
-  ) {}
+    secret: (ref: SecretRef) => string = (ref) => resolveSecret(ref, baseDir),
+  ) {
+    this.keyring = new ManifestKeyring(inventory.backupSigning, secret);
+  }
 
   service(name: string): Service & { backup: NonNullable<Service['backup']> } {
     const svc = this.inventory.services.find((s) => s.name === name);

@@ -26,9 +26,10 @@ import type { BackupStores } from './destinations';
 import {
   BACKUP_FILE,
   backupKey,
-  checksumKey,
   checksumLine,
+  isBackupObjectKey,
   manifestKey,
+  signatureKey,
   MANIFEST_FILE,
   serviceRoot,
   type BackupKind,
@@ -137,6 +138,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       size,
       sha256,
       kind = 'logical',
+      key: asked,
     }: {
       service: string;
       backupId: string;
@@ -145,9 +147,13 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       sha256: string;
       /** Default: the logical dump. */
       kind?: BackupKind;
+      /** The attempt's object (the dump's `object.key`); default: the single key of backups from before attempts. */
+      key?: string;
     }): Promise<VerifiedCopy> {
       const store = stores.store(service, destination);
-      const key = backupKey(service, backupId, kind);
+      const key = asked ?? backupKey(service, backupId, kind);
+      if (!isBackupObjectKey(key, service, backupId, kind))
+        throw failure(ErrorType.InvalidInput, `${key} is not an object of ${kind} backup ${service}/${backupId}`);
       const location = store.location(key);
       const hash = createHash('sha256');
       let bytes = 0;
@@ -167,26 +173,43 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
           { destination, location, size: bytes, sha256: actual },
         );
       }
-      const line = await store.get(checksumKey(service, backupId, kind));
+      const line = await store.get(`${key}.sha256`);
       if (line !== checksumLine(sha256, BACKUP_FILE[kind])) {
-        throw corrupt(
-          `${store.location(checksumKey(service, backupId, kind))} does not hold ${sha256}: ${JSON.stringify(line)}`,
-          {
-            destination,
-          },
-        );
+        throw corrupt(`${store.location(`${key}.sha256`)} does not hold ${sha256}: ${JSON.stringify(line)}`, {
+          destination,
+        });
       }
       return { destination, location, size: bytes, sha256: actual, verifiedAt: new Date().toISOString() };
     },
 
-    /** The last write of a backup: manifest.json in every destination that holds a verified copy. */
+    /**
+     * The last write of a backup: manifest.json, signed (manifest.json.sig, written first), in every destination
+     * that holds a verified copy. A manifest already there is never replaced: the same one (a retry) is left as it
+     * is, another one fails with BackupExists.
+     */
     async writeManifest({ manifest }: { manifest: BackupManifest }): Promise<{ manifestKey: string }> {
       const key = manifestKey(manifest.service, manifest.id, manifest.kind);
+      const sigKey = signatureKey(manifest.service, manifest.id, manifest.kind);
+      if (!isBackupObjectKey(manifest.object.key, manifest.service, manifest.id, manifest.kind))
+        throw failure(
+          ErrorType.InvalidInput,
+          `manifest object.key ${manifest.object.key} is not an object of this backup`,
+        );
       const body = `${JSON.stringify(manifest, null, 2)}\n`;
+      const signature = stores.keyring.sign(body);
       for (const copy of manifest.copies) {
         const store = stores.store(manifest.service, copy.destination);
+        const existing = await store.get(key);
+        if (existing !== null && existing !== body)
+          throw ApplicationFailure.create({
+            type: BackupErrorType.BackupExists,
+            message: `${store.location(key)} already holds another manifest: ${manifest.kind} backup ${manifest.id} of ${manifest.service} is never rewritten`,
+            nonRetryable: true,
+          });
+        if (existing === body && (await store.get(sigKey)) === signature) continue;
+        await store.put(sigKey, signature);
         await store.put(key, body);
-        if ((await store.get(key)) !== body)
+        if ((await store.get(key)) !== body || (await store.get(sigKey)) !== signature)
           throw failure('ManifestNotStored', `${store.location(key)} did not read back as written`);
       }
       return { manifestKey: key };

@@ -7,14 +7,14 @@
  * writes a complete object whose bytes and SHA-256, read back past the proxy, match the manifest.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { LoadedInventory } from '../../config/load';
 import { awsConnectionFromInventory } from '../../activities/aws/clients';
 import { BackupStores, type S3Store } from '../../activities/storage/destinations';
-import { checksumKey, checksumLine, dumpKey, manifestKey, serviceRoot } from '../../activities/storage/layout';
+import { backupRoot, checksumLine, manifestKey, serviceRoot } from '../../activities/storage/layout';
 import { serviceBackup } from '../../workflows';
 import type { BackupManifest } from '../../workflows/contract';
 import { recordChaos } from '../helpers/chaos';
@@ -87,14 +87,12 @@ describe('backup destination cut mid-upload', () => {
     await c.query(`DROP DATABASE IF EXISTS ${DATABASE}`).finally(() => c.end());
   });
 
-  /** Every file and object a backup id has, in both destinations. */
+  /** Every file and object a backup id has, in both destinations, relative to the backup's directory. */
   async function stored(backupId: string) {
-    const local = path.join(localDir, SERVICE, 'logical', backupId);
-    const s3 = stores.store(SERVICE, 'primary');
-    return {
-      local: existsSync(local) ? readdirSync(local).sort() : [],
-      s3: (await s3.list(serviceRoot(SERVICE))).map((o) => o.key).filter((k) => k.includes(`/${backupId}/`)),
-    };
+    const root = backupRoot(SERVICE, backupId);
+    const of = async (d: 'local' | 'primary') =>
+      (await stores.store(SERVICE, d).list(root)).map((o) => o.key.slice(root.length)).sort();
+    return { local: await of('local'), s3: await of('primary') };
   }
 
   test('no partial object is ever marked verified; the retry writes a complete, verified one', async () => {
@@ -129,7 +127,10 @@ describe('backup destination cut mid-upload', () => {
 
     // The cut really happened mid-upload, and the failure names the object and the cause.
     expect(s3proxy.stats.resets).toBeGreaterThanOrEqual(1);
-    expect(firstFailure).toContain(`s3://drbook-backups-use1/${dumpKey(SERVICE, backupId)}`);
+    // Each attempt has its own object (docs/backup.md): the failure names the first attempt's.
+    const attemptKey = new RegExp(`${SERVICE}/logical/${backupId}/a\\d+-[0-9a-f]{8}/dump\\.sql\\.zst`);
+    expect(firstFailure).toMatch(new RegExp(`s3://drbook-backups-use1/\\S*${attemptKey.source}`));
+    const failedKey = attemptKey.exec(firstFailure)![0];
     expect(firstFailure).toMatch(/ECONNRESET|socket hang up|EPIPE/);
     const leftNothing = afterFailure.local.length === 0 && afterFailure.s3.length === 0;
 
@@ -138,7 +139,8 @@ describe('backup destination cut mid-upload', () => {
     const manifest = JSON.parse((await s3.get(manifestKey(SERVICE, backupId)))!) as BackupManifest;
     const hash = createHash('sha256');
     let bytes = 0;
-    for await (const chunk of await s3.read(dumpKey(SERVICE, backupId))) {
+    expect(manifest.object.key).not.toBe(failedKey);
+    for await (const chunk of await s3.read(manifest.object.key)) {
       hash.update(chunk as Buffer);
       bytes += (chunk as Buffer).length;
     }
@@ -148,7 +150,7 @@ describe('backup destination cut mid-upload', () => {
       manifest.verified &&
       bytes === manifest.object.size &&
       sha256 === manifest.object.sha256 &&
-      (await s3.get(checksumKey(SERVICE, backupId))) === checksumLine(sha256);
+      (await s3.get(`${manifest.object.key}.sha256`)) === checksumLine(sha256);
     recordChaos({
       fault: 'S3 destination cut mid-upload (backup)',
       runs: 1,
@@ -159,17 +161,16 @@ describe('backup destination cut mid-upload', () => {
     expect(result.sha256).toBe(sha256);
     expect(manifest.object.size).toBeGreaterThan(CUT_AFTER + 8 * 1024 * 1024); // three parts: the cut was mid-upload
     expect({ bytes, sha256 }).toEqual({ bytes: manifest.object.size, sha256: manifest.object.sha256 });
-    expect(await s3.get(checksumKey(SERVICE, backupId))).toBe(checksumLine(sha256));
+    expect(await s3.get(`${manifest.object.key}.sha256`)).toBe(checksumLine(sha256));
     expect(manifest.copies.map((c) => [c.destination, c.size, c.sha256])).toEqual([
       ['local', bytes, sha256],
       ['primary', bytes, sha256],
     ]);
     // The failed attempt's unfinished multipart upload (its abort could not get through) is gone too.
-    expect(await s3.abortUnfinishedUploads(dumpKey(SERVICE, backupId))).toBe(0);
+    expect(await s3.abortUnfinishedUploads(failedKey)).toBe(0);
     // Exactly one backup's files, each once, in each destination: nothing left over from the failed attempt.
-    expect(await stored(backupId)).toEqual({
-      local: ['dump.sql.zst', 'dump.sql.zst.sha256', 'manifest.json'],
-      s3: [dumpKey(SERVICE, backupId), checksumKey(SERVICE, backupId), manifestKey(SERVICE, backupId)],
-    });
+    const attempt = path.posix.dirname(manifest.object.key.slice(backupRoot(SERVICE, backupId).length));
+    const files = [`${attempt}/dump.sql.zst`, `${attempt}/dump.sql.zst.sha256`, 'manifest.json', 'manifest.json.sig'];
+    expect(await stored(backupId)).toEqual({ local: files, s3: files });
   });
 });

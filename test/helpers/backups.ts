@@ -20,6 +20,7 @@ import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activ
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { BackupStores } from '../../activities/storage/destinations';
 import type { Activities } from '../../workers/adapters';
+import type { BackupManifest } from '../../workflows/contract';
 import { serviceBackup } from '../../workflows';
 import { backupTime } from '../../workflows/backup-policy';
 import type { TemporalHarness } from './stack';
@@ -142,4 +143,48 @@ export async function ensureRecentBackup(
     }),
   );
   return result.backupId;
+}
+
+/**
+ * What serviceBackup does after a dump (logical or physical): every copy read back and verified, then the
+ * signed manifest written. Returns the manifest, as the restore steps will read it.
+ */
+export async function publishBackup(
+  activities: Activities,
+  taken: Awaited<ReturnType<Activities['dumpDatabase']>> | Awaited<ReturnType<Activities['takePhysicalBackup']>>,
+  kind: 'logical' | 'physical' = 'logical',
+): Promise<BackupManifest> {
+  const verified = await Promise.all(
+    taken.copies.map((c) =>
+      activities.verifyCopy({
+        service: taken.service,
+        backupId: taken.backupId,
+        destination: c.destination,
+        size: taken.object.size,
+        sha256: taken.object.sha256,
+        kind,
+        key: taken.object.key,
+      }),
+    ),
+  );
+  const manifest: BackupManifest = {
+    format: 'drbook-backup/1',
+    id: taken.backupId,
+    service: taken.service,
+    kind,
+    startedAt: taken.startedAt,
+    endedAt: taken.endedAt,
+    source: { server: taken.server, engine: taken.engine, version: taken.version },
+    position: taken.position,
+    databases: taken.databases,
+    tables: 'tables' in taken ? taken.tables : [],
+    rowCounts:
+      'rowCounts' in taken ? taken.rowCounts : { exact: false, method: 'not counted: a physical copy (mariabackup)' },
+    object: taken.object,
+    copies: taken.copies.map((c, i) => ({ ...c, ...verified[i] })),
+    tools: taken.tools,
+    verified: true,
+  };
+  await activities.writeManifest({ manifest });
+  return manifest;
 }

@@ -17,6 +17,7 @@ import { awsConnectionFromInventory } from '../../activities/aws/clients';
 import { BackupStores } from '../../activities/storage/destinations';
 import { binlogArchive } from '../../workflows';
 import { assessCompliance } from '../../workflows/backup-policy';
+import { publishBackup } from '../helpers/backups';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 const base = sandbox();
@@ -60,9 +61,11 @@ describe('binlog archive', () => {
 
     const second = await adapters.activities.archiveBinlogs({ service: 'shop' });
     // The first run's active log was closed by the second run's flush: that one, and only that one, is new.
-    expect(second.copied).toEqual([first.active]);
+    expect(second.copied).toEqual([
+      expect.stringMatching(new RegExp(`^${first.active.replace('.', '\\.')}@\\d{8}T\\d{6}Z$`)),
+    ]);
     expect(second.alreadyArchived).toEqual(expect.arrayContaining(first.copied));
-    execSync(`sha256sum -c ${first.active}.sha256`, { cwd: dir, stdio: 'pipe' });
+    execSync(`sha256sum -c ${second.copied[0]}.sha256`, { cwd: dir, stdio: 'pipe' });
 
     // Compliance with the archive: the data-loss window is the newest archived log's age, not the nightly interval.
     const now = Date.parse(second.newestClosedAt!) + 60_000;
@@ -174,5 +177,126 @@ describe('binlogArchive runbook (the scheduled one), with a least-privilege data
       expect(cause.type).toBe('NotConfigured');
       expect(cause.message).toMatch(/no backup section with binlogArchive: true in the inventory for: wiki/);
     });
+  });
+});
+
+describe('binlog archive after RESET MASTER (the numbering starts again)', () => {
+  // ledger: a service whose primary is the cold DR server. Nothing replicates from that server, so its binary
+  // log can be reset here without touching the estate's replication (re-clone does the same on a real server).
+  const inventory = structuredClone(base.inventory);
+  const shop = inventory.services.find((s) => s.name === 'shop')!;
+  const tag = randomUUID().slice(0, 6);
+  const DB = `ledger_${tag}`;
+  const SCRATCH = `restore_ledger_${tag}`;
+  const local = mkdtempSync(path.join(tmpdir(), 'drbook-binlog-reset-'));
+  const ledger = structuredClone(shop);
+  ledger.name = 'ledger';
+  delete ledger.rds;
+  delete ledger.backup!.volumeTags;
+  ledger.database = { ...shop.database!, primary: 'db-cold-dr' };
+  ledger.backup!.databases = [DB];
+  ledger.backup!.binlogArchive = true;
+  ledger.backup!.destinations = { local: { path: local } };
+  inventory.services.push(ledger);
+  const loaded: LoadedInventory = { ...base, inventory };
+  const adapters = buildAdapters(loaded);
+  const stores = new BackupStores(inventory, base.baseDir, awsConnectionFromInventory(inventory, base.baseDir));
+  const write = async (statements: string[]) => {
+    const conn = await sql(base, 'db-cold-dr');
+    try {
+      for (const s of statements) await conn.query(s);
+    } finally {
+      await conn.end();
+    }
+  };
+  /** Every archived log of the cold DR server and the SHA-256 its .sha256 holds. */
+  const archive = async () => {
+    const root = 'ledger/binlog/db-cold-dr/';
+    const out = new Map<string, string>();
+    const store = stores.store('ledger', 'local');
+    for (const o of await store.list(root))
+      if (!o.key.endsWith('.sha256')) out.set(o.key.slice(root.length), (await store.get(`${o.key}.sha256`))!);
+    return out;
+  };
+  afterAll(async () => {
+    await write([`DROP DATABASE IF EXISTS \`${DB}\``]).catch(() => undefined);
+    const conn = await sql(base, 'db-scratch');
+    await conn.query(`DROP DATABASE IF EXISTS \`${SCRATCH}\``).catch(() => undefined);
+    await conn.end();
+    stores.destroy();
+    await adapters.close();
+    rmSync(local, { recursive: true, force: true });
+  });
+
+  test('a new binlog.000001 is archived beside the old one, never over it, and point-in-time recovery replays the new numbering', async () => {
+    await write([
+      `CREATE DATABASE \`${DB}\``,
+      `CREATE TABLE \`${DB}\`.entries (id INT PRIMARY KEY, note VARCHAR(64) NOT NULL)`,
+      `INSERT INTO \`${DB}\`.entries VALUES (1, 'before the reset')`,
+    ]);
+    const first = await adapters.activities.archiveBinlogs({ service: 'ledger' });
+    expect(first.copied.some((f) => f.startsWith('binlog.000001@'))).toBe(true);
+    const before = await archive();
+
+    // As a re-clone does (it sets the position it continues from), the GTID sequence goes on after the reset:
+    // a replay under gtid_strict_mode must never apply a lower sequence number than the scratch server has.
+    await write([
+      'RESET MASTER',
+      "SET GLOBAL gtid_binlog_state = '0-4-1000000'",
+      `INSERT INTO \`${DB}\`.entries VALUES (2, 'after the reset')`,
+    ]);
+    const second = await adapters.activities.archiveBinlogs({ service: 'ledger' });
+    // The new numbering's first log is archived under a key of its own...
+    const reborn = second.copied.find((f) => f.startsWith('binlog.000001@'));
+    expect(reborn).toBeDefined();
+    expect(before.has(reborn!)).toBe(false);
+    // ...and every log archived before the reset is still there, byte for byte.
+    const after = await archive();
+    for (const [file, sum] of before) expect([file, after.get(file)]).toEqual([file, sum]);
+    execSync(`sha256sum -c ${[...after.keys()].map((f) => `${f}.sha256`).join(' ')}`, {
+      cwd: path.join(local, 'ledger/binlog/db-cold-dr'),
+      stdio: 'pipe',
+      shell: '/bin/bash',
+    });
+
+    // A backup in the new numbering, a change after it, archived: the replay starts at the backup's own log.
+    const manifest = await publishBackup(
+      adapters.activities,
+      await adapters.activities.dumpDatabase({ service: 'ledger', backupId: '20240201T030000Z' }),
+    );
+    expect(manifest.position.binlogCreatedAt).toMatch(/^\d{8}T\d{6}Z$/);
+    await write([`INSERT INTO \`${DB}\`.entries VALUES (3, 'after the backup')`]);
+    await adapters.activities.archiveBinlogs({ service: 'ledger' });
+    const databases = [{ source: DB, scratch: SCRATCH }];
+    await adapters.activities.restoreIntoScratch({
+      service: 'ledger',
+      backupId: manifest.id,
+      destination: 'local',
+      server: 'db-scratch',
+      databases,
+      size: manifest.object.size,
+      sha256: manifest.object.sha256,
+    });
+    const replayed = await adapters.activities.replayBinlogsToPoint({
+      service: 'ledger',
+      destination: 'local',
+      sourceServer: 'db-cold-dr',
+      server: 'db-scratch',
+      databases,
+      from: manifest.position,
+    });
+    expect(replayed.logs[0]).toBe(`${manifest.position.binlogFile}@${manifest.position.binlogCreatedAt}`);
+    expect(replayed.logs.every((l) => !before.has(l))).toBe(true); // nothing from before the reset
+    const conn = await sql(base, 'db-scratch');
+    try {
+      const [rows] = await conn.query(`SELECT id, note FROM \`${SCRATCH}\`.entries ORDER BY id`);
+      expect(rows).toEqual([
+        { id: 1, note: 'before the reset' },
+        { id: 2, note: 'after the reset' },
+        { id: 3, note: 'after the backup' },
+      ]);
+    } finally {
+      await conn.end();
+    }
   });
 });

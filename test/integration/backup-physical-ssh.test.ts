@@ -193,6 +193,7 @@ describe('over SSH on the database host (primary-host, inside its network namesp
           size: manifest.object.size,
           sha256: manifest.object.sha256,
           kind: 'physical',
+          key: manifest.object.key,
         }),
       ).resolves.toMatchObject({ size: manifest.object.size, sha256: manifest.object.sha256 });
 
@@ -304,6 +305,7 @@ test('a server with no sshHost on the worker own host is copied on the worker (o
           size: p.object.size,
           sha256: p.object.sha256,
           kind: 'physical',
+          key: p.object.key,
         }),
       ).resolves.toMatchObject({ sha256: p.object.sha256 });
   } finally {

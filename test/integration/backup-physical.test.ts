@@ -42,7 +42,7 @@ describe('physical backup (mariabackup, streamed)', () => {
     const p = await activities.takePhysicalBackup({ service: 'shop', backupId });
     expect(p.ranOn).toBe('primary-host'); // db-primary's sshHost (the local path: backup-physical-ssh.test.ts)
     expect(p.copies.map((c) => c.destination)).toEqual(['local', 'primary', 'offsite']);
-    expect(p.object.key).toBe(`shop/physical/${backupId}/backup.xbstream.zst`);
+    expect(p.object.key).toMatch(new RegExp(`^shop/physical/${backupId}/a\\d+-[0-9a-f]{8}/backup\\.xbstream\\.zst$`));
     expect(p.object.uncompressedSize).toBeGreaterThan(p.object.size);
     expect(p.position.binlogFile).toMatch(/^binlog\.\d+$/);
     expect(p.databases).toContain('shop');
@@ -55,11 +55,12 @@ describe('physical backup (mariabackup, streamed)', () => {
           size: p.object.size,
           sha256: p.object.sha256,
           kind: 'physical',
+          key: p.object.key,
         }),
       ).resolves.toMatchObject({ sha256: p.object.sha256, size: p.object.size });
     }
     // Standard tools only, from the local copy (MariaDB marks a prepared backup "log-applied").
-    const dir = path.join(t.local, 'shop/physical', backupId);
+    const dir = path.dirname(path.join(t.local, p.object.key));
     execSync('sha256sum -c backup.xbstream.zst.sha256', { cwd: dir, stdio: 'pipe' });
     const target = path.join(work, 'data');
     execSync(`mkdir -p ${target} && zstd -q -d -c backup.xbstream.zst | mbstream -x -C ${target}`, {
@@ -119,7 +120,7 @@ describe('serviceBackup with the physical and binlog-archive options', () => {
     expect(manifest).toMatchObject({ kind: 'physical', verified: true, object: { sha256: result.physical!.sha256 } });
     expect(manifest.copies).toHaveLength(3);
     expect(result.binlogs?.copied.length).toBeGreaterThan(0);
-    expect(result.binlogs?.newest).toMatch(/^binlog\.\d+$/);
+    expect(result.binlogs?.newest).toMatch(/^binlog\.\d+@\d{8}T\d{6}Z$/); // name and creation time
     // shop is critical (RPO 5 min): a nightly dump alone leaves a day; the archive closes the gap.
     expect(result.compliance.exposureSeconds).toBeLessThan(300);
     expect(result.compliance.rpoMet).toBe(true);

@@ -50,8 +50,10 @@ describe('nightly backup on the local stack', () => {
         ['primary', 's3', 'us-east-1', false],
         ['offsite', 's3', 'us-west-2', true],
       ]);
-      expect(dump.copies[0].location).toBe(path.join(t.local, 'shop/logical', backupId, 'dump.sql.zst'));
-      expect(dump.copies[2].location).toBe(`s3://drbook-backups-usw2/${t.prefix}shop/logical/${backupId}/dump.sql.zst`);
+      // This attempt's own object: <backupId>/<attempt>/dump.sql.zst (docs/backup.md).
+      expect(dump.object.key).toMatch(new RegExp(`^shop/logical/${backupId}/a\\d+-[0-9a-f]{8}/dump\\.sql\\.zst$`));
+      expect(dump.copies[0].location).toBe(path.join(t.local, dump.object.key));
+      expect(dump.copies[2].location).toBe(`s3://drbook-backups-usw2/${t.prefix}${dump.object.key}`);
       expect(dump.position.gtid).toMatch(/^\d+-\d+-\d+/);
       expect(dump.position.binlogFile).toMatch(/^binlog\.\d+$/);
       expect(dump.rowCounts.exact).toBe(true);
@@ -90,6 +92,7 @@ describe('nightly backup on the local stack', () => {
             destination: c.destination,
             size: dump.object.size,
             sha256: dump.object.sha256,
+            key: dump.object.key,
           }),
         ),
       );
@@ -119,7 +122,8 @@ describe('nightly backup on the local stack', () => {
       };
       await activities.writeManifest({ manifest });
       expect((await activities.listBackups({ service: 'shop' })).map((d) => d.backups[0])).toEqual(
-        Array(3).fill({ id: backupId, verified: true, files: 3, bytes: expect.any(Number) }),
+        // The dump and its .sha256, the manifest and its signature.
+        Array(3).fill({ id: backupId, verified: true, files: 4, bytes: expect.any(Number) }),
       );
     });
 
@@ -131,12 +135,16 @@ describe('nightly backup on the local stack', () => {
       const scratchDb = `restore_${randomUUID().slice(0, 8)}`;
       const scratch = base.inventory.mysqlServers['db-scratch'];
       try {
-        for (const file of ['dump.sql.zst', 'dump.sql.zst.sha256', 'manifest.json']) {
-          const out = await s3.send(
-            new GetObjectCommand({ Bucket: dest.bucket, Key: `${t.prefix}shop/logical/${backupId}/${file}` }),
-          );
-          writeFileSync(path.join(work, file), await out.Body!.transformToByteArray());
-        }
+        const get = async (key: string) =>
+          (
+            await s3.send(new GetObjectCommand({ Bucket: dest.bucket, Key: `${t.prefix}${key}` }))
+          ).Body!.transformToByteArray();
+        for (const file of ['manifest.json', 'manifest.json.sig'])
+          writeFileSync(path.join(work, file), await get(`shop/logical/${backupId}/${file}`));
+        // The manifest names the dump object of the attempt that was verified.
+        const named = (JSON.parse(readFileSync(path.join(work, 'manifest.json'), 'utf8')) as BackupManifest).object.key;
+        for (const file of ['dump.sql.zst', 'dump.sql.zst.sha256'])
+          writeFileSync(path.join(work, file), await get(`${path.posix.dirname(named)}/${file}`));
         execSync('sha256sum -c dump.sql.zst.sha256', { cwd: work, stdio: 'pipe' });
         execSync('zstd -q -d dump.sql.zst -o dump.sql', { cwd: work });
         // Load under another name: the two lines that name the database change, nothing else.
@@ -173,10 +181,10 @@ describe('nightly backup on the local stack', () => {
       const manifest = JSON.parse(
         readFileSync(path.join(t.local, 'shop/logical', backups[0].id, 'manifest.json'), 'utf8'),
       ) as BackupManifest;
-      const { size, sha256 } = manifest.object;
+      const { size, sha256, key } = manifest.object;
       truncateSync(manifest.copies[0].location, size - 100);
       const truncated = await activities
-        .verifyCopy({ service: 'shop', backupId, destination: 'local', size, sha256 })
+        .verifyCopy({ service: 'shop', backupId, destination: 'local', size, sha256, key })
         .catch((e: unknown) => e);
       expect(failureType(truncated)).toBe('BackupCorrupt');
       expect((truncated as ApplicationFailure).nonRetryable).toBe(true);
@@ -188,7 +196,7 @@ describe('nightly backup on the local stack', () => {
         await s3.send(
           new PutObjectCommand({
             Bucket: dest.bucket,
-            Key: `${t.prefix}shop/logical/${backupId}/dump.sql.zst`,
+            Key: `${t.prefix}${key}`,
             Body: Buffer.alloc(size, 1),
           }),
         );
@@ -196,7 +204,7 @@ describe('nightly backup on the local stack', () => {
         s3.destroy();
       }
       const flipped = await activities
-        .verifyCopy({ service: 'shop', backupId, destination: 'primary', size, sha256 })
+        .verifyCopy({ service: 'shop', backupId, destination: 'primary', size, sha256, key })
         .catch((e: unknown) => e);
       expect(failureType(flipped)).toBe('BackupCorrupt');
       expect((flipped as Error).message).toMatch(
@@ -204,7 +212,7 @@ describe('nightly backup on the local stack', () => {
       );
       // The untouched off-site copy still verifies.
       await expect(
-        activities.verifyCopy({ service: 'shop', backupId, destination: 'offsite', size, sha256 }),
+        activities.verifyCopy({ service: 'shop', backupId, destination: 'offsite', size, sha256, key }),
       ).resolves.toMatchObject({ sha256 });
     });
 
@@ -335,7 +343,8 @@ describe('nightly backup on the local stack', () => {
 
       // The verified backup is in every destination with its manifest; ledger left nothing verified.
       const listed = await adapters.activities.listBackups({ service: 'shop' });
-      for (const d of listed) expect(d.backups[0]).toMatchObject({ id: summary.backupId, verified: true, files: 3 });
+      // The dump and its .sha256, the manifest and its signature.
+      for (const d of listed) expect(d.backups[0]).toMatchObject({ id: summary.backupId, verified: true, files: 4 });
       for (const store of t.stores.forService('ledger').filter((s) => s.name !== 'offsite')) {
         const keys = (await store.list('ledger/logical/')).map((o) => o.key);
         expect([store.name, keys.filter((k) => k.endsWith('manifest.json') || k.endsWith('.zst'))]).toEqual([

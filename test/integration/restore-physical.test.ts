@@ -16,7 +16,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { reportRoot } from '../../activities/reports/restore-test';
 import { restoreTest, serviceBackup } from '../../workflows';
 import type { RestoreTestReport, RunbookStatus } from '../../workflows/contract';
-import { isolatedBackups } from '../helpers/backups';
+import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(600_000);
@@ -87,6 +87,7 @@ test('a mariabackup copy restores into a scratch instance with the source rows a
   }
   const backupId = '20240501T030000Z';
   const p = await a.takePhysicalBackup({ service: 'shop', backupId });
+  await publishBackup(a, p, 'physical'); // verified and signed: a restore reads the signed manifest first
   const after = await sql(base, 'db-primary');
   await after.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-test')", [AFTER]);
   await after.end();
@@ -123,7 +124,7 @@ test('a mariabackup copy restores into a scratch instance with the source rows a
   expect(leftovers()).toEqual(before);
 
   // One flipped byte in the local copy: BackupCorrupt, and still nothing left behind.
-  const file = path.join(local, 'shop/physical', backupId, 'backup.xbstream.zst');
+  const file = path.join(local, p.object.key);
   const bytes = readFileSync(file);
   bytes[Math.floor(bytes.length / 2)] ^= 0xff;
   writeFileSync(file, bytes);

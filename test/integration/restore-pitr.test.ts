@@ -130,7 +130,7 @@ test('restoreTest replays the binlog archive to a GTID or a time between two mar
     ])
       expect([name, checks1[name]?.ok]).toEqual([name, true]);
     expect(r1.pitr).toMatchObject({ target: { kind: 'gtid', value: pointGtid }, reached: true, lastGtid: pointGtid });
-    expect(r1.pitr!.logs[0]).toBe(r1.backup.position!.binlogFile);
+    expect(r1.pitr!.logs[0]).toBe(`${r1.backup.position!.binlogFile}@${r1.backup.position!.binlogCreatedAt}`);
     expect(r1.cleanup.every((c) => c.done)).toBe(true);
     const status = await h.client.workflow.getHandle(byGtid.workflowId).query<RunbookStatus>('status');
     expect(status.steps.map((s) => s.name)).toEqual([
@@ -205,12 +205,13 @@ test('a log missing from the archive between the backup and the point is refused
   for (let i = 0; i < 3; i++) await adapters.activities.archiveBinlogs({ service: 'shop' });
   const r3 = (await stores.store('shop', 'local').list('shop/binlog/'))
     .map((o) => o.key)
-    .filter((k) => /binlog\.\d+$/.test(k))
+    .filter((k) => /binlog\.\d+@\d{8}T\d{6}Z$/.test(k))
     .sort();
   expect(r3.length).toBeGreaterThanOrEqual(3);
   const [first, middle] = r3.slice(-3);
   await stores.store('shop', 'local').remove([middle]);
   const server = first.split('/')[2];
+  const [firstLog, firstCreated] = path.basename(first).split('@');
   const gap = await adapters.activities
     .replayBinlogsToPoint({
       service: 'shop',
@@ -218,7 +219,7 @@ test('a log missing from the archive between the backup and the point is refused
       sourceServer: server,
       server: 'db-scratch',
       databases: [{ source: 'shop', scratch: 'restore_shop_gaptest' }],
-      from: { gtid: '0-1-1', binlogFile: path.basename(first), binlogPos: 4 },
+      from: { gtid: '0-1-1', binlogFile: firstLog, binlogPos: 4, binlogCreatedAt: firstCreated },
     })
     .catch((err: unknown) => err);
   expect(gap).toBeInstanceOf(ApplicationFailure);

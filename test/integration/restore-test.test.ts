@@ -14,10 +14,10 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { AwsClients, awsConnectionFromInventory } from '../../activities/aws/clients';
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { reportRoot } from '../../activities/reports/restore-test';
-import { dumpKey, manifestKey } from '../../activities/storage/layout';
+import { manifestKey, signatureKey } from '../../activities/storage/layout';
 import { restoreTest, serviceBackup } from '../../workflows';
 import type { BackupManifest, RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
-import { isolatedBackups } from '../helpers/backups';
+import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(120_000);
@@ -58,40 +58,9 @@ const activities = {
 let h: TemporalHarness;
 const rdsSnapshots: { region: string; id: string }[] = [];
 
-/** A verified backup of `service` made by the backup activities themselves (dump → verify each copy → manifest). */
+/** A verified backup of `service` made by the backup activities themselves (dump → verify each copy → signed manifest). */
 async function makeBackup(service: string, backupId: string): Promise<BackupManifest> {
-  const a = adapters.activities;
-  const dump = await a.dumpDatabase({ service, backupId });
-  const verified = await Promise.all(
-    dump.copies.map((c) =>
-      a.verifyCopy({
-        service,
-        backupId,
-        destination: c.destination,
-        size: dump.object.size,
-        sha256: dump.object.sha256,
-      }),
-    ),
-  );
-  const manifest: BackupManifest = {
-    format: 'drbook-backup/1',
-    id: backupId,
-    service,
-    kind: 'logical',
-    startedAt: dump.startedAt,
-    endedAt: dump.endedAt,
-    source: { server: dump.server, engine: dump.engine, version: dump.version },
-    position: dump.position,
-    databases: dump.databases,
-    tables: dump.tables,
-    rowCounts: dump.rowCounts,
-    object: dump.object,
-    copies: dump.copies.map((c, i) => ({ ...c, ...verified[i] })),
-    tools: dump.tools,
-    verified: true,
-  };
-  await a.writeManifest({ manifest });
-  return manifest;
+  return publishBackup(adapters.activities, await adapters.activities.dumpDatabase({ service, backupId }));
 }
 
 async function scratchDatabases(like: string): Promise<string[]> {
@@ -228,25 +197,33 @@ describe('restoreTest on the local stack', () => {
     ['one flipped byte', 'checksum'],
     ['a truncated object', 'checksum'],
     ['manifest row counts that disagree', 'row-counts'],
+    ['a manifest rewritten in the bucket', 'manifest'],
   ] as const)(
     'a backup with %s fails at check %s, alerts naming it, and leaves no scratch database',
     async (what, checkName) => {
       const backupId =
-        { 'one flipped byte': '20240302T030000Z', 'a truncated object': '20240303T030000Z' }[what as string] ??
-        '20240304T030000Z';
+        {
+          'one flipped byte': '20240302T030000Z',
+          'a truncated object': '20240303T030000Z',
+          'a manifest rewritten in the bucket': '20240306T030000Z',
+        }[what as string] ?? '20240304T030000Z';
       const manifest = await makeBackup('shop', backupId);
       const primary = t.stores.store('shop', 'primary');
-      if (what === 'manifest row counts that disagree') {
+      if (what === 'manifest row counts that disagree' || what === 'a manifest rewritten in the bucket') {
         const wrong = structuredClone(manifest);
         wrong.tables.find((x) => x.table === 'orders')!.rows += 1;
-        await primary.put(manifestKey('shop', backupId), JSON.stringify(wrong));
+        const body = JSON.stringify(wrong);
+        await primary.put(manifestKey('shop', backupId), body);
+        // Signed with the worker's own key, the wrong counts reach the row-count check; unsigned, nothing does.
+        if (what === 'manifest row counts that disagree')
+          await primary.put(signatureKey('shop', backupId), t.stores.keyring.sign(body));
       } else {
         const chunks: Buffer[] = [];
-        for await (const c of await primary.read(dumpKey('shop', backupId))) chunks.push(c as Buffer);
+        for await (const c of await primary.read(manifest.object.key)) chunks.push(c as Buffer);
         const bytes = Buffer.concat(chunks);
         const damaged = what === 'one flipped byte' ? Buffer.from(bytes) : bytes.subarray(0, bytes.length - 100);
         if (what === 'one flipped byte') damaged[Math.floor(damaged.length / 2)] ^= 0x01;
-        const w = primary.openWriter(dumpKey('shop', backupId), () => undefined);
+        const w = primary.openWriter(manifest.object.key, () => undefined);
         w.stream.end(damaged);
         await w.finish();
       }
@@ -261,6 +238,8 @@ describe('restoreTest on the local stack', () => {
       const result = cause.details![0] as RestoreTestResult;
       expect(result).toMatchObject({ outcome: 'failed', failedCheck: checkName, backupId });
       if (checkName === 'row-counts') expect(cause.message).toMatch(/shop\.orders: manifest \d+, restored \d+/);
+      else if (checkName === 'manifest')
+        expect(cause.message).toMatch(/manifest\.json: the signature does not verify with any backup-signing key/);
       else expect(cause.message).toMatch(/the manifest says \d+ bytes with SHA-256/);
 
       // Every notification target was alerted, naming the check and linking the report.
@@ -272,8 +251,8 @@ describe('restoreTest on the local stack', () => {
       const { json } = await storedReport('shop', result.testId);
       expect(json.checks.find((c) => c.name === checkName)).toMatchObject({ ok: false, gate: true });
       expect(json.history.length).toBeGreaterThanOrEqual(1); // the earlier tests of shop
-      if (checkName === 'checksum') {
-        expect(json.scratch).toBeNull(); // nothing restored from a corrupt object
+      if (checkName === 'checksum' || checkName === 'manifest') {
+        expect(json.scratch).toBeNull(); // nothing restored from a corrupt object or an unauthenticated manifest
         expect(json.checks.map((c) => c.name)).not.toContain('restore');
       } else {
         expect(json.cleanup).toEqual([{ done: true, detail: expect.stringContaining('dropped restore_shop_') }]);

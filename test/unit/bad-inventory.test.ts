@@ -58,6 +58,7 @@ const REQUIRED: Path[] = [
   ['services', 0, 'rds', 'instance'],
   ['services', 0, 'drCompute', 'tags'],
   ['services', 0, 'database', 'replication', 'password'],
+  ['backupSigning', 'privateKey'],
 ];
 const PORTS: Path[] = [
   ...SERVERS.map((s) => ['mysqlServers', s, 'port']),
@@ -124,6 +125,7 @@ const SECRETS: Path[] = [
   ['mysqlServers', SERVERS[1], 'password'],
   ['sshHosts', HOSTS[1], 'privateKey'],
   ['aws', 'secretAccessKey'],
+  ['backupSigning', 'privateKey'],
 ];
 const COUNTS: Path[] = [
   ['services', 0, 'dns', 'ttl'],
@@ -139,7 +141,14 @@ const REFERENCES: [Path, boolean][] = [
   [['services', 0, 'vip', 'drHost'], false],
   [['mysqlServers', SERVERS[0], 'sshHost'], false],
 ];
-const OBJECTS: Path[] = [[], ['services', 0], ['mysqlServers', SERVERS[0]], ['services', 0, 'dns'], ['regions']];
+const OBJECTS: Path[] = [
+  [],
+  ['services', 0],
+  ['mysqlServers', SERVERS[0]],
+  ['services', 0, 'dns'],
+  ['regions'],
+  ['backupSigning'],
+];
 
 const set =
   (p: Path) =>
@@ -221,6 +230,14 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
     )
     .map(([p, v]) => set(p)(v)),
   fc.tuple(fc.constantFrom(...REFERENCES), wellFormedUnknown).map(([[p], name]) => set(p)(name)),
+  // Unsigned backups are accepted only before a backup id, never by a switch.
+  fc
+    .oneof(
+      fc.constantFrom<unknown>('yesterday', '2024-01-01', '20240101T030000', '', true, 0, null, ['20240101T030000Z']),
+      fc.string().filter((v) => !/^\d{8}T\d{6}Z$/.test(v)),
+    )
+    .map(set(['backupSigning', 'acceptUnsignedBefore'])),
+  fc.constantFrom<unknown>('x', { file: '' }, [{ vault: 'k' }], null).map(set(['backupSigning', 'trustedPublicKeys'])),
   fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
   // A restoreTest input names its point-in-time queries: a name used twice, or no SQL, is refused.
   fc

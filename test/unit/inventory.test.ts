@@ -72,6 +72,22 @@ describe('inventory', () => {
     );
   });
 
+  test('services with backups need a backup-signing key; unsigned backups are accepted only before a backup id', () => {
+    const doc = sandboxDoc();
+    delete doc.backupSigning;
+    expect(problemsOf(doc)).toContain(
+      'backupSigning: services with backups (shop, wiki) need a backup-signing key: manifests are signed and verified before any restore',
+    );
+    // Without a backup section nothing is signed, so no key is needed.
+    doc.services = doc.services.filter((s: { backup?: unknown }) => !s.backup);
+    expect(() => parseInventory(doc)).not.toThrow();
+    const lenient = sandboxDoc();
+    lenient.backupSigning.acceptUnsignedBefore = true;
+    expect(problemsOf(lenient)).toEqual([
+      'backupSigning.acceptUnsignedBefore: Invalid input: expected string, received boolean',
+    ]);
+  });
+
   test('the physical backup option: MariaDB only, and only where mariabackup can reach the data files', () => {
     const doc = sandboxDoc();
     doc.services[0].backup.physical = true;
