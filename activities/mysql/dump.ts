@@ -3,11 +3,14 @@
  *
  *   mariadb-dump --single-transaction --master-data=2 --gtid | tee | zstd | SHA-256 | every destination at once
  *
- * Row counts for the manifest are read in a second consistent snapshot opened at the same
- * binlog position as the dump's: a brief FLUSH TABLES WITH READ LOCK holds commits back
- * until mariadb-dump has opened its snapshot (as mysqldump --master-data does on MySQL),
- * so COUNT(*) sees exactly the rows the dump holds. If the lock cannot be taken the counts
- * are still taken, and the manifest says they are not exact.
+ * Row counts for the manifest are read in a second consistent snapshot. On MariaDB neither
+ * snapshot takes a lock: each reports its own binlog position (binlog_snapshot_file/position;
+ * mariadb-dump --single-transaction --master-data uses it too and skips FLUSH TABLES WITH READ
+ * LOCK), and the counts are exact when no binlog event between the two positions changes a
+ * dumped table. A global read lock would stall every write (and a fence's read_only = ON)
+ * behind any long statement. MySQL reports no snapshot position: a brief FLUSH TABLES WITH
+ * READ LOCK holds commits back until mysqldump has its snapshot (as mysqldump --source-data
+ * does itself). Where the counts cannot be tied to the dump the manifest says they are not exact.
  *
  * The password goes to the client tools through a 0600 defaults file in a private temp
  * directory, removed when the dump ends; never on a command line.
@@ -68,7 +71,7 @@ export interface DumpOptions {
 
 const execFileAsync = promisify(execFile);
 const HEARTBEAT_MS = 5000;
-/** How long commits may be held back waiting for the dump to open its snapshot. */
+/** How long commits may be held back (MySQL) waiting for the dump to open its snapshot. */
 const LOCK_HOLD_LIMIT_MS = 20000;
 
 /** The heartbeat context when running as an activity; null when called directly (benchmarks, tests). */
@@ -236,18 +239,25 @@ interface SnapshotPosition {
   gtid: string | null;
 }
 
-/** Holds commits back (FTWRL) and opens a consistent snapshot; the lock is released once the dump has its own. */
+/**
+ * Opens the counting snapshot before the dump starts. MariaDB: no lock (the snapshot's binlog position is
+ * compared with the dump's afterwards). MySQL: FTWRL holds commits back until the dump has its own snapshot.
+ */
 async function openCountingSnapshot(conn: PoolConnection, engine: 'mariadb' | 'mysql'): Promise<SnapshotPosition> {
   let locked = false;
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-  await conn.query('SET SESSION lock_wait_timeout = 20');
-  try {
-    await conn.query('FLUSH TABLES WITH READ LOCK');
-    locked = true;
-  } catch (err) {
-    // Without RELOAD the counts are still read, just not at the dump's exact position.
-    if (!/ER_SPECIFIC_ACCESS_DENIED|ER_ACCESS_DENIED|ER_LOCK_WAIT_TIMEOUT/.test((err as { code?: string }).code ?? ''))
-      throw err;
+  if (engine === 'mysql') {
+    await conn.query('SET SESSION lock_wait_timeout = 20');
+    try {
+      await conn.query('FLUSH TABLES WITH READ LOCK');
+      locked = true;
+    } catch (err) {
+      // Without RELOAD the counts are still read, just not at the dump's exact position.
+      if (
+        !/ER_SPECIFIC_ACCESS_DENIED|ER_ACCESS_DENIED|ER_LOCK_WAIT_TIMEOUT/.test((err as { code?: string }).code ?? '')
+      )
+        throw err;
+    }
   }
   await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
   if (engine === 'mariadb') {
@@ -280,6 +290,40 @@ async function gtidAt(
   if (engine !== 'mariadb' || file === null || pos === null) return null;
   const [r] = await conn.query<RowDataPacket[]>('SELECT BINLOG_GTID_POS(?, ?) AS g', [file, pos]);
   return r[0]?.g == null ? null : String(r[0].g);
+}
+
+/**
+ * MariaDB: true when no binlog event from `from` to `to` (one file) changes a table of `databases`. Row events
+ * name their table in the Table_map event before them; any other statement (DDL, statement-format DML) counts
+ * as a change. Unreadable (no BINLOG MONITOR) or too many events to read: false (the counts are then approximate).
+ */
+async function noChangeBetween(
+  conn: PoolConnection,
+  databases: string[],
+  file: string,
+  from: number,
+  to: number,
+): Promise<boolean> {
+  if (to < from) return false;
+  let pos = from;
+  try {
+    for (let page = 0; page < 20 && pos < to; page++) {
+      const [events] = await conn.query<RowDataPacket[]>(`SHOW BINLOG EVENTS IN ? FROM ${pos} LIMIT 1000`, [file]);
+      if (events.length === 0) return false;
+      for (const e of events) {
+        if (Number(e.Pos) >= to) return true;
+        const info = String(e.Info ?? '').trim();
+        if (e.Event_type === 'Table_map') {
+          const table = /\(([^.()]+)\.[^()]+\)\s*$/.exec(info);
+          if (!table || databases.includes(table[1])) return false;
+        } else if (e.Event_type === 'Query' && !/^(BEGIN|COMMIT)$/i.test(info)) return false;
+        pos = Number(e.End_log_pos);
+      }
+    }
+  } catch {
+    return false;
+  }
+  return pos >= to;
 }
 
 async function countRows(conn: PoolConnection, databases: string[]) {
@@ -447,6 +491,16 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         // MariaDB writes the dump's GTID at the end of the file; the server tells it for the head's position.
         const gtid = head.gtid ?? (await gtidAt(conn, engine, head.binlogFile, head.binlogPos));
 
+        // MariaDB: two lock-free snapshots hold the same rows of the dumped tables if nothing between them changed one.
+        const sameRows =
+          snapshot.binlogFile !== null &&
+          snapshot.binlogPos !== null &&
+          head.binlogPos !== null &&
+          snapshot.binlogFile === head.binlogFile &&
+          (snapshot.binlogPos === head.binlogPos ||
+            (engine === 'mariadb' &&
+              (await noChangeBetween(conn, databases, snapshot.binlogFile, snapshot.binlogPos, head.binlogPos))));
+
         const [, dumped, compressed, teed] = await streamed;
         if (dumped.code !== 0) throw dumpFailure(bin, server, dumped.code, dumpStderr());
         if (teed.code !== 0)
@@ -479,11 +533,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           targets.map((s) => s.put(checksumKey(service, backupId, 'logical', attempt), checksumLine(sha256))),
         );
 
-        const exact =
-          snapshot.locked &&
-          snapshot.binlogFile !== null &&
-          snapshot.binlogFile === head.binlogFile &&
-          snapshot.binlogPos === head.binlogPos;
+        const exact = sameRows && (engine === 'mariadb' || snapshot.locked);
         return {
           service,
           backupId,
@@ -503,8 +553,10 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           rowCounts: {
             exact,
             method: exact
-              ? `COUNT(*) in a snapshot at the dump's binlog position ${head.binlogFile}:${head.binlogPos}`
-              : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${head.binlogFile}:${head.binlogPos}${snapshot.locked ? '' : ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)'}`,
+              ? snapshot.binlogPos === head.binlogPos
+                ? `COUNT(*) in a snapshot at the dump's binlog position ${head.binlogFile}:${head.binlogPos}`
+                : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}; the dump's is at ${head.binlogPos}, and no binlog event between them changes ${databases.join(', ')}`
+              : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${head.binlogFile}:${head.binlogPos}${engine === 'mysql' && !snapshot.locked ? ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)' : ` (the dumped tables changed in between, or the binlog could not be read)`}`,
           },
           object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize },
           copies: targets.map((s, i) => ({
