@@ -227,24 +227,39 @@ EOF
       --skip-test-db >"$LOGS/mariadb-$name.init.log" 2>&1 || { cat "$LOGS/mariadb-$name.init.log" >&2; die "mariadb-install-db $name"; }
   fi
   PORT_OF=$port spawn "mariadb-$name" mariadbd --defaults-file="$DRBOOK_DATA/mariadb/$name.cnf" --user="$(id -un)" || return 0
+  STARTED_MARIADB+=("$name")
   wait_port "mariadb-$name" "$port" 60
   [ -f "$dir/.drbook-bootstrapped" ] || bootstrap_mariadb "$name" "$role"
   log "mariadb $name ($role): 127.0.0.1:$port"
 }
 
+# The MariaDB servers this invocation started (a server that was already running is not in it).
+STARTED_MARIADB=()
+started_now() { local n; for n in "${STARTED_MARIADB[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }
+
 # After a (re)start every server is read-only. Whichever server the others replicate from is the
 # primary and becomes writable; after a failover that is the promoted DR server, and the old
 # primary stays read-only until failback re-protects it. The scratch server has no replication.
+# Only a server started by THIS call is opened: one that was already running keeps its read_only, whatever
+# it is. It may be an old primary fenced by a switchover in flight (its replica still replicates from it
+# until promotion), and re-opening it would make two writers (issue 12).
 open_primary_for_writes() {
-  local name source_port
+  local name source_port source
   for name in primary replica; do
     # (no --skip-column-names here: \G output needs its field names)
     source_port=$(mariadb --no-defaults --socket="$DRBOOK_DATA/mariadb/$name.sock" -uroot -e 'SHOW SLAVE STATUS\G' | awk '/Master_Port:/ {print $2}')
     [ -n "$source_port" ] || continue
-    [ "$source_port" = "$DRBOOK_PRIMARY_PORT" ] && echo "SET GLOBAL read_only = OFF;" | mariadb_sql primary
-    [ "$source_port" = "$DRBOOK_REPLICA_PORT" ] && echo "SET GLOBAL read_only = OFF;" | mariadb_sql replica
+    source=
+    [ "$source_port" = "$DRBOOK_PRIMARY_PORT" ] && source=primary
+    [ "$source_port" = "$DRBOOK_REPLICA_PORT" ] && source=replica
+    [ -n "$source" ] || continue
+    if started_now "$source"; then
+      echo "SET GLOBAL read_only = OFF;" | mariadb_sql "$source"
+    else
+      log "mariadb $source: already running, read_only left as it is"
+    fi
   done
-  echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch
+  if started_now scratch; then echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch; fi
 }
 
 # drbook's account as mariabackup on the database host uses it: through the unix socket (a socket login is
@@ -259,6 +274,15 @@ CREATE USER IF NOT EXISTS 'drbook'@'localhost' IDENTIFIED BY '$pw';
 GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'drbook'@'localhost';
 SET sql_log_bin = 1;
 EOF
+  done
+}
+
+# The fence reports who blocks it (docs/operating.md): information_schema.METADATA_LOCK_INFO names the sessions
+# holding LOCK TABLES and FLUSH TABLES WITH READ LOCK. A plugin that ships with the server; every start, idempotent.
+ensure_lock_info() {
+  local name
+  for name in primary replica scratch cold-dr; do
+    echo "INSTALL PLUGIN IF NOT EXISTS metadata_lock_info SONAME 'metadata_lock_info';" | mariadb_sql "$name"
   done
 }
 
@@ -451,6 +475,7 @@ cmd_start() {
   start_mariadb cold-dr "$DRBOOK_COLD_DR_PORT" 4 cold-dr # stays read-only until a cold failover opens it
   open_primary_for_writes
   ensure_backup_accounts
+  ensure_lock_info
   start_moto
   start_s3proxy
   start_sshd
