@@ -25,6 +25,10 @@ export const ErrorType = {
   ApprovalTimedOut: 'ApprovalTimedOut',
   Aborted: 'Aborted',
   HealthCheckFailed: 'HealthCheckFailed',
+  /** The old primary's fence did not hold up to promotion (writable again, or it committed past the fence). */
+  FenceLost: 'FenceLost',
+  /** Two members take writes at once after a cut-over. */
+  SplitBrain: 'SplitBrain',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

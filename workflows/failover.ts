@@ -95,7 +95,18 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     ...extra,
   });
 
-  const compensation = { fencedButNotPromoted: false };
+  // What the catch block must undo. Each flag is set before its step starts, not after it returns, so a step that
+  // fails part-way (VIP removed, read_only still OFF; replication stopped, promotion not finished) is undone too.
+  const compensation = {
+    /** Runs recorded before 'fence-undo': the old primary was fenced and nothing was promoted. */
+    fencedButNotPromoted: false,
+    fenceStarted: false,
+    /** The fence step's result (null: it failed, so any part of it may have happened). */
+    fence: null as { mysql: { reachable: boolean } } | null,
+    /** The server whose promotion began (it may have taken writes), until promotion is done. */
+    promoting: null as string | null,
+    promoted: false,
+  };
   try {
     // ---------------------------------------------------------------- dry run: read-only readiness
     if (input.dryRun) {
@@ -199,6 +210,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     if (db && ((svc.strategy === 'warm' && db.replica) || coldTarget)) {
       const replica = coldTarget ?? db.replica!;
       // -------------------------------------------------------------- 3. fence the old primary
+      compensation.fenceStarted = true;
       const fence = await run.step(
         'fence',
         async () => {
@@ -217,6 +229,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         },
         (f) => `${f.mysql.detail}; ${f.vip}`,
       );
+      compensation.fence = fence;
       compensation.fencedButNotPromoted = fence.mysql.fenced;
       if (!fence.complete && !approvals.some((a) => a.acknowledgeUnfenced)) {
         await run.gate('unfenced', {
@@ -226,6 +239,45 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           question: `the old primary could not be fully fenced (${fence.mysql.detail}; ${fence.vip}): promote anyway? (split-brain risk: acknowledgeUnfenced)`,
         });
       }
+
+      /**
+       * Trust no fence that was not just re-read: right before promotion the old primary (when reachable) must still
+       * be read-only with nothing committed past the fence. If not, a gate: fence it again (and catch up) or abort.
+       */
+      const reverifyFence = async (catchUpTo: ((gtids: string | null) => Promise<unknown>) | null) => {
+        const check = await run.step(
+          'verify-fence',
+          () => acts.quick.verifyFence({ server: db.primary, finalGtids: fence.mysql.finalGtids }),
+          (c) => c.detail,
+        );
+        if (check.holds) return;
+        await run.gate('fence-lost', {
+          needed: 1,
+          timeoutMs: gateTimeoutMs,
+          question: `${check.detail}: ${replica} is NOT promoted. Approve to fence ${db.primary} again${catchUpTo ? ` and let ${replica} catch up` : ''} before promoting, or abort (${db.primary} stays the primary)`,
+          onReminder: () =>
+            notifyPeople(plan, acts, `APPROVAL NEEDED: ${svc.name} fence lost`, check.detail, 'fence-lost-reminder'),
+        });
+        const again = await run.step(
+          'refence',
+          () => acts.fence.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent }),
+          (f) => f.detail,
+        );
+        const lost = (detail: string) =>
+          ApplicationFailure.create({
+            type: ErrorType.FenceLost,
+            message: `the fence on ${db.primary} does not hold (${detail}): not promoting ${replica}`,
+            nonRetryable: true,
+          });
+        if (!again.fenced) throw lost(again.detail);
+        if (catchUpTo) await catchUpTo(again.finalGtids);
+        const recheck = await run.step(
+          'verify-fence-again',
+          () => acts.quick.verifyFence({ server: db.primary, finalGtids: again.finalGtids }),
+          (c) => c.detail,
+        );
+        if (!recheck.holds) throw lost(recheck.detail);
+      };
 
       if (coldTarget) {
         // -------------------------------------------------------------- 4–5 (cold). restore the newest verified backup, open it
@@ -249,12 +301,15 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
             `backup ${backup.backupId} (${r.databases.join(', ')}) restored into ${r.server} in ${r.seconds.toFixed(1)} s, SHA-256 checked`,
         );
         run.measured.rpoSeconds = round1(assessment.expectedRpoSeconds);
+        if (patched('fence-reverified')) await reverifyFence(null);
+        compensation.promoting = coldTarget;
         await run.step(
           'promote',
           () => acts.change.unfencePrimary({ server: coldTarget, heartbeatEvent: db.heartbeatEvent }),
           () => `${coldTarget} writable`,
         );
         compensation.fencedButNotPromoted = false;
+        compensation.promoted = true;
         newPrimary = coldTarget;
       } else {
         // -------------------------------------------------------------- 4. catch up (planned: nothing lost)
@@ -285,13 +340,30 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           });
         }
 
-        // -------------------------------------------------------------- 5. promote
+        // -------------------------------------------------------------- 5. re-read the fence, promote
+        if (patched('fence-reverified')) {
+          await reverifyFence((gtids) =>
+            run.step(
+              'catch-up-again',
+              () =>
+                acts.wait.waitForCatchUp({
+                  replica,
+                  gtids,
+                  heartbeatTable: db.heartbeatTable,
+                  timeoutSeconds: Math.max(30, Math.min(600, plan.targets.rtoSeconds / 3)),
+                }),
+              (c) => `${replica} applied ${c.waitedFor || 'everything it received'}`,
+            ),
+          );
+        }
+        compensation.promoting = replica;
         await run.step(
           'promote',
           () => acts.change.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
           (p) => (p.alreadyPrimary ? `${replica} was already primary` : `${replica} promoted at ${p.gtids}`),
         );
         compensation.fencedButNotPromoted = false;
+        compensation.promoted = true;
         newPrimary = replica;
       }
     } else {
@@ -345,6 +417,31 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           )
         : run.skip('switch-dns', 'no DNS record in the inventory'),
     ]);
+
+    // ---------------------------------------------------------------- 8b. exactly one writer after cut-over
+    if (newPrimary && db && patched('single-writer-verified')) {
+      const promotedServer = newPrimary;
+      const members = [...new Set([db.primary, db.replica, db.drServer, promotedServer])].filter(
+        (m): m is string => typeof m === 'string',
+      );
+      await run.step(
+        'verify-single-writer',
+        async () => {
+          const w = await acts.quick.readWritableMembers({ servers: members });
+          const others = w.writable.filter((m) => m !== promotedServer);
+          if (others.length > 0) {
+            const detail = `${svc.name} is SPLIT after cut-over: ${w.writable.join(' and ')} all take writes (${w.detail}); fence ${others.join(', ')} and reconcile before anything else runs`;
+            run.notes.push(detail);
+            await notifyPeople(plan, acts, `SPLIT BRAIN: ${svc.name}`, detail, 'split').catch(() =>
+              run.notes.push('the split-brain alert could not be sent'),
+            );
+            throw ApplicationFailure.create({ type: ErrorType.SplitBrain, message: detail, nonRetryable: true });
+          }
+          return w;
+        },
+        (w) => `one writer: ${promotedServer} (${w.detail})`,
+      );
+    }
 
     // ---------------------------------------------------------------- 9. notify the application and people
     const key = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
@@ -424,9 +521,13 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     return result;
   } catch (err) {
     clock.finished = true;
-    // Fenced but never promoted: the service has no writable primary. Put the old one back
-    // (it was reachable, and nothing replaced it), so a failed switchover is not an outage.
-    if (compensation.fencedButNotPromoted && svc.database) {
+    // Stopped after the fence began and before a promotion finished: put the old primary back (read_only OFF,
+    // heartbeat, VIP), so a failed switchover is not an outage. A server whose promotion began may have taken
+    // writes: it is fenced again first, and if that cannot be done the old primary stays fenced (an outage is
+    // recoverable; two writers are not).
+    if (svc.database && compensation.fenceStarted && !compensation.promoted && patched('fence-undo')) {
+      await undoFence(run, plan, acts, compensation);
+    } else if (compensation.fencedButNotPromoted && svc.database) {
       const { primary, heartbeatEvent } = svc.database;
       await run
         .step(
@@ -458,6 +559,72 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
 function startedBy(): string {
   const parent = workflowInfo().parent;
   return parent ? `workflow "${parent.workflowId}" (namespace ${parent.namespace})` : 'a client, not a workflow';
+}
+
+/** Compensation before promotion (see the catch block of failover): each part reported as a step or a note. */
+async function undoFence(
+  run: RunbookRun,
+  plan: ServicePlan,
+  acts: StepActivities,
+  compensation: { fence: { mysql: { reachable: boolean } } | null; promoting: string | null },
+): Promise<void> {
+  const svc = plan.service;
+  const { primary, heartbeatEvent } = svc.database!;
+  const target = compensation.promoting;
+  if (target) {
+    const refenced = await run
+      .step(
+        'refence-target',
+        () => acts.fence.fencePrimary({ server: target, heartbeatEvent }),
+        (f) => f.detail,
+      )
+      .catch(() => null);
+    if (!refenced?.fenced) {
+      run.notes.push(
+        `${target} could not be fenced again after its promotion began (${refenced?.detail ?? 'the step failed'}): ${primary} is LEFT FENCED so that two servers never take writes; fence ${target} by hand, then unfence ${primary} (or finish the failover)`,
+      );
+      return;
+    }
+  }
+  // A fence step that returned "unreachable" changed nothing on the server; one that failed may have changed anything.
+  const mysqlTouched = compensation.fence === null || compensation.fence.mysql.reachable;
+  const vip = svc.vip;
+  await run
+    .step(
+      'unfence-old-primary',
+      async () => {
+        const [db, address] = await Promise.allSettled([
+          mysqlTouched ? acts.change.unfencePrimary({ server: primary, heartbeatEvent }) : Promise.resolve(null),
+          vip ? acts.change.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }) : null,
+        ]);
+        const parts = [
+          db.status === 'rejected'
+            ? `${primary} NOT made writable: ${reasonOf(db.reason)}`
+            : db.value
+              ? `${primary} writable again`
+              : `${primary} was never reached by the fence: left as it is`,
+          vip ? (address.status === 'rejected' ? `VIP NOT back: ${reasonOf(address.reason)}` : 'VIP back') : null,
+        ].filter(Boolean);
+        if (db.status === 'rejected' || address.status === 'rejected') throw new Error(parts.join('; '));
+        return parts.join(', ');
+      },
+      (d) => d,
+    )
+    .catch(() => run.notes.push(`COULD NOT UNFENCE ${primary}: the service may have no writable primary`));
+  // The target is read-only again: make it a replica of the old primary once more (refused if it took writes).
+  if (target && target === svc.database!.replica) {
+    await run
+      .step(
+        'reprotect-target',
+        () => acts.change.rebuildAsReplica({ service: svc.name, server: target, source: primary, heartbeatEvent }),
+        (r) => `${target} replicates from ${primary}${r.alreadyReplicating ? ' (it still did)' : ''}`,
+      )
+      .catch(() =>
+        run.notes.push(
+          `${target} is read-only but NOT replicating from ${primary}: re-protect it (failback's re-clone)`,
+        ),
+      );
+  }
 }
 
 /** The inventory's autoFailover stands in for the approvers (recorded as such in the report). */

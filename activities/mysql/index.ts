@@ -68,7 +68,10 @@ export class MysqlPools {
     return pool;
   }
 
-  /** A dedicated connection for `fn` (session settings such as sql_log_bin=0 stay with it), released after. */
+  /**
+   * A dedicated connection for `fn`, released to the pool after: `fn` must leave its session as it found it
+   * (use withPrivateSession for session changes).
+   */
   async withConnection<T>(name: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
     let conn: mysql.PoolConnection;
     try {
@@ -85,6 +88,24 @@ export class MysqlPools {
       // dead socket: never hand this connection out again.
       conn.destroy();
       throw err;
+    }
+  }
+
+  /**
+   * A connection for work that changes its session (sql_log_bin = 0, lock_wait_timeout): it is closed
+   * afterwards, never handed back to the pool, so no later step inherits the change, whatever happened.
+   */
+  async withPrivateSession<T>(name: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    let conn: mysql.PoolConnection;
+    try {
+      conn = await this.pool(name).getConnection();
+    } catch (err) {
+      throw mysqlFailure(name, err);
+    }
+    try {
+      return await fn(conn);
+    } finally {
+      conn.destroy();
     }
   }
 

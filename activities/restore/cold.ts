@@ -44,13 +44,12 @@ export function createColdRestoreActivities(inventory: Inventory, stores: Backup
       const store = stores.store(service, destination);
       const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);
       requireManifestObject(verified, store, { sha256 });
-      const conn = await pools.pool(server).getConnection();
-      try {
+      // Not logged: the DR server's binlog must hold no transactions of its own. A private session, so the pool
+      // never hands out a connection whose writes skip the binlog.
+      await pools.withPrivateSession(server, async (conn) => {
         await conn.query('SET SESSION sql_log_bin = 0');
         for (const db of databases) await conn.query(`DROP DATABASE IF EXISTS \`${db.replace(/`/g, '``')}\``);
-      } finally {
-        conn.release();
-      }
+      });
       const source = await store.read(verified.objectKey);
       const defaults = await writeClientDefaults(pools.target(server));
       const digest = createHash('sha256');

@@ -340,13 +340,15 @@ describe('network faults between the worker and both MariaDB servers during shop
         ['approve-promote', 'succeeded'],
         ['fence', 'succeeded'],
         ['approve-unfenced', 'failed'],
+        // Undone: the fence never reached db-primary (nothing to unfence there); the VIP it removed is put back.
+        ['unfence-old-primary', 'succeeded'],
       ]);
       expect(final.steps.find((s) => s.name === 'approve-unfenced')!.detail).toMatch(/^aborted by carol/);
       expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
       expect(seen.promotions).toBe(0);
       expect(after.replica).toMatchObject({ readOnly: true, replicating: true });
-      // What was done is reported: the VIP was removed (in the fence step), and people heard where the run stopped.
-      expect(after.vip).toEqual({ primary: false, dr: false });
+      // What was done is undone and reported: the VIP the fence removed is back, and people heard where the run stopped.
+      expect(after.vip).toEqual({ primary: true, dr: false });
       expect(Object.keys(seen.inbox).some((k) => k.endsWith('/stopped/oncall-webhook'))).toBe(true);
       expect(after.primary).toEqual(before.primary); // the silent link never let the fence through
       expect(seconds).toBeLessThan(120);

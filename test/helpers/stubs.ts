@@ -82,6 +82,20 @@ export function stubs(estate: Estate) {
           replicaHeartbeatAt,
         };
       }),
+      verifyFence: record('verifyFence', () => ({
+        server: 'db-primary',
+        reachable: estate.primaryReachable,
+        readOnly: estate.primaryReachable ? true : null,
+        gtids: estate.primaryReachable ? '0-1-100' : null,
+        committedSinceFence: estate.primaryReachable ? 0 : null,
+        holds: true,
+        detail: estate.primaryReachable ? 'still read-only' : 'unreachable',
+      })),
+      readWritableMembers: record('readWritableMembers', (i: { servers: string[] }) => ({
+        members: i.servers.map((server) => ({ server, reachable: true, readOnly: server !== 'db-replica' })),
+        writable: ['db-replica'],
+        detail: 'writable: db-replica',
+      })),
       unfencePrimary: record('unfencePrimary', () => ({ server: 'db-primary' })),
       promoteReplica: record('promoteReplica', () => ({
         server: 'db-replica',
