@@ -8,20 +8,25 @@
  *   DRBOOK_PAYLOAD_KEYS=<keyring> node -r ts-node/register/transpile-only scripts/codec-server.ts
  *
  *   DRBOOK_PAYLOAD_KEYS     the keyring the workers use (workers/codec.ts); required
- *   DRBOOK_CODEC_PORT       port on 127.0.0.1 (default 8888 + DRBOOK_PORT_OFFSET)
+ *   DRBOOK_CODEC_PORT       port (default 8888 + DRBOOK_PORT_OFFSET)
+ *   DRBOOK_CODEC_HOST       address to listen on (default 127.0.0.1); any address other than loopback
+ *                           needs DRBOOK_CODEC_TOKEN_FILE, or the server refuses to start
  *   DRBOOK_CODEC_ORIGINS    comma-separated browser origins allowed (default the local Web UI:
  *                           http://127.0.0.1:<DRBOOK_UI_PORT> and http://localhost:<DRBOOK_UI_PORT>)
- *   DRBOOK_CODEC_TOKEN_FILE optional: a file with a token; then every POST needs "Authorization: Bearer <token>"
+ *   DRBOOK_CODEC_TOKEN_FILE a file with a token; then every POST needs "Authorization: Bearer <token>".
+ *                           Optional on loopback only
  *   DRBOOK_CODEC_NAMESPACES optional: comma-separated namespaces served; another X-Namespace is refused (403)
  *
- * It listens on loopback only: whoever reaches it can read every payload, so in production put it
- * behind the same SSO/TLS proxy as the Web UI (README: Payload encryption). It logs one line per
- * request (path, namespace, payload count, status), never a payload.
+ * Whoever reaches it can read every payload: by default it listens on loopback only, and it will not
+ * listen anywhere else without a token (a proxy on another host, or anyone on the network, could
+ * otherwise decode every history). In production put it behind the same SSO/TLS proxy as the Web UI
+ * (README: Payload encryption). It logs one line per request (path, namespace, payload count,
+ * status), never a payload.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { payloadCodecFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec';
 
@@ -156,12 +161,62 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
   });
 }
 
-/** Listens on 127.0.0.1:port (0 = any free port); resolves with the port. */
-export function listen(server: http.Server, port: number): Promise<number> {
+/** Listens on host:port (0 = any free port; default host 127.0.0.1); resolves with the port. */
+export function listen(server: http.Server, port: number, host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
+}
+
+/** 127.0.0.0/8, ::1 (and its IPv4-mapped form), localhost: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIP(v4) === 4 && v4.startsWith('127.');
+}
+
+export interface CodecServerSettings {
+  host: string;
+  port: number;
+  origins: string[];
+  token?: string;
+  namespaces?: string[];
+}
+
+/**
+ * The server's settings from the environment. A token is required unless the address is loopback: off
+ * this machine, the token is what stands between the network and every payload. An empty token file is
+ * refused too (it would be a token anyone can guess).
+ */
+export function codecServerSettings(env: NodeJS.ProcessEnv = process.env): CodecServerSettings {
+  const offset = Number(env.DRBOOK_PORT_OFFSET ?? 0);
+  const uiPort = Number(env.DRBOOK_UI_PORT ?? 8233 + offset);
+  const host = env.DRBOOK_CODEC_HOST?.trim() || '127.0.0.1';
+  const tokenFile = env.DRBOOK_CODEC_TOKEN_FILE;
+  let token: string | undefined;
+  if (tokenFile) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new Error(`DRBOOK_CODEC_TOKEN_FILE: cannot read ${tokenFile}: ${code}`);
+    }
+    if (!token) throw new Error(`DRBOOK_CODEC_TOKEN_FILE: ${tokenFile} is empty`);
+  }
+  if (!token && !isLoopback(host))
+    throw new Error(
+      `DRBOOK_CODEC_HOST=${host} is not a loopback address: set DRBOOK_CODEC_TOKEN_FILE (every request then ` +
+        `needs "Authorization: Bearer <token>"), or listen on 127.0.0.1 behind a proxy`,
+    );
+  return {
+    host,
+    port: Number(env.DRBOOK_CODEC_PORT ?? 8888 + offset),
+    origins: list(env.DRBOOK_CODEC_ORIGINS) ?? [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
+    token,
+    namespaces: list(env.DRBOOK_CODEC_NAMESPACES),
+  };
 }
 
 function list(value: string | undefined): string[] | undefined {
@@ -175,18 +230,14 @@ function list(value: string | undefined): string[] | undefined {
 async function main(): Promise<void> {
   const codec = payloadCodecFromEnv();
   if (!codec) throw new Error(`${PAYLOAD_KEYS_ENV} is not set: there is nothing to decode without the keyring`);
-  const offset = Number(process.env.DRBOOK_PORT_OFFSET ?? 0);
-  const uiPort = Number(process.env.DRBOOK_UI_PORT ?? 8233 + offset);
-  const port = Number(process.env.DRBOOK_CODEC_PORT ?? 8888 + offset);
-  const tokenFile = process.env.DRBOOK_CODEC_TOKEN_FILE;
-  const server = createCodecServer({
-    codec,
-    origins: list(process.env.DRBOOK_CODEC_ORIGINS) ?? [`http://127.0.0.1:${uiPort}`, `http://localhost:${uiPort}`],
-    token: tokenFile ? readFileSync(tokenFile, 'utf8').trim() : undefined,
-    namespaces: list(process.env.DRBOOK_CODEC_NAMESPACES),
-  });
-  const bound = await listen(server, port);
-  console.log(`codec server ready: http://127.0.0.1:${bound} (active key ${codec.activeKeyId})`);
+  const { host, port, ...options } = codecServerSettings();
+  const server = createCodecServer({ codec, ...options });
+  const bound = await listen(server, port, host);
+  const where = isIP(host) === 6 ? `[${host}]` : host;
+  console.log(
+    `codec server ready: http://${where}:${bound} (active key ${codec.activeKeyId}` +
+      `${options.token ? ', token required' : ', no token: loopback only'})`,
+  );
   const stop = () => server.close(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

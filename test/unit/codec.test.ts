@@ -3,6 +3,7 @@
  * Temporal: real AES-256-GCM, a real HTTP server on loopback. The path through the Temporal dev
  * server is test/integration/payload-encryption.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
@@ -18,7 +19,7 @@ import {
   parseKeyring,
   payloadCodecFromEnv,
 } from '../../workers/codec';
-import { createCodecServer, listen } from '../../scripts/codec-server';
+import { codecServerSettings, createCodecServer, isLoopback, listen } from '../../scripts/codec-server';
 
 const key = () => randomBytes(32).toString('base64');
 const K1 = key();
@@ -225,5 +226,88 @@ describe('codec server', () => {
     const res = await post('decode', { payloads: [asJson(foreign)] });
     expect(res.status).toBe(422);
     expect(((await res.json()) as { error: string }).error).toMatch(/key "other", which is not in the keyring/);
+  });
+});
+
+/** Starts scripts/codec-server.ts as an operator would; resolves when it exits, or kills it once it listens. */
+function startCodecServer(env: Record<string, string>): Promise<{ outcome: 'exited' | 'listening'; output: string }> {
+  const root = path.join(__dirname, '..', '..');
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', path.join(root, 'scripts', 'codec-server.ts')],
+    { cwd: root, env: { PATH: process.env.PATH ?? '', DRBOOK_CODEC_PORT: '0', ...env } },
+  );
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('codec server ready')) {
+        child.kill();
+        resolve({ outcome: 'listening', output });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('error', reject);
+    child.once('exit', () => resolve({ outcome: 'exited', output }));
+  });
+}
+
+describe('codec server: a token unless it listens on loopback', () => {
+  let dir: string;
+  let keys: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'drbook-codec-'));
+    keys = path.join(dir, 'keys');
+    writeFileSync(keys, `k1 ${K1}\n`, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'token'), 'tok-456\n', { mode: 0o600 });
+    writeFileSync(path.join(dir, 'empty'), '\n', { mode: 0o600 });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('on a non-loopback address without a token it refuses to start, naming the setting', async () => {
+    const run = await startCodecServer({ DRBOOK_PAYLOAD_KEYS: keys, DRBOOK_CODEC_HOST: '0.0.0.0' });
+    expect(run.outcome).toBe('exited');
+    expect(run.output).toMatch(/DRBOOK_CODEC_HOST=0\.0\.0\.0 is not a loopback address: set DRBOOK_CODEC_TOKEN_FILE/);
+  }, 30_000);
+
+  test('with a token it listens there; on loopback it needs none', async () => {
+    const withToken = await startCodecServer({
+      DRBOOK_PAYLOAD_KEYS: keys,
+      DRBOOK_CODEC_HOST: '0.0.0.0',
+      DRBOOK_CODEC_TOKEN_FILE: path.join(dir, 'token'),
+    });
+    expect(withToken).toMatchObject({ outcome: 'listening', output: expect.stringContaining('token required') });
+    const loopback = await startCodecServer({ DRBOOK_PAYLOAD_KEYS: keys });
+    expect(loopback).toMatchObject({ outcome: 'listening', output: expect.stringContaining('http://127.0.0.1:') });
+  }, 30_000);
+
+  test('settings: loopback addresses, an empty or unreadable token file refused', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect({ host, loopback: isLoopback(host) }).toEqual({ host, loopback: true });
+    for (const host of ['0.0.0.0', '::', '10.0.0.5', 'codec.internal', '128.0.0.1', '::ffff:10.0.0.1'])
+      expect({ host, loopback: isLoopback(host) }).toEqual({ host, loopback: false });
+    expect(() => codecServerSettings({ DRBOOK_CODEC_HOST: '::' })).toThrow(/DRBOOK_CODEC_HOST=:: is not a loopback/);
+    expect(() =>
+      codecServerSettings({ DRBOOK_CODEC_HOST: '10.0.0.5', DRBOOK_CODEC_TOKEN_FILE: path.join(dir, 'empty') }),
+    ).toThrow(/DRBOOK_CODEC_TOKEN_FILE: .*empty is empty/);
+    expect(() => codecServerSettings({ DRBOOK_CODEC_TOKEN_FILE: path.join(dir, 'missing') })).toThrow(
+      /cannot read .*missing: ENOENT/,
+    );
+    expect(
+      codecServerSettings({ DRBOOK_CODEC_HOST: '10.0.0.5', DRBOOK_CODEC_TOKEN_FILE: path.join(dir, 'token') }),
+    ).toMatchObject({ host: '10.0.0.5', token: 'tok-456' });
+    expect(codecServerSettings({ DRBOOK_PORT_OFFSET: '800' })).toMatchObject({ host: '127.0.0.1', port: 9688 });
+  });
+
+  test('a server bound to every address with a token still refuses a request without it', async () => {
+    const server = createCodecServer({ codec: new EncryptionCodec(ring(['k1', K1])), origins: [], token: 'tok-456' });
+    const port = await listen(server, 0, '0.0.0.0');
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/decode`, { method: 'POST', body: '{"payloads":[]}' });
+      expect(res.status).toBe(401);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
