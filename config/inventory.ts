@@ -186,6 +186,14 @@ const vip = z
 const dns = z
   .object({
     hostedZone: z.string().min(1),
+    /**
+     * The zone's id ("Z…" or "/hostedzone/Z…"), checked against hostedZone's name. Needed where several zones
+     * share the name (split-horizon: a public and a private zone); a name alone is then refused at run time.
+     */
+    hostedZoneId: z
+      .string()
+      .regex(/^(\/hostedzone\/)?Z[A-Z0-9]{1,32}$/, 'a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ')
+      .optional(),
     record: z.string().min(1),
     type: z.enum(['A', 'CNAME']).default('CNAME'),
     ttl: z.number().int().min(1).default(60),

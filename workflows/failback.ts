@@ -215,6 +215,7 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
           () =>
             acts.wait.switchDnsRecord({
               zone: dns.hostedZone,
+              zoneId: dns.hostedZoneId,
               name: dns.record,
               type: dns.type,
               ttl: dns.ttl,
@@ -308,6 +309,7 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
       () =>
         acts.wait.switchDnsRecord({
           zone: dnsRecord.hostedZone,
+          zoneId: dnsRecord.hostedZoneId,
           name: dnsRecord.record,
           type: dnsRecord.type,
           ttl: dnsRecord.ttl,

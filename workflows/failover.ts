@@ -408,6 +408,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
             () =>
               acts.wait.switchDnsRecord({
                 zone: dns.hostedZone,
+                zoneId: dns.hostedZoneId,
                 name: dns.record,
                 type: dns.type,
                 ttl: dns.ttl,

@@ -131,7 +131,12 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const dns = svc.dns;
   if (dns) {
     await check('dns-record-present', async () => {
-      const rec = await drSide.readDnsRecord({ zone: dns.hostedZone, name: dns.record, type: dns.type });
+      const rec = await drSide.readDnsRecord({
+        zone: dns.hostedZone,
+        zoneId: dns.hostedZoneId,
+        name: dns.record,
+        type: dns.type,
+      });
       if (!rec) throw new CheckFailed(`${dns.record} ${dns.type} is missing from ${dns.hostedZone}`);
       return `${rec.name} ${rec.type} ${rec.values.join(',')} ttl ${rec.ttl}`;
     });

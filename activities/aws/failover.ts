@@ -128,22 +128,25 @@ export function createAwsFailoverActivities(clients: AwsClients) {
     /** UPSERT the record to `value` with `ttl`, then wait until Route 53 reports INSYNC. */
     async switchDnsRecord({
       zone,
+      zoneId: configuredZoneId,
       name,
       type,
       ttl,
       value,
     }: {
       zone: string;
+      /** The inventory's dns.hostedZoneId: which of several zones of one name (split-horizon) to change. */
+      zoneId?: string;
       name: string;
       type: string;
       ttl: number;
       value: string;
     }): Promise<{ name: string; value: string; changed: boolean; previous: string[] }> {
-      const current = await read.readDnsRecord({ zone, name, type });
+      const current = await read.readDnsRecord({ zone, zoneId: configuredZoneId, name, type });
       if (current && current.values.length === 1 && current.values[0] === value && current.ttl === ttl) {
         return { name, value, changed: false, previous: current.values };
       }
-      const zoneId = current?.zoneId ?? (await hostedZoneIdFor(clients, zone));
+      const zoneId = current?.zoneId ?? (await hostedZoneIdFor(clients, zone, configuredZoneId));
       const r53 = clients.route53();
       const out = await aws(`Route 53 UPSERT ${name} ${type}`, () =>
         r53.send(

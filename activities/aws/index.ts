@@ -5,7 +5,12 @@
 import { DescribeInstancesCommand, type Filter } from '@aws-sdk/client-ec2';
 import { DescribeTargetGroupsCommand, DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
-import { ListHostedZonesByNameCommand, ListResourceRecordSetsCommand } from '@aws-sdk/client-route-53';
+import {
+  GetHostedZoneCommand,
+  ListHostedZonesByNameCommand,
+  ListResourceRecordSetsCommand,
+  type HostedZone,
+} from '@aws-sdk/client-route-53';
 import { ErrorType } from '../../workflows/contract';
 import { aws, failure } from '../errors';
 import type { AwsClients } from './clients';
@@ -48,19 +53,54 @@ const fqdn = (name: string) => (name.endsWith('.') ? name : `${name}.`);
 export const tagFilters = (tags: Record<string, string>): Filter[] =>
   Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
 
-/** A hosted zone's id by its name; a missing zone is ResourceNotFound. */
-export async function hostedZoneIdFor(clients: AwsClients, zone: string): Promise<string> {
+const bareZoneId = (id: string) => id.replace(/^\/hostedzone\//, '');
+
+/**
+ * The hosted zone to change. With `zoneId` (the inventory's `dns.hostedZoneId`): that zone, refused unless it
+ * carries `zone`'s name. Without: the one zone of that name; several (split-horizon: a public and a private
+ * zone share a name) are refused, because taking the first would change whichever Route 53 lists first.
+ */
+export async function hostedZoneIdFor(clients: AwsClients, zone: string, zoneId?: string): Promise<string> {
   const r53 = clients.route53();
-  const out = await aws(`Route 53 zone ${zone}`, () =>
-    r53.send(new ListHostedZonesByNameCommand({ DNSName: fqdn(zone) })),
-  );
-  const id = out.HostedZones?.find((z) => z.Name === fqdn(zone))?.Id;
-  if (!id) throw failure(ErrorType.ResourceNotFound, `Route 53 hosted zone ${zone} does not exist`, { zone });
-  return id;
+  if (zoneId) {
+    const out = await aws(`Route 53 zone ${zoneId} (${zone})`, () =>
+      r53.send(new GetHostedZoneCommand({ Id: bareZoneId(zoneId) })),
+    );
+    const named = out.HostedZone?.Name;
+    if (named !== fqdn(zone))
+      throw failure(
+        ErrorType.NotConfigured,
+        `Route 53 hosted zone ${bareZoneId(zoneId)} is ${named ?? 'unnamed'}, not ${fqdn(zone)}: ` +
+          'dns.hostedZoneId and dns.hostedZone must name the same zone',
+        { zone, zoneId },
+      );
+    return out.HostedZone!.Id!;
+  }
+  const matches: HostedZone[] = [];
+  let next: { DNSName?: string; HostedZoneId?: string } = { DNSName: fqdn(zone) };
+  // Zones come sorted by name, so the ones named `zone` are together; read on while a page ends inside them.
+  for (;;) {
+    const out = await aws(`Route 53 zone ${zone}`, () => r53.send(new ListHostedZonesByNameCommand(next)));
+    const page = out.HostedZones ?? [];
+    matches.push(...page.filter((z) => z.Name === fqdn(zone)));
+    if (!out.IsTruncated || page.at(-1)?.Name !== fqdn(zone)) break;
+    next = { DNSName: out.NextDNSName, HostedZoneId: out.NextHostedZoneId };
+  }
+  if (matches.length === 0)
+    throw failure(ErrorType.ResourceNotFound, `Route 53 hosted zone ${zone} does not exist`, { zone });
+  if (matches.length > 1) {
+    const which = matches.map((z) => `${bareZoneId(z.Id!)} ${z.Config?.PrivateZone ? 'private' : 'public'}`);
+    throw failure(
+      ErrorType.NotConfigured,
+      `Route 53 has ${matches.length} hosted zones named ${fqdn(zone)} (${which.join(', ')}): ` +
+        'set dns.hostedZoneId in the inventory to the one drbook changes',
+      { zone, zoneIds: matches.map((z) => bareZoneId(z.Id!)) },
+    );
+  }
+  return matches[0].Id!;
 }
 
 export function createAwsActivities(clients: AwsClients) {
-  const hostedZoneId = (zone: string) => hostedZoneIdFor(clients, zone);
 
   return {
     /** Health of every target in an ELB target group (looked up by name). */
@@ -111,9 +151,19 @@ export function createAwsActivities(clients: AwsClients) {
         .sort((a, b) => a.id.localeCompare(b.id));
     },
 
-    /** The record as Route 53 serves it now (null if absent). */
-    async readDnsRecord({ zone, name, type }: { zone: string; name: string; type: string }): Promise<DnsRecord | null> {
-      const zoneId = await hostedZoneId(zone);
+    /** The record as Route 53 serves it now (null if absent); `zoneId` picks the zone where a name is not enough. */
+    async readDnsRecord({
+      zone,
+      zoneId: configuredZoneId,
+      name,
+      type,
+    }: {
+      zone: string;
+      zoneId?: string;
+      name: string;
+      type: string;
+    }): Promise<DnsRecord | null> {
+      const zoneId = await hostedZoneIdFor(clients, zone, configuredZoneId);
       const out = await aws(`Route 53 record ${name} ${type}`, () =>
         clients.route53().send(
           new ListResourceRecordSetsCommand({

@@ -6,9 +6,10 @@
 import {
   DeleteDBInstanceCommand,
   DescribeDBInstancesCommand,
-  DescribeDBSnapshotsCommand,
+  paginateDescribeDBSnapshots,
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBInstance,
+  type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { Context } from '@temporalio/activity';
 import { ErrorType } from '../../workflows/contract';
@@ -72,10 +73,14 @@ export function createRdsRestoreActivities(clients: AwsClients) {
           `"${instance}" is not a restore-test instance name (drbook-restore-test-…)`,
         );
       const started = performance.now();
-      const out = await aws(`RDS snapshots (${region})`, () =>
-        clients.rds(region).send(new DescribeDBSnapshotsCommand({ MaxRecords: 100 })),
-      );
-      const snapshots = (out.DBSnapshots ?? [])
+      // Every page: a region holding more than one page of snapshots (100) has the newest anywhere in the list.
+      const all = await aws(`RDS snapshots (${region})`, async () => {
+        const found: DBSnapshot[] = [];
+        for await (const page of paginateDescribeDBSnapshots({ client: clients.rds(region) }, { MaxRecords: 100 }))
+          found.push(...(page.DBSnapshots ?? []));
+        return found;
+      });
+      const snapshots = all
         .filter(
           (s) =>
             s.Status === 'available' &&

@@ -1,6 +1,6 @@
 /**
  * Bad inventories, generated (fast-check) from the valid config/sandbox.yaml: required keys
- * dropped, wrong types, bad ports, durations, names, regions, URLs and secret references, unknown
+ * dropped, wrong types, bad ports, durations, names, regions, URLs, Route 53 zone ids and secret references, unknown
  * keys, dangling references (a service naming an unknown server or host), duplicate services —
  * one to five at once. Every problem must be listed with its path, all of them together, by an
  * InventoryError (never a TypeError or a crash); through the loader (YAML file) as well. Random
@@ -127,6 +127,11 @@ const SECRETS: Path[] = [
   ['aws', 'secretAccessKey'],
   ['backupSigning', 'privateKey'],
 ];
+/** Route 53 zone ids ("Z…" or "/hostedzone/Z…"), optional: planted where the sandbox has none. */
+const ZONE_IDS: Path[] = [
+  ['services', 0, 'dns', 'hostedZoneId'],
+  ['services', 2, 'dns', 'hostedZoneId'],
+];
 const COUNTS: Path[] = [
   ['services', 0, 'dns', 'ttl'],
   ['services', 0, 'health', 'failuresBeforeIncident'],
@@ -220,6 +225,16 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
           null,
           [],
         ),
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...ZONE_IDS),
+      fc.oneof(
+        fc.constantFrom<unknown>('', 'sandbox.internal', 'z0123', 'Z', '/hostedzone/', 'hostedzone/Z1', 'Z1 Z2', 'Z-1'),
+        fc.string().filter((v) => !/^(\/hostedzone\/)?Z[A-Z0-9]{1,32}$/.test(v)),
+        notAString,
       ),
     )
     .map(([p, v]) => set(p)(v)),
