@@ -101,7 +101,6 @@ export async function hostedZoneIdFor(clients: AwsClients, zone: string, zoneId?
 }
 
 export function createAwsActivities(clients: AwsClients) {
-
   return {
     /** Health of every target in an ELB target group (looked up by name). */
     async readTargetHealth({ region, targetGroup }: { region: string; targetGroup: string }): Promise<TargetHealth> {
