@@ -240,6 +240,11 @@ const backup = z
     physical: z.boolean().default(false),
     /** Archive closed binary logs every run (point-in-time recovery; the backup RPO becomes their age). */
     binlogArchive: z.boolean().default(false),
+    /**
+     * Which live member the dump and the physical copy read from: the one writable now (default), or a healthy
+     * replica of it (both threads running). Either way a fenced or read-only-and-stale member is refused.
+     */
+    source: z.enum(['writable', 'replica']).default('writable'),
     retention: z
       .object({
         daily: z.number().int().min(1).default(7),

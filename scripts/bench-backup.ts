@@ -88,7 +88,8 @@ export function benchService(
     database: {
       engine: 'mariadb',
       primary,
-      drServer: shop.restoreTest?.scratchServer ?? primary,
+      // Cold needs a drServer; the primary itself (not the writable scratch server: two writers would be a split).
+      drServer: primary,
       heartbeatTable: 'drbook.heartbeat',
       heartbeatEvent: 'drbook.heartbeat_tick',
     },
@@ -98,6 +99,7 @@ export function benchService(
       paths: [],
       physical: false,
       binlogArchive: false,
+      source: 'writable',
       destinations: {
         local: { path: localDir },
         primary: { ...shop.backup!.destinations.primary!, prefix },

@@ -350,6 +350,8 @@ export function buildProgram(options: DrctlOptions = {}): Command {
     const lines = [`${s.workflowId}  ${s.type}  ${s.state}  started ${s.startTime.toISOString()}`];
     const describe = (st: RunbookStatus, indent: string) => {
       lines.push(`${indent}phase: ${st.phase}`);
+      // The live roles the run read from the servers (its topology step), not the inventory's names.
+      if (st.topology) lines.push(`${indent}roles: ${st.topology.state}: ${st.topology.detail}`);
       for (const step of st.steps) {
         const took =
           step.startedAt && step.endedAt

@@ -18,6 +18,7 @@ import { createSnapshotRetentionActivities } from '../activities/aws/snapshot-re
 import { createDumpActivities } from '../activities/mysql/dump';
 import { createPhysicalBackupActivities } from '../activities/mysql/physical';
 import { createBinlogArchiveActivities } from '../activities/mysql/binlogs';
+import { createTopologyDiscoveryActivities } from '../activities/mysql/discovery';
 import { createDrillCopyActivities } from '../activities/mysql/drill-copy';
 import { createDrillReportActivities } from '../activities/reports/drill-report';
 import { createStorageActivities } from '../activities/storage';
@@ -52,6 +53,8 @@ function buildActivities(
     ...awsFailover,
     ...createMysqlActivities(pools),
     ...createMysqlTopologyActivities(pools, replication),
+    // Live roles: who is writable now, read from the servers (every runbook acts on it, not on role names).
+    ...createTopologyDiscoveryActivities((name) => serviceNamed(loaded, name), pools).activities,
     ...createSshActivities(sshTargets),
     // Nightly backup: destinations (file system, S3), the streaming dump, EBS/RDS snapshots.
     ...createStorageActivities(backupStores, loaded.inventory, aws),
@@ -76,6 +79,12 @@ function buildActivities(
     ...createDrillCopyActivities(pools),
     ...createDrillReportActivities(backupStores, loaded.inventory, drillReportsDir(loaded)),
   };
+}
+
+function serviceNamed(loaded: LoadedInventory, name: string) {
+  const svc = loaded.inventory.services.find((s) => s.name === name);
+  if (!svc) throw failure(ErrorType.UnknownService, `unknown service "${name}"`, { service: name });
+  return svc;
 }
 
 /** Where drill reports go for a service without backup destinations: DRBOOK_REPORTS_DIR, else <data>/reports. */

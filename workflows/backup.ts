@@ -16,6 +16,7 @@ import {
   defineQuery,
   executeChild,
   metricMeter,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -42,6 +43,7 @@ import {
 } from './contract';
 import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
+import { drSteps, notifyPeople } from './steps';
 
 /** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
 export type BackupStatus = Pick<
@@ -70,6 +72,9 @@ const quick = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: re
 const snapshotOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '2m', retry: retry(3, '30s') } as const;
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Failures that mean the live estate refused the source (workflows/contract.ts), alerted at once. */
+const REFUSED_SOURCE: string[] = [ErrorType.SourceNotWritable, ErrorType.SplitBrain, ErrorType.TopologyUnknown];
 
 /** Named steps with timings, for `status`; a failed step records the activity's own message. */
 class Steps {
@@ -154,7 +159,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     status.phase = 'dumping';
     const dump = await steps.run(
       'dumpDatabase',
-      () => streaming.dumpDatabase({ service, backupId }),
+      () => streaming.dumpDatabase({ service, backupId, source: input.source }),
       (d) =>
         `${d.object.uncompressedSize} bytes → ${d.object.size} (zstd) to ${d.copies.length} destinations; rows ${d.rowCounts.exact ? 'exact' : 'approximate'}`,
     );
@@ -213,7 +218,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
       status.phase = 'physical backup';
       const p = await steps.run(
         'takePhysicalBackup',
-        () => streaming.takePhysicalBackup({ service, backupId }),
+        () => streaming.takePhysicalBackup({ service, backupId, source: input.source }),
         (d) =>
           `${d.object.uncompressedSize} bytes → ${d.object.size} (zstd) on ${d.ranOn}, to ${d.copies.length} destinations`,
       );
@@ -455,6 +460,18 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   metricMeter.createGauge('drbook_backup_bytes', 'int').set(manifest?.object.size ?? 0, tags);
   if (compliance.ageSeconds !== null) recordBackupAge(service, compliance.ageSeconds);
   metricMeter.createCounter('drbook_backup_failures').add(status.failures.length, tags);
+
+  // A source refused for its live role (fenced, no writer, split) is an estate problem, not a flaky backup: say so now.
+  const refused = status.failures.filter((f) => REFUSED_SOURCE.includes(f.type));
+  if (refused.length && patched('backup-refused-source-alert')) {
+    await notifyPeople(
+      plan,
+      drSteps(plan),
+      `[drbook] ${service} backup ${backupId} REFUSED its source`,
+      refused.map((f) => `${f.reason} [${f.type}]`).join('\n'),
+      'backup-source-refused',
+    ).catch((err: unknown) => status.failures.push({ service, type: typeOf(err), reason: `alert: ${messageOf(err)}` }));
+  }
 
   const result: ServiceBackupResult = {
     service,

@@ -27,8 +27,16 @@ export const ErrorType = {
   HealthCheckFailed: 'HealthCheckFailed',
   /** The old primary's fence did not hold up to promotion (writable again, or it committed past the fence). */
   FenceLost: 'FenceLost',
-  /** Two members take writes at once after a cut-over. */
+  /** Two members take writes at once (after a cut-over, or read live): every runbook stops until a human fences one. */
   SplitBrain: 'SplitBrain',
+  /** A backup source that is read-only and not replicating (a fenced old primary: its data stopped advancing). */
+  SourceNotWritable: 'SourceNotWritable',
+  /** No member of a service could be read as writable (unreachable or all read-only). */
+  TopologyUnknown: 'TopologyUnknown',
+  /** Failover of a service already running on its DR side: run failback instead. */
+  AlreadyFailedOver: 'AlreadyFailedOver',
+  /** Failback of a service already at home: nothing to fail back. */
+  AlreadyAtHome: 'AlreadyAtHome',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -44,6 +52,10 @@ export const NON_RETRYABLE: ErrorType[] = [
   ErrorType.DatabaseAuthFailed,
   ErrorType.NotConfigured,
   ErrorType.ReplicationBroken,
+  ErrorType.SourceNotWritable,
+  ErrorType.SplitBrain,
+  ErrorType.AlreadyFailedOver,
+  ErrorType.AlreadyAtHome,
 ];
 
 export const TASK_QUEUE = 'drbook';
@@ -200,6 +212,63 @@ export interface RunbookStatus {
   rejectedApprovals: { approval: Approval; reason: string }[];
   aborted: { by: string; reason: string } | null;
   notes: string[];
+  /** The live roles the run read (its `topology` step), when it has read them. */
+  topology?: Topology;
+}
+
+// ------------------------------------------------------------------ live topology (issue 12, item 1)
+// The inventory names a service's members and its home side (database.primary); who is writable now is
+// read from the servers by the discoverTopology activity, and every runbook acts on that.
+
+/**
+ * normal: the home member is the one writer and every replica replicates from it; failed-over: a DR-side
+ * member is the one writer; degraded: one writer but a replica broken or unreachable, or no writer with every
+ * member answering; split: two or more writers; unknown: no writer found and a member did not answer.
+ */
+export type TopologyState = 'normal' | 'failed-over' | 'degraded' | 'split' | 'unknown';
+
+/** One member and the evidence its role was read from. */
+export interface TopologyMember {
+  server: string;
+  /** Its name in the inventory (database.primary is the home side). */
+  role: 'primary' | 'replica' | 'drServer';
+  home: boolean;
+  reachable: boolean;
+  /** Why it could not be read (reachable: false). */
+  error: string | null;
+  readOnly: boolean | null;
+  /** SHOW REPLICA STATUS; `source` is Master_Host:Master_Port, `sourceServer` the member at that replication address. */
+  replication: {
+    configured: boolean;
+    ioRunning: boolean;
+    sqlRunning: boolean;
+    source: string | null;
+    sourceServer: string | null;
+    secondsBehind: number | null;
+    lastError: string;
+  } | null;
+  /** Everything it has committed or applied (gtid_current_pos / gtid_executed). */
+  gtidPosition: string | null;
+}
+
+export interface Topology {
+  service: string;
+  state: TopologyState;
+  home: string;
+  /** The one writable member (null: none, or more than one). */
+  writable: string | null;
+  /** Every writable member (two or more: split). */
+  writers: string[];
+  /** Members replicating, both threads running, from the writable member. */
+  replicas: string[];
+  /** Members that answer read-only and replicate from nothing: a fenced (or stopped-advancing) server. */
+  fenced: string[];
+  /** One line for operators, e.g. "failed over to db-replica since …, failback pending". */
+  detail: string;
+  /** When the service last failed over (the newest completed failover-<service> run), if known. */
+  since: string | null;
+  readAt: string;
+  members: TopologyMember[];
 }
 
 // ------------------------------------------------------------------ readiness
@@ -219,6 +288,8 @@ export interface ReadinessReport {
   targets: { rtoSeconds: number; rpoSeconds: number };
   /** Scheduled runs with alertOnDrift: what changed since the schedule's previous run, and whether people were told. */
   drift?: ReadinessDrift;
+  /** The live roles (services with a database). */
+  topology?: Topology;
 }
 
 export interface ReadinessDrift {
@@ -289,6 +360,11 @@ export type BinlogArchiveInput = z.input<typeof binlogArchiveInput>;
 export const serviceBackupInput = z
   .object({
     service: serviceName,
+    /** Read from this member instead of the live one; refused if it is fenced or read-only (SourceNotWritable). */
+    source: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'a MySQL server name from the inventory')
+      .optional(),
     /** Set by nightlyBackup so one night's backups share an id; default: this run's start time. */
     backupId: backupId.optional(),
     snapshots: z.boolean().default(true),

@@ -8,12 +8,13 @@
  * A planned switchover: it loses nothing (RPO 0), measures its own RTO (fence to healthy),
  * and refuses to rebuild an old primary that holds transactions the DR side lacks.
  */
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
 import { ErrorType, failbackInput, parseInput, type Approval, type FailbackInput, type StepRecord } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
 import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+import { readLiveTopology } from './topology';
 
 export interface FailbackReport {
   runbook: 'failback';
@@ -59,6 +60,18 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
   }
   const original = db.primary;
   const dr = db.replica;
+
+  // ------------------------------------------------------------------ 0. live roles: only a service on its DR side fails back
+  if (patched('failback-live-topology')) {
+    const live = await readLiveTopology(run, plan, acts);
+    if (live.writable === original) {
+      throw ApplicationFailure.create({
+        type: ErrorType.AlreadyAtHome,
+        message: `${svc.name} is at home (${live.detail}): nothing to fail back`,
+        nonRetryable: true,
+      });
+    }
+  }
 
   // ------------------------------------------------------------------ 1. assess
   const topology = await run.step(

@@ -26,6 +26,7 @@ import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepAc
 import { recordMeasured } from './metrics';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, startedByMonitor } from './runbook';
+import { readLiveTopology } from './topology';
 
 export interface FailoverReport {
   runbook: 'failover';
@@ -122,6 +123,17 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       run.phase = 'done (dry run)';
       run.tag([{ key: DrOutcome, value: checks.ready ? 'ready' : 'not-ready' }]);
       return report('dry-run', { readiness: checks });
+    }
+    // ---------------------------------------------------------------- 0. live roles: a service already on its DR side fails back
+    if (svc.database && patched('failover-live-topology')) {
+      const live = await readLiveTopology(run, plan, acts);
+      if (live.state === 'failed-over') {
+        throw ApplicationFailure.create({
+          type: ErrorType.AlreadyFailedOver,
+          message: `${svc.name} is already failed over (${live.detail}): run failback (drctl failback ${svc.name}), not another failover`,
+          nonRetryable: true,
+        });
+      }
     }
     // ---------------------------------------------------------------- 1. assess
     const db = svc.database;

@@ -27,6 +27,7 @@ import { failover } from './failover';
 import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { planFor, reasonOf } from './plan';
 import { requireWorkflowId, workflowIdFor } from './runbook';
+import { drSteps, notifyPeople } from './steps';
 
 /** Checks per run before continue-as-new (each check adds about a dozen events). */
 const CHECKS_PER_RUN = 300;
@@ -70,11 +71,31 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
   }));
   setHandler(monitorStateQuery, () => ({ ...state, incidents: [...state.incidents] }));
 
-  const check = async (): Promise<{ ok: boolean; detail: string }> => {
+  let splitAlerted = false;
+  /** Two writers: people are told at once (once per run); no failover is started into a split. */
+  const alertSplitOnce = async (detail: string) => {
+    if (splitAlerted) return;
+    splitAlerted = true;
+    await notifyPeople(
+      plan,
+      drSteps(plan),
+      `SPLIT BRAIN: ${svc.name}`,
+      `${detail}\nThe monitor starts no failover while two members are writable.`,
+      'split-brain',
+    ).catch(() => undefined);
+  };
+
+  const check = async (): Promise<{ ok: boolean; detail: string; split?: boolean }> => {
     try {
       if (httpUrl) {
         const r = await probe.checkHttpHealth({ url: httpUrl });
         return { ok: r.ok, detail: `${httpUrl}: ${r.status ?? 'no answer'} ${r.detail.slice(0, 120)}` };
+      }
+      if (svc.database && patched('monitor-live-writable')) {
+        // The member writable now, read from the servers: after a failover that is the DR side, not the inventory's primary.
+        const live = await probe.probeWritableMember({ service: svc.name });
+        if (live.state === 'split') await alertSplitOnce(live.detail);
+        return { ok: live.ok, detail: live.detail, split: live.state === 'split' };
       }
       if (svc.database) {
         const info = await probe.pingDatabase({ server: svc.database.primary });
@@ -103,7 +124,7 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
       state.consecutiveFailures++;
       state.firstFailedAt ??= state.lastCheck.at;
       const coolingDown = state.cooldownUntil !== null && now < Date.parse(state.cooldownUntil);
-      if (state.consecutiveFailures >= failuresBeforeIncident && !coolingDown) {
+      if (state.consecutiveFailures >= failuresBeforeIncident && !coolingDown && !result.split) {
         await declareIncident(state, result.detail);
         state.cooldownUntil = new Date(Date.now() + cooldownAfterFailover * 1000).toISOString();
         state.consecutiveFailures = 0;

@@ -21,6 +21,7 @@ import {
   type ReadinessCheck,
   type ReadinessDrift,
   type ReadinessReport,
+  type Topology,
 } from './contract';
 import { DrOutcome, DrRunbook, DrService } from './messages';
 import { recordBackupAge } from './metrics';
@@ -60,6 +61,27 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
       checks.push({ name, ok: true, detail: await run() });
     } catch (err) {
       checks.push({ name, ok: false, detail: reasonOf(err) });
+    }
+  }
+
+  // The live roles first: who is writable now (failed over? split?) decides what every other check means.
+  let topology: Topology | undefined;
+  if (svc.database && patched('readiness-live-topology')) {
+    await check('topology', async () => {
+      topology = await drSide.discoverTopology({ service: svc.name });
+      if (topology.state !== 'normal') throw new CheckFailed(topology.detail);
+      return topology.detail;
+    });
+    const live = topology;
+    if (live && (live.state === 'split' || live.state === 'unknown')) {
+      // Not a drift to compare with last hour's: two writers, or none known, is told at once, every run.
+      await notifyPeople(
+        plan,
+        drSteps(plan),
+        `[drbook] ${svc.name} topology ${live.state.toUpperCase()}: ${live.writers.join(', ') || 'no writable member'}`,
+        `${live.detail}\n${live.members.map((m) => `${m.server}: ${m.reachable ? `read_only=${m.readOnly ? 'ON' : 'OFF'}, replication ${m.replication?.configured ? `from ${m.replication.source ?? '?'}${m.replication.sourceServer ? ` (${m.replication.sourceServer})` : ''}` : 'none'}, GTID ${m.gtidPosition}` : `unreachable: ${m.error}`}`).join('\n')}`,
+        `topology-${live.state}`,
+      ).catch(() => undefined);
     }
   }
 
@@ -211,6 +233,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
     .set(ready ? 1 : 0, tags);
   if (backupAgeSeconds !== null) recordBackupAge(svc.name, backupAgeSeconds);
   const report: ReadinessReport = { service: svc.name, ready, checks, expectedRpoSeconds, targets: plan.targets };
+  if (topology) report.topology = topology;
   if (input.alertOnDrift) report.drift = await alertOnDrift(plan, checks);
   return report;
 }

@@ -12,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { ErrorType, type Approval, type RunbookStatus, type StepRecord } from './contract';
+import { ErrorType, type Approval, type RunbookStatus, type StepRecord, type Topology } from './contract';
 import {
   abortSignal,
   approveSignal,
@@ -54,6 +54,8 @@ export class RunbookRun {
   phase = 'starting';
   aborted: AbortRequest | null = null;
   measured: RunbookStatus['measured'] = { rtoSeconds: null, rpoSeconds: null };
+  /** The live roles, once the run has read them (shown by `status`). */
+  topology: Topology | null = null;
   private pending: PendingGate | null = null;
   /** Set once the run starts changing the estate: from then on abort waits for a gate. */
   private changing = false;
@@ -119,6 +121,7 @@ export class RunbookRun {
       rejectedApprovals: [...this.rejectedApprovals],
       aborted: this.aborted,
       notes: [...this.notes],
+      ...(this.topology ? { topology: this.topology } : {}),
     };
   }
 

@@ -28,6 +28,7 @@ import { failure } from '../errors';
 import type { BackupStore, BackupStores } from '../storage/destinations';
 import { archivedBinlogName, binlogKey, binlogRoot, checksumLine } from '../storage/layout';
 import { activityContext, binlogCreatedAt, collect, exitOf, writeClientDefaults } from './dump';
+import { createTopologyDiscoveryActivities } from './discovery';
 import { mysqlFailure, type MysqlPools } from './index';
 
 export interface BinlogArchiveResult {
@@ -46,12 +47,16 @@ export interface BinlogArchiveResult {
 }
 
 export function createBinlogArchiveActivities(stores: BackupStores, pools: MysqlPools) {
+  const live = createTopologyDiscoveryActivities((name) => stores.service(name), pools);
   return {
-    /** Copy the primary's closed binary logs to every destination of the service (each once). */
+    /**
+     * Copy the closed binary logs of the member writable now (read from the servers: after a failover, the
+     * promoted one) to every destination of the service (each once). A split or writer-less service is refused.
+     */
     async archiveBinlogs({ service }: { service: string }): Promise<BinlogArchiveResult> {
       const svc = stores.service(service);
       if (!svc.database) throw failure(ErrorType.NotConfigured, `service ${service} has no database`);
-      const server = svc.database.primary;
+      const { server } = await live.backupSource(service);
       const bin = svc.database.engine === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog';
       const ctx = activityContext();
       const targets = stores.forService(service);

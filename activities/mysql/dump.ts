@@ -32,6 +32,7 @@ import { failure } from '../errors';
 import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
 import { checksumKey, checksumLine, dumpKey, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
+import { createTopologyDiscoveryActivities } from './discovery';
 import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
 
 export interface DumpResult {
@@ -365,28 +366,36 @@ export async function binlogCreatedAt(engine: 'mariadb' | 'mysql', defaultsFile:
 export function createDumpActivities(stores: BackupStores, pools: MysqlPools, options: DumpOptions = {}) {
   const level = options.zstdLevel ?? 1;
   const threads = options.zstdThreads ?? 0;
+  const live = createTopologyDiscoveryActivities((name) => stores.service(name), pools);
 
   return {
     /**
-     * Dump the service's databases from its primary into every destination at once. Safe to
-     * retry: each attempt writes under its own `<attempt>/` directory (never another attempt's keys),
-     * and nothing is verified here (the manifest, written after verifyCopy, names the attempt that
-     * counts). A backup id that already has a manifest is refused (BackupExists): never rewritten.
+     * Dump the service's databases from the member writable now (read from the servers, not the inventory's
+     * role names; a healthy replica of it with backup.source: replica) into every destination at once; a fenced
+     * source is refused. Safe to retry: each attempt writes under its own `<attempt>/` directory (never another
+     * attempt's keys), and nothing is verified here (the manifest, written after verifyCopy, names the attempt
+     * that counts). A backup id that already has a manifest is refused (BackupExists): never rewritten.
      */
     async dumpDatabase({
       service,
       backupId,
       destinations,
+      source,
     }: {
       service: string;
       backupId: string;
       /** Default: every destination of the service. */
       destinations?: BackupDestinationName[];
+      /** A member to read from instead of the live one (refused if fenced). */
+      source?: string;
     }): Promise<DumpResult> {
       const svc = stores.service(service);
       if (!svc.database)
         throw failure(ErrorType.NotConfigured, `service ${service} has no database to dump`, { service });
-      const server = svc.database.primary;
+      const { server, topology } = await live.backupSource(service, {
+        named: source,
+        preferReplica: svc.backup.source === 'replica',
+      });
       const engine = svc.database.engine;
       const databases = svc.backup.databases;
       const targets: BackupStore[] = stores
@@ -423,8 +432,15 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           .catch((err: unknown) => {
             throw mysqlFailure(server, err);
           });
-        const [ver] = await conn.query<RowDataPacket[]>('SELECT VERSION() AS v');
+        const [ver] = await conn.query<RowDataPacket[]>('SELECT VERSION() AS v, @@read_only AS ro');
         const version = String(ver[0].v);
+        // Read again on the dump's own session: a writer fenced since discovery is stale from here on.
+        if (server === topology.writable && Number(ver[0].ro) === 1)
+          throw failure(
+            ErrorType.SourceNotWritable,
+            `${server} was fenced (read_only=ON) after it was read as ${service}'s writable member: not dumping it`,
+            { service, source: server },
+          );
         const snapshot = await openCountingSnapshot(conn, engine);
 
         for (const store of targets) {

@@ -33,6 +33,7 @@ import type { BackupStore, BackupStores, BackupWriter } from '../storage/destina
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
 import { activityContext, collect, Digest, exitOf, FanOut, optionValue, toolVersion } from './dump';
+import { createTopologyDiscoveryActivities } from './discovery';
 import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
 
 export interface PhysicalBackupResult {
@@ -201,22 +202,30 @@ export function createPhysicalBackupActivities(
 ) {
   const level = options.zstdLevel ?? 1;
   const threads = options.zstdThreads ?? 0;
+  const live = createTopologyDiscoveryActivities((name) => stores.service(name), pools);
   return {
     /**
-     * A physical copy of the service's primary (the whole server) into every destination at once.
+     * A physical copy (the whole server) of the member writable now, or a healthy replica of it with
+     * backup.source: replica, into every destination at once; a fenced source is refused.
      * Safe to retry: each attempt writes under its own `<attempt>/` directory; the manifest (after verifyCopy)
      * names the attempt that counts. A backup id that already has a manifest is refused (BackupExists).
      */
     async takePhysicalBackup({
       service,
       backupId,
+      source: named,
     }: {
       service: string;
       backupId: string;
+      /** A member to copy instead of the live one (refused if fenced). */
+      source?: string;
     }): Promise<PhysicalBackupResult> {
       const svc = stores.service(service);
       if (!svc.database) throw failure(ErrorType.NotConfigured, `service ${service} has no database to back up`);
-      const server = svc.database.primary;
+      const { server } = await live.backupSource(service, {
+        named,
+        preferReplica: svc.backup.source === 'replica',
+      });
       const engine = svc.database.engine;
       if (engine !== 'mariadb')
         throw failure(

@@ -7,6 +7,8 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ServicePlan } from '../../activities/inventory';
 import { targetsFor } from '../../config/inventory';
+import { classifyTopology } from '../../activities/mysql/discovery';
+import type { Topology, TopologyMember, TopologyState } from '../../workflows/contract';
 import { sandbox, TEST_SERVER_BINARY } from './stack';
 
 const loaded = sandbox();
@@ -29,6 +31,39 @@ export interface Estate {
   /** When the replica's newest heartbeat was written (default: heartbeatLagSeconds ago). */
   heartbeatAt?: number;
   service?: Partial<ServicePlan['service']>;
+  /** The live roles discoverTopology reads (default: normal, db-primary writable). */
+  topology?: TopologyState;
+}
+
+/** What discoverTopology answers for a shop in `state` (the members' evidence made to match it). */
+export function topologyIn(state: TopologyState): Topology {
+  const writers =
+    state === 'split' ? ['db-primary', 'db-replica'] : state === 'failed-over' ? ['db-replica'] : ['db-primary'];
+  const member = (server: string, role: 'primary' | 'replica'): TopologyMember => {
+    const writable = writers.includes(server);
+    return {
+      server,
+      role,
+      home: role === 'primary',
+      reachable: true,
+      error: null,
+      readOnly: !writable,
+      replication:
+        !writable && state === 'normal'
+          ? {
+              configured: true,
+              ioRunning: true,
+              sqlRunning: true,
+              source: '127.0.0.1:13306',
+              sourceServer: 'db-primary',
+              secondsBehind: 0,
+              lastError: '',
+            }
+          : null,
+      gtidPosition: '0-1-100',
+    };
+  };
+  return classifyTopology('shop', [member('db-primary', 'primary'), member('db-replica', 'replica')]);
 }
 
 /** Stub activities that record what they were asked to do. */
@@ -49,6 +84,7 @@ export function stubs(estate: Estate) {
     notifications,
     activities: {
       describeService: record('describeService', () => plan(estate.service)),
+      discoverTopology: record('discoverTopology', () => topologyIn(estate.topology ?? 'normal')),
       measureReplicaLag: record('measureReplicaLag', () => ({
         primary: 'db-primary',
         replica: 'db-replica',

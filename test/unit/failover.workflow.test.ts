@@ -68,6 +68,15 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     throw new Error(`never reached gate ${step}`);
   }
 
+  async function eventuallyStatus(handle: WorkflowHandle, ok: (s: RunbookStatus) => boolean): Promise<RunbookStatus> {
+    for (let i = 0; i < 200; i++) {
+      const status = await handle.query(statusQuery).catch(() => null);
+      if (status && ok(status)) return status;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('status never matched');
+  }
+
   const real = { service: 'shop', mode: 'real', reason: 'unit test' };
   const drill = { service: 'shop', mode: 'drill', reason: 'unit test' };
   const healthy: Estate = { primaryReachable: true, heartbeatLagSeconds: 0.5 };
@@ -89,6 +98,22 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     expect(calls.indexOf('fencePrimary')).toBeLessThan(calls.indexOf('promoteReplica'));
     expect(calls.indexOf('waitForCatchUp')).toBeLessThan(calls.indexOf('promoteReplica'));
     expect(calls.indexOf('promoteReplica')).toBeLessThan(calls.indexOf('switchDnsRecord'));
+  });
+
+  test('live roles: a service already failed over is refused (run failback); a split is refused and notified at once', async () => {
+    for (const state of ['failed-over', 'split'] as const) {
+      const { result, calls, notifications } = await run({ ...healthy, topology: state }, drill, async (h) => {
+        const s = await eventuallyStatus(h, (st) => st.topology !== undefined);
+        expect(s.topology?.state).toBe(state);
+        return h.result().catch((e: unknown) => e);
+      });
+      expect(result).toBeInstanceOf(WorkflowFailedError);
+      const cause = (result as WorkflowFailedError).cause;
+      expect(failureType(cause)).toBe(state === 'split' ? 'SplitBrain' : 'AlreadyFailedOver');
+      expect(cause?.message).toMatch(state === 'split' ? /db-primary and db-replica/ : /run failback/);
+      expect(calls.filter((c) => CHANGES.includes(c) || c === 'measureReplicaLag')).toEqual([]);
+      if (state === 'split') expect(notifications[0]).toMatch(/^SPLIT BRAIN: shop has 2 writable members/);
+    }
   });
 
   test('an unlisted approver is refused by the update and recorded by the signal', async () => {

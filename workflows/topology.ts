@@ -1,0 +1,45 @@
+/**
+ * The live roles as a runbook step: who is writable now, read from the servers by discoverTopology (never the
+ * inventory's role names). A split (two writable members) stops the run at once and tells people: nothing but a
+ * human's fence may act on a service with two writers.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ServicePlan } from '../activities/inventory';
+import { ErrorType, type Topology } from './contract';
+import type { RunbookRun } from './runbook';
+import { notifyPeople, type StepActivities } from './steps';
+
+export async function readLiveTopology(run: RunbookRun, plan: ServicePlan, acts: StepActivities): Promise<Topology> {
+  const service = plan.service.name;
+  const topology = await run.step(
+    'topology',
+    () => acts.quick.discoverTopology({ service }),
+    (t) => t.detail,
+  );
+  run.topology = topology;
+  if (topology.state === 'split') await stopOnSplit(plan, acts, topology, run.runbook);
+  return topology;
+}
+
+/** Notify people now, then fail the run with SplitBrain. */
+export async function stopOnSplit(
+  plan: ServicePlan,
+  acts: StepActivities,
+  topology: Topology,
+  runbook: string,
+): Promise<never> {
+  const service = plan.service.name;
+  await notifyPeople(
+    plan,
+    acts,
+    `SPLIT BRAIN: ${service} has ${topology.writers.length} writable members (${topology.writers.join(', ')})`,
+    `${topology.detail}.\n${runbook} of ${service} refused. Every runbook of ${service} stops until one writer is fenced by hand (SET GLOBAL read_only = ON on all but one); then check with: drctl readiness ${service}`,
+    'split-brain',
+  ).catch(() => undefined);
+  throw ApplicationFailure.create({
+    type: ErrorType.SplitBrain,
+    message: `${service}: ${topology.detail}: ${runbook} refused`,
+    nonRetryable: true,
+    details: [{ writers: topology.writers }],
+  });
+}
