@@ -120,6 +120,7 @@ describe('failover and failback of shop (warm, critical)', () => {
         expect(report.steps.filter((s) => s.state === 'failed')).toEqual([]);
         expect(report.approvals.map((a) => a.approver)).toEqual(['alice']);
         expect(report.steps.map((s) => s.name)).toEqual([
+          'topology',
           'assess',
           'approve-promote',
           'fence',

@@ -33,6 +33,7 @@ describe('readiness workflow on the local stack', () => {
       run({ service: 'shop' }, 'readiness-shop'),
     );
     expect(report.checks.map((c) => c.name)).toEqual([
+      'topology',
       'primary-targets-healthy',
       'primary-database-reachable',
       'replica-replicating',
