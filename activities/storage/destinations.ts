@@ -24,6 +24,7 @@ import { resolvePath, resolveSecret } from '../../config/load';
 import { ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { s3ClientFor, type AwsConnection } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
+import { ATTEMPT } from './layout';
 import { ManifestKeyring } from './manifest';
 
 /** S3 multipart: 8 MiB parts, two in flight per destination, so memory stays flat however big the dump. */
@@ -193,6 +194,17 @@ export class FileStore implements BackupStore {
   }
 }
 
+/**
+ * The backup folder of an attempt's object (`<backup>/a<n>-<hex>/<file>` → `<backup>/`), where the uploads of
+ * the same backup's earlier attempts live; null for any other key (binlogs, manifests), whose folder other
+ * runbooks may be uploading into at the same time.
+ */
+function earlierAttemptsFolder(key: string): string | null {
+  const attemptDir = path.posix.dirname(key);
+  if (!ATTEMPT.test(path.posix.basename(attemptDir))) return null;
+  return `${path.posix.dirname(attemptDir)}/`;
+}
+
 function fileFailure(label: string, err: Error): Error {
   const code = (err as NodeJS.ErrnoException).code;
   const type = code === 'EACCES' || code === 'EPERM' ? ErrorType.AccessDenied : (code ?? 'FileSystemError');
@@ -238,8 +250,11 @@ export class S3Store implements BackupStore {
         body.end();
         const out = await done;
         // An earlier attempt cut off mid-upload could not abort its upload: its parts go now, not at the
-        // lifecycle rule's next pass. Best effort: the object itself is complete either way.
+        // lifecycle rule's next pass. Each attempt writes its own key, so the earlier attempts' uploads are
+        // found under this backup's folder. Best effort: the object itself is complete either way.
         await this.abortUnfinishedUploads(key).catch(() => undefined);
+        const backupFolder = earlierAttemptsFolder(key);
+        if (backupFolder) await this.abortUnfinishedUploadsUnder(backupFolder).catch(() => undefined);
         const versionId = (out as { VersionId?: string }).VersionId;
         return versionId ? { versionId } : {};
       },
@@ -267,14 +282,22 @@ export class S3Store implements BackupStore {
 
   /** Abort every multipart upload of exactly `key` still in progress; returns how many there were. */
   async abortUnfinishedUploads(key: string): Promise<number> {
-    const Key = this.prefix + key;
-    const listed = await aws(this.location(key), () =>
-      this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: Key })),
+    return this.abortUploads(key, (k) => k === this.prefix + key);
+  }
+
+  /** Abort every multipart upload still in progress under `folder` (one backup's attempts). */
+  async abortUnfinishedUploadsUnder(folder: string): Promise<number> {
+    return this.abortUploads(folder, () => true);
+  }
+
+  private async abortUploads(prefix: string, matches: (key: string) => boolean): Promise<number> {
+    const listed = await aws(this.location(prefix), () =>
+      this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix + prefix })),
     );
-    const unfinished = (listed.Uploads ?? []).filter((u) => u.Key === Key && u.UploadId);
+    const unfinished = (listed.Uploads ?? []).filter((u) => u.Key && u.UploadId && matches(u.Key));
     for (const u of unfinished) {
-      await aws(this.location(key), () =>
-        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: u.UploadId })),
+      await aws(this.location(prefix), () =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })),
       );
     }
     return unfinished.length;
