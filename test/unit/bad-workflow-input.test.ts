@@ -48,6 +48,7 @@ type Kind =
   | { t: 'int'; min: number; max?: number }
   | { t: 'datetime' }
   | { t: 'backupId' }
+  | { t: 'server' }
   | { t: 'services' }
   | { t: 'pointInTime' }
   | { t: 'record' };
@@ -134,6 +135,7 @@ const RUNBOOKS: Runbook[] = [
     valid: { service: 'shop' },
     fields: {
       service: req(service),
+      source: opt({ t: 'server' }),
       backupId: opt({ t: 'backupId' }),
       snapshots: opt({ t: 'bool' }),
       intervalSeconds: opt(interval),
@@ -210,6 +212,12 @@ const badServiceName = fc.oneof(
     .map(([a, b, c]) => a + b + c),
   fc.integer({ min: 64, max: HUGE }).map((n) => 'a'.repeat(n)),
 );
+/** A MySQL server name from the inventory (serviceBackup's `source`): a letter or digit first, 63 at most. */
+const SERVER = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const badServerName = fc.oneof(
+  fc.constantFrom('', '-db', '.db', '../db', 'db primary', 'db;primary', '--no-data', 'a'.repeat(64)),
+  fc.string().filter((s) => !SERVER.test(s)),
+);
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 const badDatetime = fc.oneof(
   fc.constantFrom('yesterday', 'now', '2025-01-01', '2025-13-01T00:00:00Z', '2025-01-32T00:00:00Z', '01/02/2025 03:00'),
@@ -256,6 +264,8 @@ function badValue(kind: Kind): fc.Arbitrary<Bad> {
       return badDatetime.map(here);
     case 'backupId':
       return badBackupId.map(here);
+    case 'server':
+      return badServerName.map(here);
     case 'services':
       return fc.oneof(
         fc.constant(here([])),
