@@ -163,6 +163,7 @@ describe('fence and compensation', () => {
       expect(waiting.pendingApproval!.question).toContain(`session ${blocker!.id}`);
       expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
       expect(final.steps.map((s) => [s.name, s.state])).toEqual([
+        ['topology', 'succeeded'],
         ['assess', 'succeeded'],
         ['approve-promote', 'succeeded'],
         ['fence', 'succeeded'],
