@@ -219,7 +219,7 @@ describe('binlog archive after RESET MASTER (the numbering starts again)', () =>
     return out;
   };
   afterAll(async () => {
-    await write([`DROP DATABASE IF EXISTS \`${DB}\``]).catch(() => undefined);
+    await write([`DROP DATABASE IF EXISTS \`${DB}\``, 'SET GLOBAL read_only = ON']).catch(() => undefined);
     const conn = await sql(base, 'db-scratch');
     await conn.query(`DROP DATABASE IF EXISTS \`${SCRATCH}\``).catch(() => undefined);
     await conn.end();
@@ -229,7 +229,10 @@ describe('binlog archive after RESET MASTER (the numbering starts again)', () =>
   });
 
   test('a new binlog.000001 is archived beside the old one, never over it, and point-in-time recovery replays the new numbering', async () => {
+    // The archive reads the member writable now (live topology): ledger's primary takes writes for this test,
+    // and is read-only again afterwards, as every server of the stack starts.
     await write([
+      'SET GLOBAL read_only = OFF',
       `CREATE DATABASE \`${DB}\``,
       `CREATE TABLE \`${DB}\`.entries (id INT PRIMARY KEY, note VARCHAR(64) NOT NULL)`,
       `INSERT INTO \`${DB}\`.entries VALUES (1, 'before the reset')`,
