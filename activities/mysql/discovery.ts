@@ -72,6 +72,8 @@ export function classifyTopology(
   return { service, state, home, writable, writers, replicas, fenced, detail, since, readAt, members };
 }
 
+const TRANSIENT = /ECONNRESET|EPIPE|PROTOCOL_CONNECTION_LOST/;
+
 /** `serviceNamed` looks a service up in the worker's inventory (and fails, typed, for an unknown one). */
 export function createTopologyDiscoveryActivities(serviceNamed: (service: string) => Service, pools: MysqlPools) {
   const read = createMysqlActivities(pools);
@@ -115,6 +117,11 @@ export function createTopologyDiscoveryActivities(serviceNamed: (service: string
     if (members.length === 0)
       throw failure(ErrorType.NotConfigured, `service ${service} has no database members to read`, { service });
     const read = await Promise.all(members.map((m) => readMember(m.server, m.role, m.role === 'primary')));
+    // A connection reset says nothing about the server: fail the attempt (retryable, as every other step's
+    // transient fault is), so the retry reads it again. Refused and timed-out members are evidence.
+    const reset = read.find((m) => m.error !== null && TRANSIENT.test(m.error));
+    if (reset)
+      throw failure('ECONNRESET', `${service}: reading ${reset.server} was cut off: ${reset.error}`, { service });
     return classifyTopology(service, read);
   }
 

@@ -107,6 +107,10 @@ describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
       duplicated: 0,
     });
     expect(failedChecks(report)).toEqual([
+      // The live topology read from the servers: the black-holed replica is evidence, not a guess.
+      expect.stringMatching(
+        /^topology: degraded: db-primary writable, but db-replica not replicating .*unreachable: db-replica/,
+      ),
       expect.stringMatching(/^replica-replicating: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /),
       expect.stringMatching(
         /^replica-lag-within-rpo: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /,
