@@ -99,7 +99,12 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
         ok: false,
         detail: expect.stringMatching(/SQL thread stopped/),
       });
-      expect(broken.drift).toMatchObject({ newlyFailing: ['replica-replicating'], recovered: [], notified: true });
+      // The live topology reads the same stopped SQL thread: the service is degraded (db-replica not replicating).
+      expect(broken.drift).toMatchObject({
+        newlyFailing: ['topology', 'replica-replicating'],
+        recovered: [],
+        notified: true,
+      });
       expect(broken.drift!.previous).toMatch(new RegExp(`^${s.workflowId}-`));
 
       const still = await s.run();
@@ -110,12 +115,16 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
     }
     const repaired = await s.run();
     expect(repaired.ready).toBe(true);
-    expect(repaired.drift).toMatchObject({ newlyFailing: [], recovered: ['replica-replicating'], notified: true });
+    expect(repaired.drift).toMatchObject({
+      newlyFailing: [],
+      recovered: ['topology', 'replica-replicating'],
+      notified: true,
+    });
 
     const alerts = await s.alerts();
     expect(alerts.map((a) => a.subject)).toEqual([
-      '[drbook] shop readiness drift: replica-replicating failing',
-      '[drbook] shop readiness recovered: replica-replicating',
+      '[drbook] shop readiness drift: topology, replica-replicating failing',
+      '[drbook] shop readiness recovered: topology, replica-replicating',
     ]);
     expect(alerts[0].message).toMatch(/FAILING replica-replicating: db-replica: IO thread running, SQL thread stopped/);
   });
