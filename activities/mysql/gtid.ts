@@ -121,9 +121,11 @@ export function mariadbErrantTransactions(mine: string, sourceState: string): nu
     if (have !== undefined) {
       if (seq > have) errant += seq - have;
     } else {
-      // The source never saw this server in this domain: everything past the source's own position is errant.
+      // The source never saw this server in this domain, so whatever it wrote is errant: everything past the
+      // source's own position, and at least this one transaction however low its number (sequence numbers of
+      // different servers interleave: the source's own later writes can pass it).
       const domainSeq = sourceByDomain.get(Number(pair.split('-')[0])) ?? 0n;
-      if (seq > domainSeq) errant += seq - domainSeq;
+      errant += seq > domainSeq ? seq - domainSeq : 1n;
     }
   }
   return Number(errant);
