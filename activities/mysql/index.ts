@@ -68,17 +68,21 @@ export class MysqlPools {
     return pool;
   }
 
+  /** A connection from the server's pool; a failure to get one names the server. */
+  private async connect(name: string): Promise<mysql.PoolConnection> {
+    try {
+      return await this.pool(name).getConnection();
+    } catch (err) {
+      throw mysqlFailure(name, err);
+    }
+  }
+
   /**
    * A dedicated connection for `fn`, released to the pool after: `fn` must leave its session as it found it
    * (use withPrivateSession for session changes).
    */
   async withConnection<T>(name: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    let conn: mysql.PoolConnection;
-    try {
-      conn = await this.pool(name).getConnection();
-    } catch (err) {
-      throw mysqlFailure(name, err);
-    }
+    const conn = await this.connect(name);
     try {
       const result = await fn(conn);
       conn.release();
@@ -96,12 +100,7 @@ export class MysqlPools {
    * afterwards, never handed back to the pool, so no later step inherits the change, whatever happened.
    */
   async withPrivateSession<T>(name: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    let conn: mysql.PoolConnection;
-    try {
-      conn = await this.pool(name).getConnection();
-    } catch (err) {
-      throw mysqlFailure(name, err);
-    }
+    const conn = await this.connect(name);
     try {
       return await fn(conn);
     } finally {
