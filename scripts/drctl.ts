@@ -36,7 +36,7 @@ import {
   type ReportView,
 } from '../activities/reports/drill-report';
 import { dataConverterFromEnv } from '../workers/codec';
-import { TASK_QUEUE, type Approval, type DrillReport, type RunbookStatus } from '../workflows/contract';
+import { TASK_QUEUE, type Approval, type DrillReport, type RunbookStatus, type Topology } from '../workflows/contract';
 import type { DrillStatus } from '../workflows/drill';
 import { abortSignal, approveUpdate, statusQuery } from '../workflows/messages';
 import { schedulesCommand } from './schedules';
@@ -64,6 +64,7 @@ const RUNBOOK_TYPES: Record<string, string> = {
   'restore-test': 'restoreTest',
   backup: 'nightlyBackup',
   readiness: 'readiness',
+  resolve: 'resolveSplit',
 };
 
 const stamp = () =>
@@ -232,6 +233,23 @@ export function buildProgram(options: DrctlOptions = {}): Command {
         );
       });
   }
+
+  program
+    .command('resolve <service>')
+    .description('end a split brain: keep one writable member, fence the others (approved by the production approvers)')
+    .requiredOption('--keep <member>', 'the database member that stays writable')
+    .requiredOption('--reason <text>', 'why this member (recorded in the run and the notifications)')
+    .option('--wait', 'wait for the report and print it')
+    .action(async (service: string, o: { keep: string; reason: string; wait?: boolean }) => {
+      requireService(service);
+      await start(
+        'resolve',
+        `resolve-${service}`,
+        { service, keep: o.keep, reason: o.reason },
+        queue(),
+        Boolean(o.wait),
+      );
+    });
 
   // ------------------------------------------------------------------ approve / abort
   program
@@ -404,9 +422,22 @@ export function buildProgram(options: DrctlOptions = {}): Command {
         out[runbook] = null;
       }
     }
+    out.roles = await liveRoles(service);
     out.readiness = await latestReadiness(service);
     if (asJson) return json({ service, ...out });
     print(`service ${service}`);
+    const roles = out.roles as Topology | { error: string };
+    if ('error' in roles) print(`  roles      could not be read now: ${roles.error}`);
+    else {
+      print(`  roles      ${roles.state.toUpperCase()}: ${roles.detail} (read ${roles.readAt})`);
+      for (const m of roles.members) {
+        const role = m.reachable ? (m.readOnly ? 'read-only' : 'WRITABLE ') : 'unreachable';
+        const from = m.replication?.configured
+          ? `replicates from ${m.replication.sourceServer ?? m.replication.source}`
+          : '';
+        print(`    ${m.server.padEnd(14)} ${role}  ${from}${m.error ? ` (${m.error})` : ''}`);
+      }
+    }
     for (const runbook of ['failover', 'failback', 'drill']) {
       const r = out[runbook] as { workflowId: string; state: string; startTime: Date } | null;
       print(`  ${runbook.padEnd(10)} ${r ? `${r.workflowId} ${r.state} (started ${r.startTime.toISOString()})` : '—'}`);
@@ -416,6 +447,27 @@ export function buildProgram(options: DrctlOptions = {}): Command {
     else {
       print(`  readiness  ${rd.ready ? 'READY' : 'NOT READY'} at ${rd.at} (${rd.workflowId})`);
       for (const ch of rd.checks) print(`    ${ch.ok ? '✓' : '✗'} ${ch.name}: ${ch.detail}`);
+    }
+  }
+
+  /**
+   * Who is writable now, read from the servers by a worker (serviceRoles: the worker holds the database
+   * credentials, drctl does not), never the roles of the last readiness run.
+   */
+  async function liveRoles(service: string): Promise<Topology | { error: string }> {
+    const c = await temporal();
+    try {
+      return (await c.workflow.execute('serviceRoles', {
+        taskQueue: queue(),
+        workflowId: `roles-${service}-${stamp()}-${Math.random().toString(36).slice(2, 6)}`,
+        args: [{ service }],
+        workflowExecutionTimeout: '60s',
+      })) as Topology;
+    } catch (err) {
+      // The innermost cause says why (a workflow failure wraps the activity's, which wraps the server's).
+      let cause = err as Error & { cause?: unknown };
+      while (cause.cause instanceof Error) cause = cause.cause;
+      return { error: cause.message };
     }
   }
 

@@ -13,7 +13,8 @@
  * Recordings: readiness, failover-dry-run, hot (failover + failback of catalog), monitor,
  * drill-isolated, drill-switchover (its failover and failback children too), launch (a scheduled
  * drill's launcher: started, then skipped), binlog-archive, backup (nightlyBackup and its
- * serviceBackup child), restore-test. No argument records them all.
+ * serviceBackup child), restore-test, resolve (a split of shop made by hand, resolved; the live roles read).
+ * No argument records them all.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -31,14 +32,16 @@ import {
   monitor,
   nightlyBackup,
   readiness,
+  resolveSplit,
   restoreTest,
+  serviceRoles,
 } from '../workflows';
 import { monitorStateQuery } from '../workflows/messages';
 import { isolatedBackups, type IsolatedBackups } from '../test/helpers/backups';
 import { readEstate } from '../test/helpers/estate';
 import { approveGates, startRunbook } from '../test/helpers/drive';
 import { sandboxSecrets, secretsIn } from '../test/helpers/secrets';
-import { buildAdapters, eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../test/helpers/stack';
+import { buildAdapters, eventually, ROOT, sandbox, sql, temporal, type TemporalHarness } from '../test/helpers/stack';
 
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'histories');
 export const INDEX = path.join(FIXTURES, 'index.json');
@@ -263,6 +266,40 @@ const recordings: Record<string, (c: Context) => Promise<Kept[]>> = {
     }
   },
 
+  async resolve({ t, activities, base }) {
+    // A split made by hand: db-replica writable beside db-primary. The resolve fences it again.
+    const c = await sql(base, 'db-replica');
+    try {
+      return await t.withWorkers(activities, async () => {
+        const rolesId = `roles-shop-${t.taskQueue}`;
+        await t.client.workflow.execute(serviceRoles, {
+          taskQueue: t.taskQueue,
+          workflowId: rolesId,
+          args: [{ service: 'shop' }],
+        });
+        await c.query('SET GLOBAL read_only = OFF');
+        const handle = await startRunbook(
+          t,
+          resolveSplit,
+          { service: 'shop', keep: 'db-primary', reason: 'recording' },
+          'resolve-shop',
+        );
+        await approveGates(handle, [
+          { step: 'fence-writers', approver: 'alice' },
+          { step: 'fence-writers', approver: 'bob' },
+        ]);
+        await handle.result();
+        return [
+          { fixture: 'service-roles', workflowId: rolesId, description: 'serviceRoles of shop: the live roles' },
+          kept('resolve-split', handle, 'resolveSplit of shop: split by hand, two approvals, db-replica fenced'),
+        ];
+      });
+    } finally {
+      await c.query('SET GLOBAL read_only = ON').catch(() => undefined);
+      await c.end();
+    }
+  },
+
   async 'restore-test'({ t, activities }) {
     const workflowId = `restore-${t.taskQueue}`;
     const result = await t.withWorkers(activities, () =>
@@ -346,7 +383,14 @@ async function main(names: string[]) {
   } finally {
     index.sort((a, b) => a.file.localeCompare(b.file));
     writeFileSync(INDEX, `${JSON.stringify(index, null, 2)}\n`);
-    await t.terminate(['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog', 'drill-shop']);
+    await t.terminate([
+      'failover-shop',
+      'failback-shop',
+      'failover-catalog',
+      'failback-catalog',
+      'drill-shop',
+      'resolve-shop',
+    ]);
     for (const id of backups.snapshotsOf) await backups.removeSnapshots('shop', id);
     await backups.cleanUp();
     const after = await topology(base, adapters);

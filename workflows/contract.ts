@@ -37,6 +37,10 @@ export const ErrorType = {
   AlreadyFailedOver: 'AlreadyFailedOver',
   /** Failback of a service already at home: nothing to fail back. */
   AlreadyAtHome: 'AlreadyAtHome',
+  /** The split-brain resolve found one writer (or none): nothing to resolve. */
+  NotSplit: 'NotSplit',
+  /** A fence that did not take (a blocked read_only, an unreachable server). */
+  FenceFailed: 'FenceFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 
@@ -56,6 +60,7 @@ export const NON_RETRYABLE: ErrorType[] = [
   ErrorType.SplitBrain,
   ErrorType.AlreadyFailedOver,
   ErrorType.AlreadyAtHome,
+  ErrorType.NotSplit,
 ];
 
 export const TASK_QUEUE = 'drbook';
@@ -127,6 +132,23 @@ export const failbackInput = z
   })
   .strict();
 export type FailbackInput = z.input<typeof failbackInput>;
+
+/**
+ * resolveSplit: a human ends a split brain. `keep` is the member that stays writable; every other writable member is
+ * fenced (read_only = ON), after the production approvers saw what each of them holds that `keep` lacks.
+ */
+export const resolveSplitInput = z
+  .object({
+    service: serviceName,
+    keep: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a database server name from the inventory'),
+    reason: z.string().min(3).max(500),
+  })
+  .strict();
+export type ResolveSplitInput = z.input<typeof resolveSplitInput>;
+
+/** serviceRoles: the live roles of one service, read now (drctl status <service>). */
+export const serviceRolesInput = z.object({ service: serviceName }).strict();
+export type ServiceRolesInput = z.input<typeof serviceRolesInput>;
 
 export const monitorInput = z
   .object({

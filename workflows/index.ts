@@ -8,3 +8,4 @@ export { drDrill } from './drill';
 export { launchRunbook } from './launch';
 export { monitor } from './monitor';
 export { restoreTest } from './restore-test';
+export { resolveSplit, serviceRoles } from './resolve-split';

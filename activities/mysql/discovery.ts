@@ -52,7 +52,7 @@ export function classifyTopology(
   let detail: string;
   if (writers.length >= 2) {
     state = 'split';
-    detail = `SPLIT: ${writers.join(' and ')} are all writable; fence all but one by hand before any runbook runs`;
+    detail = `SPLIT: ${writers.join(' and ')} are all writable; fence all but one (drctl resolve) before any runbook runs`;
   } else if (writable === null) {
     state = unreachable.length ? 'unknown' : 'degraded';
     detail = unreachable.length

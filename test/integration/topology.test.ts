@@ -9,13 +9,32 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
-import { failback, failover, monitor, nightlyBackup, readiness, restoreTest, serviceBackup } from '../../workflows';
+import { runDrctl } from '../../scripts/drctl';
+import {
+  failback,
+  failover,
+  monitor,
+  nightlyBackup,
+  readiness,
+  resolveSplit,
+  restoreTest,
+  serviceBackup,
+} from '../../workflows';
 import type { ReadinessReport, Topology } from '../../workflows/contract';
 import { monitorStateQuery } from '../../workflows/messages';
 import { isolatedBackups } from '../helpers/backups';
-import { approvedFailback, approvedFailover, startRunbook } from '../helpers/drive';
+import { approveGates, approvedFailback, approvedFailover, startRunbook } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';
-import { buildAdapters, eventually, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
+import {
+  atGate,
+  buildAdapters,
+  eventually,
+  failureType,
+  sandbox,
+  sql,
+  temporal,
+  type TemporalHarness,
+} from '../helpers/stack';
 
 jest.setTimeout(600_000);
 
@@ -84,7 +103,7 @@ beforeAll(async () => {
   expect(before).toMatchObject({ state: 'normal', writable: 'db-primary', replicas: ['db-replica'] });
 });
 afterAll(async () => {
-  await t?.terminate(['failover-shop', 'failback-shop']);
+  await t?.terminate(['failover-shop', 'failback-shop', 'resolve-shop']);
   await t?.close();
   await adapters.close();
   await iso.cleanUp();
@@ -275,4 +294,86 @@ test('a split made by hand (both writable) is detected, alerted, and stops failo
   }
   // Nothing changed the estate: shop is normal again once the hand-made writer is fenced.
   expect(await live()).toMatchObject({ state: 'normal', writable: 'db-primary' });
+});
+
+/** drctl against this test's queue and client: exit code and what it printed. */
+async function drctl(...args: string[]) {
+  let out = '';
+  let err = '';
+  const code = await runDrctl(['--task-queue', t.taskQueue, ...args], {
+    client: t.client,
+    io: { out: (x) => (out += x), err: (x) => (err += x) },
+  });
+  return { code, out, err };
+}
+
+test('resolve: a split ends with one writer only after the approvers; drctl status reads roles live', async () => {
+  const c = await sql(iso.loaded, 'db-replica');
+  try {
+    await t.withWorkers(activities, async () => {
+      // At home, drctl status reads the roles from the servers now (not from a readiness run: there may be none).
+      const normal = await drctl('status', 'shop');
+      expect(normal.out).toMatch(/roles +NORMAL: normal: db-primary writable, db-replica replicating from it/);
+      expect(normal.out).toMatch(/db-replica +read-only +replicates from db-primary/);
+      // Nothing to resolve on a service with one writer.
+      const notSplit = await failed(
+        t.client.workflow.execute(resolveSplit, {
+          taskQueue: t.taskQueue,
+          workflowId: 'resolve-shop',
+          args: [{ service: 'shop', keep: 'db-primary', reason: 'nothing is split' }],
+        }),
+      );
+      expect(failureType(notSplit)).toBe('NotSplit');
+
+      await c.query('SET GLOBAL read_only = OFF');
+      const split = await drctl('status', 'shop');
+      expect(split.out).toMatch(/roles +SPLIT: SPLIT: db-primary and db-replica are all writable/);
+      expect(split.out).toMatch(/db-replica +WRITABLE/);
+      // A row written on db-replica alone (kept out of its binlog, so the estate stays clean for the next tests).
+      await c.query('SET SESSION sql_log_bin = 0');
+      await c.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('split', 1, ?)", [
+        `${MARK}-split`,
+      ]);
+
+      // keep must be one of the writers read now.
+      const wrongKeep = await failed(
+        t.client.workflow.execute(resolveSplit, {
+          taskQueue: t.taskQueue,
+          workflowId: 'resolve-shop',
+          args: [{ service: 'shop', keep: 'db-scratch', reason: 'not a writer' }],
+        }),
+      );
+      expect(failureType(wrongKeep)).toBe('InvalidInput');
+      expect(wrongKeep.message).toMatch(/keep: db-scratch is not one of shop's writable members/);
+
+      alerts.length = 0;
+      const started = await drctl('resolve', 'shop', '--keep', 'db-primary', '--reason', 'db-primary took the orders');
+      expect(started).toMatchObject({ code: 0, out: expect.stringMatching(/started resolve resolve-shop/) });
+      const handle = t.client.workflow.getHandle<typeof resolveSplit>('resolve-shop');
+      await atGate(handle, 'fence-writers');
+      // Nothing is fenced before the approvers say so, and shop (critical) needs two of them.
+      expect((await live()).writers).toEqual(['db-primary', 'db-replica']);
+      await approveGates(handle, [{ step: 'fence-writers', approver: 'alice' }]);
+      expect((await live()).writers).toEqual(['db-primary', 'db-replica']);
+      await approveGates(handle, [{ step: 'fence-writers', approver: 'bob' }]);
+      const report = await handle.result();
+      expect(report).toMatchObject({ kept: 'db-primary', fenced: ['db-replica'], divergence: { 'db-replica': 0 } });
+      expect(report.topology).toMatchObject({ state: 'normal', writers: ['db-primary'] });
+      expect(report.steps.map((st) => st.name)).toEqual([
+        'topology',
+        'compare-db-replica',
+        'approve-fence-writers',
+        'fence-db-replica',
+        'verify-single-writer',
+      ]);
+      expect(alerts.map((a) => a.subject)).toContainEqual('split brain of shop resolved: db-primary is the one writer');
+      expect(await live()).toMatchObject({ state: 'normal', writable: 'db-primary', writers: ['db-primary'] });
+    });
+  } finally {
+    await c.query('SET SESSION sql_log_bin = 0').catch(() => undefined);
+    await c.query('DELETE FROM shop.orders WHERE source = ?', [`${MARK}-split`]).catch(() => undefined);
+    await c.query('SET GLOBAL read_only = ON').catch(() => undefined);
+    await c.end();
+    await t.terminate(['resolve-shop']);
+  }
 });

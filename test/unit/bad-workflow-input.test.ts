@@ -29,8 +29,10 @@ import {
   NON_RETRYABLE,
   parseInput,
   readinessInput,
+  resolveSplitInput,
   restoreTestInput,
   serviceBackupInput,
+  serviceRolesInput,
 } from '../../workflows/contract';
 import * as workflows from '../../workflows';
 import { sandbox, workflowBundle } from '../helpers/stack';
@@ -162,6 +164,18 @@ const RUNBOOKS: Runbook[] = [
       parallel: opt({ t: 'int', min: 1, max: 16 }),
       pointInTime: opt({ t: 'pointInTime' }),
     },
+  },
+  {
+    workflowType: 'resolveSplit',
+    schema: resolveSplitInput,
+    valid: { service: 'shop', keep: 'db-primary', reason: 'bad input test' },
+    fields: { service: req(service), keep: req({ t: 'server' }), reason: req(reason) },
+  },
+  {
+    workflowType: 'serviceRoles',
+    schema: serviceRolesInput,
+    valid: { service: 'shop' },
+    fields: { service: req(service) },
   },
 ];
 
@@ -592,6 +606,7 @@ describe('bad workflow inputs (fast-check)', () => {
         failback: 'failback',
         drDrill: 'drill',
         monitor: 'monitor',
+        resolveSplit: 'resolve',
       };
       await workers[0].runUntil(() =>
         workers[1].runUntil(async () => {
