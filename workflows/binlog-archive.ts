@@ -6,14 +6,17 @@
  *
  * Idempotent: a log already archived is skipped, so a run that overlaps the nightly backup's own
  * archive step or follows a missed one copies only what is new. A failed service never stops the
- * others; the run then fails with BackupFailed naming each, so the schedule shows it.
+ * others; the run then fails with BackupFailed naming each, so the schedule shows it, and each failed
+ * service's notification targets hear at once (a refused source, a split, an unreachable server): the
+ * archive is the RPO, and the next sign would otherwise be readiness's staleness check hours later.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../workers/adapters';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
 import { backupStatusQuery, type BackupStatus } from './backup';
 import { BACKUP_NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
-import { reasonOf } from './plan';
+import { planFor, reasonOf } from './plan';
+import { drSteps, notifyPeople } from './steps';
 
 const { listBackedUpServices } = proxyActivities<Activities>({
   startToCloseTimeout: '1m',
@@ -82,8 +85,24 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
       rec.detail = reasonOf(err);
       result.failed.push({ service, reason: reasonOf(err) });
       status.failures.push({ service, type: BackupErrorType.BackupFailed, reason: reasonOf(err) });
+      if (patched('binlog-archive-failure-alert')) await alertFailed(service, reasonOf(err), rec);
     } finally {
       rec.endedAt = new Date().toISOString();
+    }
+  };
+  const alertFailed = async (service: string, reason: string, rec: StepRecord) => {
+    try {
+      const plan = await planFor(service);
+      await notifyPeople(
+        plan,
+        drSteps(plan),
+        `[drbook] ${service} binlog archive FAILED`,
+        `The binlog archive of ${service} failed: ${reason}.\nUntil it runs again, point-in-time recovery of ${service} ` +
+          `stops at the last archived log; the RPO grows with every minute.`,
+        `binlog-failed-${service}`,
+      );
+    } catch (err) {
+      rec.detail += `; the alert could not be sent: ${reasonOf(err)}`;
     }
   };
   const queue = [...services];

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { runDrctl } from '../../scripts/drctl';
 import {
+  binlogArchive,
   failback,
   failover,
   monitor,
@@ -45,6 +46,8 @@ const iso = isolatedBackups(
   base,
   (inventory) => {
     const shop = inventory.services.find((s) => s.name === 'shop')!;
+    // Its binlog archive too: a split stops it with an alert (the archive always reads the writer).
+    shop.backup!.binlogArchive = true;
     // The restore test proves the backup came from the new primary: the row written after the switchover is there.
     shop.restoreTest!.queries.push({
       name: 'row-written-after-switchover',
@@ -286,6 +289,21 @@ test('a split made by hand (both writable) is detected, alerted, and stops failo
       );
       expect(backup.message).toMatch(/SPLIT.*\[SplitBrain\]/);
       expect(alerts.map((a) => a.subject)).toContainEqual(expect.stringMatching(/REFUSED its source/));
+
+      alerts.length = 0;
+      const archive = await failed(
+        t.client.workflow.execute(binlogArchive, {
+          taskQueue: t.taskQueue,
+          workflowId: `binlogs-split-${randomUUID().slice(0, 8)}`,
+          args: [{ services: ['shop'] }],
+        }),
+      );
+      expect(failureType(archive)).toBe('BackupFailed');
+      expect(archive.message).toMatch(/shop: .*SPLIT/);
+      expect(alerts).toContainEqual({
+        subject: '[drbook] shop binlog archive FAILED',
+        message: expect.stringMatching(/^The binlog archive of shop failed: .*SPLIT/),
+      });
     });
   } finally {
     await c.query('SET GLOBAL read_only = ON').catch(() => undefined);
