@@ -378,8 +378,22 @@ export const inventorySchema = z
           .object({ connectSeconds: z.number().positive().default(5), idleSeconds: z.number().positive().default(30) })
           .strict()
           .prefault({}),
+        /**
+         * Where the AWS API emulator differs from AWS in what a step checks. Only with `endpoint`: on AWS the
+         * real checks always apply. `rdsKeepsReplicaSourceAfterPromote`: moto keeps an instance's
+         * ReadReplicaSourceDBInstanceIdentifier after PromoteReadReplica (AWS clears it), so "no longer a
+         * replica" is read from the drbook:promote-accepted tag drbook writes once the promotion is accepted.
+         */
+        emulator: z
+          .object({ rdsKeepsReplicaSourceAfterPromote: z.boolean().default(false) })
+          .strict()
+          .optional(),
       })
       .strict()
+      .refine((a) => !a.emulator || a.endpoint, {
+        message: 'emulator settings need aws.endpoint (an emulator); on AWS the real checks apply',
+        path: ['emulator'],
+      })
       .prefault({}),
     approvers: z.array(approver).min(1),
     notifications: z.array(notificationTarget).default([]),

@@ -7,6 +7,7 @@ import { resolvePath, resolveSecret } from '../config/load';
 import { AwsClients, awsConnectionFromInventory } from '../activities/aws/clients';
 import { createAwsActivities } from '../activities/aws';
 import { createAwsFailoverActivities } from '../activities/aws/failover';
+import { createRdsReplicaActivities } from '../activities/aws/rds-replica';
 import { createHealthActivities } from '../activities/health';
 import { createMysqlTopologyActivities, type ReplicationCredentials } from '../activities/mysql/topology';
 import { createNotifyActivities } from '../activities/notify';
@@ -51,6 +52,7 @@ function buildActivities(
     ...createInventoryActivities(loaded.inventory),
     ...createAwsActivities(aws),
     ...awsFailover,
+    ...createRdsReplicaActivities(aws),
     ...createMysqlActivities(pools),
     ...createMysqlTopologyActivities(pools, replication),
     // Live roles: who is writable now, read from the servers (every runbook acts on it, not on role names).

@@ -4,6 +4,7 @@
  *   assess topology → re-protect (old primary becomes a replica of the DR side, caught up)
  *   → approval gate → fence the DR primary → catch up → promote the original primary
  *   → re-protect the DR side → VIP and DNS back → notify → verify → DR compute back to standby
+ *   → RDS DR read replica re-created from the primary (the promoted one deleted, final snapshot kept)
  *
  * A planned switchover: it loses nothing (RPO 0), measures its own RTO (fence to healthy),
  * and refuses to rebuild an old primary that holds transactions the DR side lacks.
@@ -279,9 +280,27 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
       (r) => `${r.stopped.length} stopped`,
     );
   }
-  if (svc.rds?.drReplica) {
+  const rds = svc.rds;
+  const rdsDr = rds?.drReplica;
+  if (rds && rdsDr && patched('failback-recreate-rds-replica')) {
+    // RDS cannot demote the instance the failover promoted: it is replaced by a new read replica of the primary.
+    await run.step(
+      'reprotect-rds',
+      () =>
+        acts.wait.recreateRdsReplica({
+          region: rdsDr.region,
+          instance: rdsDr.instance,
+          source: { region: rds.region, instance: rds.instance },
+        }),
+      (r) =>
+        r.recreated
+          ? `${r.instance} re-created as a read replica of ${rds.instance}` +
+            (r.finalSnapshot ? ` (the promoted instance's data: final snapshot ${r.finalSnapshot})` : '')
+          : `${r.instance} already replicates from ${rds.instance}`,
+    );
+  } else if (rds && rdsDr) {
     run.notes.push(
-      `RDS ${svc.rds.drReplica.instance} stays standalone: re-create the cross-region read replica of ${svc.rds.instance} by hand (RDS cannot demote a promoted instance)`,
+      `RDS ${rdsDr.instance} stays standalone: re-create the cross-region read replica of ${rds.instance} by hand (RDS cannot demote a promoted instance)`,
     );
   }
   await run.step(

@@ -18,6 +18,8 @@ export interface AwsConnection {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /** Connect and idle-socket timeouts (ms) of the SDK's HTTP handler. */
   timeouts?: { connectMs: number; idleMs: number };
+  /** Where the emulator differs from AWS in what a step checks (inventory `aws.emulator`). */
+  emulator?: { rdsKeepsReplicaSourceAfterPromote: boolean };
 }
 
 /** The HTTP handler's timeouts: a silent network fails the call (TimeoutError, named by `aws()`), never hangs. */
@@ -25,7 +27,7 @@ const requestHandler = (c: AwsConnection) =>
   c.timeouts ? { connectionTimeout: c.timeouts.connectMs, socketTimeout: c.timeouts.idleMs } : undefined;
 
 export function awsConnectionFromInventory(inventory: Inventory, baseDir: string): AwsConnection {
-  const { endpoint, accessKeyId, secretAccessKey, timeouts } = inventory.aws;
+  const { endpoint, accessKeyId, secretAccessKey, timeouts, emulator } = inventory.aws;
   const credentials =
     accessKeyId && secretAccessKey
       ? { accessKeyId: resolveSecret(accessKeyId, baseDir), secretAccessKey: resolveSecret(secretAccessKey, baseDir) }
@@ -34,6 +36,7 @@ export function awsConnectionFromInventory(inventory: Inventory, baseDir: string
     endpoint,
     credentials,
     timeouts: { connectMs: timeouts.connectSeconds * 1000, idleMs: timeouts.idleSeconds * 1000 },
+    emulator,
   };
 }
 

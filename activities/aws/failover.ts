@@ -1,7 +1,8 @@
 /**
- * AWS changes a failover makes: start (and later stop) the DR fleet, promote the RDS DR
- * replica, point DNS at the DR side. Each reads the current state first and does nothing
- * when the change is already made; each waits with the SDK's waiters, heartbeating.
+ * AWS changes a failover makes: start (and later stop) the DR fleet, point DNS at the DR side
+ * (the RDS DR replica's promotion and re-creation: ./rds-replica.ts). Each reads the current
+ * state first and does nothing when the change is already made; each waits with the SDK's
+ * waiters, heartbeating.
  */
 import {
   DescribeInstancesCommand,
@@ -10,7 +11,6 @@ import {
   waitUntilInstanceRunning,
   waitUntilInstanceStopped,
 } from '@aws-sdk/client-ec2';
-import { PromoteReadReplicaCommand, waitUntilDBInstanceAvailable } from '@aws-sdk/client-rds';
 import { ChangeResourceRecordSetsCommand, waitUntilResourceRecordSetsChanged } from '@aws-sdk/client-route-53';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { ErrorType } from '../../workflows/contract';
@@ -92,37 +92,6 @@ export function createAwsFailoverActivities(clients: AwsClients) {
         );
       }
       return { stopped: running };
-    },
-
-    /** Promote the RDS read replica to a standalone instance and wait until it is available. */
-    async promoteRdsReplica({
-      region,
-      instance,
-    }: {
-      region: string;
-      instance: string;
-    }): Promise<{ instance: string; alreadyPromoted: boolean }> {
-      const before = await read.describeRdsInstance({ region, instance });
-      const alreadyPromoted = before.replicaOf === null;
-      if (!alreadyPromoted) {
-        await aws(`RDS promote ${instance} (${region})`, () =>
-          clients
-            .rds(region)
-            .send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: instance, BackupRetentionPeriod: 7 })),
-        );
-      }
-      await whileHeartbeating(
-        { waitingFor: 'available', instance },
-        aws(`RDS wait available ${instance} (${region})`, () =>
-          waitUntilDBInstanceAvailable(
-            { client: clients.rds(region), maxWaitTime: WAIT_SECONDS * 3, minDelay: 1, maxDelay: 15 },
-            { DBInstanceIdentifier: instance },
-          ),
-        ),
-      );
-      // AWS clears ReadReplicaSourceDBInstanceIdentifier once promoted; moto keeps showing it, so success
-      // here is: PromoteReadReplica accepted (or not needed) and the instance available.
-      return { instance, alreadyPromoted };
     },
 
     /** UPSERT the record to `value` with `ttl`, then wait until Route 53 reports INSYNC. */

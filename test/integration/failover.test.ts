@@ -23,6 +23,8 @@ import {
   type TemporalHarness,
 } from '../helpers/stack';
 import { ensureRecentBackup } from '../helpers/backups';
+import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
+import { AwsClients, awsConnectionFromInventory } from '../../activities/aws/clients';
 
 jest.setTimeout(240_000);
 
@@ -33,6 +35,15 @@ describe('failover and failback of shop (warm, critical)', () => {
   const appUrl = new URL(shop.applicationWebhook!).origin;
   let t: TemporalHarness;
   let original: Awaited<ReturnType<typeof readEstate>>;
+  const aws = new AwsClients(awsConnectionFromInventory(loaded.inventory, loaded.baseDir));
+  /** The RDS DR instance as RDS describes it: source, status, drbook's tags. */
+  const rdsDr = async () => {
+    const { region, instance } = shop.rds!.drReplica!;
+    const db = (await aws.rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance })))
+      .DBInstances![0];
+    const tags = (db.TagList ?? []).filter((tag) => tag.Key?.startsWith('drbook:')).map((tag) => tag.Key);
+    return { replicaOf: db.ReadReplicaSourceDBInstanceIdentifier, status: db.DBInstanceStatus, tags };
+  };
 
   beforeAll(async () => {
     t = await temporal(loaded);
@@ -44,6 +55,7 @@ describe('failover and failback of shop (warm, critical)', () => {
   afterAll(async () => {
     await t.close();
     await adapters.close();
+    aws.destroy();
   });
 
   test('dry run: every readiness check passes and nothing changes', async () => {
@@ -162,6 +174,8 @@ describe('failover and failback of shop (warm, critical)', () => {
     expect(after.vip).toEqual({ primary: false, dr: true });
     expect(after.dns).toEqual([shop.dns!.drValue]);
     expect(after.drInstances.every((s) => s === 'running')).toBe(true);
+    const rdsPromoted = await rdsDr();
+    expect(rdsPromoted.tags).toEqual(expect.arrayContaining(['drbook:promote-requested', 'drbook:promote-accepted']));
     const health = (await (await fetch(`${appUrl}/health`)).json()) as { ok: boolean; primary: { port: number } };
     expect(health).toMatchObject({ ok: true, primary: { port: loaded.inventory.mysqlServers['db-replica'].port } });
     const notifications = (await (await fetch(`${appUrl}/notifications`)).json()) as { body: { subject: string } }[];
@@ -186,6 +200,19 @@ describe('failover and failback of shop (warm, critical)', () => {
     expect(restored.vip).toEqual(original.vip);
     expect(restored.dns).toEqual(original.dns);
     expect(restored.drInstances).toEqual(original.drInstances);
+    // The RDS DR instance the failover promoted is a read replica of the primary again (a new one: RDS cannot
+    // demote), available, without drbook's promotion tags; the promoted instance's data is in a final snapshot.
+    const reprotectRds = failedBack.steps.find((s) => s.name === 'reprotect-rds');
+    expect(reprotectRds).toMatchObject({ state: 'succeeded' });
+    expect(reprotectRds!.detail).toMatch(/re-created as a read replica of shop-db \(.*final snapshot (\S+)\)/);
+    const finalSnapshot = /final snapshot (\S+)\)/.exec(reprotectRds!.detail!)![1];
+    const { region } = shop.rds!.drReplica!;
+    const snapshot = await aws
+      .rds(region)
+      .send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: finalSnapshot }));
+    expect(snapshot.DBSnapshots).toHaveLength(1);
+    expect(await rdsDr()).toEqual({ replicaOf: original.rdsReplicaOf, status: 'available', tags: [] });
+    expect(failedBack.notes.join('\n')).not.toMatch(/by hand/);
     await eventually(
       async () => {
         const e = await readEstate(loaded, adapters);

@@ -190,9 +190,20 @@ describe('inventory', () => {
     });
   });
 
+  test('emulator settings (aws.emulator) only with an emulator endpoint: on AWS the real checks apply', () => {
+    const { inventory } = loadInventory(SANDBOX_INVENTORY, {});
+    expect(inventory.aws.emulator).toEqual({ rdsKeepsReplicaSourceAfterPromote: true });
+    const doc = sandboxDoc();
+    delete doc.aws.endpoint;
+    expect(problemsOf(doc)).toEqual([expect.stringMatching(/^aws\.emulator: .*aws\.endpoint/)]);
+    doc.aws = { ...doc.aws, endpoint: 'http://127.0.0.1:5000', emulator: { rdsKeepsSource: true } };
+    expect(problemsOf(doc)).toEqual([expect.stringMatching(/^aws\.emulator: .*rdsKeepsSource/)]);
+  });
+
   test('the AWS example inventory is valid', () => {
     const { inventory } = loadInventory(path.join(__dirname, '..', '..', 'config', 'aws-example.yaml'), {});
     expect(inventory.aws.endpoint).toBeUndefined();
+    expect(inventory.aws.emulator).toBeUndefined();
     expect(inventory.services.length).toBeGreaterThan(0);
   });
 });
