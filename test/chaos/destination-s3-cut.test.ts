@@ -20,6 +20,7 @@ import type { BackupManifest } from '../../workflows/contract';
 import { recordChaos } from '../helpers/chaos';
 import { cut, pass, proxyEstate, type ProxiedEstate } from '../helpers/fault-proxy';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
+import { restoreSandboxTopology } from '../helpers/topology';
 
 jest.setTimeout(180_000);
 
@@ -74,6 +75,7 @@ describe('backup destination cut mid-upload', () => {
     estate = await proxyEstate(loaded, { s3: [`${SERVICE}/primary`] });
     adapters = buildAdapters(estate.loaded);
     t = await temporal(estate.loaded);
+    await restoreSandboxTopology(t);
   });
   afterAll(async () => {
     await t?.close();

@@ -23,10 +23,11 @@ import { failback } from '../../workflows';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import type { Activities } from '../../workers/adapters';
 import { recordChaos, type ChaosRow } from '../helpers/chaos';
-import { activityRetries, approvedFailback, approvedFailover, startRunbook } from '../helpers/drive';
+import { activityRetries, approvedFailover, startRunbook } from '../helpers/drive';
 import { netns, readEstate } from '../helpers/estate';
 import { blackhole, delay, pass, proxyEstate, resetNext, type ProxiedEstate } from '../helpers/fault-proxy';
 import { countSideEffects, duplicates, expectEachOnce } from '../helpers/side-effects';
+import { restoreSandboxTopology } from '../helpers/topology';
 import {
   atGate,
   buildAdapters,
@@ -109,30 +110,14 @@ describe('network faults between the worker and both MariaDB servers during shop
   /** Put the sandbox back in its normal topology, whatever a failed case left (through the real addresses). */
   async function restoreTopology(): Promise<void> {
     estate.setAll(pass);
-    await t.terminate(['failover-shop', 'failback-shop']);
-    const e = await readEstate(loaded, direct);
-    if (!e.replica.readOnly) {
-      await t.withWorkers(direct.activities, () => approvedFailback(t, 'shop'));
-    } else if (e.primary.readOnly) {
-      await direct.activities.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
-    }
-    const vip = shop.vip!;
-    await direct.activities.removeVip({ host: vip.drHost, address: vip.address, device: vip.device });
-    await direct.activities.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device });
-    const dns = shop.dns!;
-    await direct.activities.switchDnsRecord({
-      zone: dns.hostedZone,
-      name: dns.record,
-      type: dns.type,
-      ttl: dns.ttl,
-      value: dns.primaryValue,
-    });
+    await restoreSandboxTopology(t, loaded);
   }
 
   beforeAll(async () => {
     estate = await proxyEstate(loaded, { mysql: [db.primary, db.replica!] });
     adapters = buildAdapters(estate.loaded);
     t = await temporal(estate.loaded);
+    await restoreTopology();
     const before = await readEstate(loaded, direct);
     expect(before.primary).toMatchObject({ readOnly: false });
     expect(before.replica).toMatchObject({ readOnly: true, replicating: true, sourcePort: real(db.primary).port });

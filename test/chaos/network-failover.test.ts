@@ -17,6 +17,7 @@ import { activityRetries, approvedFailback, approvedFailover } from '../helpers/
 import { readEstate } from '../helpers/estate';
 import { blackhole, delay, pass, proxyEstate, resetNext, type ProxiedEstate } from '../helpers/fault-proxy';
 import { buildAdapters, eventually, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+import { restoreSandboxTopology } from '../helpers/topology';
 
 jest.setTimeout(120_000);
 
@@ -52,6 +53,7 @@ describe('network faults under failover and failback', () => {
     });
     adapters = buildAdapters(estate.loaded);
     t = await temporal(estate.loaded);
+    await restoreSandboxTopology(t);
   });
   afterEach(async () => {
     estate.setAll(pass);

@@ -13,6 +13,7 @@ import { recordChaos } from '../helpers/chaos';
 import { activityRetries } from '../helpers/drive';
 import { blackhole, delay, pass, proxyEstate, reset, resetNext, type ProxiedEstate } from '../helpers/fault-proxy';
 import { buildAdapters, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+import { restoreSandboxTopology } from '../helpers/topology';
 
 jest.setTimeout(90_000);
 
@@ -32,6 +33,7 @@ describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
     // One set of adapters for every case, as a long-lived worker has: pooled connections meet the faults too.
     adapters = buildAdapters(estate.loaded);
     t = await temporal(estate.loaded);
+    await restoreSandboxTopology(t);
     // Readiness wants a recent verified backup of shop (taken without the proxies if there is none).
     const direct = buildAdapters(loaded);
     await ensureRecentBackup(t, direct.activities, 'shop').finally(() => direct.close());

@@ -17,6 +17,7 @@ import { recordChaos, type ChaosRow } from '../helpers/chaos';
 import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { countSideEffects, duplicates, expectEachOnce } from '../helpers/side-effects';
 import { eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+import { restoreSandboxTopology } from '../helpers/topology';
 import { killStartedWorkers, startWorker, type WorkerProcess } from '../helpers/worker-process';
 
 const run = promisify(execFile);
@@ -61,6 +62,7 @@ describe('Temporal restarted during a failover of shop', () => {
 
   beforeAll(async () => {
     t = await temporal(loaded);
+    await restoreSandboxTopology(t, loaded);
   });
   afterEach(async () => {
     await killStartedWorkers();

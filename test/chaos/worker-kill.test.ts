@@ -27,6 +27,7 @@ import { recordChaos, type ChaosRow } from '../helpers/chaos';
 import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { countSideEffects, duplicates, expectEachOnce } from '../helpers/side-effects';
 import { sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+import { restoreSandboxTopology } from '../helpers/topology';
 import { killStartedWorkers, startWorker, type WorkerProcess } from '../helpers/worker-process';
 
 const EventType = proto.api.enums.v1.EventType;
@@ -88,6 +89,7 @@ describe('worker killed during a failover of shop', () => {
 
   beforeAll(async () => {
     t = await temporal(loaded);
+    await restoreSandboxTopology(t, loaded);
   });
   afterEach(async () => {
     await killStartedWorkers();
