@@ -256,15 +256,20 @@ export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<
         // Found deleting: an earlier attempt deleted it, with the snapshot it named.
         if (current.status !== 'deleting') {
           finalSnapshot = snapshot;
-          await aws(`RDS delete ${instance} (${region}), final snapshot ${snapshot}`, () =>
-            clients.rds(region).send(
+          try {
+            await clients.rds(region).send(
               new DeleteDBInstanceCommand({
                 DBInstanceIdentifier: instance,
                 FinalDBSnapshotIdentifier: snapshot,
                 DeleteAutomatedBackups: false,
               }),
-            ),
-          );
+            );
+          } catch (err) {
+            // Gone already: the SDK's own retry of a delete that was accepted (moto answers a cross-region
+            // replica's delete with a 500 after removing it), or another attempt's delete.
+            if (!isNotFound(err))
+              throw awsFailure(err, `RDS delete ${instance} (${region}), final snapshot ${snapshot}`);
+          }
         }
         await whileHeartbeating(
           progress,
