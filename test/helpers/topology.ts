@@ -30,6 +30,14 @@ async function restore(loaded: LoadedInventory, adapters: Adapters, t: TemporalH
   const changed: string[] = [];
   await t.terminate(services.flatMap((s) => [`failover-${s.name}`, `failback-${s.name}`, `drill-${s.name}`]));
 
+  // First: readEstate needs the DR instance, which a failed failback may have left deleted.
+  const rds = shop.rds!;
+  const replica = await a.recreateRdsReplica({
+    region: rds.drReplica!.region,
+    instance: rds.drReplica!.instance,
+    source: { region: rds.region, instance: rds.instance },
+  });
+  if (replica.recreated) changed.push(`RDS ${replica.instance} re-created as a read replica`);
   const e = await readEstate(loaded, adapters);
   if (!e.primary.readOnly && !e.replica.readOnly) {
     throw new Error(`both ${db.primary} and ${db.replica} are writable (split): not guessing which one to keep`);
@@ -72,13 +80,6 @@ async function restore(loaded: LoadedInventory, adapters: Adapters, t: TemporalH
   const compute = shop.drCompute!;
   const stopped = await a.stopDrInstances({ region: compute.region, tags: compute.tags });
   if (stopped.stopped.length) changed.push(`DR instances stopped: ${stopped.stopped.join(', ')}`);
-  const rds = shop.rds!;
-  const replica = await a.recreateRdsReplica({
-    region: rds.drReplica!.region,
-    instance: rds.drReplica!.instance,
-    source: { region: rds.region, instance: rds.instance },
-  });
-  if (replica.recreated) changed.push(`RDS ${replica.instance} re-created as a read replica`);
   if (changed.length) console.warn(`sandbox topology restored before this file: ${changed.join('; ')}`);
   return changed;
 }
