@@ -380,9 +380,10 @@ export const inventorySchema = z
           .prefault({}),
         /**
          * Where the AWS API emulator differs from AWS in what a step checks. Only with `endpoint`: on AWS the
-         * real checks always apply. `rdsKeepsReplicaSourceAfterPromote`: moto keeps an instance's
-         * ReadReplicaSourceDBInstanceIdentifier after PromoteReadReplica (AWS clears it), so "no longer a
-         * replica" is read from the drbook:promote-accepted tag drbook writes once the promotion is accepted.
+         * real checks always apply. `rdsKeepsReplicaSourceAfterPromote`: a plain moto keeps an instance's
+         * ReadReplicaSourceDBInstanceIdentifier after PromoteReadReplica (AWS clears it, and so does the local
+         * stack's moto, scripts/moto-server.py), so "no longer a replica" is also read from the
+         * drbook:promote-accepted tag drbook writes once the promotion is accepted.
          */
         emulator: z
           .object({ rdsKeepsReplicaSourceAfterPromote: z.boolean().default(false) })

@@ -1,6 +1,7 @@
 /**
  * The RDS DR replica's promotion (once, whatever retries) and its re-creation after failback, against the AWS
- * API emulator (moto) through a small recording proxy in front of it. The proxy counts PromoteReadReplica calls
+ * API emulator (moto, answering PromoteReadReplica as AWS does: scripts/moto-server.py) through a small recording
+ * proxy in front of it. The proxy counts PromoteReadReplica calls
  * and can answer one with InvalidDBInstanceState, as AWS does while the instance is busy (a promotion already
  * under way); moto itself never refuses a promotion.
  */
@@ -118,8 +119,7 @@ describe('RDS DR replica: promoted once whatever the retries, re-created after f
     const order = proxy.calls.map((c) => c.action).filter((a) => a !== 'DescribeDBInstances');
     expect(order).toEqual(['AddTagsToResource', 'PromoteReadReplica', 'AddTagsToResource']);
 
-    // A retry (the worker was killed while the first attempt waited for "available"): moto still shows the
-    // source identifier, and the tags say the promotion was accepted.
+    // A retry (the worker was killed while the first attempt waited for "available"): no longer a replica.
     const retry = await adapters.activities.promoteRdsReplica(target);
     expect(retry).toMatchObject({ alreadyPromoted: true, requests: 0 });
     expect(proxy.promotions()).toHaveLength(1);
@@ -158,16 +158,41 @@ describe('RDS DR replica: promoted once whatever the retries, re-created after f
     }
   });
 
-  test('without the emulator setting (AWS semantics), an instance that still names its source is not promoted', async () => {
-    await adapters.activities.promoteRdsReplica(target);
-    const connection = awsConnectionFromInventory(loaded.inventory, loaded.baseDir);
+  test('an attempt killed after PromoteReadReplica, before it tagged the acceptance: the retry calls no more', async () => {
+    // What the killed attempt left: its request tagged and the promotion made (straight to moto), no acceptance.
+    await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/killed-attempt`);
+    await direct.rds(dr.region).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: dr.instance }));
+    // The emulator answers as AWS does (scripts/moto-server.py): the promoted instance names no source.
+    expect((await describeDr()).ReadReplicaSourceDBInstanceIdentifier).toBeUndefined();
+    const clients = new AwsClients(awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir));
+    try {
+      // A request this old counts as lost if the instance still looked like a replica: it must not.
+      const rdsActs = createRdsReplicaActivities(clients, { requestLostAfterMs: 0, minPollMs: 200, maxPollMs: 500 });
+      expect(await rdsActs.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: true, requests: 0 });
+      expect(proxy.promotions()).toHaveLength(0);
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  test('without the emulator setting (AWS semantics): promoted once the source is gone; a tag alone is not', async () => {
+    const connection = awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir);
     const clients = new AwsClients({ ...connection, emulator: undefined });
     try {
       const asOnAws = createRdsReplicaActivities(clients, { waitMs: 2000, minPollMs: 200, maxPollMs: 500 });
+      // drbook's own acceptance tag on an instance that still replicates proves nothing: it waits, then fails.
+      await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/tag-only`);
+      await tagDr(PROMOTE_ACCEPTED_TAG, `${new Date().toISOString()} failover-shop/tag-only`);
       const err = await asOnAws.promoteRdsReplica(target).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ApplicationFailure);
       expect(failureType(err)).toBe('RdsWaitTimedOut');
       expect((err as Error).message).toContain(`${dr.instance}: still not available and no longer a replica`);
+      expect(proxy.promotions()).toHaveLength(0);
+
+      await adapters.activities.recreateRdsReplica({ ...target, source });
+      proxy.calls.length = 0;
+      expect(await asOnAws.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: false, requests: 1 });
+      expect(proxy.promotions()).toHaveLength(1);
     } finally {
       clients.destroy();
     }

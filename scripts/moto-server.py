@@ -1,0 +1,41 @@
+"""moto's server (the sandbox's AWS API emulator), made to answer as AWS does where a runbook reads the result.
+
+Usage: the arguments of moto_server (scripts/stack.sh and docker-compose.yml start it this way).
+
+PromoteReadReplica: AWS clears the promoted instance's ReadReplicaSourceDBInstanceIdentifier and drops it from
+its source's ReadReplicaDBInstanceIdentifiers. moto (5.2.5) keeps both, so DescribeDBInstances cannot tell a
+promoted instance from a replica. drbook's promoteRdsReplica reads exactly that ("no longer a replica"): a worker
+killed after its PromoteReadReplica call and before it could record the acceptance left a promotion nothing could
+read back, and the next attempt promoted again (the chaos suite counted two promotions). With this patch the
+sandbox shows what AWS shows, and the runbook's real check runs against it.
+"""
+
+import sys
+
+from moto.rds.models import RDSBackend
+from moto.server import main
+
+_promote_read_replica = RDSBackend.promote_read_replica
+
+
+def promote_read_replica(self, db_kwargs):
+    database = self.databases.get(db_kwargs.get("db_instance_identifier"))
+    was_replica = database is not None and database.is_replica
+    result = _promote_read_replica(self, db_kwargs)
+    if was_replica and database.source_db_instance_identifier:
+        try:
+            source = self.find_db_from_id(database.source_db_instance_identifier)
+        except Exception:  # the source is gone: nothing to detach from
+            source = None
+        if source is not None:
+            # A cross-region replica is listed by ARN, a same-region one by identifier.
+            gone = {database.db_instance_arn, database.db_instance_identifier}
+            source.replicas = [r for r in source.replicas if r not in gone]
+        database.source_db_instance_identifier = None
+    return result
+
+
+RDSBackend.promote_read_replica = promote_read_replica
+
+if __name__ == "__main__":
+    sys.exit(main())
