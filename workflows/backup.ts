@@ -473,6 +473,35 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     ).catch((err: unknown) => status.failures.push({ service, type: typeOf(err), reason: `alert: ${messageOf(err)}` }));
   }
 
+  // Any other failure (a destination that refused the copy, a failed verify, snapshot, retention) tells people now,
+  // with each step and its cause; a success after a failed run tells them it recovered.
+  const others = status.failures.filter((f) => !REFUSED_SOURCE.includes(f.type));
+  if (others.length && patched('backup-failure-alert')) {
+    await notifyPeople(
+      plan,
+      drSteps(plan),
+      `[drbook] ${service} backup ${backupId} FAILED`,
+      [
+        ...others.map((f) => `${f.reason} [${f.type}]`),
+        ...(previousVerifiedId
+          ? [`The newest verified backup of ${service} before this run: ${previousVerifiedId}.`]
+          : []),
+      ].join('\n'),
+      'backup-failed',
+    ).catch((err: unknown) => status.failures.push({ service, type: typeOf(err), reason: `alert: ${messageOf(err)}` }));
+  } else if (!status.failures.length && patched('backup-recovery-notice')) {
+    const previous = await quick.previousServiceBackup({ service, workflowId: workflowInfo().workflowId });
+    if (previous?.status === 'FAILED')
+      await notifyPeople(
+        plan,
+        drSteps(plan),
+        `[drbook] ${service} backup recovered: ${backupId} verified`,
+        `${backupId} of ${service} is verified in ${manifest?.copies.length ?? 0} copies; the run before it ` +
+          `(${previous.workflowId}, ${previous.closedAt ?? 'unknown time'}) failed: ${previous.reason ?? 'unknown cause'}.`,
+        'backup-recovered',
+      ).catch(() => undefined);
+  }
+
   const result: ServiceBackupResult = {
     service,
     backupId,

@@ -16,8 +16,64 @@ export interface PreviousReadiness {
   failing: Record<string, string>;
 }
 
+/** The run of a service's backup before this one, as far as Temporal's visibility knows it. */
+export interface PreviousBackupRun {
+  workflowId: string;
+  status: string;
+  closedAt: string | null;
+  /** Its failure message, when it failed. */
+  reason: string | null;
+}
+
 export function createReadinessActivities() {
   return {
+    /**
+     * The newest closed serviceBackup of `service` (ids `backup-<service>-<backupId>`) other than `workflowId`,
+     * or null. A backup that succeeds after a failed one tells people it recovered; nightly runs are a day
+     * apart, far beyond visibility's lag.
+     */
+    async previousServiceBackup({
+      service,
+      workflowId,
+    }: {
+      service: string;
+      workflowId: string;
+    }): Promise<PreviousBackupRun | null> {
+      const { client } = Context.current();
+      const query =
+        `WorkflowType = 'serviceBackup' AND WorkflowId STARTS_WITH 'backup-${service}-' ` +
+        `AND ExecutionStatus != 'Running'`;
+      let newest: PreviousBackupRun | null = null;
+      let newestAt = 0;
+      for await (const wf of client.workflow.list({ query, pageSize: 20 })) {
+        if (wf.workflowId === workflowId) continue;
+        const at = (wf.closeTime ?? wf.startTime).getTime();
+        if (at <= newestAt) continue;
+        newestAt = at;
+        newest = {
+          workflowId: wf.workflowId,
+          status: wf.status.name,
+          closedAt: wf.closeTime?.toISOString() ?? null,
+          reason: null,
+        };
+      }
+      const previous = newest;
+      if (previous?.status === 'FAILED') {
+        previous.reason = await client.workflow
+          .getHandle(previous.workflowId)
+          .result()
+          .then(
+            () => null,
+            (err: unknown) => {
+              let e = err as Error & { cause?: unknown };
+              while (e.cause instanceof Error) e = e.cause;
+              return e.message;
+            },
+          );
+      }
+      return previous;
+    },
+
     /**
      * The newest completed run of `scheduleId` other than the current one, or null (first run,
      * schedule gone, or only failed runs among its recent actions).
