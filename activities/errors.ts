@@ -1,19 +1,12 @@
 /**
- * How activities fail: a typed ApplicationFailure that names the resource. Types in
- * NON_RETRYABLE fail the step at once; anything else is retried by the step's policy.
+ * How activities fail: a typed ApplicationFailure that names the resource. Whether it is retried
+ * comes from the one table of failure types in workflows/contract.ts (`failure()` lives there so
+ * workflow code raises its failures the same way).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, NON_RETRYABLE } from '../workflows/contract';
+import { ErrorType, failure } from '../workflows/contract';
 
-/** `type` is one of ErrorType, or a driver's own code (ECONNREFUSED, ...) for faults worth a retry. */
-export function failure(type: string, message: string, details?: Record<string, unknown>): ApplicationFailure {
-  return ApplicationFailure.create({
-    type,
-    message,
-    nonRetryable: (NON_RETRYABLE as string[]).includes(type),
-    details: details ? [details] : undefined,
-  });
-}
+export { failure };
 
 const AWS_NOT_FOUND = /NotFound|NoSuch|DoesNotExist|InvalidInstanceID|Malformed/;
 const AWS_DENIED =

@@ -7,6 +7,7 @@
  * services named in workflow inputs, while the passwords stay on the worker.
  */
 import { z } from 'zod';
+import { NETWORK_DEVICE } from '../workflows/contract';
 
 export const TIERS = ['critical', 'important', 'normal'] as const;
 export type Tier = (typeof TIERS)[number];
@@ -177,7 +178,8 @@ const drCompute = z
 const vip = z
   .object({
     address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with prefix, e.g. 10.0.0.10/24'),
-    device: z.string().min(1),
+    // It reaches a remote shell (`ip -o addr show dev <device>`): a plain device name only.
+    device: z.string().regex(NETWORK_DEVICE, 'a network device name such as eth0 (letters, digits, _ . : @ -)'),
     primaryHost: name,
     drHost: name,
   })

@@ -12,6 +12,7 @@
  */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { sweepOrphanWorkDirs } from '../activities/workdirs';
 import { InventoryError } from '../config/inventory';
 import { loadInventory } from '../config/load';
 import { drTaskQueue, TASK_QUEUE } from '../workflows/contract';
@@ -59,6 +60,14 @@ export async function runWorker(additions: WorkerAdditions = {}): Promise<void> 
         metricsPort > 0 ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } : undefined,
     });
   }
+
+  // A worker killed with SIGKILL leaves its work directories (0600 password files) and a scratch
+  // mariadbd behind: remove those of dead drbook processes before serving anything.
+  const swept = await sweepOrphanWorkDirs();
+  if (swept.removed.length)
+    console.log(
+      `removed ${swept.removed.length} work director${swept.removed.length === 1 ? 'y' : 'ies'} of dead workers${swept.killed.length ? `, killed ${swept.killed.length} orphaned scratch process(es)` : ''}`,
+    );
 
   const { connectionOptions, namespace } = loadClientConnectConfig();
   const connection = await NativeConnection.connect(connectionOptions);

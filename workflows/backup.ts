@@ -26,7 +26,7 @@ import type { ServicePlan } from '../activities/inventory';
 import type { Activities } from '../workers/adapters';
 import { assessCompliance, backupIdAt, planRetention } from './backup-policy';
 import {
-  BACKUP_NON_RETRYABLE,
+  NON_RETRYABLE,
   BackupErrorType,
   drTaskQueue,
   ErrorType,
@@ -60,7 +60,7 @@ const retry = (maximumAttempts: number, initialInterval: Duration) => ({
   maximumAttempts,
   initialInterval,
   backoffCoefficient: 2,
-  nonRetryableErrorTypes: BACKUP_NON_RETRYABLE,
+  nonRetryableErrorTypes: NON_RETRYABLE,
 });
 // Streaming steps heartbeat every few seconds; a dead worker is noticed in two minutes, not hours.
 const streaming = proxyActivities<Activities>({

@@ -14,13 +14,13 @@ import { ActivityFailure, ApplicationFailure, patched, proxyActivities, setHandl
 import type { Activities } from '../workers/adapters';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
 import { backupStatusQuery, type BackupStatus } from './backup';
-import { BACKUP_NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
+import { NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
 import { planFor, reasonOf } from './plan';
 import { drSteps, notifyPeople } from './steps';
 
 const { listBackedUpServices } = proxyActivities<Activities>({
   startToCloseTimeout: '1m',
-  retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: BACKUP_NON_RETRYABLE },
+  retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
 });
 const { archiveBinlogs } = proxyActivities<Activities>({
   startToCloseTimeout: '1h',
@@ -29,7 +29,7 @@ const { archiveBinlogs } = proxyActivities<Activities>({
     maximumAttempts: 3,
     initialInterval: '10s',
     backoffCoefficient: 2,
-    nonRetryableErrorTypes: BACKUP_NON_RETRYABLE,
+    nonRetryableErrorTypes: NON_RETRYABLE,
   },
 });
 

@@ -7,61 +7,107 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 
-/** ApplicationFailure types: what operators read and retry policies act on. */
-export const ErrorType = {
-  UnknownService: 'UnknownService',
-  InvalidInput: 'InvalidInput',
-  ResourceNotFound: 'ResourceNotFound',
-  AccessDenied: 'AccessDenied',
-  AwsValidation: 'AwsValidation',
-  HostKeyMismatch: 'HostKeyMismatch',
-  SshAuthFailed: 'SshAuthFailed',
-  CommandFailed: 'CommandFailed',
-  DatabaseAuthFailed: 'DatabaseAuthFailed',
-  ReplicationBroken: 'ReplicationBroken',
-  ReplicaLagTooHigh: 'ReplicaLagTooHigh',
-  NotConfigured: 'NotConfigured',
-  ApproverNotAllowed: 'ApproverNotAllowed',
-  ApprovalTimedOut: 'ApprovalTimedOut',
-  Aborted: 'Aborted',
-  HealthCheckFailed: 'HealthCheckFailed',
+/**
+ * Every ApplicationFailure type drbook raises, and whether a retry can help. `false`: the same call fails
+ * the same way until a human changes something (or the data is hostile), so the step fails at once.
+ * `failure()` and every retry policy (NON_RETRYABLE) read this one table; a driver's own code
+ * (ECONNREFUSED, a throttled AWS call) is not listed and stays retryable.
+ */
+const FAILURE_RETRYABLE = {
+  UnknownService: false,
+  InvalidInput: false,
+  ResourceNotFound: false,
+  AccessDenied: false,
+  AwsValidation: false,
+  HostKeyMismatch: false,
+  SshAuthFailed: false,
+  CommandFailed: true,
+  DatabaseAuthFailed: false,
+  ReplicationBroken: false,
+  ReplicaLagTooHigh: true,
+  NotConfigured: false,
+  ApproverNotAllowed: true,
+  ApprovalTimedOut: true,
+  Aborted: true,
+  HealthCheckFailed: true,
   /** The old primary's fence did not hold up to promotion (writable again, or it committed past the fence). */
-  FenceLost: 'FenceLost',
+  FenceLost: true,
   /** Two members take writes at once (after a cut-over, or read live): every runbook stops until a human fences one. */
-  SplitBrain: 'SplitBrain',
+  SplitBrain: false,
   /** A backup source that is read-only and not replicating (a fenced old primary: its data stopped advancing). */
-  SourceNotWritable: 'SourceNotWritable',
+  SourceNotWritable: false,
   /** No member of a service could be read as writable (unreachable or all read-only). */
-  TopologyUnknown: 'TopologyUnknown',
+  TopologyUnknown: true,
   /** Failover of a service already running on its DR side: run failback instead. */
-  AlreadyFailedOver: 'AlreadyFailedOver',
+  AlreadyFailedOver: false,
   /** Failback of a service already at home: nothing to fail back. */
-  AlreadyAtHome: 'AlreadyAtHome',
+  AlreadyAtHome: false,
+  /** A step failed and its cause carried no type of its own. */
+  StepFailed: false,
   /** The split-brain resolve found one writer (or none): nothing to resolve. */
-  NotSplit: 'NotSplit',
+  NotSplit: false,
   /** A fence that did not take (a blocked read_only, an unreachable server). */
-  FenceFailed: 'FenceFailed',
-} as const;
-export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
+  FenceFailed: true,
+  /** Readiness failed: a drill does not start on an estate that is not ready. */
+  NotReady: false,
+  /** A backup copy's size or SHA-256 differs from what was written / what the manifest says: read again, still corrupt. */
+  BackupCorrupt: false,
+  /** A backup holds something a restore never runs (a mariadb client command such as `\\! cmd`). */
+  RestoreRefused: false,
+  /** mariadb-dump / zstd exited non-zero (stderr in the message). */
+  DumpFailed: true,
+  /** One or more steps of a service's backup failed; the message names each. */
+  BackupFailed: false,
+  /** A manifest was written but did not read back as written. */
+  ManifestNotStored: true,
+  ManifestInvalid: false,
+  ManifestUnauthenticated: false,
+  /** A backup with this id already has a manifest: backups are never rewritten. */
+  BackupExists: false,
+  NoVerifiedBackup: false,
+  /** Fetch | zstd -d | mariadb failed (stderr in the message): a connection fault is worth another try. */
+  RestoreFailed: true,
+  RestoreTestFailed: false,
+  PitrArchiveGap: false,
+  RdsRestoreFailed: true,
+  SnapshotFailed: true,
+  RecloneFailed: true,
+  DrillFailed: false,
+  SshExecFailed: true,
+  SshTimeout: true,
+  WebhookFailed: true,
+  WebhookUnreachable: true,
+} as const satisfies Record<string, boolean>;
+
+/** ApplicationFailure types: what operators read and retry policies act on. */
+export type ErrorType = keyof typeof FAILURE_RETRYABLE;
+export const ErrorType = Object.fromEntries(Object.keys(FAILURE_RETRYABLE).map((t) => [t, t])) as {
+  readonly [T in ErrorType]: T;
+};
 
 /** Never worth a retry: the same call will fail the same way until a human changes something. */
-export const NON_RETRYABLE: ErrorType[] = [
-  ErrorType.UnknownService,
-  ErrorType.InvalidInput,
-  ErrorType.ResourceNotFound,
-  ErrorType.AccessDenied,
-  ErrorType.AwsValidation,
-  ErrorType.HostKeyMismatch,
-  ErrorType.SshAuthFailed,
-  ErrorType.DatabaseAuthFailed,
-  ErrorType.NotConfigured,
-  ErrorType.ReplicationBroken,
-  ErrorType.SourceNotWritable,
-  ErrorType.SplitBrain,
-  ErrorType.AlreadyFailedOver,
-  ErrorType.AlreadyAtHome,
-  ErrorType.NotSplit,
-];
+export const NON_RETRYABLE: ErrorType[] = (Object.keys(FAILURE_RETRYABLE) as ErrorType[]).filter(
+  (t) => !FAILURE_RETRYABLE[t],
+);
+
+/**
+ * A typed failure; its retryability comes from the table above. `type` is an ErrorType or a driver's own
+ * code (ECONNRESET): a type the table does not list is retryable.
+ */
+export function failure(type: string, message: string, details?: Record<string, unknown>): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: (NON_RETRYABLE as string[]).includes(type),
+    details: details ? [details] : undefined,
+  });
+}
+
+/**
+ * A network device name (Linux allows 15 characters), as it may appear in a command run by a remote
+ * shell: nothing the shell or `ip` would read as more than a name (no spaces, quotes, ;, $, leading -).
+ */
+export const NETWORK_DEVICE = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,14}$/;
 
 export const TASK_QUEUE = 'drbook';
 /**
@@ -331,20 +377,14 @@ export interface ReadinessDrift {
 
 export const BackupErrorType = {
   /** A copy's size or SHA-256 read back from storage differs from what was written. */
-  BackupCorrupt: 'BackupCorrupt',
+  BackupCorrupt: ErrorType.BackupCorrupt,
   /** mariadb-dump / zstd exited non-zero (stderr in the message). */
-  DumpFailed: 'DumpFailed',
+  DumpFailed: ErrorType.DumpFailed,
   /** One or more steps of a service's backup failed; the message names each. */
-  BackupFailed: 'BackupFailed',
+  BackupFailed: ErrorType.BackupFailed,
   /** A backup with this id already has a manifest: backups are never rewritten. */
-  BackupExists: 'BackupExists',
+  BackupExists: ErrorType.BackupExists,
 } as const;
-/** A corrupt copy stays corrupt when read again, an existing backup stays there: fail the step at once. */
-export const BACKUP_NON_RETRYABLE: string[] = [
-  ...NON_RETRYABLE,
-  BackupErrorType.BackupCorrupt,
-  BackupErrorType.BackupExists,
-];
 
 export const BACKUP_DESTINATIONS = ['local', 'primary', 'offsite'] as const;
 export type BackupDestinationName = (typeof BACKUP_DESTINATIONS)[number];
@@ -496,7 +536,7 @@ export interface NightlyBackupSummary {
 
 export const DrillErrorType = {
   /** The drill ran and at least one finding is critical (a step failed, a target was missed); the report says which. */
-  DrillFailed: 'DrillFailed',
+  DrillFailed: ErrorType.DrillFailed,
 } as const;
 
 export const drillInput = z
@@ -561,26 +601,20 @@ export const RestoreErrorType = {
   /** The dump object's size or SHA-256 differs from its manifest: nothing was restored. */
   BackupCorrupt: BackupErrorType.BackupCorrupt,
   /** The manifest is missing, unreadable, or not a drbook backup manifest. */
-  ManifestInvalid: 'ManifestInvalid',
+  ManifestInvalid: ErrorType.ManifestInvalid,
   /** The manifest's signature is missing or does not verify with any key of the worker's keyring. */
-  ManifestUnauthenticated: 'ManifestUnauthenticated',
+  ManifestUnauthenticated: ErrorType.ManifestUnauthenticated,
   /** No verified backup (manifest present) of the service, or not the one asked for. */
-  NoVerifiedBackup: 'NoVerifiedBackup',
+  NoVerifiedBackup: ErrorType.NoVerifiedBackup,
   /** Fetch | zstd -d | mariadb failed (stderr in the message). */
-  RestoreFailed: 'RestoreFailed',
+  RestoreFailed: ErrorType.RestoreFailed,
+  /** The backup holds a mariadb client command (or other input a restore never runs): nothing of it ran. */
+  RestoreRefused: ErrorType.RestoreRefused,
   /** The restore ran, and at least one check failed; the message names each. */
-  RestoreTestFailed: 'RestoreTestFailed',
+  RestoreTestFailed: ErrorType.RestoreTestFailed,
   /** Point-in-time recovery: the binlog archive lacks a log between the backup's position and the point. */
-  PitrArchiveGap: 'PitrArchiveGap',
+  PitrArchiveGap: ErrorType.PitrArchiveGap,
 } as const;
-export const RESTORE_NON_RETRYABLE: string[] = [
-  ...NON_RETRYABLE,
-  RestoreErrorType.BackupCorrupt,
-  RestoreErrorType.ManifestInvalid,
-  RestoreErrorType.ManifestUnauthenticated,
-  RestoreErrorType.NoVerifiedBackup,
-  RestoreErrorType.PitrArchiveGap,
-];
 
 const validationQuery = z
   .object({ name: z.string().min(1), sql: z.string().min(1), expect: z.union([z.string(), z.number()]) })

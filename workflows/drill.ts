@@ -39,6 +39,8 @@ import {
   DrillErrorType,
   drillInput,
   drTaskQueue,
+  ErrorType,
+  failure,
   NON_RETRYABLE,
   parseInput,
   type Approval,
@@ -146,12 +148,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
     );
     for (const c of ready.checks.filter((x) => !x.ok))
       findings.push({ severity: 'critical', text: `not ready before the drill: ${c.name}: ${c.detail}` });
-    if (!ready.ready)
-      throw ApplicationFailure.create({
-        type: 'NotReady',
-        message: 'the estate is not ready: drill not started',
-        nonRetryable: true,
-      });
+    if (!ready.ready) throw failure(ErrorType.NotReady, 'the estate is not ready: drill not started');
 
     if (input.scope === 'switchover') await switchover();
     else await isolated();

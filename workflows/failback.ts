@@ -10,7 +10,15 @@
  * and refuses to rebuild an old primary that holds transactions the DR side lacks.
  */
 import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
-import { ErrorType, failbackInput, parseInput, type Approval, type FailbackInput, type StepRecord } from './contract';
+import {
+  ErrorType,
+  failbackInput,
+  failure,
+  parseInput,
+  type Approval,
+  type FailbackInput,
+  type StepRecord,
+} from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
@@ -176,8 +184,7 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
     'fence-dr',
     async () => {
       const mysql = await acts.fence.fencePrimary({ server: dr, heartbeatEvent: db.heartbeatEvent });
-      if (!mysql.fenced)
-        throw ApplicationFailure.create({ type: 'FenceFailed', message: mysql.detail, nonRetryable: true });
+      if (!mysql.fenced) throw failure(ErrorType.FenceFailed, mysql.detail);
       if (svc.vip)
         await acts.change.removeVip({ host: svc.vip.drHost, address: svc.vip.address, device: svc.vip.device });
       return mysql;

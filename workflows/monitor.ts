@@ -22,7 +22,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../workers/adapters';
-import { monitorInput, parseInput, type MonitorInput } from './contract';
+import { ErrorType, monitorInput, parseInput, type MonitorInput } from './contract';
 import { failover } from './failover';
 import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { planFor, reasonOf } from './plan';
@@ -102,7 +102,7 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
         return { ok: !info.readOnly, detail: `${info.server}: ${info.readOnly ? 'read-only' : 'writable'}` };
       }
       throw ApplicationFailure.create({
-        type: 'NotConfigured',
+        type: ErrorType.NotConfigured,
         message: `${svc.name} has no health URL and no database to watch`,
         nonRetryable: true,
       });

@@ -15,6 +15,7 @@ import type { Activities } from '../workers/adapters';
 import { backupTime } from './backup-policy';
 import {
   drTaskQueue,
+  NETWORK_DEVICE,
   NON_RETRYABLE,
   parseInput,
   readinessInput,
@@ -166,7 +167,16 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
 
   const vip = svc.vip;
   if (vip) {
+    // The device goes into a remote shell command: refuse anything but a device name (the inventory
+    // refuses it too; this holds whatever produced the plan).
+    const safeDevice = () => {
+      if (!NETWORK_DEVICE.test(vip.device))
+        throw new CheckFailed(
+          `vip.device ${JSON.stringify(vip.device)} is not a network device name: refusing to pass it to a remote shell`,
+        );
+    };
     await check('vip-on-primary-host', async () => {
+      safeDevice();
       const r = await primarySide.runRemoteCommand({
         host: vip.primaryHost,
         command: `ip -o addr show dev ${vip.device}`,
@@ -177,6 +187,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
       return `${vip.address} on ${vip.primaryHost} ${vip.device}`;
     });
     await check('dr-host-reachable', async () => {
+      safeDevice();
       await drSide.runRemoteCommand({ host: vip.drHost, command: `ip -o link show dev ${vip.device}` });
       return `${vip.drHost} reachable with its pinned host key; ${vip.device} present`;
     });

@@ -30,7 +30,7 @@ import {
   drTaskQueue,
   ErrorType,
   parseInput,
-  RESTORE_NON_RETRYABLE,
+  NON_RETRYABLE,
   RestoreErrorType,
   restoreTestInput,
   type BackupManifest,
@@ -48,7 +48,7 @@ const retry = (maximumAttempts: number, initialInterval: Duration) => ({
   maximumAttempts,
   initialInterval,
   backoffCoefficient: 2,
-  nonRetryableErrorTypes: RESTORE_NON_RETRYABLE,
+  nonRetryableErrorTypes: NON_RETRYABLE,
 });
 const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: retry(3, '2s') });
 const reading = proxyActivities<Activities>({

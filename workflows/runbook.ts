@@ -143,7 +143,7 @@ export class RunbookRun {
       const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err;
       if (cause instanceof ApplicationFailure && !cause.message.startsWith('step ')) {
         throw ApplicationFailure.create({
-          type: cause.type ?? 'StepFailed',
+          type: cause.type ?? ErrorType.StepFailed,
           message: `step ${name} failed: ${cause.message}`,
           nonRetryable: true,
           details: [{ step: name }],

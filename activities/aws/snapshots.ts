@@ -83,7 +83,8 @@ export function createSnapshotActivities(clients: AwsClients) {
       );
       const snaps = out.Snapshots ?? [];
       const failed = snaps.find((s) => s.State === 'error');
-      if (failed) throw failure('SnapshotFailed', `EBS snapshot ${failed.SnapshotId} (${region}) is in state error`);
+      if (failed)
+        throw failure(ErrorType.SnapshotFailed, `EBS snapshot ${failed.SnapshotId} (${region}) is in state error`);
       if (snaps.length === ids.length && snaps.every((s) => s.State === 'completed')) return snaps;
       heartbeat({
         region,
@@ -109,7 +110,7 @@ export function createSnapshotActivities(clients: AwsClients) {
       if (!snap) throw failure(ErrorType.ResourceNotFound, `RDS snapshot ${id} (${region}) disappeared`);
       if (snap.Status === 'available') return snap;
       if (snap.Status === 'failed' || snap.Status === 'error')
-        throw failure('SnapshotFailed', `RDS snapshot ${id} (${region}) is ${snap.Status}`);
+        throw failure(ErrorType.SnapshotFailed, `RDS snapshot ${id} (${region}) is ${snap.Status}`);
       heartbeat({ region, id, status: snap.Status, percent: snap.PercentProgress });
       await sleep(POLL_MS);
     }

@@ -17,8 +17,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -29,6 +28,7 @@ import type { BackupStore, BackupStores } from '../storage/destinations';
 import { archivedBinlogName, binlogKey, binlogRoot, checksumLine } from '../storage/layout';
 import { activityContext, binlogCreatedAt, collect, exitOf, writeClientDefaults } from './dump';
 import { createTopologyDiscoveryActivities } from './discovery';
+import { privateWorkDir } from '../workdirs';
 import { mysqlFailure, type MysqlPools } from './index';
 
 export interface BinlogArchiveResult {
@@ -108,7 +108,7 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
 
       const copied: string[] = [];
       const alreadyArchived: string[] = [];
-      const work = await mkdtemp(path.join(tmpdir(), 'drbook-binlog-'));
+      const work = await privateWorkDir('binlog');
       try {
         for (const log of dated) {
           const missing = targets.filter((s) => !archived(s, log));

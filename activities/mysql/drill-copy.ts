@@ -17,7 +17,7 @@ import type mysql from 'mysql2/promise';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
-import { writeClientDefaults } from './dump';
+import { loaderOptions, writeClientDefaults } from './dump';
 import { mysqlFailure, type MysqlPools } from './index';
 
 export interface DrillCopy {
@@ -59,6 +59,7 @@ export function createDrillCopyActivities(pools: MysqlPools) {
   async function pipeDatabase(source: string, database: string, target: string, scratchDb: string): Promise<void> {
     const from = await writeClientDefaults(pools.target(source));
     const to = await writeClientDefaults(pools.target(target));
+    const clientOptions = await loaderOptions();
     try {
       await new Promise<void>((resolve, reject) => {
         // No --databases: the dump carries no CREATE DATABASE / USE, so it loads into the scratch name.
@@ -71,11 +72,13 @@ export function createDrillCopyActivities(pools: MysqlPools) {
             '--routines',
             '--triggers',
             '--skip-events',
+            '--', // the name is never an option
             database,
           ],
           { stdio: ['ignore', 'pipe', 'pipe'] },
         );
-        const load = spawn('mariadb', [`--defaults-extra-file=${to.file}`, '--batch', scratchDb], {
+        // Another server's dump: no client command in it runs on the worker (loaderOptions).
+        const load = spawn('mariadb', [`--defaults-extra-file=${to.file}`, ...clientOptions, '--batch', scratchDb], {
           stdio: ['pipe', 'ignore', 'pipe'],
         });
         let dumpErr = '';

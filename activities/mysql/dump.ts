@@ -18,9 +18,8 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants, openSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +28,7 @@ import { Context } from '@temporalio/activity';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
+import { privateWorkDir } from '../workdirs';
 import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
 import { checksumKey, checksumLine, dumpKey, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
@@ -84,12 +84,29 @@ export function activityContext(): Context | null {
   }
 }
 
-/** A value for a MySQL option file, double-quoted and escaped. */
-export const optionValue = (v: string | number) => `"${String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+const OPTION_ESCAPES: Record<string, string> = {
+  '\\': '\\\\',
+  '"': '\\"',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\b': '\\b',
+};
+
+/**
+ * A value for a MySQL option file, double-quoted, with every character the option-file reader
+ * unescapes written as its escape: a raw newline would end the line and start an option of its own.
+ */
+export const optionValue = (v: string | number) => {
+  const text = String(v);
+  // The reader has no escape for NUL (it would cut the value short): refuse, never pass a different value.
+  if (text.includes('\0')) throw failure(ErrorType.InvalidInput, 'an option-file value holds a NUL byte');
+  return `"${text.replace(/[\\"\n\r\t\b]/g, (c) => OPTION_ESCAPES[c])}"`;
+};
 
 /** A private directory holding a 0600 [client] defaults file; the caller removes the directory. */
 export async function writeClientDefaults(target: MysqlTarget): Promise<{ dir: string; file: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'drbook-dump-')); // mode 0700
+  const dir = await privateWorkDir('dump');
   const file = path.join(dir, 'client.cnf');
   const lines = [
     '[client]',
@@ -101,6 +118,27 @@ export async function writeClientDefaults(target: MysqlTarget): Promise<{ dir: s
   await writeFile(file, `${lines.join('\n')}\n`, { mode: 0o600 });
   return { dir, file };
 }
+
+let sandboxSupported: Promise<boolean> | null = null;
+
+/**
+ * The options every `mariadb` client that loads SQL drbook did not write itself runs with (a backup
+ * object, another server's dump, a binlog): client commands are refused, so `\! cmd` in a backup
+ * never runs a shell on the worker (which holds every secret) and `\. file` never reads one.
+ * --binary-mode turns off every client command but `\C` and DELIMITER (an unknown one ends the
+ * load: "ERROR at line N: Unknown command"); --sandbox, where the client has it (MariaDB 10.5.25,
+ * 10.6.18, 10.11.8 and later), also refuses the file-system ones should any be parsed.
+ */
+export async function loaderOptions(): Promise<string[]> {
+  sandboxSupported ??= execFileAsync('mariadb', ['--help']).then(
+    (r) => /^\s*--sandbox\b/m.test(r.stdout),
+    () => false,
+  );
+  return ['--binary-mode', ...((await sandboxSupported) ? ['--sandbox'] : [])];
+}
+
+/** "ERROR at line N: Unknown command '\!'." (or refused in sandbox mode): a client command in the SQL, refused. */
+export const REFUSED_CLIENT_COMMAND = /ERROR at line (\d+)[^:]*: (Unknown command '\\.'|.*sandbox mode)/i;
 
 const toolVersions = new Map<string, Promise<string>>();
 /** `tool --version`, once per worker. */

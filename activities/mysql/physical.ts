@@ -17,8 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
@@ -28,6 +27,7 @@ import { Client } from 'ssh2';
 import { dataFilesHost, type MysqlServer } from '../../config/inventory';
 import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
+import { privateWorkDir } from '../workdirs';
 import { pinnedConnectConfig, remoteCommandLine, shellQuote, sshFailure, type SshTarget } from '../ssh';
 import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
@@ -118,7 +118,7 @@ function versionTap(stderr: Readable): () => string | null {
 
 /** mariabackup on the worker itself. */
 async function localSource(args: string[], defaults: string, cleanups: (() => Promise<void>)[]): Promise<Source> {
-  const dir = await mkdtemp(path.join(tmpdir(), WORK_DIR_PREFIX)); // mode 0700
+  const dir = await privateWorkDir('mariabackup');
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'client.cnf');
   await writeFile(file, defaults, { mode: 0o600 });
@@ -164,7 +164,7 @@ function sshSource(ssh: SshTarget, args: string[], defaults: string): Promise<So
       conn.exec(remoteCommandLine(ssh, script), (err, channel) => {
         if (err) {
           conn.end();
-          return reject(failure('SshExecFailed', `${ssh.name}: ${err.message}`));
+          return reject(failure(ErrorType.SshExecFailed, `${ssh.name}: ${err.message}`));
         }
         channel.end(defaults);
         const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });

@@ -14,7 +14,7 @@ import type mysql from 'mysql2/promise';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import { mariadbErrantTransactions, transactionsBehind, type GtidFlavor } from './gtid';
-import { collect, exitOf, writeClientDefaults } from './dump';
+import { collect, exitOf, loaderOptions, REFUSED_CLIENT_COMMAND, writeClientDefaults } from './dump';
 import { whileHeartbeating } from '../liveness';
 import { createMysqlActivities, mysqlFailure, type MysqlPools } from './index';
 
@@ -36,6 +36,9 @@ const UNREACHABLE = new Set([
  * most FENCE_STATEMENT_TIMEOUT_MS. A connection reset or a slow link is ridden out; a server still unreachable after
  * that is reported as not fenced, for an operator to acknowledge.
  */
+/** A database name a re-clone passes to mariadb-dump: a plain identifier, never one that reads as an option. */
+export const CLONEABLE_DATABASE = /^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$/;
+
 const FENCE_REACH_MS = 10_000;
 const FENCE_STATEMENT_TIMEOUT_MS = 4_000;
 const FENCE_RETRY_PAUSE_MS = 1_000;
@@ -647,6 +650,15 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
           ),
         )
       ).map((r) => String(r.d));
+      // The names come from the source server and become mariadb-dump arguments: a database named
+      // "--no-data" would be an option. Refused before anything on the target changes.
+      const unsafe = databases.filter((d) => !CLONEABLE_DATABASE.test(d));
+      if (unsafe.length)
+        throw failure(
+          ErrorType.InvalidInput,
+          `${source} holds database(s) ${unsafe.map((d) => JSON.stringify(d)).join(', ')}: not a plain name (letters, digits, _ $ -, not starting with -); refusing to re-clone ${server} from it`,
+          { server, source },
+        );
       // A private session: sql_log_bin = 0 must not go back to the pool with the connection.
       await pools.withPrivateSession(server, async (conn) => {
         await setHeartbeatEvent(server, conn, heartbeatEvent, false);
@@ -667,6 +679,7 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
         writeClientDefaults(pools.target(server)),
       ]);
       let bytes = 0;
+      const clientOptions = await loaderOptions();
       try {
         const dump = spawn(
           'mariadb-dump',
@@ -679,14 +692,16 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
             '--events',
             '--triggers',
             '--databases',
+            '--', // names only from here on
             ...databases,
           ],
           { stdio: ['ignore', 'pipe', 'pipe'] },
         );
         // Loaded with sql_log_bin=0: the copy's binlog stays empty, so it holds no transactions of its own.
+        // The source's dump is SQL drbook did not write: no client command in it runs (loaderOptions).
         const load = spawn(
           'mariadb',
-          [`--defaults-extra-file=${to.file}`, '--init-command=SET SESSION sql_log_bin=0'],
+          [`--defaults-extra-file=${to.file}`, ...clientOptions, '--init-command=SET SESSION sql_log_bin=0'],
           { stdio: ['pipe', 'ignore', 'pipe'] },
         );
         const dumpErr = collect(dump.stderr);
@@ -702,12 +717,16 @@ export function createMysqlTopologyActivities(pools: MysqlPools, replicationCred
             pipeline(dump.stdout, load.stdin),
           ]);
           if (d.code !== 0)
-            throw failure('RecloneFailed', `mariadb-dump on ${source} exited ${d.code}: ${dumpErr()}`, {
+            throw failure(ErrorType.RecloneFailed, `mariadb-dump on ${source} exited ${d.code}: ${dumpErr()}`, {
               server,
               source,
             });
           if (l.code !== 0)
-            throw failure('RecloneFailed', `mariadb into ${server} exited ${l.code}: ${loadErr()}`, { server, source });
+            throw failure(
+              REFUSED_CLIENT_COMMAND.test(loadErr()) ? ErrorType.RestoreRefused : ErrorType.RecloneFailed,
+              `mariadb into ${server} exited ${l.code}: ${loadErr()}`,
+              { server, source },
+            );
         } finally {
           clearInterval(beat);
         }

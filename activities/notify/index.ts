@@ -24,7 +24,7 @@ async function postJson(url: string, body: unknown, idempotencyKey: string): Pro
       signal: AbortSignal.timeout(10000),
     });
   } catch (err) {
-    throw failure('WebhookUnreachable', `POST ${url}: ${(err as Error).message}`, { url });
+    throw failure(ErrorType.WebhookUnreachable, `POST ${url}: ${(err as Error).message}`, { url });
   }
   const text = await res.text();
   if (res.status >= 400 && res.status < 500 && res.status !== 429) {
@@ -34,7 +34,7 @@ async function postJson(url: string, body: unknown, idempotencyKey: string): Pro
     });
   }
   if (!res.ok)
-    throw failure('WebhookFailed', `POST ${url}: HTTP ${res.status}: ${text.slice(0, 200)}`, {
+    throw failure(ErrorType.WebhookFailed, `POST ${url}: HTTP ${res.status}: ${text.slice(0, 200)}`, {
       url,
       status: res.status,
     });

@@ -1,22 +1,48 @@
 /**
- * Cold failover's restore: the newest verified backup, streamed from storage through
- * SHA-256 and `zstd -d` into the DR database server under the databases' own names (the
- * dump carries its CREATE DATABASE / USE lines). Standard tools only, as an operator
- * would do it by hand; the password goes through a 0600 defaults file.
+ * Cold failover's restore: the newest verified backup into the DR database server under the
+ * databases' own names (the dump carries its CREATE DATABASE / USE lines). Standard tools only,
+ * as an operator would do it by hand; the password goes through a 0600 defaults file.
+ *
+ *   storage object ─▶ SHA-256 ─▶ private file (0600)      checked against the manifest, then
+ *   private file ─▶ zstd -d ─▶ mariadb --binary-mode --sandbox ─▶ DR server
+ *
+ * Verify first, then load: the DR server is about to serve traffic, so nothing of a stream whose
+ * digest does not match may reach it (not even into staging databases: the SQL chooses which
+ * databases it writes, and MariaDB cannot rename a database with its views, triggers and routines).
+ * The object is spooled to the worker's disk while it is hashed, and exactly the bytes that were
+ * checked are loaded: a second read from storage could differ from the first. The cost is the
+ * compressed size on the worker's disk and a download that no longer overlaps the load.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { heartbeat } from '@temporalio/activity';
 import type { Inventory } from '../../config/inventory';
 import { ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
-import { collect, exitOf, writeClientDefaults } from '../mysql/dump';
+import { collect, exitOf, loaderOptions, REFUSED_CLIENT_COMMAND, writeClientDefaults } from '../mysql/dump';
 import type { MysqlPools } from '../mysql';
 import type { BackupStores } from '../storage/destinations';
 import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
+import { privateWorkDir } from '../workdirs';
+
+/** Line `n` (1-based) of a zstd-compressed file, cut to 200 characters: the statement the client refused. */
+async function lineOf(file: string, n: number): Promise<string | null> {
+  const zstd = spawn('zstd', ['-d', '-c', '-q', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    let i = 0;
+    for await (const line of createInterface({ input: zstd.stdout, crlfDelay: Infinity }))
+      if (++i === n) return line.slice(0, 200);
+    return null;
+  } finally {
+    zstd.kill('SIGKILL');
+  }
+}
 
 export function createColdRestoreActivities(inventory: Inventory, stores: BackupStores, pools: MysqlPools) {
   return {
@@ -44,62 +70,86 @@ export function createColdRestoreActivities(inventory: Inventory, stores: Backup
       const store = stores.store(service, destination);
       const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);
       requireManifestObject(verified, store, { sha256 });
-      // Not logged: the DR server's binlog must hold no transactions of its own. A private session, so the pool
-      // never hands out a connection whose writes skip the binlog.
-      await pools.withPrivateSession(server, async (conn) => {
-        await conn.query('SET SESSION sql_log_bin = 0');
-        for (const db of databases) await conn.query(`DROP DATABASE IF EXISTS \`${db.replace(/`/g, '``')}\``);
-      });
-      const source = await store.read(verified.objectKey);
-      const defaults = await writeClientDefaults(pools.target(server));
-      const digest = createHash('sha256');
+      const work = await privateWorkDir('cold');
+      const spooled = path.join(work, 'dump.sql.zst');
+      let defaults: { dir: string; file: string } | null = null;
       let bytes = 0;
-      const hashing = new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          digest.update(chunk);
-          bytes += chunk.length;
-          done(null, chunk);
-        },
-      });
-      const zstd = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-      const load = spawn(
-        'mariadb',
-        [`--defaults-extra-file=${defaults.file}`, '--init-command=SET SESSION sql_log_bin=0'],
-        {
-          stdio: ['pipe', 'ignore', 'pipe'],
-        },
-      );
-      const zstdErr = collect(zstd.stderr);
-      const loadErr = collect(load.stderr);
       const beat = setInterval(() => heartbeat({ bytes }), 2000);
       try {
-        const [z, l, up, down] = await Promise.allSettled([
+        // 1. Verify: the whole object through SHA-256 into a private file; the DR server is not touched yet.
+        const digest = createHash('sha256');
+        const hashing = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            digest.update(chunk);
+            bytes += chunk.length;
+            done(null, chunk);
+          },
+        });
+        const source = await store.read(verified.objectKey);
+        await pipeline(source, hashing, createWriteStream(spooled, { mode: 0o600 })).catch((err: Error) => {
+          throw failure(ErrorType.RestoreFailed, `fetching ${backupId}: ${err.message}`, { server });
+        });
+        const got = digest.digest('hex');
+        if (got !== sha256) {
+          throw failure(
+            ErrorType.BackupCorrupt,
+            `backup ${backupId} of ${service}: SHA-256 ${got} does not match the manifest's ${sha256}; nothing was loaded into ${server}`,
+            { backupId, server },
+          );
+        }
+
+        // 2. Load exactly the bytes just checked.
+        // Not logged: the DR server's binlog must hold no transactions of its own. A private session, so the pool
+        // never hands out a connection whose writes skip the binlog.
+        await pools.withPrivateSession(server, async (conn) => {
+          await conn.query('SET SESSION sql_log_bin = 0');
+          for (const db of databases) await conn.query(`DROP DATABASE IF EXISTS \`${db.replace(/`/g, '``')}\``);
+        });
+        defaults = await writeClientDefaults(pools.target(server));
+        const zstd = spawn('zstd', ['-d', '-c', '-q', spooled], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const load = spawn(
+          'mariadb',
+          [
+            `--defaults-extra-file=${defaults.file}`,
+            ...(await loaderOptions()),
+            '--init-command=SET SESSION sql_log_bin=0',
+          ],
+          { stdio: ['pipe', 'ignore', 'pipe'] },
+        );
+        const zstdErr = collect(zstd.stderr);
+        const loadErr = collect(load.stderr);
+        const [z, l, down] = await Promise.allSettled([
           exitOf(zstd, 'zstd'),
           exitOf(load, 'mariadb'),
-          pipeline(source, hashing, zstd.stdin),
           pipeline(zstd.stdout, load.stdin),
         ]);
         // The loader's own failure first: a broken pipe upstream is only its consequence.
         if (l.status === 'rejected') throw l.reason;
-        if (l.value.code !== 0)
-          throw failure('RestoreFailed', `mariadb into ${server} exited ${l.value.code}: ${loadErr()}`, { server });
+        if (l.value.code !== 0) {
+          const refused = REFUSED_CLIENT_COMMAND.exec(loadErr());
+          if (refused) {
+            const line = await lineOf(spooled, Number(refused[1])).catch(() => null);
+            throw failure(
+              ErrorType.RestoreRefused,
+              `backup ${backupId} of ${service}: line ${refused[1]} of the dump is a mariadb client command, refused (a restore never runs one)${line === null ? '' : `: ${JSON.stringify(line)}`}; mariadb: ${loadErr()}`,
+              { backupId, server, line: Number(refused[1]) },
+            );
+          }
+          throw failure(ErrorType.RestoreFailed, `mariadb into ${server} exited ${l.value.code}: ${loadErr()}`, {
+            server,
+          });
+        }
         if (z.status === 'rejected') throw z.reason;
         if (z.value.code !== 0)
-          throw failure('RestoreFailed', `zstd -d exited ${z.value.code}: ${zstdErr()}`, { server });
-        for (const p of [up, down])
-          if (p.status === 'rejected')
-            throw failure('RestoreFailed', `streaming ${backupId}: ${(p.reason as Error).message}`, { server });
+          throw failure(ErrorType.RestoreFailed, `zstd -d exited ${z.value.code}: ${zstdErr()}`, { server });
+        if (down.status === 'rejected')
+          throw failure(ErrorType.RestoreFailed, `streaming ${backupId}: ${(down.reason as Error).message}`, {
+            server,
+          });
       } finally {
         clearInterval(beat);
-        await rm(defaults.dir, { recursive: true, force: true });
-      }
-      const got = digest.digest('hex');
-      if (got !== sha256) {
-        throw failure(
-          'BackupCorrupt',
-          `backup ${backupId} of ${service}: SHA-256 ${got} does not match the manifest's ${sha256}`,
-          { backupId },
-        );
+        await rm(work, { recursive: true, force: true });
+        if (defaults) await rm(defaults.dir, { recursive: true, force: true });
       }
       return { server, databases, bytes, seconds: (Date.now() - started) / 1000 };
     },

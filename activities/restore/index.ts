@@ -24,7 +24,7 @@ import {
 } from '../../workflows/contract';
 import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from '../mysql';
-import { Digest, writeClientDefaults } from '../mysql/dump';
+import { Digest, loaderOptions, writeClientDefaults } from '../mysql/dump';
 import type { BackupStore, BackupStores } from '../storage/destinations';
 import { backupRoot, manifestKey, MANIFEST_FILE, serviceRoot, type BackupKind } from '../storage/layout';
 import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
@@ -352,6 +352,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
         Math.max(1, Math.min(16, parallel)),
         defaults.file,
         sessionPrelude(),
+        await loaderOptions(),
       );
       const zstd = spawn('zstd', ['-d', '-q', '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
       let zstdErr = '';

@@ -17,12 +17,17 @@
  * sessions); the binary log is off for every session (a scratch restore is nobody's replica source).
  *
  * The password reaches the clients through a 0600 defaults file (writeClientDefaults), never argv.
+ *
+ * Nothing in a backup executes on the worker: the clients run with loaderOptions() (--binary-mode,
+ * --sandbox), and a line that starts a statement with a client command (`\! cmd`) is refused here,
+ * named, before any session sees it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
-import { RestoreErrorType } from '../../workflows/contract';
+import { ErrorType, RestoreErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
+import { REFUSED_CLIENT_COMMAND } from '../mysql/dump';
 
 export interface LoadProgress {
   /** Decompressed dump bytes routed so far. */
@@ -50,6 +55,7 @@ class LoaderSession {
   constructor(
     readonly index: number,
     defaultsFile: string,
+    clientOptions: string[],
     private readonly onFail: (err: Error) => void,
   ) {
     this.child = spawn(
@@ -57,6 +63,7 @@ class LoaderSession {
       // --unbuffered: a barrier's marker must reach stdout at once, not when the client exits.
       [
         `--defaults-extra-file=${defaultsFile}`,
+        ...clientOptions,
         '--batch',
         '--skip-column-names',
         '--unbuffered',
@@ -80,7 +87,7 @@ class LoaderSession {
       this.child.once('error', (err: NodeJS.ErrnoException) => {
         this.onFail(
           err.code === 'ENOENT'
-            ? failure('NotConfigured', 'the mariadb client is not installed on this worker')
+            ? failure(ErrorType.NotConfigured, 'the mariadb client is not installed on this worker')
             : failure(RestoreErrorType.RestoreFailed, `mariadb client: ${err.message}`),
         );
         resolve({ code: null, signal: null });
@@ -95,9 +102,12 @@ class LoaderSession {
   }
 
   failure(code: number | null): Error {
+    const stderr = this.stderr.trim() || '(no output)';
+    // A client command inside a statement (the router refuses those that start one): the client refused it.
+    const refused = REFUSED_CLIENT_COMMAND.test(stderr);
     return failure(
-      RestoreErrorType.RestoreFailed,
-      `mariadb client session ${this.index} exited ${code}: ${this.stderr.trim() || '(no output)'}`,
+      refused ? RestoreErrorType.RestoreRefused : RestoreErrorType.RestoreFailed,
+      `mariadb client session ${this.index} exited ${code}: ${stderr}${refused ? ' (a client command in the backup: refused, nothing of it ran)' : ''}`,
     );
   }
 
@@ -156,16 +166,20 @@ export class DumpRouter extends Writable {
   private currentDb: string | null = null;
   private next = 0;
   private failed: Error | null = null;
+  /** Lines of the dump routed so far (mariadb-dump writes each INSERT on one line). */
+  private lines = 0;
 
+  /** `clientOptions`: loaderOptions(), so the clients refuse client commands too. */
   constructor(
     private readonly rename: Map<string, string>,
     private readonly parallel: number,
     defaultsFile: string,
     prelude: string,
+    clientOptions: string[],
   ) {
     super({ highWaterMark: 1024 * 1024 });
     for (let i = 0; i < parallel; i++) {
-      const session = new LoaderSession(i, defaultsFile, (err) => this.fail(err));
+      const session = new LoaderSession(i, defaultsFile, clientOptions, (err) => this.fail(err));
       this.sessions.push(session);
       session.child.stdin!.write(prelude);
     }
@@ -236,6 +250,7 @@ export class DumpRouter extends Writable {
   private endInsert(): void {
     this.insertTo = null;
     this.progress.statements++;
+    this.lines++;
   }
 
   /** A whole line (or, for a very long one, its first 64 KiB and the rest follows as control). */
@@ -244,8 +259,17 @@ export class DumpRouter extends Writable {
       await this.startInsert(line);
       return;
     }
+    if (complete) this.lines++;
     const text = line.toString('latin1');
     const trimmed = text.trimEnd();
+    if (!this.inStatement && !this.delimiterBlock && trimmed.trimStart().startsWith('\\')) {
+      // No SQL statement starts with a backslash: this is a client command (\! runs a shell, \. reads a file).
+      throw failure(
+        RestoreErrorType.RestoreRefused,
+        `line ${this.lines} of the dump is a mariadb client command, refused (a restore never runs one): ${JSON.stringify(trimmed.slice(0, 200))}`,
+        { line: this.lines },
+      );
+    }
     if (trimmed.startsWith('-- Dump completed')) this.completed = true;
     if (this.inHeader && !/^(CREATE DATABASE|USE|CREATE TABLE|DROP TABLE) /.test(text)) {
       // SET NAMES, TIME_ZONE, SQL_MODE, UNIQUE_CHECKS=0...: every session loads rows under the same settings.

@@ -14,14 +14,15 @@
  * events. It runs as the worker's own user, as the local stack's servers do.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { RestoreErrorType, type BackupDestinationName, type RestoreCheck } from '../../workflows/contract';
 import { failure } from '../errors';
+import { privateWorkDir } from '../workdirs';
 import { activityContext, collect, Digest, exitOf } from '../mysql/dump';
 import type { BackupStores } from '../storage/destinations';
 import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
@@ -97,7 +98,7 @@ export function createPhysicalRestoreActivities(stores: BackupStores) {
       requireManifestObject(verified, store, { size, sha256 });
       const key = verified.objectKey;
       const ctx = activityContext();
-      const work = await mkdtemp(path.join(tmpdir(), 'drbook-physical-')); // 0700: holds the socket too
+      const work = await privateWorkDir('physical'); // 0700: holds the socket too
       const datadir = path.join(work, 'data');
       const socket = path.join(work, 'mariadbd.sock');
       const children: ChildProcess[] = [];

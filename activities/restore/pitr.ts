@@ -20,16 +20,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ErrorType, RestoreErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
+import { privateWorkDir } from '../workdirs';
 import type { MysqlPools } from '../mysql';
-import { activityContext, collect, exitOf, writeClientDefaults } from '../mysql/dump';
+import { activityContext, collect, exitOf, loaderOptions, writeClientDefaults } from '../mysql/dump';
 import type { BackupStores } from '../storage/destinations';
 import { binlogRoot } from '../storage/layout';
 import { sessionPrelude } from './load';
@@ -227,7 +227,7 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
       );
 
       const ctx = activityContext();
-      const work = await mkdtemp(path.join(tmpdir(), 'drbook-pitr-'));
+      const work = await privateWorkDir('pitr');
       const defaults = await writeClientDefaults(pools.target(server));
       const children: ChildProcess[] = [];
       const killAll = () => {
@@ -294,6 +294,8 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
           ...(to.time ? [`--stop-datetime=${binlogTime(to.time)}`] : []),
         ];
         let first: EventScanner | null = null;
+        // Binlogs from the archive are input drbook did not write: no client command in them runs.
+        const clientOptions = await loaderOptions();
         for (const db of databases) {
           phase = `replaying into ${db.scratch}`;
           scanner = new EventScanner();
@@ -306,7 +308,7 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
           ]);
           const client = spawn(
             'mariadb',
-            [`--defaults-extra-file=${defaults.file}`, '--binary-mode', '--batch', '--max-allowed-packet=1G'],
+            [`--defaults-extra-file=${defaults.file}`, ...clientOptions, '--batch', '--max-allowed-packet=1G'],
             { stdio: ['pipe', 'ignore', 'pipe'] },
           );
           children.push(binlog, client);

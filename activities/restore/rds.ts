@@ -131,7 +131,7 @@ export function createRdsRestoreActivities(clients: AwsClients) {
           };
         }
         if (/failed|incompatible|storage-full/.test(db.DBInstanceStatus ?? ''))
-          throw failure('RdsRestoreFailed', `RDS instance ${instance} (${region}) is ${db.DBInstanceStatus}`);
+          throw failure(ErrorType.RdsRestoreFailed, `RDS instance ${instance} (${region}) is ${db.DBInstanceStatus}`);
         heartbeat({ instance, status: db.DBInstanceStatus });
         await sleep(POLL_MS);
       }

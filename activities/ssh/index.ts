@@ -74,12 +74,12 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
       else resolve(result!);
     };
     const timer = setTimeout(
-      () => done(failure('SshTimeout', `${target.name}: "${command}" did not finish in ${timeoutMs} ms`)),
+      () => done(failure(ErrorType.SshTimeout, `${target.name}: "${command}" did not finish in ${timeoutMs} ms`)),
       timeoutMs,
     );
     conn.on('ready', () => {
       conn.exec(full, (err, stream) => {
-        if (err) return done(failure('SshExecFailed', `${target.name}: ${err.message}`));
+        if (err) return done(failure(ErrorType.SshExecFailed, `${target.name}: ${err.message}`));
         let stdout = '';
         let stderr = '';
         stream.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -210,7 +210,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
         await store.put(sigKey, signature);
         await store.put(key, body);
         if ((await store.get(key)) !== body || (await store.get(sigKey)) !== signature)
-          throw failure('ManifestNotStored', `${store.location(key)} did not read back as written`);
+          throw failure(ErrorType.ManifestNotStored, `${store.location(key)} did not read back as written`);
       }
       return { manifestKey: key };
     },

@@ -3,7 +3,8 @@
  * of the caller's own, so backup, restore and drill runs never touch the estate's real backups,
  * and everything they wrote (objects, files, snapshots) can be removed afterwards.
  */
-import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import type { LoadedInventory } from '../../config/load';
 import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/clients';
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { BackupStores } from '../../activities/storage/destinations';
+import { manifestKey } from '../../activities/storage/layout';
 import type { Activities } from '../../workers/adapters';
 import type { BackupManifest } from '../../workflows/contract';
 import { serviceBackup } from '../../workflows';
@@ -187,4 +189,45 @@ export async function publishBackup(
   };
   await activities.writeManifest({ manifest });
   return manifest;
+}
+
+/**
+ * What someone who can write the backup buckets can do: replace a verified backup's dump in every
+ * copy with `edit(sql)` (decompressed, edited, compressed again with zstd). `reseal: true` also
+ * rewrites the manifest (through writeManifest, as the backup runbook writes
+ * it) with the new size and SHA-256, so the backup still verifies: only what the SQL does can stop
+ * it. `reseal: false` leaves the manifest naming the original bytes (a tampered object).
+ */
+export async function tamperWithDump(
+  stores: BackupStores,
+  activities: Pick<Activities, 'writeManifest'>,
+  service: string,
+  backupId: string,
+  edit: (sql: string) => string,
+  { reseal }: { reseal: boolean },
+): Promise<BackupManifest> {
+  const first = stores.forService(service)[0];
+  const manifest = JSON.parse((await first.get(manifestKey(service, backupId)))!) as BackupManifest;
+  const chunks: Buffer[] = [];
+  for await (const c of await first.read(manifest.object.key)) chunks.push(c as Buffer);
+  const sql = execFileSync('zstd', ['-d', '-q', '-c'], { input: Buffer.concat(chunks), maxBuffer: 1 << 30 });
+  const edited = execFileSync('zstd', ['-q', '-c'], { input: edit(sql.toString('latin1')), maxBuffer: 1 << 30 });
+  const sha256 = createHash('sha256').update(edited).digest('hex');
+  for (const copy of manifest.copies) {
+    const store = stores.store(service, copy.destination);
+    const w = store.openWriter(manifest.object.key, () => undefined);
+    w.stream.end(Buffer.from(edited));
+    await w.finish();
+    await w.publish();
+  }
+  if (!reseal) return manifest;
+  const resealed: BackupManifest = {
+    ...manifest,
+    object: { ...manifest.object, size: edited.length, sha256 },
+    copies: manifest.copies.map((c) => ({ ...c, size: edited.length, sha256 })),
+  };
+  for (const copy of manifest.copies)
+    await stores.store(service, copy.destination).remove([manifestKey(service, backupId)]);
+  await activities.writeManifest({ manifest: resealed });
+  return resealed;
 }
