@@ -106,14 +106,14 @@ export function createColdRestoreActivities(inventory: Inventory, stores: Backup
           for (const db of databases) await conn.query(`DROP DATABASE IF EXISTS \`${db.replace(/`/g, '``')}\``);
         });
         defaults = await writeClientDefaults(pools.target(server));
+        // Everything awaited before the first spawn: between a spawn and its exitOf() nothing may yield to the
+        // event loop. A small dump lets zstd exit and close while an await runs (the first loaderOptions() runs
+        // `mariadb --help`), and a 'close' listener attached after that waits forever.
+        const clientOptions = await loaderOptions();
         const zstd = spawn('zstd', ['-d', '-c', '-q', spooled], { stdio: ['ignore', 'pipe', 'pipe'] });
         const load = spawn(
           'mariadb',
-          [
-            `--defaults-extra-file=${defaults.file}`,
-            ...(await loaderOptions()),
-            '--init-command=SET SESSION sql_log_bin=0',
-          ],
+          [`--defaults-extra-file=${defaults.file}`, ...clientOptions, '--init-command=SET SESSION sql_log_bin=0'],
           { stdio: ['pipe', 'ignore', 'pipe'] },
         );
         const zstdErr = collect(zstd.stderr);
