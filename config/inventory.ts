@@ -175,6 +175,20 @@ const drCompute = z
   .object({ region, tags: tagFilter.refine((t) => Object.keys(t).length > 0, 'at least one tag') })
   .strict();
 
+/**
+ * How an unattended failover cuts off an old primary it could not make read-only: through the AWS
+ * API, independent of the database and the network path that failed. `stop-instance` stops the
+ * EC2 instances carrying `tags`; `revoke-ingress` revokes every ingress rule of the security
+ * groups carrying `tags`.
+ */
+const awsFence = z
+  .object({
+    region,
+    action: z.enum(['stop-instance', 'revoke-ingress']),
+    tags: tagFilter.refine((t) => Object.keys(t).length > 0, 'at least one tag'),
+  })
+  .strict();
+
 const vip = z
   .object({
     address: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 address with prefix, e.g. 10.0.0.10/24'),
@@ -346,8 +360,13 @@ const service = z
     dns: dns.optional(),
     /** Application failover webhook: POSTed the new primary once it is promoted. */
     applicationWebhook: z.url().optional(),
-    /** Fail over without waiting at the approval gate when the monitor detects an incident. */
+    /**
+     * Fail over without waiting at the approval gate when the monitor detects an incident. Never past
+     * the RPO, and never promoting past an old primary that is not fenced: then `awsFence`, or a human.
+     */
     autoFailover: z.boolean().default(false),
+    /** Unattended failover: the independent fence used when the old primary cannot be made read-only. */
+    awsFence: awsFence.optional(),
     backup: backup.optional(),
     restoreTest: restoreTest.optional(),
     /** Per-service schedule settings: pause some of this service's schedules, or drill it with another scope. */

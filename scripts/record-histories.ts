@@ -13,7 +13,8 @@
  * Recordings: readiness, failover-dry-run, hot (failover + failback of catalog), monitor,
  * drill-isolated, drill-switchover (its failover and failback children too), launch (a scheduled
  * drill's launcher: started, then skipped), binlog-archive, backup (nightlyBackup and its
- * serviceBackup child), restore-test, resolve (a split of shop made by hand, resolved; the live roles read).
+ * serviceBackup child), restore-test, resolve (a split of shop made by hand, resolved; the live roles read),
+ * lock (lock-shop held by a failover; a failback refused meanwhile).
  * No argument records them all.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,12 +37,21 @@ import {
   restoreTest,
   serviceRoles,
 } from '../workflows';
-import { monitorStateQuery } from '../workflows/messages';
+import { abortSignal, monitorStateQuery } from '../workflows/messages';
 import { isolatedBackups, type IsolatedBackups } from '../test/helpers/backups';
 import { readEstate } from '../test/helpers/estate';
 import { approveGates, startRunbook } from '../test/helpers/drive';
 import { sandboxSecrets, secretsIn } from '../test/helpers/secrets';
-import { buildAdapters, eventually, ROOT, sandbox, sql, temporal, type TemporalHarness } from '../test/helpers/stack';
+import {
+  atGate,
+  buildAdapters,
+  eventually,
+  ROOT,
+  sandbox,
+  sql,
+  temporal,
+  type TemporalHarness,
+} from '../test/helpers/stack';
 
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'histories');
 export const INDEX = path.join(FIXTURES, 'index.json');
@@ -240,6 +250,29 @@ const recordings: Record<string, (c: Context) => Promise<Kept[]>> = {
     return [{ fixture: 'binlog-archive', workflowId, description: 'binlogArchive of shop: flush, closed logs copied' }];
   },
 
+  async lock({ t, activities }) {
+    return t.withWorkers(activities, async () => {
+      // A failover holds lock-shop at its gate; a failback meanwhile is refused; the abort releases it.
+      const fo = await startRunbook(t, failover, { service: 'shop', mode: 'drill', reason: 'recording' });
+      await atGate(fo, 'promote');
+      const lock = await t.client.workflow.getHandle('lock-shop').describe();
+      const fb = await startRunbook(t, failback, { service: 'shop', mode: 'drill' });
+      await fb.result().catch(() => undefined);
+      await fo.signal(abortSignal, { by: 'recording', reason: 'recording the lock' });
+      await fo.result().catch(() => undefined);
+      return [
+        {
+          fixture: 'service-lock',
+          workflowId: 'lock-shop',
+          runId: lock.runId,
+          description: 'lock-shop held by a failover, released by it',
+        },
+        kept('failover-locked', fo, 'failover of shop holding lock-shop, aborted at its gate (lock released)'),
+        kept('failback-locked', fb, 'failback of shop refused: lock-shop held by failover-shop'),
+      ];
+    });
+  },
+
   async backup({ t, activities, backups }) {
     const restoreLifecycles = await backups.keepLifecycles();
     try {
@@ -383,14 +416,8 @@ async function main(names: string[]) {
   } finally {
     index.sort((a, b) => a.file.localeCompare(b.file));
     writeFileSync(INDEX, `${JSON.stringify(index, null, 2)}\n`);
-    await t.terminate([
-      'failover-shop',
-      'failback-shop',
-      'failover-catalog',
-      'failback-catalog',
-      'drill-shop',
-      'resolve-shop',
-    ]);
+    const runbooks = ['failover-shop', 'failback-shop', 'failover-catalog', 'failback-catalog', 'drill-shop'];
+    await t.terminate([...runbooks, 'resolve-shop', 'lock-shop', 'lock-catalog']);
     for (const id of backups.snapshotsOf) await backups.removeSnapshots('shop', id);
     await backups.cleanUp();
     const after = await topology(base, adapters);

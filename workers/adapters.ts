@@ -8,6 +8,7 @@ import { AwsClients, awsConnectionFromInventory } from '../activities/aws/client
 import { createAwsActivities } from '../activities/aws';
 import { createAwsFailoverActivities } from '../activities/aws/failover';
 import { createRdsReplicaActivities } from '../activities/aws/rds-replica';
+import { createAwsFenceActivities } from '../activities/aws/fence';
 import { createHealthActivities } from '../activities/health';
 import { createMysqlTopologyActivities, type ReplicationCredentials } from '../activities/mysql/topology';
 import { createNotifyActivities } from '../activities/notify';
@@ -31,6 +32,7 @@ import { createPhysicalRestoreActivities } from '../activities/restore/physical'
 import { createRdsRestoreActivities } from '../activities/restore/rds';
 import { createReportActivities } from '../activities/reports/restore-test';
 import { createReadinessActivities } from '../activities/readiness';
+import { createServiceLockActivities } from '../activities/locks';
 import { failure } from '../activities/errors';
 import { ErrorType } from '../workflows/contract';
 
@@ -53,6 +55,7 @@ function buildActivities(
     ...createAwsActivities(aws),
     ...awsFailover,
     ...createRdsReplicaActivities(aws),
+    ...createAwsFenceActivities(aws),
     ...createMysqlActivities(pools),
     ...createMysqlTopologyActivities(pools, replication),
     // Live roles: who is writable now, read from the servers (every runbook acts on it, not on role names).
@@ -70,6 +73,8 @@ function buildActivities(
     ...createHealthActivities(),
     // Scheduled readiness: the previous run of the schedule, for drift alerts.
     ...createReadinessActivities(),
+    // One topology change per service: who holds lock-<service> (workflows/lock.ts).
+    ...createServiceLockActivities(),
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
     ...createRestoreActivities(backupStores, pools),
     ...createPointInTimeActivities(backupStores, pools),

@@ -77,6 +77,8 @@ const FAILURE_RETRYABLE = {
   SshTimeout: true,
   WebhookFailed: true,
   WebhookUnreachable: true,
+  /** Another run holds the service's topology lock (`lock-<service>`): one change at a time. */
+  ServiceLocked: false,
 } as const satisfies Record<string, boolean>;
 
 /** ApplicationFailure types: what operators read and retry policies act on. */
@@ -195,6 +197,14 @@ export type ResolveSplitInput = z.input<typeof resolveSplitInput>;
 /** serviceRoles: the live roles of one service, read now (drctl status <service>). */
 export const serviceRolesInput = z.object({ service: serviceName }).strict();
 export type ServiceRolesInput = z.input<typeof serviceRolesInput>;
+export const serviceLockInput = z
+  .object({
+    service: serviceName,
+    /** Who holds it when it has no parent run (started by hand to freeze the service's topology). */
+    holder: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+export type ServiceLockInput = z.input<typeof serviceLockInput>;
 
 export const monitorInput = z
   .object({

@@ -64,6 +64,7 @@ import {
 } from './messages';
 import { planFor, reasonOf } from './plan';
 import { recordMeasured } from './metrics';
+import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, workflowIdFor } from './runbook';
 import { round1 } from './steps';
@@ -234,6 +235,17 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
   // ================================================================== scopes
 
   async function switchover(): Promise<void> {
+    // The drill holds the service's topology lock across both children (they run under it):
+    // nothing else (the monitor's failover included) changes the service between them.
+    const lock = await holdServiceLockIfPatched(run, plan, quick);
+    try {
+      await failOverAndBack();
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  async function failOverAndBack(): Promise<void> {
     const fo = await child('failover', () =>
       executeChild(failover, {
         args: [{ service: svc.name, mode: 'drill', reason: `drill ${drillId}: ${input.reason}` }],

@@ -20,9 +20,11 @@ import {
   type StepRecord,
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
+import type { ServicePlan } from '../activities/inventory';
+import { holdServiceLockIfPatched } from './lock';
 import { planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
-import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1 } from './steps';
+import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
 import { readLiveTopology } from './topology';
 
 export interface FailbackReport {
@@ -40,15 +42,30 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
   const input = parseInput(failbackInput, rawInput);
   requireWorkflowId('failback', input.service);
   const plan = await planFor(input.service);
+  const run = new RunbookRun('failback', plan.service.name, plan.targets, plan.approvers, Date.now());
+  const acts = drSteps(plan);
+  // One topology change per service at a time, the re-clone of a diverged old primary included.
+  const lock = await holdServiceLockIfPatched(run, plan, acts.quick);
+  try {
+    return await failBackService(input, plan, run, acts);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function failBackService(
+  input: { service: string; mode: 'real' | 'drill' },
+  plan: ServicePlan,
+  run: RunbookRun,
+  acts: StepActivities,
+): Promise<FailbackReport> {
   const svc = plan.service;
   const db = svc.database;
-  const run = new RunbookRun('failback', svc.name, plan.targets, plan.approvers, Date.now());
   run.tag([
     { key: DrService, value: svc.name },
     { key: DrRunbook, value: 'failback' },
     { key: DrMode, value: input.mode },
   ]);
-  const acts = drSteps(plan);
   const report = (outcome: FailbackReport['outcome']): FailbackReport => ({
     runbook: 'failback',
     service: svc.name,

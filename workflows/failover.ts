@@ -24,6 +24,7 @@ import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { planFor, reasonOf } from './plan';
 import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
 import { recordMeasured } from './metrics';
+import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, startedByMonitor } from './runbook';
 import { readLiveTopology } from './topology';
@@ -73,6 +74,8 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     { key: DrMode, value: input.dryRun ? 'dry-run' : input.mode },
   ]);
   const acts = drSteps(plan);
+  // One topology change per service at a time (a dry run changes nothing: it takes no lock).
+  const lock = input.dryRun ? null : await holdServiceLockIfPatched(run, plan, acts.quick);
   // The RTO clock: a breached budget is noted and notified when it happens, never hidden.
   const clock = { finished: false };
   if (!input.dryRun) void watchRtoBudget(run, plan, acts, incidentStartedAt, clock);
@@ -163,11 +166,26 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         if (svc.strategy === 'cold' && db?.drServer) return assessCold(db.primary, db.drServer);
         if (!db?.replica)
           return { primaryReachable: false, expectedRpoSeconds: 0, detail: 'no database replica: DNS-only failover' };
-        const lag = await acts.quick.measureReplicaLag({
-          primary: db.primary,
-          replica: db.replica,
-          heartbeatTable: db.heartbeatTable,
-        });
+        const measure = () =>
+          acts.quick.measureReplicaLag({
+            primary: db.primary,
+            replica: db.replica!,
+            heartbeatTable: db.heartbeatTable,
+          });
+        let lag = await measure();
+        // A real failover takes precedence over an isolated drill, whose DR copy pauses the replica's SQL
+        // thread: the drill is cancelled and the thread resumed, then the replica is measured again.
+        if (!lag.sqlRunning && input.mode === 'real' && patched('failover-over-isolated-drill')) {
+          const reason = `real failover ${workflowInfo().workflowId} takes precedence: ${input.reason}`;
+          const drill = await acts.quick.cancelIsolatedDrill({ service: svc.name, reason });
+          if (drill) {
+            await acts.quick.resumeReplicaSqlThread({ replica: db.replica });
+            run.notes.push(
+              `isolated drill ${drill} cancelled and ${db.replica}'s SQL thread resumed: a real failover comes first`,
+            );
+            lag = await measure();
+          }
+        }
         // A replica that cannot apply (SQL thread stopped), or cannot receive while the primary is up,
         // is never promoted: refuse here, before anything has changed.
         if (!lag.sqlRunning || (lag.primaryReachable && !lag.ioRunning)) {
@@ -198,8 +216,9 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     // The inventory may let the monitor fail a service over unattended, but never past its RPO.
     const claimedByMonitor = parentDecides ? fromMonitor : input.trigger === 'monitor';
     const unattended = claimedByMonitor && svc.autoFailover && !overRpo;
+    // Since 'unattended-fence': the inventory approves the failover, never an unfenced old primary.
     const approvals: Approval[] = unattended
-      ? autoApproval(run)
+      ? autoApproval(run, !patched('unattended-fence'))
       : await run.gate('promote', {
           needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
           requireOverrideRpo: overRpo,
@@ -243,6 +262,34 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       );
       compensation.fence = fence;
       compensation.fencedButNotPromoted = fence.mysql.fenced;
+      // Unattended and not fenced: cut the old primary off through the AWS API (when the inventory
+      // says how), else a human decides at the gate below; nobody is there to acknowledge the risk.
+      const awsFence = svc.awsFence;
+      if (!fence.complete && unattended && !approvals.some((a) => a.acknowledgeUnfenced)) {
+        const isolated = awsFence
+          ? await run
+              .step(
+                'fence-aws',
+                () => acts.change.isolateOldPrimary(awsFence),
+                (r) => `${db.primary} cut off: ${r.detail}`,
+              )
+              .then(
+                () => true,
+                () => false,
+              )
+          : (run.skip('fence-aws', 'no awsFence in the inventory'), false);
+        if (isolated) fence.complete = true;
+        else
+          await notifyPeople(
+            plan,
+            acts,
+            `APPROVAL NEEDED: unattended failover of ${svc.name} stopped before promotion`,
+            `${db.primary} could not be fenced (${fence.mysql.detail}; ${fence.vip})${awsFence ? ', nor cut off through the AWS API' : ''}: nothing promoted. Approve the "unfenced" step with acknowledgeUnfenced once the old primary is known dead or cut off, or abort.`,
+            'unfenced',
+          ).catch(() => {
+            run.notes.push('the unfenced-gate notification could not be sent');
+          });
+      }
       if (!fence.complete && !approvals.some((a) => a.acknowledgeUnfenced)) {
         await run.gate('unfenced', {
           needed: 1,
@@ -566,6 +613,8 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       'stopped',
     ).catch(() => undefined);
     throw err;
+  } finally {
+    await lock?.release();
   }
 }
 
@@ -640,13 +689,17 @@ async function undoFence(
   }
 }
 
-/** The inventory's autoFailover stands in for the approvers (recorded as such in the report). */
-function autoApproval(run: RunbookRun): Approval[] {
+/**
+ * The inventory's autoFailover stands in for the approvers (recorded as such in the report). It
+ * approves the failover, not a split-brain risk: an unfenced old primary is fenced through the AWS
+ * API or left to a human (runs from before the 'unattended-fence' patch acknowledged it).
+ */
+function autoApproval(run: RunbookRun, acknowledgeUnfenced: boolean): Approval[] {
   const approval: Approval = {
     step: 'promote',
     approver: 'inventory:autoFailover',
     comment: 'monitor-detected incident; the inventory allows unattended failover',
-    acknowledgeUnfenced: true,
+    acknowledgeUnfenced,
     at: new Date(Date.now()).toISOString(),
   };
   run.approvals.push(approval);

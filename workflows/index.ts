@@ -9,3 +9,4 @@ export { launchRunbook } from './launch';
 export { monitor } from './monitor';
 export { restoreTest } from './restore-test';
 export { resolveSplit, serviceRoles } from './resolve-split';
+export { serviceLock } from './lock';

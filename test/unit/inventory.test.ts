@@ -206,4 +206,18 @@ describe('inventory', () => {
     expect(inventory.aws.emulator).toBeUndefined();
     expect(inventory.services.length).toBeGreaterThan(0);
   });
+
+  test("a service's awsFence is checked: action, region and at least one tag, each named by path", () => {
+    const doc = sandboxDoc();
+    doc.services[0].awsFence = { region: 'moon-1', action: 'reboot', tags: {} };
+    expect(problemsOf(doc)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^services\.0\.awsFence\.region: /),
+        expect.stringMatching(/^services\.0\.awsFence\.action: /),
+        expect.stringMatching(/^services\.0\.awsFence\.tags: .*at least one tag/),
+      ]),
+    );
+    doc.services[0].awsFence = { region: 'us-east-1', action: 'stop-instance', tags: { Role: 'db-primary' } };
+    expect(parseInventory(doc).services[0].awsFence).toEqual(doc.services[0].awsFence);
+  });
 });
