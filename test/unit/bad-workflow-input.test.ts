@@ -25,6 +25,7 @@ import {
   failoverInput,
   launchInput,
   monitorInput,
+  serviceLockInput,
   nightlyBackupInput,
   NON_RETRYABLE,
   parseInput,
@@ -100,6 +101,12 @@ const RUNBOOKS: Runbook[] = [
     schema: failbackInput,
     valid: { service: 'shop' },
     fields: { service: req(service), mode: opt({ t: 'enum', values: MODES }) },
+  },
+  {
+    workflowType: 'serviceLock',
+    schema: serviceLockInput,
+    valid: { service: 'shop', holder: 'ops: maintenance' },
+    fields: { service: req(service), holder: opt({ t: 'text', min: 1, max: 200 }) },
   },
   {
     workflowType: 'monitor',
@@ -600,7 +607,10 @@ describe('bad workflow inputs (fast-check)', () => {
         { numRuns: 2, seed: 7 },
       );
       // The runbooks that look their one service up first (nightlyBackup, binlogArchive and launchRunbook list or launch).
-      const byService = RUNBOOKS.filter((rb) => rb.fields.service && rb.workflowType !== 'launchRunbook');
+      // serviceLock changes nothing and looks nothing up: it only holds lock-<service> for its holder.
+      const byService = RUNBOOKS.filter(
+        (rb) => rb.fields.service && rb.workflowType !== 'launchRunbook' && rb.workflowType !== 'serviceLock',
+      );
       const idOf: Record<string, string> = {
         failover: 'failover',
         failback: 'failback',
