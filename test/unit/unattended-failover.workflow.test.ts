@@ -7,7 +7,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { failover } from '../../workflows';
+import { failover, monitor } from '../../workflows';
 import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
 import { approveUpdate, statusQuery } from '../../workflows/messages';
 import { workflowBundle } from '../helpers/stack';
@@ -24,52 +24,64 @@ describe('unattended failover with an old primary that cannot be fenced', () => 
     await env?.teardown();
   });
 
-  const fromMonitor = {
-    service: 'shop',
-    mode: 'real',
-    reason: 'monitor: 3 failed health checks',
-    trigger: 'monitor',
-  } as const;
   const awsFence = { region: 'us-east-1', action: 'stop-instance', tags: { Role: 'db-primary' } } as const;
   /** Unreachable over SQL and SSH (the fence fails), yet perhaps alive: the split-brain case. */
   const unreachable = (service: Estate['service'] = {}, more: Partial<Estate> = {}): Estate => ({
     primaryReachable: false,
     heartbeatLagSeconds: 0.5,
-    service: { autoFailover: true, ...service },
+    service: {
+      autoFailover: true,
+      health: {
+        httpUrl: 'http://127.0.0.1:1/health',
+        mysqlPing: false,
+        interval: 10,
+        failuresBeforeIncident: 2,
+        cooldownAfterFailover: 3600,
+      },
+      ...service,
+    },
     ...more,
   });
 
+  /** The service's monitor sees it down and starts the failover (only a monitor parent makes it unattended). */
   async function run<T>(estate: Estate, drive: (h: WorkflowHandle<typeof failover>) => Promise<T>) {
-    const s = stubs(estate);
+    // The replica's newest heartbeat: just before the incident, in the test server's (skipped) time.
+    const s = stubs({ ...estate, heartbeatAt: (await env.currentTimeMs()) - 500 });
+    const activities = {
+      ...s.activities,
+      checkHttpHealth: async ({ url }: { url: string }) => ({
+        url,
+        ok: false,
+        status: 503,
+        at: Date.now(),
+        detail: 'down',
+      }),
+    };
     const taskQueue = `unit-unattended-${Math.random().toString(36).slice(2)}`;
     const bundle = await workflowBundle();
     const workers = await Promise.all(
       [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
-        Worker.create({
-          connection: env.nativeConnection,
-          taskQueue: q,
-          workflowBundle: bundle,
-          activities: s.activities,
-        }),
+        Worker.create({ connection: env.nativeConnection, taskQueue: q, workflowBundle: bundle, activities }),
       ),
     );
     const result = await workers[0].runUntil(() =>
       workers[1].runUntil(async () => {
-        const handle = await env.client.workflow.start(failover, {
+        const mon = await env.client.workflow.start(monitor, {
           taskQueue,
-          workflowId: 'failover-shop',
-          // The incident starts now (real time, as the stubs' heartbeat): the expected loss is within the RPO.
-          args: [{ ...fromMonitor, incidentStartedAt: new Date().toISOString() }],
+          workflowId: 'monitor-shop',
+          args: [{ service: 'shop' }],
         });
+        const handle = env.client.workflow.getHandle<typeof failover>('failover-shop');
         try {
+          await env.sleep('25s');
+          await mon.terminate('failover started');
           return await drive(handle);
         } finally {
-          await handle.terminate('test over').catch(() => undefined);
-          // The test server does not apply parent close policies: end the run's topology lock too.
-          await env.client.workflow
-            .getHandle('lock-shop')
-            .terminate('test over')
-            .catch(() => undefined);
+          for (const id of ['monitor-shop', 'failover-shop', 'lock-shop'])
+            await env.client.workflow
+              .getHandle(id)
+              .terminate('test over')
+              .catch(() => undefined);
         }
       }),
     );
