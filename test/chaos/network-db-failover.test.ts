@@ -321,6 +321,7 @@ describe('network faults between the worker and both MariaDB servers during shop
       );
       // No promotion without a fence: catch-up and promote never started; the replica still replicates, read-only.
       expect(final.steps.map((s) => [s.name, s.state])).toEqual([
+        ['lock', 'succeeded'],
         ['topology', 'succeeded'],
         ['assess', 'succeeded'],
         ['approve-promote', 'succeeded'],

@@ -97,6 +97,7 @@ describe('failover faults and strategies', () => {
     expect(report.measured.rpoSeconds).toBe(0);
     expect(await dnsValue()).toEqual([catalog.dns!.drValue]);
     expect(report.steps.filter((s) => s.state === 'succeeded').map((s) => s.name)).toEqual([
+      'lock',
       'assess',
       'approve-promote',
       'switch-dns',

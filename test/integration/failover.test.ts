@@ -132,6 +132,7 @@ describe('failover and failback of shop (warm, critical)', () => {
         expect(report.steps.filter((s) => s.state === 'failed')).toEqual([]);
         expect(report.approvals.map((a) => a.approver)).toEqual(['alice']);
         expect(report.steps.map((s) => s.name)).toEqual([
+          'lock',
           'topology',
           'assess',
           'approve-promote',

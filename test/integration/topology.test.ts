@@ -221,7 +221,11 @@ test('after a switchover every runbook follows the new primary; readiness says f
 
       const back = await approvedFailback(t, 'shop');
       expect(back.outcome).toBe('completed');
-      expect(back.steps[0]).toMatchObject({ name: 'topology', state: 'succeeded' });
+      // After the service lock, the live roles come first.
+      expect(back.steps.slice(0, 2)).toMatchObject([
+        { name: 'lock', state: 'succeeded' },
+        { name: 'topology', state: 'succeeded' },
+      ]);
 
       const home = await runReadiness();
       expect(topologyCheck(home)).toMatchObject({
