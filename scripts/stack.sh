@@ -243,6 +243,8 @@ started_now() { local n; for n in "${STARTED_MARIADB[@]}"; do [ "$n" = "$1" ] &&
 # Only a server started by THIS call is opened: one that was already running keeps its read_only, whatever
 # it is. It may be an old primary fenced by a switchover in flight (its replica still replicates from it
 # until promotion), and re-opening it would make two writers (issue 12).
+# And none is opened while a runbook holds its service's lock-<service> (workflows/lock.ts): a fenced old primary
+# that crashed mid-switchover and is started again here must stay fenced until the runbook has finished.
 open_primary_for_writes() {
   local name source_port source
   for name in primary replica; do
@@ -253,13 +255,32 @@ open_primary_for_writes() {
     [ "$source_port" = "$DRBOOK_PRIMARY_PORT" ] && source=primary
     [ "$source_port" = "$DRBOOK_REPLICA_PORT" ] && source=replica
     [ -n "$source" ] || continue
-    if started_now "$source"; then
-      echo "SET GLOBAL read_only = OFF;" | mariadb_sql "$source"
-    else
+    if ! started_now "$source"; then
       log "mariadb $source: already running, read_only left as it is"
+    elif service_locked shop; then
+      log "mariadb $source: lock-shop is held (a runbook is changing shop), read_only left ON"
+    else
+      echo "SET GLOBAL read_only = OFF;" | mariadb_sql "$source"
     fi
   done
-  if started_now scratch; then echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch; fi
+  if started_now scratch; then
+    if service_locked wiki; then
+      log "mariadb scratch: lock-wiki is held (a runbook is changing wiki), read_only left ON"
+    else
+      echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch
+    fi
+  fi
+}
+
+# Whether a runbook holds lock-<service> (the sandbox's services: shop on primary/replica, wiki on scratch).
+# A Temporal that cannot answer counts as held: a server left read-only is safe, one opened may be a second writer.
+service_locked() {
+  local out
+  if out=$("$VENV/bin/temporal" workflow describe --address "$TEMPORAL_ADDRESS" -w "lock-$1" -o json 2>&1); then
+    grep -q '"WORKFLOW_EXECUTION_STATUS_RUNNING"' <<<"$out"
+  else
+    ! grep -q 'not found' <<<"$out"
+  fi
 }
 
 # drbook's account as mariabackup on the database host uses it: through the unix socket (a socket login is

@@ -14,6 +14,7 @@
  * point of a real run. Every test puts the sandbox back as it found it.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { WorkflowFailedError } from '@temporalio/client';
@@ -163,6 +164,7 @@ describe('fence and compensation', () => {
       expect(waiting.pendingApproval!.question).toContain(`session ${blocker!.id}`);
       expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
       expect(final.steps.map((s) => [s.name, s.state])).toEqual([
+        ['lock', 'succeeded'],
         ['topology', 'succeeded'],
         ['assess', 'succeeded'],
         ['approve-promote', 'succeeded'],
@@ -321,6 +323,46 @@ describe('fence and compensation', () => {
     } finally {
       await a.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
     }
+    await expectSandboxRestored();
+  });
+
+  test('scripts/stack.sh start restarting a crashed primary while a runbook holds lock-shop leaves it read-only', async () => {
+    // A runbook changing shop (a lock started by hand stands in for it: no worker needed to hold it).
+    const lock = await t.client.workflow.start('serviceLock', {
+      taskQueue: t.taskQueue,
+      workflowId: 'lock-shop',
+      args: [{ service: 'shop', holder: 'fence test: a switchover in flight' }],
+    });
+    try {
+      // The primary crashes mid-change; stack.sh starts it again, as the README says to bring the stack back.
+      const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');
+      const pid = Number(readFileSync(path.join(dataDir, 'mariadb', 'primary.mariadbd.pid'), 'utf8').trim());
+      process.kill(pid, 'SIGKILL');
+      await eventually(
+        async () => {
+          try {
+            process.kill(pid, 0);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        20_000,
+        'the primary to die',
+      );
+      execFileSync('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'start'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: process.env,
+      });
+      // Started by this stack.sh call, yet left read-only: the lock's holder decides who writes.
+      expect(await readOnly(db.primary)).toBe(true);
+      expect(await readOnly(db.replica!)).toBe(true);
+    } finally {
+      await lock.terminate('fence test over').catch(() => undefined);
+    }
+    // The change is over: the operator (here the test) opens the primary again.
+    await a.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
+    await eventually(async () => (await readEstate(loaded, adapters)).replica.replicating, 30_000, 'replication');
     await expectSandboxRestored();
   });
 
