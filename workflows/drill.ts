@@ -104,6 +104,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
     { key: DrRunbook, value: 'drill' },
     { key: DrMode, value: input.scope },
   ]);
+  run.describe({ reason: input.reason });
   const drSide = {
     taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
   };
@@ -389,6 +390,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
     const entry: DrillStatus['children'][number] = { runbook, workflowId, state: 'running' };
     children.push(entry);
     activeChild = workflowId;
+    run.waitingOnChild(workflowId);
     try {
       const result = await run.step(runbook, start, () => `${workflowId} completed`);
       entry.state = 'completed';
@@ -403,6 +405,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
       throw err;
     } finally {
       activeChild = null;
+      run.waitingOnChild(null);
     }
   }
 

@@ -73,7 +73,8 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     { key: DrRunbook, value: 'failover' },
     { key: DrMode, value: input.dryRun ? 'dry-run' : input.mode },
   ]);
-  const acts = drSteps(plan);
+  run.describe({ reason: input.reason });
+  const acts = drSteps(plan, run);
   // One topology change per service at a time (a dry run changes nothing: it takes no lock).
   const lock = input.dryRun ? null : await holdServiceLockIfPatched(run, plan, acts.quick);
   // The RTO clock: a breached budget is noted and notified when it happens, never hidden.

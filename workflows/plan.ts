@@ -15,7 +15,7 @@ const { describeService } = proxyActivities<Activities>({
 
 export async function planFor(service: string): Promise<ServicePlan> {
   try {
-    return await describeService({ service });
+    return await describeService.executeWithOptions({ summary: `plan: describeService ${service}` }, [{ service }]);
   } catch (err) {
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) throw err.cause;
     throw err;

@@ -7,6 +7,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -21,6 +22,7 @@ import {
   type AbortRequest,
   type ApprovalReceipt,
 } from './messages';
+import { renderPage } from './page';
 import { reasonOf } from './plan';
 
 export interface GateRule {
@@ -51,14 +53,23 @@ export class RunbookRun {
   readonly approvals: Approval[] = [];
   readonly rejectedApprovals: { approval: Approval; reason: string }[] = [];
   readonly notes: string[] = [];
-  phase = 'starting';
-  aborted: AbortRequest | null = null;
+  private phaseNow = 'starting';
+  private abortedBy: AbortRequest | null = null;
   measured: RunbookStatus['measured'] = { rtoSeconds: null, rpoSeconds: null };
   /** The live roles, once the run has read them (shown by `status`). */
   topology: Topology | null = null;
   private pending: PendingGate | null = null;
   /** Set once the run starts changing the estate: from then on abort waits for a gate. */
   private changing = false;
+  /** Steps running now, in start order (several run together in places). */
+  private readonly running: string[] = [];
+  /** What the run's page says besides the steps: the input's mode and reason, the child it waits on, the outcome. */
+  private page: { mode: string | null; reason: string | null; child: string | null; outcome: string | null } = {
+    mode: null,
+    reason: null,
+    child: null,
+    outcome: null,
+  };
 
   constructor(
     readonly runbook: string,
@@ -77,6 +88,7 @@ export class RunbookRun {
       if (problem) this.rejectedApprovals.push({ approval, reason: problem });
       else this.accept(approval);
     });
+    this.publish();
     setHandler(approveUpdate, (approval) => this.accept(approval), {
       validator: (approval: Approval) => {
         const problem = this.checkApproval(approval);
@@ -90,9 +102,88 @@ export class RunbookRun {
     });
   }
 
-  /** Search attributes (service, runbook, mode, outcome) for filtering runs in the Web UI. */
+  /** Search attributes (service, runbook, mode, outcome) for filtering runs in the Web UI; the page shows them too. */
   tag(pairs: SearchAttributeUpdatePair[]): void {
     upsertSearchAttributes(pairs);
+    for (const { key, value } of pairs) {
+      if (key.name === 'DrMode' && typeof value === 'string') this.page.mode ??= value;
+      if (key.name === 'DrOutcome' && typeof value === 'string') this.page.outcome = value;
+    }
+    this.publish();
+  }
+
+  /** What the operator asked for (shown on the run's page): the reason, and the mode where tag() does not say it. */
+  describe(about: { mode?: string; reason?: string }): void {
+    if (about.mode) this.page.mode = about.mode;
+    if (about.reason) this.page.reason = about.reason;
+    this.publish();
+  }
+
+  /** The child runbook this run waits on (null when none): its page says what to approve. */
+  waitingOnChild(workflowId: string | null): void {
+    this.page.child = workflowId;
+    this.publish();
+  }
+
+  get phase(): string {
+    return this.phaseNow;
+  }
+
+  set phase(phase: string) {
+    this.phaseNow = phase;
+    this.publish();
+  }
+
+  get aborted(): AbortRequest | null {
+    return this.abortedBy;
+  }
+
+  set aborted(req: AbortRequest | null) {
+    this.abortedBy = req;
+    this.publish();
+  }
+
+  /**
+   * Write the run's page (the workflow's current details, Markdown in the Web UI). Called at state changes
+   * only; it is not a command, so it never changes what a run replays.
+   */
+  publish(): void {
+    const now = Date.now();
+    const p = this.pending;
+    setCurrentDetails(
+      renderPage({
+        runbook: this.runbook,
+        service: this.service,
+        workflowId: workflowInfo().workflowId,
+        mode: this.page.mode,
+        reason: this.page.reason,
+        phase: this.phaseNow,
+        outcome: this.page.outcome,
+        steps: this.steps,
+        gate: p
+          ? {
+              step: p.step,
+              question: p.question,
+              needed: Math.max(0, p.needed - distinct(p.approvals)),
+              approvers: this.approvers,
+              deadline: iso(p.deadline),
+              requireOverrideRpo: Boolean(p.requireOverrideRpo),
+              requireUnfencedAck: Boolean(p.requireUnfencedAck),
+              approvedBy: p.approvals.map((a) => a.approver),
+            }
+          : null,
+        child: this.page.child,
+        rto: {
+          startedAt: iso(this.clockStartedAt),
+          usedSeconds: Math.round((now - this.clockStartedAt) / 1000),
+          targetSeconds: this.targets.rtoSeconds,
+          measuredSeconds: this.measured.rtoSeconds,
+        },
+        rpo: { targetSeconds: this.targets.rpoSeconds, measuredSeconds: this.measured.rpoSeconds },
+        aborted: this.abortedBy,
+        notes: this.notes,
+      }),
+    );
   }
 
   status(): RunbookStatus {
@@ -130,6 +221,7 @@ export class RunbookRun {
     this.honourAbort(name);
     const record: StepRecord = { name, state: 'running', startedAt: iso(Date.now()), attempts: 1 };
     this.steps.push(record);
+    this.running.push(name);
     this.phase = name;
     try {
       const result = await work();
@@ -152,12 +244,20 @@ export class RunbookRun {
       throw err;
     } finally {
       record.endedAt = iso(Date.now());
+      this.running.splice(this.running.lastIndexOf(name), 1);
+      this.publish();
     }
+  }
+
+  /** The step most recently started and still running: activity summaries name it. */
+  get currentStep(): string | null {
+    return this.running.length ? this.running[this.running.length - 1] : null;
   }
 
   skip(name: string, why: string): void {
     const now = iso(Date.now());
     this.steps.push({ name, state: 'skipped', startedAt: now, endedAt: now, attempts: 0, detail: why });
+    this.publish();
   }
 
   /** From here on the run changes the estate. */
@@ -186,6 +286,7 @@ export class RunbookRun {
       if (!(await condition(done, timeoutMs))) {
         record.detail = `no approval by ${iso(this.pending.deadline)}: reminded`;
         this.pending.deadline = Date.now() + timeoutMs;
+        this.publish();
         if (rule.onReminder) await rule.onReminder();
         if (!(await condition(done, timeoutMs))) {
           record.state = 'failed';
@@ -208,6 +309,7 @@ export class RunbookRun {
     } finally {
       record.endedAt = iso(Date.now());
       this.pending = null;
+      this.publish();
     }
   }
 
@@ -239,6 +341,7 @@ export class RunbookRun {
     const approval = { ...a, at: iso(Date.now()) };
     this.pending!.approvals.push(approval);
     this.approvals.push(approval);
+    this.publish();
     return {
       accepted: true,
       step: a.step,

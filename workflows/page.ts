@@ -1,0 +1,148 @@
+/**
+ * The run's page in the Temporal Web UI: a small Markdown document (the workflow's "current details")
+ * that says what the runbook has done, where it waits, and the exact signal to send from the UI's
+ * Send Signal dialog. Rendering only: RunbookRun decides when (state changes, never a timer).
+ * setCurrentDetails is served by the SDK's metadata query, not recorded as a command, so writing the
+ * page never changes what a run replays.
+ */
+import type { Approval, StepRecord } from './contract';
+
+export interface PageGate {
+  step: string;
+  question: string;
+  /** Distinct approvers still needed. */
+  needed: number;
+  approvers: string[];
+  deadline: string;
+  requireOverrideRpo: boolean;
+  requireUnfencedAck: boolean;
+  approvedBy: string[];
+}
+
+export interface RunbookPage {
+  runbook: string;
+  service: string;
+  workflowId: string;
+  mode: string | null;
+  reason: string | null;
+  phase: string;
+  /** done, failed, aborted or null while running. */
+  outcome: string | null;
+  steps: StepRecord[];
+  gate: PageGate | null;
+  /** A child runbook this run waits on; approvals sent here are relayed to it. */
+  child: string | null;
+  rto: { startedAt: string; usedSeconds: number; targetSeconds: number; measuredSeconds: number | null };
+  rpo: { targetSeconds: number; measuredSeconds: number | null };
+  aborted: { by: string; reason: string } | null;
+  notes: string[];
+}
+
+const STEP_ICON: Record<StepRecord['state'], string> = {
+  running: '▶',
+  waiting: '⏸',
+  succeeded: '✔',
+  failed: '✖',
+  skipped: '–',
+  pending: '…',
+};
+
+/** Table cells hold one line without pipes; long details are cut so the page stays small. */
+function cell(text: string | undefined, max = 140): string {
+  const flat = (text ?? '').replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** HH:MM:SS of an ISO time (the page is read during the run; the date is in the run's header). */
+const clock = (at: string | undefined) => (at ? at.slice(11, 19) : '');
+
+/** The approval an approver pastes into Send Signal: the step, a name placeholder, the flags this gate needs. */
+export function approvalPayload(gate: Pick<PageGate, 'step' | 'requireOverrideRpo' | 'requireUnfencedAck'>): Approval {
+  return {
+    step: gate.step,
+    approver: '<your name>',
+    ...(gate.requireOverrideRpo ? { overrideRpo: true } : {}),
+    ...(gate.requireUnfencedAck ? { acknowledgeUnfenced: true } : {}),
+  };
+}
+
+export function renderPage(p: RunbookPage): string {
+  const lines: string[] = [];
+  const title = [p.runbook, p.service, p.mode ? `(${p.mode})` : ''].filter(Boolean).join(' ');
+  lines.push(`## ${title}: ${p.outcome ?? p.phase}`);
+  if (p.reason) lines.push('', `**Reason:** ${cell(p.reason, 300)}`);
+  const rto =
+    p.rto.measuredSeconds !== null
+      ? `**RTO:** measured ${p.rto.measuredSeconds} s of ${p.rto.targetSeconds} s target ` +
+        `(${share(p.rto.measuredSeconds, p.rto.targetSeconds)})`
+      : `**RTO clock:** ${p.rto.usedSeconds} s used of ${p.rto.targetSeconds} s (since ${p.rto.startedAt})`;
+  const rpo =
+    p.rpo.measuredSeconds !== null
+      ? `**RPO:** measured ${p.rpo.measuredSeconds} s of ${p.rpo.targetSeconds} s target`
+      : `**RPO target:** ${p.rpo.targetSeconds} s (not measured yet)`;
+  lines.push('', `${rto} · ${rpo}`);
+
+  if (p.gate) lines.push('', ...renderGate(p.workflowId, p.gate));
+  if (p.child && !p.gate) {
+    lines.push(
+      '',
+      `### Running child runbook \`${p.child}\``,
+      `Its own page shows what it waits for. An \`approve\` signal sent to **this** run is relayed to \`${p.child}\`;`,
+      `\`drctl approve ${p.workflowId} --step <step> --as <your name>\` does the same.`,
+    );
+  }
+
+  lines.push('', '### Steps', '', '| | step | started | ended | detail |', '|---|---|---|---|---|');
+  for (const s of p.steps)
+    lines.push(
+      `| ${STEP_ICON[s.state]} ${s.state} | ${cell(s.name, 60)} | ${clock(s.startedAt)} | ${clock(s.endedAt)} ` +
+        `| ${cell(s.detail)} |`,
+    );
+  if (p.steps.length === 0) lines.push('| | (none yet) | | | |');
+
+  if (p.aborted) lines.push('', `**Abort requested** by ${cell(p.aborted.by, 60)}: ${cell(p.aborted.reason, 200)}`);
+  else if (!p.outcome)
+    lines.push(
+      '',
+      '### Abort',
+      'Send Signal → `abort` with `{"by": "<your name>", "reason": "<why>"}` ' +
+        `(or \`drctl abort ${p.workflowId} --as <your name> --reason "<why>"\`). ` +
+        'Before the estate changes the run stops at once; after, it stops at the next gate, nothing left half-done.',
+    );
+  const notes = p.notes.slice(-5);
+  if (notes.length) lines.push('', '### Notes', ...notes.map((n) => `- ${cell(n, 300)}`));
+  return lines.join('\n');
+}
+
+function renderGate(workflowId: string, g: PageGate): string[] {
+  const payload = approvalPayload(g);
+  const flags = `${g.requireOverrideRpo ? ' --override-rpo' : ''}${g.requireUnfencedAck ? ' --ack-unfenced' : ''}`;
+  return [
+    `### ⏸ Waiting for approval: \`${g.step}\``,
+    '',
+    `${cell(g.question, 400)}`,
+    '',
+    `- **Needs:** ${g.needed} more approver(s)` +
+      (g.approvedBy.length ? `; approved so far by ${g.approvedBy.join(', ')}` : ''),
+    `- **Who may approve:** ${g.approvers.join(', ')}`,
+    `- **Deadline:** ${g.deadline} (a reminder goes out, then the run aborts before \`${g.step}\`)`,
+    ...(g.requireOverrideRpo
+      ? ['- The expected data loss exceeds the RPO target: one approval must say `overrideRpo`.']
+      : []),
+    ...(g.requireUnfencedAck
+      ? ['- The old primary is not (or may not be) fenced: one approval must say `acknowledgeUnfenced`.']
+      : []),
+    '',
+    'In this page: **More Actions → Send Signal**, signal name `approve`, input (put your name in):',
+    '',
+    '```json',
+    JSON.stringify(payload),
+    '```',
+    '',
+    `Or from a terminal: \`drctl approve ${workflowId} --step ${g.step} --as <your name>${flags}\``,
+  ];
+}
+
+function share(value: number, target: number): string {
+  return target > 0 ? `${Math.round((value / target) * 100)}%` : 'no target';
+}
