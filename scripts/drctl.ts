@@ -39,6 +39,7 @@ import { dataConverterFromEnv } from '../workers/codec';
 import { TASK_QUEUE, type Approval, type DrillReport, type RunbookStatus, type Topology } from '../workflows/contract';
 import type { DrillStatus } from '../workflows/drill';
 import { abortSignal, approveUpdate, statusQuery } from '../workflows/messages';
+import { runMetadata } from './run-metadata';
 import { schedulesCommand } from './schedules';
 
 /** A problem the operator can fix: printed as one line, exit code 1, no stack trace. */
@@ -135,7 +136,13 @@ export function buildProgram(options: DrctlOptions = {}): Command {
   ) {
     const c = await temporal();
     try {
-      const handle = await c.workflow.start(RUNBOOK_TYPES[runbook], { taskQueue, workflowId, args: [input] });
+      const svc = inventory().services.find((x) => x.name === (input as { service?: string }).service);
+      const handle = await c.workflow.start(RUNBOOK_TYPES[runbook], {
+        taskQueue,
+        workflowId,
+        args: [input],
+        ...runMetadata(runbook, input, svc),
+      });
       print(`started ${runbook} ${workflowId} (run ${handle.firstExecutionRunId})`);
       print(`  follow:  drctl status ${workflowId} --watch`);
       if (!wait) return;

@@ -202,6 +202,8 @@ export function scheduleOptions(s: DrbookSchedule): ScheduleOptions {
       args: s.args,
       taskQueue: s.taskQueue,
       workflowId: s.workflowId,
+      // The runs list and the run's page say what started it and why.
+      staticSummary: `scheduled: ${s.description}`.slice(0, 200),
     },
     policies: { overlap: ScheduleOverlapPolicy[s.overlap], catchupWindow: s.catchupWindow },
     state: { note: noteOf(s), paused: s.paused },

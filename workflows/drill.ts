@@ -145,7 +145,12 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
   try {
     const ready = await run.step(
       'readiness',
-      () => executeChild(readiness, { args: [{ service: svc.name }], workflowId: `drill-${svc.name}-readiness` }),
+      () =>
+        executeChild(readiness, {
+          args: [{ service: svc.name }],
+          workflowId: `drill-${svc.name}-readiness`,
+          staticSummary: `readiness ${svc.name}: before drill ${drillId}`,
+        }),
       (r) => `${r.checks.filter((c) => c.ok).length}/${r.checks.length} checks passed`,
     );
     for (const c of ready.checks.filter((x) => !x.ok))
@@ -251,6 +256,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
       executeChild(failover, {
         args: [{ service: svc.name, mode: 'drill', reason: `drill ${drillId}: ${input.reason}` }],
         workflowId: workflowIdFor('failover', svc.name),
+        staticSummary: `failover ${svc.name} (drill): drill ${drillId}: ${input.reason}`.slice(0, 200),
         // A drill that is terminated must not take a half-done failover with it.
         parentClosePolicy: ParentClosePolicy.ABANDON,
       }),
@@ -275,6 +281,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
       executeChild(failback, {
         args: [{ service: svc.name, mode: 'drill' }],
         workflowId: workflowIdFor('failback', svc.name),
+        staticSummary: `failback ${svc.name} (drill): drill ${drillId}`,
         parentClosePolicy: ParentClosePolicy.ABANDON,
       }),
     );

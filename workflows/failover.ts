@@ -121,6 +121,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           executeChild(readiness, {
             args: [{ service: svc.name }],
             workflowId: `${workflowInfo().workflowId}-readiness`,
+            staticSummary: `readiness ${svc.name}: dry run of failover-${svc.name}`,
           }),
         (r) => `${r.checks.filter((c) => c.ok).length}/${r.checks.length} checks passed`,
       );

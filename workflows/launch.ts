@@ -7,7 +7,7 @@
  * never a second drill. The runbook is abandoned to run on its own (the launcher does not wait).
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ParentClosePolicy, startChild, upsertSearchAttributes } from '@temporalio/workflow';
+import { ParentClosePolicy, startChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { launchInput, parseInput, type LaunchResult } from './contract';
 import { drDrill } from './drill';
 import { DrOutcome, DrRunbook, DrService } from './messages';
@@ -29,6 +29,7 @@ export async function launchRunbook(rawInput: unknown): Promise<LaunchResult> {
   try {
     const child = await startChild(RUNBOOKS[runbook], {
       workflowId,
+      staticSummary: `${runbook} ${service}: launched by ${workflowInfo().workflowId}`.slice(0, 200),
       args: [input as Parameters<(typeof RUNBOOKS)[typeof runbook]>[0]],
       parentClosePolicy: ParentClosePolicy.ABANDON,
     });

@@ -176,6 +176,7 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
       await startChild(failover, {
         workflowId,
         taskQueue: workflowInfo().taskQueue,
+        staticSummary: `failover ${svc.name} (real): started by monitor-${svc.name} after failed health checks`,
         parentClosePolicy: ParentClosePolicy.ABANDON,
         args: [
           {

@@ -7,6 +7,8 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
+import type { Service } from '../../config/inventory';
+import { runMetadata } from '../../scripts/run-metadata';
 import { failover } from '../../workflows';
 import { drTaskQueue } from '../../workflows/contract';
 import { activitySummary } from '../../workflows/steps';
@@ -124,5 +126,29 @@ describe('the runbook page and activity summaries (stubbed activities, time-skip
       activitySummary('notify-application', 'callApplicationWebhook', { url: 'https://u:p@app/hook?token=x' }),
     ).toBe('notify-application: callApplicationWebhook https://app/hook');
     expect(activitySummary('x', 'y', { server: 'a'.repeat(300) })).toHaveLength(120);
+  });
+});
+
+describe('static summary and details of runs started by drctl and schedules', () => {
+  test('the summary names runbook, service, mode and reason; the details give the inventory at start', () => {
+    const shop = {
+      name: 'shop',
+      tier: 'critical',
+      strategy: 'warm',
+      database: { engine: 'mariadb', primary: 'db-primary', replica: 'db-replica' },
+      dns: { record: 'db.shop.internal', type: 'CNAME', primaryValue: 'db-a', drValue: 'db-b' },
+    } as unknown as Service;
+    const m = runMetadata('failover', { service: 'shop', mode: 'real', reason: 'primary  lost\nat 03:00' }, shop);
+    expect(m.staticSummary).toBe('failover shop (real): primary lost at 03:00');
+    expect(m.staticDetails).toContain('| tier | critical (RTO 900 s, RPO 300 s) |');
+    expect(m.staticDetails).toContain('| database | mariadb: primary db-primary, replica db-replica |');
+    expect(m.staticDetails).toContain('| dns | db.shop.internal CNAME: db-a / DR db-b |');
+    expect(runMetadata('drill', { service: 'shop', scope: 'switchover', reason: 'q1' }).staticSummary).toBe(
+      'drill shop (switchover): q1',
+    );
+    expect(runMetadata('failover', { service: 'shop', mode: 'drill', dryRun: true, reason: 'x'.repeat(300) })).toEqual({
+      staticSummary: expect.stringMatching(/^failover shop \(dry run\): x+…$/) as string,
+    });
+    expect(runMetadata('backup', {}).staticSummary).toBe('backup every service');
   });
 });
