@@ -34,3 +34,10 @@ export async function aws<T>(resource: string, call: () => Promise<T>): Promise<
     throw awsFailure(err, resource);
   }
 }
+
+/** The innermost cause's message: a workflow failure wraps the activity's, which wraps the server's. */
+export function rootCauseMessage(err: unknown): string {
+  let e = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}

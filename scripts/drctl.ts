@@ -26,6 +26,7 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { InventoryError } from '../config/inventory';
 import { loadInventory } from '../config/load';
+import { rootCauseMessage } from '../activities/errors';
 import { approvalMessagesOf } from '../activities/reports/approvals';
 import {
   drillView,
@@ -471,10 +472,7 @@ export function buildProgram(options: DrctlOptions = {}): Command {
         workflowExecutionTimeout: '60s',
       })) as Topology;
     } catch (err) {
-      // The innermost cause says why (a workflow failure wraps the activity's, which wraps the server's).
-      let cause = err as Error & { cause?: unknown };
-      while (cause.cause instanceof Error) cause = cause.cause;
-      return { error: cause.message };
+      return { error: rootCauseMessage(err) };
     }
   }
 

@@ -7,6 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import type { ReadinessReport } from '../../workflows/contract';
+import { rootCauseMessage } from '../errors';
 
 export interface PreviousReadiness {
   workflowId: string;
@@ -62,14 +63,7 @@ export function createReadinessActivities() {
         previous.reason = await client.workflow
           .getHandle(previous.workflowId)
           .result()
-          .then(
-            () => null,
-            (err: unknown) => {
-              let e = err as Error & { cause?: unknown };
-              while (e.cause instanceof Error) e = e.cause;
-              return e.message;
-            },
-          );
+          .then(() => null, rootCauseMessage);
       }
       return previous;
     },

@@ -4,6 +4,7 @@
  * (`<runbook>-<service>`), wait at each gate, (do something there), approve, hand back the outcome.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import { runDrctl } from '../../scripts/drctl';
 import { failback, failover } from '../../workflows';
 import type { Approval, FailoverInput } from '../../workflows/contract';
 import type { DrillStatus } from '../../workflows/drill';
@@ -102,4 +103,16 @@ export async function drillChildAtGate(
     timeoutMs,
     `${runbook} waiting at ${step}`,
   );
+}
+
+/** drctl in this process, against the harness's task queue and client: exit code and what it printed. */
+export async function drctlOn(t: TemporalHarness, ...args: string[]) {
+  let out = '';
+  let err = '';
+  const code = await runDrctl(['--task-queue', t.taskQueue, ...args], {
+    client: t.client,
+    io: { out: (s) => (out += s), err: (s) => (err += s) },
+    watchIntervalMs: 200,
+  });
+  return { code, out, err };
 }

@@ -8,10 +8,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DrillReport } from '../../workflows/contract';
-import { runDrctl } from '../../scripts/drctl';
 import { ensureRecentBackup } from '../helpers/backups';
 import { readEstate } from '../helpers/estate';
-import { drillChildAtGate } from '../helpers/drive';
+import { drctlOn, drillChildAtGate } from '../helpers/drive';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(240_000);
@@ -23,17 +22,7 @@ describe('DR drill of shop through drctl', () => {
   let original: Awaited<ReturnType<typeof readEstate>>;
   const dir = mkdtempSync(path.join(tmpdir(), 'drbook-drill-'));
 
-  /** drctl against this test's task queue and client; returns exit code and what it printed. */
-  async function drctl(...args: string[]) {
-    let out = '';
-    let err = '';
-    const code = await runDrctl(['--task-queue', t.taskQueue, ...args], {
-      client: t.client,
-      io: { out: (s) => (out += s), err: (s) => (err += s) },
-      watchIntervalMs: 200,
-    });
-    return { code, out, err };
-  }
+  const drctl = (...args: string[]) => drctlOn(t, ...args);
 
   const waitForGate = (runbook: string, step: string) => drillChildAtGate(t, 'shop', runbook, step, 90_000);
 

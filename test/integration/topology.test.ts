@@ -9,7 +9,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
-import { runDrctl } from '../../scripts/drctl';
 import {
   binlogArchive,
   failback,
@@ -24,7 +23,7 @@ import {
 import type { ReadinessReport, Topology } from '../../workflows/contract';
 import { monitorStateQuery } from '../../workflows/messages';
 import { isolatedBackups } from '../helpers/backups';
-import { approveGates, approvedFailback, approvedFailover, startRunbook } from '../helpers/drive';
+import { approveGates, approvedFailback, approvedFailover, drctlOn, startRunbook } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';
 import {
   atGate,
@@ -318,16 +317,7 @@ test('a split made by hand (both writable) is detected, alerted, and stops failo
   expect(await live()).toMatchObject({ state: 'normal', writable: 'db-primary' });
 });
 
-/** drctl against this test's queue and client: exit code and what it printed. */
-async function drctl(...args: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runDrctl(['--task-queue', t.taskQueue, ...args], {
-    client: t.client,
-    io: { out: (x) => (out += x), err: (x) => (err += x) },
-  });
-  return { code, out, err };
-}
+const drctl = (...args: string[]) => drctlOn(t, ...args);
 
 test('resolve: a split ends with one writer only after the approvers; drctl status reads roles live', async () => {
   const c = await sql(iso.loaded, 'db-replica');
