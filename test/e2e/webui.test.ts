@@ -1,17 +1,22 @@
 /**
  * The operator's Web UI path, end to end, in Debian's headless Chromium (playwright-core; no
  * browser download): start a `failover` drill of `shop` from the real Temporal Web UI's Start
- * Workflow form, send the `approve` signal from the UI, and see the run complete with its
- * measured RTO. Failback (through the client) puts the estate back. A failure leaves a
- * screenshot in $DRBOOK_DATA/logs/.
+ * Workflow form, read the pending approval and the signal JSON to send from the run's page (its
+ * current details, rendered by the UI), send that `approve` signal from the UI, and see the page
+ * report the run complete with its measured RTO; activity summaries show in the run's history.
+ * Failback (started with drctl's static summary and details) puts the estate back; its summary
+ * shows in the runs list. Screenshots of the page at the gate and at the end are kept in
+ * $DRBOOK_DATA/logs/ (webui-console-gate.png, webui-console-completed.png); a failure leaves one too.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { runMetadata } from '../../scripts/run-metadata';
 import { failback } from '../../workflows';
 import type { FailoverReport } from '../../workflows/failover';
 import { approveUpdate, statusQuery } from '../../workflows/messages';
+import { restoreSandboxTopology } from '../helpers/topology';
 import { readEstate } from '../helpers/estate';
 import { buildAdapters, eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
@@ -33,6 +38,7 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
 
   beforeAll(async () => {
     t = await temporal(loaded);
+    await restoreSandboxTopology(t); // an earlier file (or an interrupted run) may have left shop failed over
     // A fresh profile per run (--user-data-dir): no state from earlier runs.
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -79,6 +85,49 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
     }
   }
 
+  async function keep(name: string): Promise<string> {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    const file = path.join(SCREENSHOTS, `webui-console-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    return file;
+  }
+
+  /**
+   * The Markdown the UI rendered on the run's User Metadata tab (static summary, details and current details).
+   * UI 2.x renders each in a sandboxed iframe of its own, so the page's own text never contains it.
+   */
+  async function renderedMetadata(): Promise<string> {
+    const frames = page.frames().filter((f) => f !== page.mainFrame());
+    const texts = await Promise.all(
+      frames.map((f) =>
+        f
+          .locator('body')
+          .innerText({ timeout: 2_000 })
+          .catch(() => ''),
+      ),
+    );
+    return texts.join('\n');
+  }
+
+  /** Reload the run's page until its rendered current details show `text`; returns that rendered text. */
+  async function pageShows(text: string, timeoutMs: number): Promise<string> {
+    return eventually(
+      async () => {
+        await page.reload();
+        await page.getByText('User Metadata', { exact: true }).first().click();
+        const until = Date.now() + 15_000;
+        while (Date.now() < until) {
+          const shown = await renderedMetadata();
+          if (shown.includes(text)) return shown;
+          await page.waitForTimeout(500);
+        }
+        return null;
+      },
+      timeoutMs,
+      `the run's page to show ${text}`,
+    );
+  }
+
   /** Type into a CodeMirror editor (the UI's JSON inputs) inside `scope`. */
   async function typeJson(scope: ReturnType<Page['locator']> | Page, value: object) {
     const editor = scope.locator('.cm-content').first();
@@ -112,43 +161,72 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
         );
         await page.goto(`${UI}/namespaces/default/workflows/failover-shop`);
       });
-      await eventually(
-        async () => (await handle.query(statusQuery).catch(() => null))?.pendingApproval?.step === 'promote',
-        60_000,
-        'the failover to wait for approval of promote',
-      );
-
-      await screenshotOnFailure('signal', async () => {
-        // The page renders its action menu twice (wide and narrow layouts): use the visible one.
-        await page.locator('button:visible', { hasText: 'More Actions' }).first().click();
-        await page.locator('[data-testid=signal-button]:visible').first().click();
-        const dialog = page.locator('dialog#signal-confirmation-modal:visible');
-        // The UI lists the signals the workflow defines (SDK workflow metadata): pick `approve`.
-        await dialog.getByTestId('signal-select-button').click();
-        await dialog
-          .locator('[role=option]', { hasText: /^\s*approve\s*$/ })
-          .first()
-          .click();
-        await typeJson(dialog, { step: 'promote', approver: 'alice', comment: 'approved in the Web UI' });
-        await dialog.getByText('Encoding').click(); // blur: the JSON editor commits its value
-        await dialog.getByTestId('confirm-modal-button').click();
+      // The operator reads the gate off the page, not the status query: what it waits for, who may approve,
+      // how many more approvals it needs and the signal to send; then sends it from the UI, once per approver.
+      const gate = await screenshotOnFailure('gate', async () => {
+        const shown = await pageShows('Waiting for approval: promote', 60_000);
+        expect(shown).toMatch(/signal name approve/);
+        expect(shown).toContain('drctl approve failover-shop --step promote --as <your name>');
+        const approvers = /Who may approve: (.+)/.exec(shown)![1].split(', ');
+        const needed = Number(/Needs: (\d+) more approver/.exec(shown)![1]);
+        const line = shown.split('\n').find((l) => l.includes('"approver":"<your name>"'))!;
+        await keep('gate');
+        return { approvers, needed, signal: JSON.parse(line.trim()) as Record<string, unknown> };
       });
+      expect(gate.signal).toEqual({ step: 'promote', approver: '<your name>' });
+      expect(gate.approvers).toEqual(['alice', 'bob', 'carol']);
+      const approvedBy = gate.approvers.slice(0, gate.needed);
+
+      for (const approver of approvedBy) {
+        await screenshotOnFailure('signal', async () => {
+          // The page renders its action menu twice (wide and narrow layouts): use the visible one.
+          await page.locator('button:visible', { hasText: 'More Actions' }).first().click();
+          await page.locator('[data-testid=signal-button]:visible').first().click();
+          const dialog = page.locator('dialog#signal-confirmation-modal:visible');
+          // The UI lists the signals the workflow defines (SDK workflow metadata): pick `approve`.
+          await dialog.getByTestId('signal-select-button').click();
+          await dialog
+            .locator('[role=option]', { hasText: /^\s*approve\s*$/ })
+            .first()
+            .click();
+          await typeJson(dialog, { ...gate.signal, approver, comment: 'approved in the Web UI' });
+          await dialog.getByText('Encoding').click(); // blur: the JSON editor commits its value
+          await dialog.getByTestId('confirm-modal-button').click();
+        });
+      }
 
       const result = (await handle.result()) as FailoverReport;
       expect(result.outcome).toBe('completed');
-      expect(result.approvals.map((a) => a.approver)).toEqual(['alice']);
+      expect(result.approvals.map((a) => a.approver)).toEqual(approvedBy);
       expect(result.measured.rtoSeconds).toBeGreaterThan(0);
 
       await screenshotOnFailure('completed', async () => {
-        await page.reload();
-        await page.getByText('Completed').first().waitFor();
-        await page.getByText(`"rtoSeconds": ${result.measured.rtoSeconds}`).first().waitFor();
+        const shown = await pageShows('failover shop (drill): completed', 30_000);
+        expect(shown).toContain(`RTO: measured ${result.measured.rtoSeconds} s of 900 s target`);
+        await keep('completed');
+        // Activity summaries stand in for bare activity types in the run's event history.
+        await page.getByText('Timeline', { exact: true }).first().click();
+        await page
+          .getByText(/promote: promoteReplica db-replica/)
+          .first()
+          .waitFor();
+        await page
+          .getByText(/switch-dns: switchDnsRecord db\.shop\S* → /)
+          .first()
+          .waitFor();
       });
 
+      // Started as drctl starts it: a static summary in the runs list, the inventory at start as details.
+      const shop = loaded.inventory.services.find((svc) => svc.name === 'shop');
       const back = await t.client.workflow.start(failback, {
         taskQueue: t.taskQueue,
         workflowId: 'failback-shop',
         args: [{ service: 'shop', mode: 'drill' }],
+        ...runMetadata('failback', { service: 'shop', mode: 'drill' }, shop),
+      });
+      await screenshotOnFailure('summary', async () => {
+        await page.goto(`${UI}/namespaces/default/workflows/failback-shop`);
+        expect(await pageShows('failback shop (drill)', 30_000)).toContain('shop: the inventory at start');
       });
       await eventually(
         async () => (await back.query(statusQuery).catch(() => null))?.pendingApproval?.step === 'switch-back',
