@@ -231,9 +231,10 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.ou
   const result = schema.safeParse(input);
   if (!result.success) {
     const problems = inputProblems(schema, input);
+    const example = INPUT_EXAMPLES.get(schema);
     throw ApplicationFailure.create({
       type: ErrorType.InvalidInput,
-      message: `invalid input: ${problems.join('; ')}`,
+      message: `invalid input: ${problems.join('; ')}${example ? `. A valid input: ${JSON.stringify(example)}` : ''}`,
       nonRetryable: true,
       details: [problems],
     });
@@ -757,3 +758,23 @@ export interface RestoreTestResult {
   /** Locations of the stored report (JSON, Markdown, HTML). */
   report: { json: string; markdown: string; html: string } | null;
 }
+
+/**
+ * One valid input per runbook a person starts by hand (Web UI Start Workflow form, drctl), shown in an
+ * InvalidInput failure so the form's user sees a shape that works. docs/operating.md's copy-paste blocks use
+ * the same values (test/unit/start-from-ui.test.ts checks both parse).
+ */
+export const INPUT_EXAMPLES = new Map<z.ZodType, Record<string, unknown>>([
+  [failoverInput, { service: 'shop', mode: 'drill', reason: 'quarterly failover drill' }],
+  [failbackInput, { service: 'shop', mode: 'drill' }],
+  [drillInput, { service: 'shop', scope: 'isolated', reason: 'quarterly DR drill' }],
+  [restoreTestInput, { service: 'shop' }],
+  [serviceBackupInput, { service: 'shop' }],
+  [nightlyBackupInput, { services: ['shop', 'wiki'] }],
+  [binlogArchiveInput, {}],
+  [readinessInput, { service: 'shop' }],
+  [resolveSplitInput, { service: 'shop', keep: 'db-primary', reason: 'split after the network partition' }],
+  [serviceRolesInput, { service: 'shop' }],
+  [monitorInput, { service: 'shop' }],
+  [serviceLockInput, { service: 'shop', holder: 'alice: maintenance window' }],
+]);
