@@ -55,7 +55,10 @@ function documentedStarts() {
   const section = doc.slice(doc.indexOf('### Start a runbook: Start Workflow values to paste'));
   const rows = section.split('\n').filter((l) => /^\| [^-|]/.test(l) && l.includes('`{'));
   return rows.map((row) => {
-    const cells = row.split(' | ').map((c) => c.replace(/^\|? ?`?|`? ?\|?$/g, ''));
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim().replace(/^`|`$/g, ''));
     return { runbook: cells[0], type: cells[1], id: cells[2], input: JSON.parse(cells[3]) as Record<string, unknown> };
   });
 }
