@@ -30,6 +30,7 @@ import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import type { MysqlPools } from '../mysql';
 import { activityContext, collect, exitOf, loaderOptions, writeClientDefaults } from '../mysql/dump';
+import { CLONEABLE_DATABASE } from '../mysql/topology';
 import type { BackupStores } from '../storage/destinations';
 import { binlogRoot } from '../storage/layout';
 import { sessionPrelude } from './load';
@@ -208,6 +209,15 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
         throw failure(
           ErrorType.InvalidInput,
           `not scratch database names: ${databases.map((d) => d.scratch).join(', ')}`,
+        );
+      // Names from the manifest reach mariadb-binlog's --database and --rewrite-db (`from->to`): only plain
+      // identifiers, the re-clone's rule, so none reads as an option or rewrites into another database.
+      const hostile = databases.filter((d) => !CLONEABLE_DATABASE.test(d.source)).map((d) => JSON.stringify(d.source));
+      if (hostile.length)
+        throw failure(
+          ErrorType.InvalidInput,
+          `refusing to replay binlogs for database name(s) ${hostile.join(', ')}: not plain identifiers`,
+          { service },
         );
       const startLog = from.binlogFile ? LOG_NAME.exec(from.binlogFile) : null;
       if (!startLog || (!from.gtid && from.binlogPos === null))

@@ -226,3 +226,24 @@ test('a log missing from the archive between the backup and the point is refused
   expect((gap as ApplicationFailure).type).toBe('PitrArchiveGap');
   expect((gap as ApplicationFailure).message).toContain(`lacks the logs between ${path.basename(first)} and`);
 });
+
+test('database names from a manifest that are not plain identifiers are refused before any log is read', async () => {
+  // `--rewrite-db=shop->mysql->restore_…` would replay shop's events into another database; `--…` reads as an option.
+  for (const source of ['shop->mysql', '--no-defaults', 'shop` ; DROP DATABASE x', 'shop\nmysql']) {
+    const refused = await adapters.activities
+      .replayBinlogsToPoint({
+        service: 'shop',
+        destination: 'local',
+        sourceServer: 'db-primary',
+        server: 'db-scratch',
+        databases: [{ source, scratch: 'restore_shop_hostile' }],
+        from: { gtid: '0-1-1', binlogFile: 'binlog.000001', binlogPos: 4 },
+      })
+      .catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(ApplicationFailure);
+    expect({ type: (refused as ApplicationFailure).type, message: (refused as ApplicationFailure).message }).toEqual({
+      type: 'InvalidInput',
+      message: expect.stringContaining(JSON.stringify(source)),
+    });
+  }
+});
