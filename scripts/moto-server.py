@@ -8,11 +8,20 @@ promoted instance from a replica. drbook's promoteRdsReplica reads exactly that 
 killed after its PromoteReadReplica call and before it could record the acceptance left a promotion nothing could
 read back, and the next attempt promoted again (the chaos suite counted two promotions). With this patch the
 sandbox shows what AWS shows, and the runbook's real check runs against it.
+
+DescribeDBSnapshots: AWS answers at most MaxRecords (default 100) snapshots a page and a Marker for the next.
+moto (5.2.5) returns every snapshot in one page and ignores MaxRecords and Marker, so a reader that stops after
+one page (snapshot retention, the RDS restore test once did) looks correct here and misses snapshots on AWS.
+Answered through moto's own paginator (the one its DescribeDBInstances uses, from botocore's paginator model:
+MaxRecords in, Marker in and out), the sandbox pages as AWS does.
 """
 
 import sys
 
+from moto.core.responses import PaginatedResult
+from moto.core.utils import get_pagination_model
 from moto.rds.models import RDSBackend
+from moto.rds.responses import RDSResponse
 from moto.server import main
 
 _promote_read_replica = RDSBackend.promote_read_replica
@@ -36,6 +45,17 @@ def promote_read_replica(self, db_kwargs):
 
 
 RDSBackend.promote_read_replica = promote_read_replica
+
+_describe_db_snapshots = RDSResponse.describe_db_snapshots
+# The paginator's Marker names the next page's first snapshot; moto's paging model (cached) lacks the attribute.
+get_pagination_model("rds")["DescribeDBSnapshots"].setdefault("unique_attribute", "db_snapshot_identifier")
+
+
+def describe_db_snapshots(self):
+    return PaginatedResult(_describe_db_snapshots(self).result)
+
+
+RDSResponse.describe_db_snapshots = describe_db_snapshots
 
 if __name__ == "__main__":
     sys.exit(main())

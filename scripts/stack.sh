@@ -392,7 +392,7 @@ EOF
 
 start_moto() {
   # The recorder (off until /moto-api/recorder/start-recording) logs every AWS call: the chaos suite counts side effects in it.
-  # scripts/moto-server.py: moto_server, answering PromoteReadReplica as AWS does (the promoted instance no longer a replica).
+  # scripts/moto-server.py: moto_server, answering PromoteReadReplica and DescribeDBSnapshots paging as AWS does.
   PORT_OF=$DRBOOK_AWS_PORT spawn moto env MOTO_RECORDER_FILEPATH="$RUN/moto-recording.jsonl" \
     "$VENV/bin/python" "$ROOT/scripts/moto-server.py" -H 127.0.0.1 -p "$DRBOOK_AWS_PORT" || return 0
   wait_port moto "$DRBOOK_AWS_PORT" 60

@@ -105,3 +105,46 @@ describe('snapshot retention', () => {
     });
   });
 });
+
+describe('RDS snapshots past the first page', () => {
+  // AWS answers DescribeDBSnapshots 100 at a time (the stack's moto too: scripts/moto-server.py); a region with more
+  // manual snapshots than that is ordinary, and a service's snapshots can sit on any page.
+  const clients = new AwsClients(awsConnectionFromInventory(base.inventory, base.baseDir));
+  const activities = createSnapshotRetentionActivities(clients);
+  const tag = randomUUID().slice(0, 8);
+  const service = `page-${tag}`;
+  const fillers = Array.from({ length: 100 }, (_, i) => `drbook-filler-${tag}-${i}`);
+  const ids = Array.from({ length: 3 }, (_, i) => backupIdAt(Date.now() - i * 86400000));
+  const create = (id: string) =>
+    clients
+      .rds(region)
+      .send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: rdsInstance, DBSnapshotIdentifier: id }));
+
+  beforeAll(async () => {
+    // Fillers first: the service's snapshots come after at least 100 others, so never on the first page.
+    for (const id of fillers) await create(id);
+    for (const id of ids) await create(rdsSnapshotId(service, id));
+  });
+
+  afterAll(async () => {
+    for (const id of [...fillers, ...ids.map((b) => rdsSnapshotId(service, b))])
+      await clients
+        .rds(region)
+        .send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id }))
+        .catch(() => undefined);
+    clients.destroy();
+  });
+
+  test('are listed and deleted by retention', async () => {
+    const listed = await activities.listSnapshotBackups({ service, region });
+    expect(listed.rds.map((r) => r.backupId)).toEqual(ids);
+    const { deleted } = await activities.deleteSnapshotBackups({ service, region, backupIds: ids.slice(1) });
+    expect(deleted.sort()).toEqual(
+      ids
+        .slice(1)
+        .map((b) => rdsSnapshotId(service, b))
+        .sort(),
+    );
+    expect((await activities.listSnapshotBackups({ service, region })).backupIds).toEqual([ids[0]]);
+  });
+});
