@@ -554,7 +554,10 @@ cmd_test() {
     trap 'cmd_stop; echo "$SUMMARY"' EXIT # stop only what this run started
   fi
   cmd_start
-  rm -f "$results" "$chaos" "$audit" "$RUN/chaos.jsonl"
+  rm -f "$results" "$chaos" "$audit" "$RUN/chaos.jsonl" "$RUN/aws-calls.jsonl"
+  # Every AWS call an activity makes, for the IAM policy audit (test/audit/aws-policy.test.ts); worker processes
+  # the tests start inherit it.
+  export DRBOOK_AWS_CALL_LOG=$RUN/aws-calls.jsonl
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$results" --selectProjects unit integration e2e "$@") || rc=$?
   # The chaos suite (bounded: each test has its own deadline) after the main suite, then its results table.
   if [ -z "${DRBOOK_SKIP_CHAOS:-}" ]; then
@@ -562,7 +565,8 @@ cmd_test() {
     node_ts test/helpers/chaos.ts || true
     counted+=("$chaos")
   fi
-  # Then the audit over what the suite left behind (every workflow history, scanned for secrets).
+  # Then the audits over what the suite left behind (every workflow history scanned for secrets; the AWS calls
+  # checked against deploy/iam).
   (cd "$ROOT" && npx jest --runInBand --json --outputFile="$audit" --selectProjects audit) || rc=$?
   SUMMARY=$(node -e '
     const fs = require("fs");

@@ -10,6 +10,8 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { appendFileSync } from 'node:fs';
+import { Context } from '@temporalio/activity';
 import type { Inventory } from '../../config/inventory';
 import { resolveSecret } from '../../config/load';
 
@@ -40,6 +42,63 @@ export function awsConnectionFromInventory(inventory: Inventory, baseDir: string
   };
 }
 
+/** One AWS call a runbook made: the SDK's names, and the activity and task queue it ran on. */
+export interface RecordedAwsCall {
+  /** The SDK client without `Client`: S3, EC2, RDS, Route53, ElasticLoadBalancingV2, SNS. */
+  service: string;
+  /** The SDK command without `Command`: PutObject, DescribeInstances, … */
+  command: string;
+  region: string;
+  activity: string;
+  taskQueue: string;
+}
+
+interface MiddlewareClient {
+  config: { region: () => Promise<string> };
+  middlewareStack: {
+    add(
+      mw: (
+        next: (args: unknown) => Promise<unknown>,
+        context: { clientName?: string; commandName?: string },
+      ) => (args: unknown) => Promise<unknown>,
+      options: { step: 'initialize'; name: string },
+    ): void;
+  };
+}
+
+/**
+ * Tests only (DRBOOK_AWS_CALL_LOG, set by scripts/stack.sh test): append every call made inside an activity to
+ * that file, one JSON line each, for the IAM policy audit (test/audit/aws-policy.test.ts). Calls outside an
+ * activity (a test's own setup, scripts) are not runbook calls and are not recorded. Off, nothing is added.
+ */
+function recordCalls<C>(client: C, log = process.env.DRBOOK_AWS_CALL_LOG): C {
+  if (!log) return client;
+  const c = client as unknown as MiddlewareClient;
+  c.middlewareStack.add(
+    (next, context) => async (args) => {
+      let info: Context['info'] | undefined;
+      try {
+        info = Context.current().info;
+      } catch {
+        info = undefined;
+      }
+      if (info) {
+        const call: RecordedAwsCall = {
+          service: (context.clientName ?? '?').replace(/Client$/, ''),
+          command: (context.commandName ?? '?').replace(/Command$/, ''),
+          region: await c.config.region(),
+          activity: info.activityType,
+          taskQueue: info.taskQueue,
+        };
+        appendFileSync(log, JSON.stringify(call) + '\n');
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'drbookAwsCallRecorder' },
+  );
+  return client;
+}
+
 type ClientClass<C> = new (config: {
   region: string;
   endpoint?: string;
@@ -58,13 +117,15 @@ export class AwsClients {
     let client = this.cache.get(key) as C | undefined;
     if (!client) {
       // The SDK's own retries stay short: Temporal's activity retry policy is the one that counts.
-      client = new kind({
-        region,
-        endpoint: this.connection.endpoint,
-        credentials: this.connection.credentials,
-        maxAttempts: 2,
-        requestHandler: requestHandler(this.connection),
-      });
+      client = recordCalls(
+        new kind({
+          region,
+          endpoint: this.connection.endpoint,
+          credentials: this.connection.credentials,
+          maxAttempts: 2,
+          requestHandler: requestHandler(this.connection),
+        }),
+      );
       this.cache.set(key, client);
     }
     return client;
@@ -86,7 +147,7 @@ export class AwsClients {
 /** An S3 client for a backup destination: the streaming store in the local stack, or AWS. */
 export function s3ClientFor(destination: { region: string; endpoint?: string }, connection: AwsConnection): S3Client {
   const endpoint = destination.endpoint ?? connection.endpoint;
-  return new S3Client({
+  const client = new S3Client({
     region: destination.region,
     endpoint,
     forcePathStyle: Boolean(endpoint),
@@ -96,4 +157,5 @@ export function s3ClientFor(destination: { region: string; endpoint?: string }, 
     // drbook verifies every object with its own SHA-256 anyway.
     ...(endpoint ? { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' } : {}),
   });
+  return recordCalls(client);
 }
