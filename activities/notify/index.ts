@@ -14,7 +14,17 @@ export interface NotificationReceipt {
   receipt: string;
 }
 
-async function postJson(url: string, body: unknown, idempotencyKey: string): Promise<{ status: number; text: string }> {
+/**
+ * POST to a webhook. Its URL often carries a token (Slack, PagerDuty, a signed path), so failures name the webhook
+ * (`what`), its status and the network error's code, never the URL or the receiver's body (a 404 page echoes the
+ * path): a failure message lands in workflow history and in operators' alerts.
+ */
+async function postJson(
+  what: string,
+  url: string,
+  body: unknown,
+  idempotencyKey: string,
+): Promise<{ status: number; text: string }> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -24,20 +34,15 @@ async function postJson(url: string, body: unknown, idempotencyKey: string): Pro
       signal: AbortSignal.timeout(10000),
     });
   } catch (err) {
-    throw failure(ErrorType.WebhookUnreachable, `POST ${url}: ${(err as Error).message}`, { url });
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    throw failure(ErrorType.WebhookUnreachable, `${what} unreachable: ${cause}`, { webhook: what });
   }
   const text = await res.text();
   if (res.status >= 400 && res.status < 500 && res.status !== 429) {
-    throw failure(ErrorType.NotConfigured, `POST ${url}: HTTP ${res.status}: ${text.slice(0, 200)}`, {
-      url,
-      status: res.status,
-    });
+    throw failure(ErrorType.NotConfigured, `${what} failed: HTTP ${res.status}`, { webhook: what, status: res.status });
   }
   if (!res.ok)
-    throw failure(ErrorType.WebhookFailed, `POST ${url}: HTTP ${res.status}: ${text.slice(0, 200)}`, {
-      url,
-      status: res.status,
-    });
+    throw failure(ErrorType.WebhookFailed, `${what} failed: HTTP ${res.status}`, { webhook: what, status: res.status });
   return { status: res.status, text };
 }
 
@@ -55,7 +60,12 @@ export function createNotifyActivities(inventory: Inventory, sns: Pick<AwsFailov
       primary: { server: string; host: string; port: number };
       idempotencyKey: string;
     }): Promise<{ url: string; status: number }> {
-      const { status } = await postJson(url, { service, primary, idempotencyKey }, idempotencyKey);
+      const { status } = await postJson(
+        `application webhook of ${service}`,
+        url,
+        { service, primary, idempotencyKey },
+        idempotencyKey,
+      );
       return { url, status };
     },
 
@@ -74,7 +84,12 @@ export function createNotifyActivities(inventory: Inventory, sns: Pick<AwsFailov
       const t = inventory.notifications.find((n) => n.name === target);
       if (!t) throw failure(ErrorType.ResourceNotFound, `notification target "${target}" is not in the inventory`);
       if (t.kind === 'webhook') {
-        const { status } = await postJson(t.url, { subject, message, idempotencyKey }, idempotencyKey);
+        const { status } = await postJson(
+          `webhook ${target}`,
+          t.url,
+          { subject, message, idempotencyKey },
+          idempotencyKey,
+        );
         return { target, kind: 'webhook', receipt: `HTTP ${status}` };
       }
       const { messageId } = await sns.publishSns({ region: t.region, topicArn: t.topicArn, subject, message });
