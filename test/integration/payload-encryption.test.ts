@@ -84,6 +84,10 @@ describe('payload encryption on the dev server', () => {
         taskQueue: encrypted.taskQueue,
         workflowId: 'failover-shop',
         args: [input],
+        // User metadata (the Web UI's summary and details; activity summaries too) goes through the codec: the
+        // marker in them must not reach the history in clear either.
+        staticSummary: `failover drill of shop: ${marker}`,
+        staticDetails: `details: ${marker}`,
       }),
     );
     // The codec-enabled client reads the result as usual.
@@ -98,6 +102,9 @@ describe('payload encryption on the dev server', () => {
     const started = payloads.find((p) => p.where.includes('workflowExecutionStartedEventAttributes.input'));
     expect(started).toBeDefined();
     expect(payloads.filter((p) => p.where.includes('activityTask')).length).toBeGreaterThan(0);
+    // The start's static summary and details, and each activity's summary, are payloads like the rest (checked below).
+    expect(payloads.filter((p) => p.where.includes('userMetadata.summary')).length).toBeGreaterThan(1);
+    expect(payloads.some((p) => p.where.includes('userMetadata.details'))).toBe(true);
     for (const { where, payload } of payloads) {
       // A patch marker (patched(), docs/workflow-changes.md) is written by the SDK's core, outside the data
       // converter: it holds the patch id alone, never a payload of ours.
