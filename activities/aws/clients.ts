@@ -51,6 +51,9 @@ export interface RecordedAwsCall {
   region: string;
   activity: string;
   taskQueue: string;
+  /** Inputs that change the IAM action a call needs: a VersionId (…Version actions), an Object Lock mode. */
+  versioned?: true;
+  objectLock?: true;
 }
 
 interface MiddlewareClient {
@@ -60,7 +63,7 @@ interface MiddlewareClient {
       mw: (
         next: (args: unknown) => Promise<unknown>,
         context: { clientName?: string; commandName?: string },
-      ) => (args: unknown) => Promise<unknown>,
+      ) => (args: { input?: Record<string, unknown> }) => Promise<unknown>,
       options: { step: 'initialize'; name: string },
     ): void;
   };
@@ -89,6 +92,8 @@ function recordCalls<C>(client: C, log = process.env.DRBOOK_AWS_CALL_LOG): C {
           region: await c.config.region(),
           activity: info.activityType,
           taskQueue: info.taskQueue,
+          ...(args.input?.VersionId ? { versioned: true as const } : {}),
+          ...(args.input?.ObjectLockMode ? { objectLock: true as const } : {}),
         };
         appendFileSync(log, JSON.stringify(call) + '\n');
       }

@@ -47,6 +47,7 @@ const IAM_ACTIONS: Record<string, string[]> = {
   'S3:ListMultipartUploads': ['s3:ListBucketMultipartUploads'],
   'S3:CopyObject': ['s3:GetObject', 's3:PutObject'],
   'S3:DeleteObjects': ['s3:DeleteObject'],
+  'S3:ListObjectVersions': ['s3:ListBucketVersions'],
   'S3:GetBucketLifecycleConfiguration': ['s3:GetLifecycleConfiguration'],
   'S3:PutBucketLifecycleConfiguration': ['s3:PutLifecycleConfiguration'],
   'S3:GetObjectLockConfiguration': ['s3:GetBucketObjectLockConfiguration'],
@@ -57,10 +58,20 @@ const IAM_ACTIONS: Record<string, string[]> = {
   'RDS:RestoreDBInstanceFromDBSnapshot': ['rds:RestoreDBInstanceFromDBSnapshot', 'rds:AddTagsToResource'],
 };
 
-function iamActions(call: Pick<RecordedAwsCall, 'service' | 'command'>): string[] {
+/** A VersionId turns S3's object reads and deletes into their …Version actions. */
+const VERSIONED: Record<string, string> = {
+  's3:GetObject': 's3:GetObjectVersion',
+  's3:DeleteObject': 's3:DeleteObjectVersion',
+};
+
+function iamActions(call: Pick<RecordedAwsCall, 'service' | 'command' | 'versioned' | 'objectLock'>): string[] {
   const prefix = IAM_PREFIX[call.service];
   if (!prefix) throw new Error(`no IAM prefix for the SDK client ${call.service}Client: add it to IAM_PREFIX`);
-  return IAM_ACTIONS[`${call.service}:${call.command}`] ?? [`${prefix}:${call.command}`];
+  let actions = IAM_ACTIONS[`${call.service}:${call.command}`] ?? [`${prefix}:${call.command}`];
+  if (call.versioned) actions = actions.map((a) => VERSIONED[a] ?? a);
+  // An upload that sets an Object Lock mode and retain-until date needs the retention action too.
+  if (call.objectLock) actions = [...actions, 's3:PutObjectRetention'];
+  return actions;
 }
 
 /**
