@@ -56,6 +56,7 @@ import {
   abortSignal,
   approveSignal,
   approveUpdate,
+  childGateSignal,
   DrMode,
   DrOutcome,
   DrRunbook,
@@ -129,6 +130,8 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
     run.notes.push(`approval of ${approval.step} by ${approval.approver} relayed to ${activeChild}`);
     await getExternalWorkflowHandle(activeChild).signal(approveSignal, approval);
   });
+  // The waiting child says where it waits: this run's page shows that gate and the signal to paste here.
+  setHandler(childGateSignal, (gate) => run.showChildGate(gate));
   // The update cannot answer for the child's gate from here: drctl sends it to the child itself.
   setHandler(approveUpdate, undefined);
   setHandler(abortSignal, async (req) => {

@@ -6,6 +6,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Approval, RunbookStatus } from './contract';
+import type { ChildGate } from './page';
 
 export interface AbortRequest {
   by: string;
@@ -37,6 +38,11 @@ export const monitorStateQuery = defineQuery<MonitorState>('monitorState');
 export const approveSignal = defineSignal<[Approval]>('approve');
 export const approveUpdate = defineUpdate<ApprovalReceipt, [Approval]>('approve');
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
+/**
+ * Sent by a runbook to the drill that started it when its gate opens, changes or closes (null): the drill's own
+ * page then shows the gate and the signal to paste, and relays the approvals it receives. Not for operators.
+ */
+export const childGateSignal = defineSignal<[ChildGate | null]>('childGate');
 
 export const DrService = defineSearchAttributeKey('DrService', SearchAttributeType.KEYWORD);
 export const DrRunbook = defineSearchAttributeKey('DrRunbook', SearchAttributeType.KEYWORD);

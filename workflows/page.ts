@@ -19,6 +19,11 @@ export interface PageGate {
   approvedBy: string[];
 }
 
+/** A child runbook's gate as its parent (the drill) shows it: approvals sent to the parent are relayed there. */
+export interface ChildGate extends PageGate {
+  child: string;
+}
+
 export interface RunbookPage {
   runbook: string;
   service: string;
@@ -30,6 +35,8 @@ export interface RunbookPage {
   outcome: string | null;
   steps: StepRecord[];
   gate: PageGate | null;
+  /** The gate is a child's: approvals sent to this run are relayed to that child run. */
+  gateOfChild: string | null;
   /** A child runbook this run waits on; approvals sent here are relayed to it. */
   child: string | null;
   rto: { startedAt: string; usedSeconds: number; targetSeconds: number; measuredSeconds: number | null };
@@ -82,7 +89,7 @@ export function renderPage(p: RunbookPage): string {
       : `**RPO target:** ${p.rpo.targetSeconds} s (not measured yet)`;
   lines.push('', `${rto} · ${rpo}`);
 
-  if (p.gate) lines.push('', ...renderGate(p.workflowId, p.gate));
+  if (p.gate) lines.push('', ...renderGate(p.workflowId, p.gate, p.gateOfChild));
   if (p.child && !p.gate) {
     lines.push(
       '',
@@ -114,12 +121,13 @@ export function renderPage(p: RunbookPage): string {
   return lines.join('\n');
 }
 
-function renderGate(workflowId: string, g: PageGate): string[] {
+function renderGate(workflowId: string, g: PageGate, child: string | null): string[] {
   const payload = approvalPayload(g);
   const flags = `${g.requireOverrideRpo ? ' --override-rpo' : ''}${g.requireUnfencedAck ? ' --ack-unfenced' : ''}`;
   return [
     `### ⏸ Waiting for approval: \`${g.step}\``,
     '',
+    ...(child ? [`The child runbook \`${child}\` waits; an approval sent to **this** run is relayed to it.`, ''] : []),
     `${cell(g.question, 400)}`,
     '',
     `- **Needs:** ${g.needed} more approver(s)` +

@@ -7,6 +7,8 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  getExternalWorkflowHandle,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -18,11 +20,12 @@ import {
   abortSignal,
   approveSignal,
   approveUpdate,
+  childGateSignal,
   statusQuery,
   type AbortRequest,
   type ApprovalReceipt,
 } from './messages';
-import { renderPage } from './page';
+import { renderPage, type ChildGate, type PageGate } from './page';
 import { reasonOf } from './plan';
 
 export interface GateRule {
@@ -64,10 +67,18 @@ export class RunbookRun {
   /** Steps running now, in start order (several run together in places). */
   private readonly running: string[] = [];
   /** What the run's page says besides the steps: the input's mode and reason, the child it waits on, the outcome. */
-  private page: { mode: string | null; reason: string | null; child: string | null; outcome: string | null } = {
+  private page: {
+    mode: string | null;
+    reason: string | null;
+    child: string | null;
+    /** The gate the child waits at, as the child told this run (drill). */
+    childGate: ChildGate | null;
+    outcome: string | null;
+  } = {
     mode: null,
     reason: null,
     child: null,
+    childGate: null,
     outcome: null,
   };
 
@@ -122,7 +133,43 @@ export class RunbookRun {
   /** The child runbook this run waits on (null when none): its page says what to approve. */
   waitingOnChild(workflowId: string | null): void {
     this.page.child = workflowId;
+    if (this.page.childGate?.child !== workflowId) this.page.childGate = null;
     this.publish();
+  }
+
+  /** The gate the child this run waits on has opened, changed or closed (null): shown on this run's page. */
+  showChildGate(gate: ChildGate | null): void {
+    this.page.childGate = gate && gate.child === this.page.child ? gate : null;
+    this.publish();
+  }
+
+  /**
+   * A drill's child tells the drill about its gate when it opens, changes or closes, so the drill's page shows
+   * the step, who may approve and the signal to paste (the drill relays what it receives).
+   */
+  private async tellParentDrill(): Promise<void> {
+    const parent = workflowInfo().parent;
+    if (!parent?.workflowId.startsWith('drill-') || !patched('gate-on-drill-page')) return;
+    const gate = this.pageGate();
+    await getExternalWorkflowHandle(parent.workflowId, parent.runId)
+      .signal(childGateSignal, gate ? { ...gate, child: workflowInfo().workflowId } : null)
+      .catch(() => undefined); // the drill has ended: nobody reads its page any more
+  }
+
+  private pageGate(): PageGate | null {
+    const p = this.pending;
+    return p
+      ? {
+          step: p.step,
+          question: p.question,
+          needed: Math.max(0, p.needed - distinct(p.approvals)),
+          approvers: this.approvers,
+          deadline: iso(p.deadline),
+          requireOverrideRpo: Boolean(p.requireOverrideRpo),
+          requireUnfencedAck: Boolean(p.requireUnfencedAck),
+          approvedBy: p.approvals.map((a) => a.approver),
+        }
+      : null;
   }
 
   get phase(): string {
@@ -149,7 +196,7 @@ export class RunbookRun {
    */
   publish(): void {
     const now = Date.now();
-    const p = this.pending;
+    const own = this.pageGate();
     setCurrentDetails(
       renderPage({
         runbook: this.runbook,
@@ -160,18 +207,8 @@ export class RunbookRun {
         phase: this.phaseNow,
         outcome: this.page.outcome,
         steps: this.steps,
-        gate: p
-          ? {
-              step: p.step,
-              question: p.question,
-              needed: Math.max(0, p.needed - distinct(p.approvals)),
-              approvers: this.approvers,
-              deadline: iso(p.deadline),
-              requireOverrideRpo: Boolean(p.requireOverrideRpo),
-              requireUnfencedAck: Boolean(p.requireUnfencedAck),
-              approvedBy: p.approvals.map((a) => a.approver),
-            }
-          : null,
+        gate: own ?? this.page.childGate,
+        gateOfChild: own ? null : (this.page.childGate?.child ?? null),
         child: this.page.child,
         rto: {
           startedAt: iso(this.clockStartedAt),
@@ -283,10 +320,12 @@ export class RunbookRun {
     this.phase = `waiting for approval: ${step}`;
     const done = () => this.aborted !== null || this.satisfied();
     try {
+      await this.tellParentDrill();
       if (!(await condition(done, timeoutMs))) {
         record.detail = `no approval by ${iso(this.pending.deadline)}: reminded`;
         this.pending.deadline = Date.now() + timeoutMs;
         this.publish();
+        await this.tellParentDrill();
         if (rule.onReminder) await rule.onReminder();
         if (!(await condition(done, timeoutMs))) {
           record.state = 'failed';
@@ -310,6 +349,7 @@ export class RunbookRun {
       record.endedAt = iso(Date.now());
       this.pending = null;
       this.publish();
+      await this.tellParentDrill();
     }
   }
 
@@ -342,6 +382,7 @@ export class RunbookRun {
     this.pending!.approvals.push(approval);
     this.approvals.push(approval);
     this.publish();
+    void this.tellParentDrill(); // the drill's page shows who approved so far
     return {
       accepted: true,
       step: a.step,

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { runMetadata } from '../../scripts/run-metadata';
 import { failback } from '../../workflows';
+import type { DrillReport } from '../../workflows/contract';
 import type { FailoverReport } from '../../workflows/failover';
 import { approveUpdate, statusQuery } from '../../workflows/messages';
 import { restoreSandboxTopology } from '../helpers/topology';
@@ -59,7 +60,7 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
     page.setDefaultTimeout(20_000);
   });
   afterAll(async () => {
-    for (const id of ['failover-shop', 'failback-shop'])
+    for (const id of ['failover-shop', 'failback-shop', 'drill-shop'])
       await t.client.workflow
         .getHandle(id)
         .terminate('test cleanup')
@@ -137,63 +138,83 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
     await page.keyboard.insertText(JSON.stringify(value));
   }
 
+  /** Start a run from the UI's Start Workflow form; resolves once the server has it on this file's task queue. */
+  async function startFromForm(workflowId: string, workflowType: string, input: object): Promise<void> {
+    await screenshotOnFailure('start', async () => {
+      await page.goto(`${UI}/namespaces/default/workflows/start-workflow`);
+      await page.locator('#workflowId').fill(workflowId);
+      await page.locator('#taskQueue').fill(t.taskQueue);
+      await page.locator('#workflowType').fill(workflowType);
+      await typeJson(page, input);
+      await page.locator('#workflowType').click(); // the JSON editor commits its value on blur
+      await page.getByTestId('start-workflow-button').click();
+      // The form stays put and confirms with a toast; the run is the proof.
+      await eventually(
+        () =>
+          t.client.workflow
+            .getHandle(workflowId)
+            .describe()
+            .then(
+              (d) => d.taskQueue === t.taskQueue,
+              () => false,
+            ),
+        20_000,
+        'the run started from the Web UI',
+      );
+      await page.goto(`${UI}/namespaces/default/workflows/${workflowId}`);
+    });
+  }
+
+  /**
+   * The operator reads a gate off the run's page, not the status query: what it waits for, who may approve, how
+   * many more approvals it needs, and the signal JSON to send.
+   */
+  async function readGate(step: string, workflowId: string, shot?: string) {
+    return screenshotOnFailure(`gate-${step}`, async () => {
+      const shown = await pageShows(`Waiting for approval: ${step}`, 90_000);
+      expect(shown).toMatch(/signal name approve/);
+      expect(shown).toContain(`drctl approve ${workflowId} --step ${step} --as <your name>`);
+      const approvers = /Who may approve: (.+)/.exec(shown)![1].split(', ');
+      const needed = Number(/Needs: (\d+) more approver/.exec(shown)![1]);
+      const line = shown.split('\n').find((l) => l.includes('"approver":"<your name>"'))!;
+      if (shot) await keep(shot);
+      return { shown, approvers, needed, signal: JSON.parse(line.trim()) as Record<string, unknown> };
+    });
+  }
+
+  /** More Actions → Send Signal → approve, with the page's JSON and a name in it. */
+  async function approveFromUi(signal: Record<string, unknown>, approver: string): Promise<void> {
+    await screenshotOnFailure('signal', async () => {
+      // The page renders its action menu twice (wide and narrow layouts): use the visible one.
+      await page.locator('button:visible', { hasText: 'More Actions' }).first().click();
+      await page.locator('[data-testid=signal-button]:visible').first().click();
+      const dialog = page.locator('dialog#signal-confirmation-modal:visible');
+      // The UI lists the signals the workflow defines (SDK workflow metadata): pick `approve`.
+      await dialog.getByTestId('signal-select-button').click();
+      await dialog
+        .locator('[role=option]', { hasText: /^\s*approve\s*$/ })
+        .first()
+        .click();
+      await typeJson(dialog, { ...signal, approver, comment: 'approved in the Web UI' });
+      await dialog.getByText('Encoding').click(); // blur: the JSON editor commits its value
+      await dialog.getByTestId('confirm-modal-button').click();
+    });
+  }
+
   test('start from the form, approve by signal, complete with the measured RTO; failback restores the estate', async () => {
     const original = await readEstate(loaded, adapters);
     await t.withWorkers(adapters.activities, async () => {
       const handle = t.client.workflow.getHandle('failover-shop');
-      await screenshotOnFailure('start', async () => {
-        await page.goto(`${UI}/namespaces/default/workflows/start-workflow`);
-        await page.locator('#workflowId').fill('failover-shop');
-        await page.locator('#taskQueue').fill(t.taskQueue);
-        await page.locator('#workflowType').fill('failover');
-        await typeJson(page, { service: 'shop', mode: 'drill', reason: 'Web UI drill (e2e test)' });
-        await page.locator('#workflowType').click(); // the JSON editor commits its value on blur
-        await page.getByTestId('start-workflow-button').click();
-        // The form stays put and confirms with a toast; the run is the proof.
-        await eventually(
-          () =>
-            handle.describe().then(
-              (d) => d.taskQueue === t.taskQueue,
-              () => false,
-            ),
-          20_000,
-          'the run started from the Web UI',
-        );
-        await page.goto(`${UI}/namespaces/default/workflows/failover-shop`);
+      await startFromForm('failover-shop', 'failover', {
+        service: 'shop',
+        mode: 'drill',
+        reason: 'Web UI drill (e2e test)',
       });
-      // The operator reads the gate off the page, not the status query: what it waits for, who may approve,
-      // how many more approvals it needs and the signal to send; then sends it from the UI, once per approver.
-      const gate = await screenshotOnFailure('gate', async () => {
-        const shown = await pageShows('Waiting for approval: promote', 60_000);
-        expect(shown).toMatch(/signal name approve/);
-        expect(shown).toContain('drctl approve failover-shop --step promote --as <your name>');
-        const approvers = /Who may approve: (.+)/.exec(shown)![1].split(', ');
-        const needed = Number(/Needs: (\d+) more approver/.exec(shown)![1]);
-        const line = shown.split('\n').find((l) => l.includes('"approver":"<your name>"'))!;
-        await keep('gate');
-        return { approvers, needed, signal: JSON.parse(line.trim()) as Record<string, unknown> };
-      });
+      const gate = await readGate('promote', 'failover-shop', 'gate');
       expect(gate.signal).toEqual({ step: 'promote', approver: '<your name>' });
       expect(gate.approvers).toEqual(['alice', 'bob', 'carol']);
       const approvedBy = gate.approvers.slice(0, gate.needed);
-
-      for (const approver of approvedBy) {
-        await screenshotOnFailure('signal', async () => {
-          // The page renders its action menu twice (wide and narrow layouts): use the visible one.
-          await page.locator('button:visible', { hasText: 'More Actions' }).first().click();
-          await page.locator('[data-testid=signal-button]:visible').first().click();
-          const dialog = page.locator('dialog#signal-confirmation-modal:visible');
-          // The UI lists the signals the workflow defines (SDK workflow metadata): pick `approve`.
-          await dialog.getByTestId('signal-select-button').click();
-          await dialog
-            .locator('[role=option]', { hasText: /^\s*approve\s*$/ })
-            .first()
-            .click();
-          await typeJson(dialog, { ...gate.signal, approver, comment: 'approved in the Web UI' });
-          await dialog.getByText('Encoding').click(); // blur: the JSON editor commits its value
-          await dialog.getByTestId('confirm-modal-button').click();
-        });
-      }
+      for (const approver of approvedBy) await approveFromUi(gate.signal, approver);
 
       const result = (await handle.result()) as FailoverReport;
       expect(result.outcome).toBe('completed');
@@ -235,6 +256,42 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
       );
       await back.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
       expect((await back.result()).outcome).toBe('completed');
+    });
+    const restored = await readEstate(loaded, adapters);
+    expect(restored.vip).toEqual(original.vip);
+    expect(restored.dns).toEqual(original.dns);
+    expect(restored.primary.readOnly).toBe(false);
+    expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
+  });
+  test("a switchover drill started from the form and approved from the drill's own page", async () => {
+    const original = await readEstate(loaded, adapters);
+    await t.withWorkers(adapters.activities, async () => {
+      await startFromForm('drill-shop', 'drDrill', {
+        service: 'shop',
+        scope: 'switchover',
+        reason: 'Web UI drill (e2e test)',
+      });
+      // Each child's gate shows on the drill's page; the signal sent there is relayed to the child that waits.
+      for (const [step, child] of [
+        ['promote', 'failover-shop'],
+        ['switch-back', 'failback-shop'],
+      ]) {
+        const gate = await readGate(step, 'drill-shop', step === 'promote' ? 'drill-gate' : undefined);
+        expect(gate.shown).toContain(
+          `The child runbook ${child} waits; an approval sent to this run is relayed to it.`,
+        );
+        for (const approver of gate.approvers.slice(0, gate.needed)) await approveFromUi(gate.signal, approver);
+      }
+      const report = (await t.client.workflow.getHandle('drill-shop').result()) as DrillReport;
+      expect(report.children.map((c) => [c.workflowId, c.outcome])).toEqual([
+        ['failover-shop', 'completed'],
+        ['failback-shop', 'completed'],
+      ]);
+      await screenshotOnFailure('drill-completed', async () => {
+        const shown = await pageShows('drill shop (switchover): ', 30_000);
+        expect(shown).not.toContain('Waiting for approval');
+        await keep('drill-completed');
+      });
     });
     const restored = await readEstate(loaded, adapters);
     expect(restored.vip).toEqual(original.vip);
