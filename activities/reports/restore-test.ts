@@ -6,11 +6,14 @@
  */
 import type { RestoreTestReport } from '../../workflows/contract';
 import type { BackupStore, BackupStores } from '../storage/destinations';
+import { renderSvg, trendSpec, type TrendPoint } from './charts';
 
 export const reportRoot = (service: string) => `${service}/reports/restore-test/`;
 
 export interface RestoreHistoryEntry {
   id: string;
+  /** When the test ended (the trend's x axis); absent in entries written before the trend chart. */
+  at?: string;
   outcome: RestoreTestReport['outcome'];
   backupId: string | null;
   failedCheck: string | null;
@@ -106,7 +109,24 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-export function renderRestoreReportHtml(r: RestoreTestReport, history: RestoreHistoryEntry[]): string {
+/**
+ * Restore time (RTO evidence) and backup age (RPO evidence) of this test and the earlier ones, each as a share of
+ * the tier's target, oldest first.
+ */
+export function restoreTrend(r: RestoreTestReport, history: RestoreHistoryEntry[]): TrendPoint[] {
+  return [...history.slice().reverse(), historyEntry(r)]
+    .filter((h): h is RestoreHistoryEntry & { at: string } => Boolean(h.at))
+    .map((h) => ({
+      at: h.at,
+      label: h.id,
+      rtoSeconds: h.rtoSeconds,
+      rpoSeconds: h.backupAgeSeconds,
+      rtoTargetSeconds: r.targets.rtoSeconds,
+      rpoTargetSeconds: r.targets.rpoSeconds,
+    }));
+}
+
+export function renderRestoreReportHtml(r: RestoreTestReport, history: RestoreHistoryEntry[], trendSvg = ''): string {
   const cls = (ok: boolean, gate: boolean) => (ok ? 'pass' : gate ? 'fail' : 'miss');
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   const met = (v: number | null, t: number) =>
@@ -130,6 +150,7 @@ ${row(['restore time (RTO evidence: checksum + restore + validation)', humanSeco
 ${row(['of which restore (fetch, zstd -d, load)', humanSeconds(r.measured.restoreSeconds), '', ''])}
 ${row(['backup age at test time (RPO evidence)', humanSeconds(r.measured.backupAgeSeconds), humanSeconds(r.targets.rpoSeconds), met(r.measured.backupAgeSeconds, r.targets.rpoSeconds)])}
 </table>
+${trendSvg ? `<h2>Trend</h2>\n<figure id="trend">${trendSvg}</figure>` : ''}
 <h2>Checks</h2>
 <table><tr><th>check</th><th>result</th><th>detail</th></tr>
 ${r.checks.map((c) => row([esc(c.name), `<span class="${cls(c.ok, c.gate)}">${mark(c.ok, c.gate)}</span>${c.gate ? '' : ' (evidence)'}`, esc(c.detail)])).join('\n')}
@@ -154,6 +175,7 @@ ${r.steps.map((s) => row([esc(s.name), esc(s.state), esc(s.startedAt ?? ''), esc
 function historyEntry(r: RestoreTestReport): RestoreHistoryEntry {
   return {
     id: r.id,
+    at: r.endedAt,
     outcome: r.outcome,
     backupId: r.backup?.id ?? null,
     failedCheck: r.failedCheck,
@@ -207,7 +229,9 @@ export function createReportActivities(stores: BackupStores) {
       const full: RestoreTestReport = { ...report, links };
       // People's pages first, JSON last: a JSON report in the history always has its pages beside it.
       await store.put(keys.markdown, renderRestoreReportMarkdown(full, history));
-      await store.put(keys.html, renderRestoreReportHtml(full, history));
+      const trend = restoreTrend(full, history);
+      const trendSvg = trend.length ? await renderSvg(trendSpec(trend)) : '';
+      await store.put(keys.html, renderRestoreReportHtml(full, history, trendSvg));
       await store.put(keys.json, `${JSON.stringify({ ...full, history }, null, 2)}\n`);
       return { ...links, history: history.length };
     },
