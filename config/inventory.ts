@@ -225,6 +225,16 @@ const s3Destination = z
     prefix: z.string().default(''),
     /** S3-compatible endpoint (the local stack's streaming store); omit for AWS. */
     endpoint: z.url().optional(),
+    /**
+     * Immutable copies: every object written here carries S3 Object Lock retention (mode as given, period from the
+     * backup policy), so credentials that can write the bucket cannot delete or overwrite a backup before it expires.
+     * The bucket must have Object Lock enabled (checked before any upload). governance: a principal granted
+     * s3:BypassGovernanceRetention can still remove it; compliance: nobody can, not even the account root.
+     */
+    objectLock: z
+      .object({ mode: z.enum(['governance', 'compliance']) })
+      .strict()
+      .optional(),
   })
   .strict();
 

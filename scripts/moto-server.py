@@ -14,14 +14,20 @@ moto (5.2.5) returns every snapshot in one page and ignores MaxRecords and Marke
 one page (snapshot retention, the RDS restore test once did) looks correct here and misses snapshots on AWS.
 Answered through moto's own paginator (the one its DescribeDBInstances uses, from botocore's paginator model:
 MaxRecords in, Marker in and out), the sandbox pages as AWS does.
+
+CreateMultipartUpload with Object Lock headers: below.
 """
 
+import contextvars
 import sys
 
 from moto.core.responses import PaginatedResult
 from moto.core.utils import get_pagination_model
 from moto.rds.models import RDSBackend
 from moto.rds.responses import RDSResponse
+from moto.s3.exceptions import LockNotEnabled
+from moto.s3.models import S3Backend
+from moto.s3.responses import S3Response
 from moto.server import main
 
 _promote_read_replica = RDSBackend.promote_read_replica
@@ -56,6 +62,49 @@ def describe_db_snapshots(self):
 
 
 RDSResponse.describe_db_snapshots = describe_db_snapshots
+
+# CreateMultipartUpload with Object Lock: AWS locks the object the upload completes into with the mode and
+# retain-until date given when the upload was created (and refuses them on a bucket without Object Lock). moto
+# (5.2.5) reads those headers on PutObject only, so every backup object big enough for a multipart upload came
+# out unlocked. These wrappers carry the headers from the request to the upload, and from it to the object.
+_lock_headers = contextvars.ContextVar("lock_headers", default=None)
+_key_response_post = S3Response._key_response_post
+_create_multipart_upload = S3Backend.create_multipart_upload
+_complete_multipart_upload = S3Backend.complete_multipart_upload
+
+
+def key_response_post(self, request, body, bucket_name, query, key_name):
+    mode = request.headers.get("x-amz-object-lock-mode")
+    until = request.headers.get("x-amz-object-lock-retain-until-date")
+    legal_hold = request.headers.get("x-amz-object-lock-legal-hold")
+    token = _lock_headers.set((mode, until, legal_hold) if "uploads" in query else None)
+    try:
+        return _key_response_post(self, request, body, bucket_name, query, key_name)
+    finally:
+        _lock_headers.reset(token)
+
+
+def create_multipart_upload(self, bucket_name, key_name, *args, **kwargs):
+    mode, until, legal_hold = _lock_headers.get() or (None, None, None)
+    if (mode or until or legal_hold == "ON") and not self.get_bucket(bucket_name).object_lock_enabled:
+        raise LockNotEnabled()
+    multipart = _create_multipart_upload(self, bucket_name, key_name, *args, **kwargs)
+    multipart.drbook_lock = (mode, until, legal_hold)
+    return multipart
+
+
+def complete_multipart_upload(self, bucket_name, multipart_id, body):
+    multipart = self.get_bucket(bucket_name).multiparts.get(multipart_id)
+    key = _complete_multipart_upload(self, bucket_name, multipart_id, body)
+    mode, until, legal_hold = getattr(multipart, "drbook_lock", (None, None, None))
+    if key is not None and (mode or until or legal_hold):
+        key.lock_mode, key.lock_until, key.lock_legal_status = mode, until, legal_hold
+    return key
+
+
+S3Response._key_response_post = key_response_post
+S3Backend.create_multipart_upload = create_multipart_upload
+S3Backend.complete_multipart_upload = complete_multipart_upload
 
 if __name__ == "__main__":
     sys.exit(main())

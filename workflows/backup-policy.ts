@@ -102,14 +102,17 @@ const human = (s: number) =>
         : `${s} s`;
 
 /**
- * 3-2-1 (three verified copies, two media kinds, one off-site) and the data-loss window against
- * the tier's RPO. The window is what a disaster just before this backup finished would have lost:
+ * 3-2-1-1 (three verified copies, two media kinds, one off-site, one immutable) and the data-loss window
+ * against the tier's RPO. Immutable: under S3 Object Lock, so the worker's own credentials (all a
+ * compromised worker has) cannot delete it; a critical service without such a copy is a finding. The window is what a disaster just before this backup finished would have lost:
  * everything since the previous verified backup's snapshot (its id is its start time); with no
  * previous backup, the schedule's interval.
  */
 export function assessCompliance(args: {
   service: string;
-  copies: Pick<BackupCopy, 'kind' | 'offsite'>[];
+  copies: Pick<BackupCopy, 'kind' | 'offsite' | 'objectLock'>[];
+  /** The service's tier: a critical service needs an immutable copy (3-2-1-1). */
+  tier?: 'critical' | 'important' | 'normal';
   backupId: string | null;
   endedAtMs: number | null;
   previousVerifiedId: string | null;
@@ -127,6 +130,12 @@ export function assessCompliance(args: {
     problems.push(`${copies.length} verified cop${copies.length === 1 ? 'y' : 'ies'}, 3-2-1 needs 3`);
   if (mediaKinds.length < 2) problems.push(`one media kind (${mediaKinds.join('') || 'none'}), 3-2-1 needs 2`);
   if (!offsite) problems.push('no off-site copy (DR region)');
+  const immutableCopies = copies.filter((c) => c.objectLock).length;
+  if (args.tier === 'critical' && immutableCopies === 0)
+    problems.push(
+      'no immutable copy: 3-2-1-1 needs one for a critical service (a destination with objectLock), ' +
+        "or every copy can be deleted with the worker's credentials",
+    );
   const ageSeconds = args.endedAtMs === null ? null : Math.max(0, Math.round((args.nowMs - args.endedAtMs) / 1000));
   let exposureSeconds: number | null = null;
   if (args.endedAtMs !== null) {
@@ -152,6 +161,8 @@ export function assessCompliance(args: {
     mediaKinds,
     offsite,
     rule321: copies.length >= 3 && mediaKinds.length >= 2 && offsite,
+    immutableCopies,
+    rule3211: copies.length >= 3 && mediaKinds.length >= 2 && offsite && immutableCopies > 0,
     ageSeconds,
     exposureSeconds,
     rpoSeconds,

@@ -112,6 +112,13 @@ function messageOf(err: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** What retention did in one destination: "deleted …; kept: locked until …" for backups under Object Lock. */
+function retentionDetail(r: { deleted: string[]; locked?: { id: string; until: string }[] }): string {
+  const parts = [`deleted ${r.deleted.join(', ') || 'none'}`];
+  for (const l of r.locked ?? []) parts.push(`kept: locked until ${l.until} (${l.id})`);
+  return parts.join('; ');
+}
+
 // ------------------------------------------------------------------ one service
 
 export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupResult> {
@@ -377,14 +384,21 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
         .pop() ?? null;
     for (const { destination, backups } of listed) {
       const decided = planRetention(backups, backup.retention, Date.now());
-      if (decided.remove.length) {
-        await steps.run(
-          `applyRetention ${destination}`,
-          () => quick.deleteBackups({ service, destination, ids: decided.remove }),
-          (r) => `deleted ${r.deleted.join(', ')}`,
-        );
-      }
-      retention.push({ destination, kept: decided.keep.map((k) => k.id), deleted: decided.remove });
+      const applied = decided.remove.length
+        ? await steps.run(
+            `applyRetention ${destination}`,
+            () => quick.deleteBackups({ service, destination, ids: decided.remove }),
+            retentionDetail,
+          )
+        : null;
+      // A backup under Object Lock is not deleted (S3 would refuse): it is kept, saying until when.
+      const locked = applied?.locked ?? [];
+      retention.push({
+        destination,
+        kept: [...decided.keep.map((k) => k.id), ...locked.map((l) => l.id)],
+        deleted: applied ? applied.deleted : [],
+        ...(locked.length ? { locked } : {}),
+      });
     }
     // Physical backups: the same policy, over their own history (each kind keeps its own newest verified one).
     if (backup.physical) {
@@ -399,7 +413,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
         await steps.run(
           `applyRetention physical ${destination}`,
           () => quick.deleteBackups({ service, destination, ids: decided.remove, kind: 'physical' }),
-          (r) => `deleted ${r.deleted.join(', ')}`,
+          retentionDetail,
         );
       }
     }
@@ -441,6 +455,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   // 4. Compliance: 3-2-1 and the data-loss window against the tier's RPO; in status, result and metrics.
   const compliance = assessCompliance({
     service,
+    tier: svc.tier,
     copies: manifest?.copies ?? [],
     backupId: manifest ? backupId : null,
     endedAtMs: manifest ? Date.parse(manifest.endedAt) : null,
@@ -454,6 +469,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   status.measured.rpoSeconds = compliance.exposureSeconds;
   const tags = { service, tier: svc.tier };
   metricMeter.createGauge('drbook_backup_rule_321', 'int').set(compliance.rule321 ? 1 : 0, tags);
+  metricMeter.createGauge('drbook_backup_rule_3211', 'int').set(compliance.rule3211 ? 1 : 0, tags);
   metricMeter.createGauge('drbook_backup_rpo_met', 'int').set(compliance.rpoMet ? 1 : 0, tags);
   if (compliance.exposureSeconds !== null)
     metricMeter.createGauge('drbook_backup_exposure_seconds', 'int').set(compliance.exposureSeconds, tags);

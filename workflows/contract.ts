@@ -457,6 +457,11 @@ export interface BackupCopy {
   location: string;
   /** The S3 object version this attempt wrote, where the bucket keeps versions (absent otherwise). */
   versionId?: string;
+  /**
+   * S3 Object Lock on this copy (destination `objectLock`): nobody holding the worker's credentials can delete or
+   * overwrite it before `retainUntil` (GOVERNANCE: except a principal allowed to bypass; COMPLIANCE: nobody).
+   */
+  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; retainUntil: string };
   size: number;
   sha256: string;
   verifiedAt: string;
@@ -500,6 +505,9 @@ export interface BackupCompliance {
   mediaKinds: string[];
   offsite: boolean;
   rule321: boolean;
+  /** Copies under S3 Object Lock (immutable until their retention ends), and 3-2-1-1: 3-2-1 plus one such copy. */
+  immutableCopies?: number;
+  rule3211?: boolean;
   /** Age of the newest verified backup when checked. */
   ageSeconds: number | null;
   /** Data-loss window if disaster struck just before this backup: time since the previous verified one (or the schedule interval). */
@@ -519,7 +527,13 @@ export interface ServiceBackupResult {
   sha256: string;
   copies: { destination: BackupDestinationName; location: string }[];
   snapshots: { volumes: { volumeId: string; snapshotId: string; drSnapshotId: string }[]; rds: string | null };
-  retention: { destination: BackupDestinationName; kept: string[]; deleted: string[] }[];
+  retention: {
+    destination: BackupDestinationName;
+    kept: string[];
+    deleted: string[];
+    /** Due for deletion but under Object Lock: kept until the lock ends, then removed by a later run. */
+    locked?: { id: string; until: string }[];
+  }[];
   compliance: BackupCompliance;
   durationSeconds: number;
   /** Physical backup (backup.physical in the inventory): its manifest key, size and SHA-256. */

@@ -24,7 +24,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { ApplicationFailure } from '@temporalio/common';
 import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
-import type { BackupStore, BackupStores } from '../storage/destinations';
+import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
 import { archivedBinlogName, binlogKey, binlogRoot, checksumLine } from '../storage/layout';
 import { activityContext, binlogCreatedAt, collect, exitOf, writeClientDefaults } from './dump';
 import { createTopologyDiscoveryActivities } from './discovery';
@@ -60,6 +60,7 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
       const bin = svc.database.engine === 'mariadb' ? 'mariadb-binlog' : 'mysqlbinlog';
       const ctx = activityContext();
       const targets = stores.forService(service);
+      await checkObjectLocks(targets);
       let logs: { name: string; size: number }[];
       let closedAt: string;
       try {

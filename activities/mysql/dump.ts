@@ -26,10 +26,10 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
-import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
+import { checkObjectLocks, type BackupStore, type BackupStores, type BackupWriter } from '../storage/destinations';
 import { checksumKey, checksumLine, dumpKey, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
 import { createTopologyDiscoveryActivities } from './discovery';
@@ -57,6 +57,8 @@ export interface DumpResult {
     location: string;
     /** The S3 object version this attempt wrote, where the bucket keeps versions. */
     versionId?: string;
+    /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
+    objectLock?: BackupCopy['objectLock'];
   }[];
   tools: Record<string, string>;
 }
@@ -449,6 +451,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
           ? ['--single-transaction', '--master-data=2', '--gtid']
           : ['--single-transaction', '--source-data=2', '--set-gtid-purged=AUTO'];
       args.push('--routines', '--events', '--triggers', '--databases', ...databases);
+      await checkObjectLocks(targets);
       await refuseExistingBackup(targets, service, backupId, 'logical');
       const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
       const key = dumpKey(service, backupId, attempt);

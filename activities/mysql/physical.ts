@@ -25,11 +25,11 @@ import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import { Client } from 'ssh2';
 import { dataFilesHost, type MysqlServer } from '../../config/inventory';
-import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import { pinnedConnectConfig, remoteCommandLine, shellQuote, sshFailure, type SshTarget } from '../ssh';
-import type { BackupStore, BackupStores, BackupWriter } from '../storage/destinations';
+import { checkObjectLocks, type BackupStore, type BackupStores, type BackupWriter } from '../storage/destinations';
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
 import { activityContext, collect, Digest, exitOf, FanOut, optionValue, toolVersion } from './dump';
@@ -55,6 +55,8 @@ export interface PhysicalBackupResult {
     offsite: boolean;
     location: string;
     versionId?: string;
+    /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
+    objectLock?: BackupCopy['objectLock'];
   }[];
   /** 'local' or the SSH host it ran on. */
   ranOn: string;
@@ -236,6 +238,7 @@ export function createPhysicalBackupActivities(
       if (targets.length === 0) throw failure(ErrorType.NotConfigured, `service ${service} has no backup destination`);
       const ctx = activityContext();
       const startedAt = new Date().toISOString();
+      await checkObjectLocks(targets);
       await refuseExistingBackup(targets, service, backupId, 'physical');
       const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
       const key = backupKey(service, backupId, 'physical', attempt);

@@ -13,9 +13,13 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
+  type ObjectLockMode,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -31,14 +35,36 @@ import { ManifestKeyring } from './manifest';
 export const PART_SIZE = 8 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
 
+/** S3 Object Lock on a copy: who may shorten it (GOVERNANCE: holders of the bypass permission; COMPLIANCE: nobody). */
+export interface CopyLock {
+  mode: ObjectLockMode;
+  /** ISO 8601, UTC: the object version cannot be deleted or overwritten before this. */
+  retainUntil: string;
+}
+
+/** How a destination locks what it writes: the mode and how many days from the write. */
+export interface LockPolicy {
+  mode: ObjectLockMode;
+  days: number;
+}
+
+/**
+ * When a lock taken now for `days` ends: at the UTC midnight after now + days, so every object of one backup
+ * written the same day shares one date (and a retry on the same day sets the same one).
+ */
+export function retainUntil(nowMs: number, days: number): string {
+  const end = new Date(nowMs + days * 86400_000);
+  return new Date(Date.UTC(end.getUTCFullYear(), end.getUTCMonth(), end.getUTCDate() + 1)).toISOString();
+}
+
 export interface BackupWriter {
   /** Where the bytes go; backpressure is honoured. */
   readonly stream: Writable;
   /**
    * End the stream and make the bytes durable (an S3 object is complete; a file is fsynced but still .partial).
-   * Resolves to the S3 object version written, where the bucket keeps versions.
+   * Resolves to the S3 object version written, where the bucket keeps versions, and its Object Lock, if any.
    */
-  finish(): Promise<{ versionId?: string }>;
+  finish(): Promise<{ versionId?: string; objectLock?: CopyLock }>;
   /** Make the object visible under its key, once every destination has finished. Returns its location. */
   publish(): Promise<string>;
   /** Throw away whatever was written (a partial file, an unfinished multipart upload). */
@@ -57,6 +83,8 @@ export interface BackupStore {
   readonly offsite: boolean;
   /** "s3://bucket/prefix (us-west-2)" or the directory: how failures name the destination. */
   readonly label: string;
+  /** Object Lock on what this destination writes (null: none; the local file system never has one). */
+  readonly lock: LockPolicy | null;
   location(key: string): string;
   /** `onError` fires if the destination fails while the writer is still being fed. */
   openWriter(key: string, onError: (err: Error) => void): BackupWriter;
@@ -66,12 +94,17 @@ export interface BackupStore {
   get(key: string): Promise<string | null>;
   list(prefix: string): Promise<StoredObject[]>;
   remove(keys: string[]): Promise<void>;
+  /** The latest date until which any version of `keys` is locked, if that is still in the future; else null. */
+  lockedUntil(keys: string[], nowMs: number): Promise<string | null>;
+  /** Refuse (before anything is written) a destination configured with Object Lock whose bucket has none. */
+  checkObjectLock(): Promise<void>;
 }
 
 export class FileStore implements BackupStore {
   readonly kind = 'file' as const;
   readonly region = null;
   readonly offsite = false;
+  readonly lock = null;
   readonly label: string;
 
   constructor(
@@ -192,6 +225,14 @@ export class FileStore implements BackupStore {
       for (let d = dir; d.startsWith(this.root) && d !== this.root; d = path.dirname(d)) all.add(d);
     for (const dir of [...all].sort((a, b) => b.length - a.length)) await rmdir(dir).catch(() => undefined);
   }
+
+  lockedUntil(): Promise<string | null> {
+    return Promise.resolve(null);
+  }
+
+  checkObjectLock(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 /**
@@ -222,8 +263,83 @@ export class S3Store implements BackupStore {
     private readonly prefix: string,
     readonly region: string,
     readonly offsite: boolean,
+    readonly lock: LockPolicy | null = null,
   ) {
     this.label = `s3://${bucket}/${prefix} (${region})`;
+  }
+
+  /**
+   * The Object Lock parameters of a write, and the explicit checksum S3 demands with them (the client otherwise
+   * sends checksums only when required, for the S3-compatible stores).
+   */
+  private lockParams(): {
+    ObjectLockMode?: ObjectLockMode;
+    ObjectLockRetainUntilDate?: Date;
+    ChecksumAlgorithm?: 'CRC32';
+  } {
+    if (!this.lock) return {};
+    const until = retainUntil(Date.now(), this.lock.days);
+    return { ObjectLockMode: this.lock.mode, ObjectLockRetainUntilDate: new Date(until), ChecksumAlgorithm: 'CRC32' };
+  }
+
+  async checkObjectLock(): Promise<void> {
+    if (!this.lock) return;
+    const resource = `S3 bucket ${this.bucket} (${this.region}) Object Lock configuration`;
+    let enabled: string | undefined;
+    try {
+      const out = await this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }));
+      enabled = out.ObjectLockConfiguration?.ObjectLockEnabled;
+    } catch (err) {
+      if ((err as Error).name !== 'ObjectLockConfigurationNotFoundError') throw awsFailure(err, resource);
+    }
+    if (enabled !== 'Enabled')
+      throw failure(
+        ErrorType.NotConfigured,
+        `${this.name} backup destination ${this.label} is configured with objectLock (${this.lock.mode.toLowerCase()}), ` +
+          `but bucket ${this.bucket} has no Object Lock enabled: nothing was uploaded (create the bucket with ` +
+          'Object Lock, or remove objectLock from the destination)',
+        { destination: this.name, bucket: this.bucket },
+      );
+  }
+
+  async lockedUntil(keys: string[], nowMs: number): Promise<string | null> {
+    if (!this.lock) return null;
+    let latest: string | null = null;
+    for (const key of keys) {
+      for (const versionId of await this.versions(key)) {
+        const head = await aws(this.location(key), () =>
+          this.client.send(
+            new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, VersionId: versionId }),
+          ),
+        );
+        const until = head.ObjectLockRetainUntilDate?.toISOString();
+        if (until && Date.parse(until) > nowMs && (!latest || until > latest)) latest = until;
+      }
+    }
+    return latest;
+  }
+
+  /** Every version id of exactly `key` (delete markers aside): a locked bucket always keeps versions. */
+  private async versions(key: string): Promise<string[]> {
+    const out: string[] = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    do {
+      const page = await aws(this.location(key), () =>
+        this.client.send(
+          new ListObjectVersionsCommand({
+            Bucket: this.bucket,
+            Prefix: this.prefix + key,
+            KeyMarker: keyMarker,
+            VersionIdMarker: versionMarker,
+          }),
+        ),
+      );
+      for (const v of page.Versions ?? []) if (v.Key === this.prefix + key && v.VersionId) out.push(v.VersionId);
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker);
+    return out;
   }
 
   location(key: string): string {
@@ -232,9 +348,16 @@ export class S3Store implements BackupStore {
 
   openWriter(key: string, onError: (err: Error) => void): BackupWriter {
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const lock = this.lockParams();
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: this.prefix + key, Body: body, ContentType: 'application/zstd' },
+      params: {
+        Bucket: this.bucket,
+        Key: this.prefix + key,
+        Body: body,
+        ContentType: 'application/zstd',
+        ...lock,
+      },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
       // A failed upload is aborted, so no orphaned parts are billed (the lifecycle rule catches crashes).
@@ -256,7 +379,11 @@ export class S3Store implements BackupStore {
         const backupFolder = earlierAttemptsFolder(key);
         if (backupFolder) await this.abortUnfinishedUploadsUnder(backupFolder).catch(() => undefined);
         const versionId = (out as { VersionId?: string }).VersionId;
-        return versionId ? { versionId } : {};
+        const objectLock =
+          lock.ObjectLockMode && lock.ObjectLockRetainUntilDate
+            ? { mode: lock.ObjectLockMode, retainUntil: lock.ObjectLockRetainUntilDate.toISOString() }
+            : undefined;
+        return { ...(versionId ? { versionId } : {}), ...(objectLock ? { objectLock } : {}) };
       },
       publish: async () => this.location(key),
       abort: async () => {
@@ -311,6 +438,7 @@ export class S3Store implements BackupStore {
           Key: this.prefix + key,
           Body: body,
           ContentType: key.endsWith('.json') ? 'application/json' : 'text/plain',
+          ...this.lockParams(),
         }),
       ),
     );
@@ -345,9 +473,15 @@ export class S3Store implements BackupStore {
   async remove(keys: string[]): Promise<void> {
     // One DELETE per key: S3-compatible stores (s3proxy) refuse the batch call's checksum header.
     for (const key of keys) {
-      await aws(this.location(key), () =>
-        this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key })),
-      );
+      // A locked bucket keeps versions: a plain DELETE would only hide the object behind a delete marker while
+      // its bytes stay (and are billed). Retention removes each version, which S3 allows once its lock expired.
+      const versions = this.lock ? await this.versions(key) : [undefined];
+      for (const versionId of versions)
+        await aws(this.location(key), () =>
+          this.client.send(
+            new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, VersionId: versionId }),
+          ),
+        );
     }
   }
 }
@@ -376,14 +510,18 @@ export class BackupStores {
 
   /** The destinations a service's backups go to, in a fixed order: local, primary, offsite. */
   forService(name: string): BackupStore[] {
-    const { destinations } = this.service(name).backup;
+    const { destinations, retention } = this.service(name).backup;
     const stores: BackupStore[] = [];
     if (destinations.local) stores.push(new FileStore('local', resolvePath(this.baseDir, destinations.local.path)));
     for (const which of ['primary', 'offsite'] as const) {
       const d = destinations[which];
       if (!d) continue;
       const offsite = d.region === this.inventory.regions.dr;
-      stores.push(new S3Store(which, this.client(d), d.bucket, d.prefix, d.region, offsite));
+      // Every backup is a daily one when it is written: it is locked for the daily keep period from then.
+      const lock: LockPolicy | null = d.objectLock
+        ? { mode: d.objectLock.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE', days: retention.daily }
+        : null;
+      stores.push(new S3Store(which, this.client(d), d.bucket, d.prefix, d.region, offsite, lock));
     }
     return stores;
   }
@@ -408,4 +546,9 @@ export class BackupStores {
     for (const c of this.clients.values()) c.destroy();
     this.clients.clear();
   }
+}
+
+/** Before any upload: every destination configured with Object Lock really has it (else NotConfigured, named). */
+export async function checkObjectLocks(stores: BackupStore[]): Promise<void> {
+  for (const store of stores) await store.checkObjectLock();
 }

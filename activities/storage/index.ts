@@ -252,7 +252,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       destination: BackupDestinationName;
       ids: string[];
       kind?: BackupKind;
-    }): Promise<{ deleted: string[] }> {
+    }): Promise<{ deleted: string[]; locked?: { id: string; until: string }[] }> {
       const store = stores.store(service, destination);
       const root = serviceRoot(service, kind);
       const objects = await store.list(root);
@@ -268,6 +268,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
           `refusing to delete ${service} backup ${newestVerified} from ${store.label}: it is the newest verified one`,
         );
       const deleted: string[] = [];
+      const locked: { id: string; until: string }[] = [];
       for (const id of ids) {
         if (!BACKUP_ID.test(id)) throw failure(ErrorType.InvalidInput, `"${id}" is not a backup id`);
         // The manifest goes first: a half-deleted backup must not look verified.
@@ -275,10 +276,17 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
           .filter((o) => o.key.startsWith(`${root}${id}/`))
           .map((o) => o.key)
           .sort((a, b) => Number(b.endsWith(MANIFEST_FILE)) - Number(a.endsWith(MANIFEST_FILE)));
+        // Under Object Lock S3 refuses the delete until the lock ends: keep the whole backup (never half of it)
+        // and say until when; a later run removes it.
+        const until = await store.lockedUntil(keys, Date.now());
+        if (until) {
+          locked.push({ id, until });
+          continue;
+        }
         await store.remove(keys);
         deleted.push(id);
       }
-      return { deleted };
+      return locked.length ? { deleted, locked } : { deleted };
     },
 
     /**

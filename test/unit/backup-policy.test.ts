@@ -115,6 +115,24 @@ describe('assessCompliance', () => {
     expect(c.problems).toContain('no verified backup');
   });
 
+  test('3-2-1-1: a critical service with no copy under Object Lock is a finding; one locked copy meets it', () => {
+    const open = assessCompliance({ ...base, tier: 'critical', rpoSeconds: 2 * 86400 });
+    expect(open).toMatchObject({ rule321: true, rule3211: false, immutableCopies: 0 });
+    expect(open.problems).toEqual([
+      expect.stringMatching(/^no immutable copy: 3-2-1-1 needs one for a critical service/),
+    ]);
+    const lock = { mode: 'COMPLIANCE' as const, retainUntil: '2025-06-23T00:00:00.000Z' };
+    const locked = assessCompliance({
+      ...base,
+      tier: 'critical',
+      copies: [copies[0], copies[1], { ...copies[2], objectLock: lock }],
+      rpoSeconds: 2 * 86400,
+    });
+    expect(locked).toMatchObject({ rule321: true, rule3211: true, immutableCopies: 1, problems: [] });
+    // Other tiers are told how many copies are immutable, without a finding.
+    expect(assessCompliance({ ...base, tier: 'normal', rpoSeconds: 2 * 86400 }).problems).toEqual([]);
+  });
+
   test('the first backup of a service is judged by the schedule interval', () => {
     const c = assessCompliance({ ...base, previousVerifiedId: null, rpoSeconds: 300 });
     expect(c.exposureSeconds).toBe(86400 + 600);

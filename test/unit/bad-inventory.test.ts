@@ -253,6 +253,25 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
     )
     .map(set(['backupSigning', 'acceptUnsignedBefore'])),
   fc.constantFrom<unknown>('x', { file: '' }, [{ vault: 'k' }], null).map(set(['backupSigning', 'trustedPublicKeys'])),
+  // Object Lock on a destination: an object with a mode (governance or compliance), nothing else.
+  fc
+    .tuple(
+      fc.constantFrom<Path>(
+        ['services', 0, 'backup', 'destinations', 'offsite', 'objectLock'],
+        ['services', 2, 'backup', 'destinations', 'primary', 'objectLock'],
+      ),
+      fc.constantFrom<unknown>(
+        'governance',
+        true,
+        null,
+        [],
+        {},
+        { mode: 'GOVERNANCE' },
+        { mode: 'legal-hold' },
+        { mode: 'compliance', days: 30 },
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
   fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
   // A restoreTest input names its point-in-time queries: a name used twice, or no SQL, is refused.
   fc

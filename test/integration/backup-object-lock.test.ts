@@ -1,0 +1,183 @@
+/**
+ * Immutable copies (S3 Object Lock) against the AWS emulator's S3 (moto, with scripts/moto-server.py's
+ * multipart patch): a destination with `objectLock` writes every object of a backup (dump, .sha256, manifest,
+ * signature) locked for the daily keep period, big objects (multipart) too; S3 itself refuses to delete a
+ * locked version; retention skips a locked backup ("kept: locked until …") instead of failing; the workflow
+ * reports the locked copy as immutable (3-2-1-1); a destination configured with objectLock whose bucket has
+ * no Object Lock is refused before anything is uploaded anywhere.
+ * Buckets of the test's own, emptied afterwards with the governance bypass (which only a test holds).
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
+import { awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/clients';
+import { PART_SIZE } from '../../activities/storage/destinations';
+import { manifestKey, signatureKey } from '../../activities/storage/layout';
+import { serviceBackup } from '../../workflows';
+import { backupIdAt } from '../../workflows/backup-policy';
+import type { ServiceBackupResult } from '../../workflows/contract';
+import { isolatedBackups, publishBackup } from '../helpers/backups';
+import { buildAdapters, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
+
+jest.setTimeout(180_000);
+
+const base = sandbox();
+const DAY = 86400_000;
+const suffix = randomUUID().slice(0, 8);
+const locked = `drbook-locked-${suffix}`;
+const unlocked = `drbook-unlocked-${suffix}`;
+const region = base.inventory.regions.dr;
+
+describe('immutable copies: S3 Object Lock on a backup destination', () => {
+  // shop's off-site copy goes to a bucket with Object Lock (moto's S3, no endpoint: the AWS API).
+  const t = isolatedBackups(
+    base,
+    (inv) => {
+      const shop = inv.services.find((s) => s.name === 'shop')!;
+      shop.backup!.destinations.offsite = { region, bucket: locked, prefix: '', objectLock: { mode: 'governance' } };
+      // One daily backup and nothing else: an older backup is due for deletion at once.
+      shop.backup!.retention = { daily: 1, weekly: 0, monthly: 0 };
+    },
+    'drbook-lock',
+  );
+  const adapters = buildAdapters(t.loaded);
+  const { activities } = adapters;
+  const s3: S3Client = s3ClientFor({ region }, awsConnectionFromInventory(t.loaded.inventory, base.baseDir));
+  const head = (bucket: string, key: string, versionId?: string) =>
+    s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+  let h: TemporalHarness | undefined;
+
+  beforeAll(async () => {
+    await s3.send(new CreateBucketCommand({ Bucket: locked, ObjectLockEnabledForBucket: true }));
+    await s3.send(new CreateBucketCommand({ Bucket: unlocked }));
+  });
+  afterAll(async () => {
+    await h?.close();
+    await adapters.close();
+    await t.cleanUp();
+    // Only a principal allowed to bypass governance retention can empty the locked bucket: the test is one.
+    for (const bucket of [locked, unlocked]) {
+      const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+      for (const v of [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])])
+        await s3.send(
+          new DeleteObjectCommand({
+            Bucket: bucket,
+            Key: v.Key,
+            VersionId: v.VersionId,
+            BypassGovernanceRetention: true,
+          }),
+        );
+      await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => undefined);
+    }
+    s3.destroy();
+  });
+
+  const older = '20240105T030000Z';
+
+  test('every object of a backup is written locked for the daily keep period; S3 refuses to delete a locked version', async () => {
+    const before = Date.now();
+    const taken = await activities.dumpDatabase({ service: 'shop', backupId: older });
+    const offsite = taken.copies.find((c) => c.destination === 'offsite')!;
+    expect(offsite.objectLock).toMatchObject({ mode: 'GOVERNANCE' });
+    const until = Date.parse(offsite.objectLock!.retainUntil);
+    // retention.daily = 1: locked until the UTC midnight after a day from now.
+    expect(until).toBeGreaterThan(before + DAY);
+    expect(until).toBeLessThanOrEqual(before + 2 * DAY + 60_000);
+    // Only the locked destination locks: the streaming store's copy has none.
+    expect(taken.copies.find((c) => c.destination === 'primary')!.objectLock).toBeUndefined();
+
+    const manifest = await publishBackup(activities, taken);
+    expect(manifest.copies.find((c) => c.destination === 'offsite')!.objectLock).toEqual(offsite.objectLock);
+    for (const key of [
+      taken.object.key,
+      `${taken.object.key}.sha256`,
+      manifestKey('shop', older),
+      signatureKey('shop', older),
+    ]) {
+      const h = await head(locked, key);
+      expect({ key, mode: h.ObjectLockMode }).toEqual({ key, mode: 'GOVERNANCE' });
+      expect(h.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThan(before + DAY);
+    }
+
+    // The lock is real: S3 refuses to delete the version (no bypass), and the bytes stay.
+    const version = (await head(locked, taken.object.key)).VersionId!;
+    const refused = await s3
+      .send(new DeleteObjectCommand({ Bucket: locked, Key: taken.object.key, VersionId: version }))
+      .catch((e: unknown) => e as Error);
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).name).toBe('AccessDenied');
+    await expect(head(locked, taken.object.key, version)).resolves.toMatchObject({ VersionId: version });
+  });
+
+  test('a multipart upload (a dump bigger than one part) is locked too', async () => {
+    const store = t.stores.store('shop', 'offsite');
+    const key = `shop/multipart-${suffix}/dump.sql.zst`; // not a backup: retention never lists it
+    const w = store.openWriter(key, () => undefined);
+    w.stream.end(randomBytes(PART_SIZE + 1024 * 1024));
+    const written = await w.finish();
+    expect(written.objectLock).toMatchObject({ mode: 'GOVERNANCE' });
+    const h = await head(locked, key);
+    expect(h.ContentLength).toBe(PART_SIZE + 1024 * 1024);
+    expect(h.ObjectLockMode).toBe('GOVERNANCE');
+    expect(h.ObjectLockRetainUntilDate!.toISOString()).toBe(written.objectLock!.retainUntil);
+  });
+
+  test('retention keeps a locked backup ("kept: locked until") without failing; compliance counts the immutable copy', async () => {
+    h = await temporal(t.loaded);
+    const { result, steps } = await h.withWorkers(activities, async () => {
+      const result: ServiceBackupResult = await h!.client.workflow.execute(serviceBackup, {
+        args: [{ service: 'shop', snapshots: false }],
+        taskQueue: h!.taskQueue,
+        workflowId: `test-backup-lock-${suffix}`,
+      });
+      const status = await h!.client.workflow
+        .getHandle(`test-backup-lock-${suffix}`)
+        .query<{ steps: { name: string; detail?: string }[] }>('status');
+      return { result, steps: status.steps };
+    });
+    const offsite = result.retention.find((r) => r.destination === 'offsite')!;
+    expect(offsite.deleted).toEqual([]);
+    expect(offsite.locked?.map((l) => l.id)).toEqual([older]);
+    expect(offsite.kept).toContain(older);
+    // The same backup in an unlocked destination is deleted as the policy says.
+    expect(result.retention.find((r) => r.destination === 'primary')!.deleted).toContain(older);
+    // Still all there in the locked bucket.
+    await expect(head(locked, manifestKey('shop', older))).resolves.toBeDefined();
+    expect(result.compliance).toMatchObject({ rule321: true, rule3211: true, immutableCopies: 1 });
+    expect(result.compliance.problems.join('\n')).not.toMatch(/immutable/);
+
+    const step = steps.find((x) => x.name === 'applyRetention offsite')!;
+    expect(step.detail).toMatch(new RegExp(`kept: locked until \\d{4}-\\d{2}-\\d{2}T00:00:00\\.000Z \\(${older}\\)`));
+  });
+
+  test('a destination configured with objectLock whose bucket has no Object Lock is refused before any upload', async () => {
+    const u = isolatedBackups(base, (inv) => {
+      const shop = inv.services.find((s) => s.name === 'shop')!;
+      shop.backup!.destinations.offsite = { region, bucket: unlocked, prefix: '', objectLock: { mode: 'compliance' } };
+    });
+    const a = buildAdapters(u.loaded);
+    try {
+      const backupId = backupIdAt(Date.now());
+      const err = await a.activities.dumpDatabase({ service: 'shop', backupId }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ApplicationFailure);
+      expect(failureType(err)).toBe('NotConfigured');
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `offsite backup destination s3://${unlocked}/ .*objectLock \\(compliance\\).*no Object Lock enabled`,
+        ),
+      );
+      // Nothing was written in any destination.
+      for (const store of u.stores.forService('shop')) expect(await store.list('shop/')).toEqual([]);
+    } finally {
+      await a.close();
+      await u.cleanUp();
+    }
+  });
+});
