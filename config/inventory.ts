@@ -218,6 +218,14 @@ const dns = z
   })
   .strict();
 
+/** A KMS key: key id, key ARN, alias name or alias ARN (of the region it is used in: keys never leave theirs). */
+const kmsKeyId = z
+  .string()
+  .regex(
+    /^(arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:(key|alias)\/[\w/+=,.@-]+|alias\/[\w/+=,.@-]+|(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32})$/,
+    'a KMS key id, key ARN, alias/<name> or alias ARN',
+  );
+
 const s3Destination = z
   .object({
     region,
@@ -235,6 +243,11 @@ const s3Destination = z
       .object({ mode: z.enum(['governance', 'compliance']) })
       .strict()
       .optional(),
+    /**
+     * Encryption at rest: every object written here is stored with SSE-KMS under this key (of the destination's
+     * region). S3 decrypts for callers allowed kms:Decrypt on it, so a restore by hand stays `aws s3 cp`.
+     */
+    encryption: z.object({ kmsKeyId }).strict().optional(),
   })
   .strict();
 
@@ -393,7 +406,17 @@ const service = z
 export const inventorySchema = z
   .object({
     version: z.literal(1),
-    regions: z.object({ primary: region, dr: region }).strict(),
+    regions: z
+      .object({
+        primary: region,
+        dr: region,
+        /**
+         * A KMS key of the DR region: encrypted RDS and EBS snapshots are copied there re-encrypted with it (AWS
+         * refuses a cross-region copy of an encrypted RDS snapshot without one).
+         */
+        drKmsKeyId: kmsKeyId.optional(),
+      })
+      .strict(),
     aws: z
       .object({
         /** Endpoint override for an AWS API emulator (the local stack's moto server). */

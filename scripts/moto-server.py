@@ -15,7 +15,8 @@ one page (snapshot retention, the RDS restore test once did) looks correct here 
 Answered through moto's own paginator (the one its DescribeDBInstances uses, from botocore's paginator model:
 MaxRecords in, Marker in and out), the sandbox pages as AWS does.
 
-CreateMultipartUpload with Object Lock headers: below.
+CreateMultipartUpload with Object Lock headers, and CopyDBSnapshot of an encrypted snapshot across regions
+without a KmsKeyId: below.
 """
 
 import contextvars
@@ -23,6 +24,7 @@ import sys
 
 from moto.core.responses import PaginatedResult
 from moto.core.utils import get_pagination_model
+from moto.rds.exceptions import InvalidParameterValue
 from moto.rds.models import RDSBackend
 from moto.rds.responses import RDSResponse
 from moto.s3.exceptions import LockNotEnabled
@@ -105,6 +107,26 @@ def complete_multipart_upload(self, bucket_name, multipart_id, body):
 S3Response._key_response_post = key_response_post
 S3Backend.create_multipart_upload = create_multipart_upload
 S3Backend.complete_multipart_upload = complete_multipart_upload
+
+# CopyDBSnapshot of an encrypted snapshot into another region: AWS refuses it without a KmsKeyId of the
+# destination region ("Must specify new KMS key for cross region encrypted snapshot copy."): a KMS key never
+# leaves its region. moto (5.2.5) copied it anyway, so a runbook that forgot the key passed here and failed on AWS.
+_copy_db_snapshot = RDSBackend.copy_db_snapshot
+
+
+def copy_db_snapshot(self, source_db_snapshot_identifier, target_db_snapshot_identifier, kms_key_id=None, **kwargs):
+    arn = source_db_snapshot_identifier.split(":")
+    cross_region = len(arn) > 3 and arn[0] == "arn" and arn[3] != self.region_name
+    if cross_region and kms_key_id is None:
+        source = self.get_db_snapshot(source_db_snapshot_identifier)
+        if source.encrypted or source.storage_encrypted:
+            raise InvalidParameterValue("Must specify new KMS key for cross region encrypted snapshot copy.")
+    return _copy_db_snapshot(
+        self, source_db_snapshot_identifier, target_db_snapshot_identifier, kms_key_id=kms_key_id, **kwargs
+    )
+
+
+RDSBackend.copy_db_snapshot = copy_db_snapshot
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -67,7 +67,7 @@ function buildActivities(
     // Nightly backup options: physical (mariabackup, on the DB host) and the binlog archive (PITR).
     ...createPhysicalBackupActivities(backupStores, pools, sshTargets, loaded.inventory.mysqlServers),
     ...createBinlogArchiveActivities(backupStores, pools),
-    ...createSnapshotActivities(aws),
+    ...createSnapshotActivities(aws, { drKmsKeyId: loaded.inventory.regions.drKmsKeyId }),
     ...createSnapshotRetentionActivities(aws),
     ...createNotifyActivities(loaded.inventory, awsFailover),
     ...createHealthActivities(),

@@ -462,6 +462,8 @@ export interface BackupCopy {
    * overwrite it before `retainUntil` (GOVERNANCE: except a principal allowed to bypass; COMPLIANCE: nobody).
    */
   objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; retainUntil: string };
+  /** Server-side encryption of this copy (destination `encryption`): SSE-KMS with this key. */
+  encryption?: { algorithm: 'aws:kms'; kmsKeyId: string };
   size: number;
   sha256: string;
   verifiedAt: string;

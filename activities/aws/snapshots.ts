@@ -67,7 +67,11 @@ export const rdsSnapshotId = (service: string, backupId: string) => `drbook-${se
 
 const asTags = (tags: Record<string, string>): Tag[] => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
-export function createSnapshotActivities(clients: AwsClients) {
+/**
+ * `drKmsKeyId`: a KMS key of the DR region. An encrypted snapshot is copied there re-encrypted with it: a KMS key
+ * never leaves its region, and AWS refuses a cross-region copy of an encrypted RDS snapshot without one.
+ */
+export function createSnapshotActivities(clients: AwsClients, { drKmsKeyId }: { drKmsKeyId?: string } = {}) {
   async function snapshotsTagged(region: string, tags: Record<string, string>): Promise<Snapshot[]> {
     const out = await aws(`EBS snapshots tagged ${JSON.stringify(tags)} (${region})`, () =>
       clients.ec2(region).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: tagFilters(tags) })),
@@ -178,6 +182,21 @@ export function createSnapshotActivities(clients: AwsClients) {
     }): Promise<{ volumeId: string; snapshotId: string; drSnapshotId: string }[]> {
       const existing = await snapshotsTagged(drRegion, { [TAG_BACKUP]: backupId, [TAG_SERVICE]: service });
       const copies: { volumeId: string; snapshotId: string; drSnapshotId: string }[] = [];
+      // Encrypted sources are copied re-encrypted with the DR region's key (else AWS picks that region's aws/ebs).
+      const toCopy = snapshots.filter(
+        (s) => !existing.some((c) => c.Tags?.some((t) => t.Key === TAG_SOURCE && t.Value === s.snapshotId)),
+      );
+      const encrypted = new Set(
+        toCopy.length && drKmsKeyId
+          ? (
+              await aws(`EBS snapshots in ${sourceRegion}`, () =>
+                clients
+                  .ec2(sourceRegion)
+                  .send(new DescribeSnapshotsCommand({ SnapshotIds: toCopy.map((s) => s.snapshotId) })),
+              )
+            ).Snapshots?.filter((s) => s.Encrypted).map((s) => s.SnapshotId)
+          : [],
+      );
       for (const s of snapshots) {
         const found = existing.find(
           (c) => c.Tags?.some((t) => t.Key === TAG_SOURCE && t.Value === s.snapshotId) && c.State !== 'error',
@@ -190,6 +209,7 @@ export function createSnapshotActivities(clients: AwsClients) {
                 new CopySnapshotCommand({
                   SourceRegion: sourceRegion,
                   SourceSnapshotId: s.snapshotId,
+                  ...(encrypted.has(s.snapshotId) ? { Encrypted: true, KmsKeyId: drKmsKeyId } : {}),
                   Description: `drbook ${service} backup ${backupId} (from ${sourceRegion})`,
                   TagSpecifications: [
                     {
@@ -241,12 +261,21 @@ export function createSnapshotActivities(clients: AwsClients) {
     /** Copy the RDS snapshot into the DR region (called there), tags included. */
     async copyRdsSnapshotToDr({ source, drRegion }: { source: RdsSnapshot; drRegion: string }): Promise<RdsSnapshot> {
       if (!(await dbSnapshot(drRegion, source.id))) {
+        const encrypted = (await dbSnapshot(source.region, source.id))?.Encrypted === true;
+        if (encrypted && !drKmsKeyId)
+          throw failure(
+            ErrorType.NotConfigured,
+            `RDS snapshot ${source.id} (${source.region}) is encrypted: copying it to ${drRegion} needs a KMS key ` +
+              `of ${drRegion} (regions.drKmsKeyId in the inventory); AWS refuses the copy without one`,
+            { snapshot: source.id, region: drRegion },
+          );
         await aws(`RDS snapshot ${source.id} copy to ${drRegion}`, () =>
           clients.rds(drRegion).send(
             new CopyDBSnapshotCommand({
+              // Cross-region: the source is named by ARN; an encrypted one is re-encrypted with the DR region's key.
               SourceDBSnapshotIdentifier: source.arn,
               TargetDBSnapshotIdentifier: source.id,
-              // Cross-region: the source is named by ARN. Encrypted snapshots also need a KmsKeyId in the DR region.
+              ...(encrypted ? { KmsKeyId: drKmsKeyId } : {}),
               CopyTags: true,
             }),
           ),

@@ -59,6 +59,7 @@ export interface DumpResult {
     versionId?: string;
     /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
     objectLock?: BackupCopy['objectLock'];
+    encryption?: BackupCopy['encryption'];
   }[];
   tools: Record<string, string>;
 }

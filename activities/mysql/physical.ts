@@ -57,6 +57,7 @@ export interface PhysicalBackupResult {
     versionId?: string;
     /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
     objectLock?: BackupCopy['objectLock'];
+    encryption?: BackupCopy['encryption'];
   }[];
   /** 'local' or the SSH host it ran on. */
   ranOn: string;

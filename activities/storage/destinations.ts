@@ -42,6 +42,12 @@ export interface CopyLock {
   retainUntil: string;
 }
 
+/** Server-side encryption of a copy (destination `encryption`): SSE-KMS under the destination's key. */
+export interface CopyEncryption {
+  algorithm: 'aws:kms';
+  kmsKeyId: string;
+}
+
 /** How a destination locks what it writes: the mode and how many days from the write. */
 export interface LockPolicy {
   mode: ObjectLockMode;
@@ -64,7 +70,7 @@ export interface BackupWriter {
    * End the stream and make the bytes durable (an S3 object is complete; a file is fsynced but still .partial).
    * Resolves to the S3 object version written, where the bucket keeps versions, and its Object Lock, if any.
    */
-  finish(): Promise<{ versionId?: string; objectLock?: CopyLock }>;
+  finish(): Promise<{ versionId?: string; objectLock?: CopyLock; encryption?: CopyEncryption }>;
   /** Make the object visible under its key, once every destination has finished. Returns its location. */
   publish(): Promise<string>;
   /** Throw away whatever was written (a partial file, an unfinished multipart upload). */
@@ -264,6 +270,7 @@ export class S3Store implements BackupStore {
     readonly region: string,
     readonly offsite: boolean,
     readonly lock: LockPolicy | null = null,
+    private readonly kmsKeyId: string | null = null,
   ) {
     this.label = `s3://${bucket}/${prefix} (${region})`;
   }
@@ -280,6 +287,11 @@ export class S3Store implements BackupStore {
     if (!this.lock) return {};
     const until = retainUntil(Date.now(), this.lock.days);
     return { ObjectLockMode: this.lock.mode, ObjectLockRetainUntilDate: new Date(until), ChecksumAlgorithm: 'CRC32' };
+  }
+
+  /** SSE-KMS parameters of every write to an encrypting destination. */
+  private encryptionParams(): { ServerSideEncryption?: 'aws:kms'; SSEKMSKeyId?: string } {
+    return this.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: this.kmsKeyId } : {};
   }
 
   async checkObjectLock(): Promise<void> {
@@ -357,6 +369,7 @@ export class S3Store implements BackupStore {
         Body: body,
         ContentType: 'application/zstd',
         ...lock,
+        ...this.encryptionParams(),
       },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
@@ -383,7 +396,12 @@ export class S3Store implements BackupStore {
           lock.ObjectLockMode && lock.ObjectLockRetainUntilDate
             ? { mode: lock.ObjectLockMode, retainUntil: lock.ObjectLockRetainUntilDate.toISOString() }
             : undefined;
-        return { ...(versionId ? { versionId } : {}), ...(objectLock ? { objectLock } : {}) };
+        const encryption = this.kmsKeyId ? { algorithm: 'aws:kms' as const, kmsKeyId: this.kmsKeyId } : undefined;
+        return {
+          ...(versionId ? { versionId } : {}),
+          ...(objectLock ? { objectLock } : {}),
+          ...(encryption ? { encryption } : {}),
+        };
       },
       publish: async () => this.location(key),
       abort: async () => {
@@ -439,6 +457,7 @@ export class S3Store implements BackupStore {
           Body: body,
           ContentType: key.endsWith('.json') ? 'application/json' : 'text/plain',
           ...this.lockParams(),
+          ...this.encryptionParams(),
         }),
       ),
     );
@@ -521,7 +540,8 @@ export class BackupStores {
       const lock: LockPolicy | null = d.objectLock
         ? { mode: d.objectLock.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE', days: retention.daily }
         : null;
-      stores.push(new S3Store(which, this.client(d), d.bucket, d.prefix, d.region, offsite, lock));
+      const kmsKeyId = d.encryption?.kmsKeyId ?? null;
+      stores.push(new S3Store(which, this.client(d), d.bucket, d.prefix, d.region, offsite, lock, kmsKeyId));
     }
     return stores;
   }

@@ -272,6 +272,31 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
       ),
     )
     .map(([p, v]) => set(p)(v)),
+  // Encryption at rest: a destination's SSE-KMS key and the DR region's snapshot key are KMS key ids, ARNs or aliases.
+  fc
+    .tuple(
+      fc.constantFrom<Path>(
+        ['services', 0, 'backup', 'destinations', 'offsite', 'encryption'],
+        ['services', 2, 'backup', 'destinations', 'primary', 'encryption'],
+      ),
+      fc.constantFrom<unknown>(
+        'alias/drbook',
+        {},
+        { kmsKeyId: '' },
+        { kmsKeyId: 'my key' },
+        { kmsKeyId: 'arn:aws:s3:::bucket' },
+        { kmsKeyId: 42 },
+        { kmsKeyId: 'alias/drbook', algorithm: 'AES256' },
+        null,
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .oneof(
+      fc.constantFrom<unknown>('', 'drbook', 'key/1234', 'arn:aws:kms:us-west-2:1:key/x', 42, null, { id: 'x' }),
+      fc.string().filter((v) => !/^(alias\/[\w/+=,.@-]+)$/.test(v) && !/^[0-9a-f-]{32,36}$/.test(v)),
+    )
+    .map(set(['regions', 'drKmsKeyId'])),
   fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
   // A restoreTest input names its point-in-time queries: a name used twice, or no SQL, is refused.
   fc
