@@ -171,7 +171,7 @@ export function buildProgram(options: DrctlOptions = {}): Command {
     .command('failover <service>')
     .description('fail a service over to DR (default: a drill; --real for an incident)')
     .requiredOption('--reason <text>', 'why (recorded in the run and the notifications)')
-    .option('--real', 'a real failover (a critical service needs two approvers)')
+    .option('--real', 'a real failover (a critical service needs two approvers, as in a drill)')
     .option('--dry-run', 'run every read-only readiness check, change nothing')
     .option('--wait', 'wait for the result and print it')
     .action(async (service: string, o: { reason: string; real?: boolean; dryRun?: boolean; wait?: boolean }) => {
@@ -187,7 +187,7 @@ export function buildProgram(options: DrctlOptions = {}): Command {
   program
     .command('failback <service>')
     .description('switch a failed-over service back to its original primary')
-    .option('--real', 'after a real failover (a critical service needs two approvers)')
+    .option('--real', 'after a real failover (a critical service needs two approvers, as in a drill)')
     .option('--wait', 'wait for the result and print it')
     .action(async (service: string, o: { real?: boolean; wait?: boolean }) => {
       requireService(service);

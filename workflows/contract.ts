@@ -175,7 +175,7 @@ export type FailoverInput = z.input<typeof failoverInput>;
 export const failbackInput = z
   .object({
     service: serviceName,
-    /** A drill's failback needs one approver; a real one of a critical service, two. */
+    /** Recorded on the run; a critical service's failback needs two approvers in either mode (productionApprovals). */
     mode: z.enum(['real', 'drill']).default('real'),
   })
   .strict();

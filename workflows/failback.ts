@@ -22,7 +22,7 @@ import {
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import type { ServicePlan } from '../activities/inventory';
 import { holdServiceLockIfPatched } from './lock';
-import { planFor } from './plan';
+import { approvalsByMode, gateApprovals, planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
 import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
 import { readLiveTopology } from './topology';
@@ -142,7 +142,7 @@ async function failBackService(
   );
   if (divergence.errant > 0) {
     await run.gate('discard-divergent', {
-      needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+      needed: gateApprovals(svc, approvalsByMode(svc, input.mode)),
       timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
       question: `${original} holds ${divergence.errant} transaction(s) that never reached ${dr} (lost at the failover): discard them and re-clone ${original} from ${dr}?`,
     });
@@ -189,7 +189,7 @@ async function failBackService(
 
   // ------------------------------------------------------------------ 3. gate
   await run.gate('switch-back', {
-    needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+    needed: gateApprovals(svc, approvalsByMode(svc, input.mode)),
     timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
     question: `switch ${svc.name} back to ${original} (caught up with ${dr})`,
   });
@@ -354,7 +354,7 @@ async function failBackService(
       });
     }
     await run.gate('switch-back', {
-      needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+      needed: gateApprovals(svc, approvalsByMode(svc, input.mode)),
       timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
       question: `point ${dnsRecord.record} back at ${dnsRecord.primaryValue}`,
     });

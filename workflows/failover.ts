@@ -21,7 +21,7 @@ import {
   type StepRecord,
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
-import { planFor, reasonOf } from './plan';
+import { approvalsByMode, gateApprovals, planFor, reasonOf } from './plan';
 import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
 import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
@@ -222,7 +222,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     const approvals: Approval[] = unattended
       ? autoApproval(run, !patched('unattended-fence'))
       : await run.gate('promote', {
-          needed: svc.tier === 'critical' && input.mode === 'real' ? 2 : 1,
+          needed: gateApprovals(svc, approvalsByMode(svc, input.mode)),
           requireOverrideRpo: overRpo,
           requireUnfencedAck: Boolean(db) && svc.strategy !== 'hot' && !assessment.primaryReachable,
           timeoutMs: gateTimeoutMs,
@@ -294,7 +294,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       }
       if (!fence.complete && !approvals.some((a) => a.acknowledgeUnfenced)) {
         await run.gate('unfenced', {
-          needed: 1,
+          needed: gateApprovals(svc, 1),
           requireUnfencedAck: true,
           timeoutMs: gateTimeoutMs,
           question: `the old primary could not be fully fenced (${fence.mysql.detail}; ${fence.vip}): promote anyway? (split-brain risk: acknowledgeUnfenced)`,
@@ -313,7 +313,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         );
         if (check.holds) return;
         await run.gate('fence-lost', {
-          needed: 1,
+          needed: gateApprovals(svc, 1),
           timeoutMs: gateTimeoutMs,
           question: `${check.detail}: ${replica} is NOT promoted. Approve to fence ${db.primary} again${catchUpTo ? ` and let ${replica} catch up` : ''} before promoting, or abort (${db.primary} stays the primary)`,
           onReminder: () =>

@@ -3,7 +3,7 @@
  * unknown service fails the run with UnknownService itself (not wrapped in an activity
  * failure), before anything else has happened.
  */
-import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { ServicePlan } from '../activities/inventory';
 import type { Activities } from '../workers/adapters';
 import { NON_RETRYABLE } from './contract';
@@ -26,4 +26,25 @@ export async function planFor(service: string): Promise<ServicePlan> {
 export function reasonOf(err: unknown): string {
   const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+/**
+ * Distinct approvers a gate before a change to production needs: two for a critical service, one otherwise. A drill
+ * switchover fences, promotes and moves DNS on production just as a real failover does, so no mode lowers it.
+ */
+export function productionApprovals(svc: Pick<ServicePlan['service'], 'tier'>): number {
+  return svc.tier === 'critical' ? 2 : 1;
+}
+
+/**
+ * What a gate asks for: the production rule since 'production-approvals'. A run that passed a gate before the change
+ * replays with the count it asked for then (`before`: by mode, or one), so its recorded history still matches.
+ */
+export function gateApprovals(svc: Pick<ServicePlan['service'], 'tier'>, before: number): number {
+  return patched('production-approvals') ? productionApprovals(svc) : before;
+}
+
+/** The count failover and failback gates asked for before 'production-approvals': two only for a real failover. */
+export function approvalsByMode(svc: Pick<ServicePlan['service'], 'tier'>, mode: 'real' | 'drill'): number {
+  return svc.tier === 'critical' && mode === 'real' ? 2 : 1;
 }

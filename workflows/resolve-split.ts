@@ -24,7 +24,7 @@ import {
   type Topology,
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
-import { planFor } from './plan';
+import { planFor, productionApprovals } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
 import { approvalTimeoutMs, drSteps, notifyPeople } from './steps';
 
@@ -75,9 +75,9 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
   }
   const held = losers.map((l) => `${l} (${divergence[l]} transaction(s) ${input.keep} lacks)`).join(', ');
 
-  // A split is production whatever anyone calls it: the production approver rule (two for a critical service).
+  // A split is production whatever anyone calls it: the production approver rule (productionApprovals).
   await run.gate('fence-writers', {
-    needed: svc.tier === 'critical' ? 2 : 1,
+    needed: productionApprovals(svc),
     timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
     question:
       `${svc.name} is SPLIT (${split.writers.join(' and ')} writable). Keep ${input.keep} writable and fence ` +

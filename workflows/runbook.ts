@@ -29,7 +29,7 @@ import { renderPage, type ChildGate, type PageGate } from './page';
 import { reasonOf } from './plan';
 
 export interface GateRule {
-  /** Distinct approvers needed (2 for a critical service's real failover). */
+  /** Distinct approvers needed (productionApprovals: 2 for a critical service, whatever the mode). */
   needed: number;
   /** Expected data loss exceeds the RPO target: one approval must say overrideRpo. */
   requireOverrideRpo?: boolean;

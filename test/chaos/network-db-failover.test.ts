@@ -20,10 +20,10 @@ import { Context } from '@temporalio/activity';
 import type { WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2';
 import { failback } from '../../workflows';
-import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { abortSignal, statusQuery } from '../../workflows/messages';
 import type { Activities } from '../../workers/adapters';
 import { recordChaos, type ChaosRow } from '../helpers/chaos';
-import { activityRetries, approvedFailover, startRunbook } from '../helpers/drive';
+import { activityRetries, approvedFailover, approveFully, startRunbook } from '../helpers/drive';
 import { netns, readEstate } from '../helpers/estate';
 import { blackhole, delay, pass, proxyEstate, resetNext, type ProxiedEstate } from '../helpers/fault-proxy';
 import { countSideEffects, duplicates, expectEachOnce } from '../helpers/side-effects';
@@ -226,7 +226,7 @@ describe('network faults between the worker and both MariaDB servers during shop
           30_000,
           'db-primary to replicate from db-replica',
         );
-        await h.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'carol' }] });
+        await approveFully(h, { step: 'switch-back', approver: 'carol' });
         return { report: await h.result(), handle: h };
       });
       const seconds = (Date.now() - started) / 1000;

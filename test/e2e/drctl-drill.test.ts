@@ -88,14 +88,23 @@ describe('drctl drill shop --scope switchover, from the command line against a w
     });
 
     await waitForGate('failover', 'promote');
+    // shop is critical: its drill switchover changes production, so each gate needs two approvers.
     expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'alice')).toMatchObject({
       code: 0,
-      out: expect.stringMatching(/approved promote of failover-shop as alice: the run continues/),
+      out: expect.stringMatching(/approved promote of failover-shop as alice: 1 more approver\(s\) needed/),
+    });
+    expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'bob')).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(/approved promote of failover-shop as bob: the run continues/),
     });
     await waitForGate('failback', 'switch-back');
     expect(await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'bob')).toMatchObject({
       code: 0,
-      out: expect.stringMatching(/approved switch-back of failback-shop as bob: the run continues/),
+      out: expect.stringMatching(/approved switch-back of failback-shop as bob: 1 more approver\(s\) needed/),
+    });
+    expect(await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'carol')).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(/approved switch-back of failback-shop as carol: the run continues/),
     });
     const report = (await t.client.workflow.getHandle('drill-shop').result()) as {
       outcome: string;

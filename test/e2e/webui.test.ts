@@ -16,8 +16,9 @@ import { runMetadata } from '../../scripts/run-metadata';
 import { failback } from '../../workflows';
 import type { DrillReport } from '../../workflows/contract';
 import type { FailoverReport } from '../../workflows/failover';
-import { approveUpdate, statusQuery } from '../../workflows/messages';
+import { statusQuery } from '../../workflows/messages';
 import { restoreSandboxTopology } from '../helpers/topology';
+import { approveFully } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';
 import { buildAdapters, eventually, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
@@ -218,6 +219,8 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
 
       const result = (await handle.result()) as FailoverReport;
       expect(result.outcome).toBe('completed');
+      // shop is critical: a drill changes production too, so the page asks for two (productionApprovals).
+      expect(approvedBy).toEqual(['alice', 'bob']);
       expect(result.approvals.map((a) => a.approver)).toEqual(approvedBy);
       expect(result.measured.rtoSeconds).toBeGreaterThan(0);
 
@@ -254,7 +257,7 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
         60_000,
         'failback gate',
       );
-      await back.executeUpdate(approveUpdate, { args: [{ step: 'switch-back', approver: 'bob' }] });
+      await approveFully(back, { step: 'switch-back', approver: 'bob' });
       expect((await back.result()).outcome).toBe('completed');
     });
     const restored = await readEstate(loaded, adapters);

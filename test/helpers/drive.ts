@@ -6,7 +6,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { runDrctl } from '../../scripts/drctl';
 import { failback, failover } from '../../workflows';
-import type { Approval, FailoverInput } from '../../workflows/contract';
+import type { Approval, FailoverInput, RunbookStatus } from '../../workflows/contract';
 import type { DrillStatus } from '../../workflows/drill';
 import { approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import { atGate, eventually, type TemporalHarness } from './stack';
@@ -23,7 +23,11 @@ export function startRunbook<I extends { service: string }, R>(
   return t.client.workflow.start(runbook, { taskQueue: t.taskQueue, workflowId, args: [input] });
 }
 
-/** Approve each gate in turn as the run reaches it: by update (drctl's way) or by signal (the Web UI's). */
+/**
+ * Approve each gate in turn as the run reaches it: by update (drctl's way) or by signal (the Web UI's). After the
+ * last approval given for a gate, further DISTINCT approvers (from the gate's own list) approve while the gate still
+ * needs them: production gates of a critical service need two in any mode (productionApprovals).
+ */
 export async function approveGates(
   handle: WorkflowHandle,
   approvals: Approval[],
@@ -31,14 +35,60 @@ export async function approveGates(
   /** Where to send the approvals, if not to the waiting run itself (a drill relays them to its child). */
   to: WorkflowHandle = handle,
 ): Promise<void> {
-  for (const approval of approvals) {
+  for (const [i, approval] of approvals.entries()) {
     await atGate(handle, approval.step);
-    if (via === 'update') await to.executeUpdate(approveUpdate, { args: [approval] });
-    else await to.signal(approveSignal, approval);
+    if (approvals[i + 1]?.step === approval.step) await sendApproval(handle, approval, via, to);
+    else await approveFully(handle, approval, via, to);
   }
 }
 
-/** Start `failover-<service>`, wait at its promote gate, run `atPromoteGate`, approve as `approver`. */
+/**
+ * Send `approval` to a run waiting at its gate, then approvals by other listed approvers (without the first one's
+ * flags) until the gate needs none. Returns who approved.
+ */
+export async function approveFully(
+  handle: WorkflowHandle,
+  approval: Approval,
+  via: 'update' | 'signal' = 'update',
+  to: WorkflowHandle = handle,
+): Promise<string[]> {
+  const sent: string[] = [];
+  for (let next: Approval | null = approval; next;) {
+    const s = await sendApproval(handle, next, via, to);
+    sent.push(next.approver);
+    const gate = s.pendingApproval?.step === approval.step ? s.pendingApproval : null;
+    const done = new Set([...sent, ...s.approvals.filter((a) => a.step === approval.step).map((a) => a.approver)]);
+    const by = gate && gate.needed > 0 ? gate.approvers.find((a) => !done.has(a)) : undefined;
+    next = by ? { step: approval.step, approver: by } : null;
+  }
+  return sent;
+}
+
+/** Send one approval and wait until the run's status shows it (accepted, refused, or the gate passed). */
+async function sendApproval(
+  handle: WorkflowHandle,
+  approval: Approval,
+  via: 'update' | 'signal',
+  to: WorkflowHandle,
+): Promise<RunbookStatus> {
+  if (via === 'update') await to.executeUpdate(approveUpdate, { args: [approval] });
+  else await to.signal(approveSignal, approval);
+  const mine = (a: Approval) => a.step === approval.step && a.approver === approval.approver;
+  return eventually(
+    async () => {
+      const s = await handle.query(statusQuery);
+      const seen =
+        s.pendingApproval?.step !== approval.step ||
+        s.approvals.some(mine) ||
+        s.rejectedApprovals.some((r) => mine(r.approval));
+      return seen ? s : null;
+    },
+    60_000,
+    `approval of ${approval.step} by ${approval.approver}`,
+  );
+}
+
+/** Start `failover-<service>`, wait at its promote gate, run `atPromoteGate`, approve as `approver` (and others). */
 export async function approvedFailover(
   t: TemporalHarness,
   input: FailoverInput,
@@ -50,11 +100,11 @@ export async function approvedFailover(
   const handle = await startRunbook(t, failover, input);
   await atGate(handle, 'promote');
   await atPromoteGate?.(handle);
-  await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver }] });
+  await approveFully(handle, { step: 'promote', approver });
   return handle;
 }
 
-/** Fail a service back (drill mode), approving its switch-back gate as `approver`; returns the report. */
+/** Fail a service back (drill mode), approving its switch-back gate as `approver` (and others); returns the report. */
 export async function approvedFailback(t: TemporalHarness, service: string, approver = 'carol') {
   const handle = await startRunbook(t, failback, { service, mode: 'drill' });
   await approveGates(handle, [{ step: 'switch-back', approver }]);

@@ -11,6 +11,7 @@ import type { DrillReport } from '../../workflows/contract';
 import { ensureRecentBackup } from '../helpers/backups';
 import { readEstate } from '../helpers/estate';
 import { drctlOn, drillChildAtGate } from '../helpers/drive';
+import { statusQuery } from '../../workflows/messages';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(240_000);
@@ -120,13 +121,23 @@ describe('DR drill of shop through drctl', () => {
         await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'alice', '--comment', 'drill go'),
       ).toMatchObject({
         code: 0,
-        out: expect.stringMatching(/approved promote of failover-shop as alice: the run continues/),
+        out: expect.stringMatching(/approved promote of failover-shop as alice: 1 more approver\(s\) needed/),
+      });
+      // A drill switchover fences, promotes and moves DNS on production: one approver does not open the gate.
+      const held = await t.client.workflow.getHandle('failover-shop').query(statusQuery);
+      expect(held.pendingApproval).toMatchObject({ step: 'promote', needed: 1 });
+      expect(held.steps.map((s) => s.name)).not.toContain('fence');
+      expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'bob')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/approved promote of failover-shop as bob: the run continues/),
       });
 
       await waitForGate('failback', 'switch-back');
       const approved = await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'bob', '--json');
       expect(approved.code).toBe(0);
-      expect(JSON.parse(approved.out)).toMatchObject({ workflowId: 'failback-shop', accepted: true, stillNeeded: 0 });
+      expect(JSON.parse(approved.out)).toMatchObject({ workflowId: 'failback-shop', accepted: true, stillNeeded: 1 });
+      const second = await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'carol', '--json');
+      expect(JSON.parse(second.out)).toMatchObject({ workflowId: 'failback-shop', accepted: true, stillNeeded: 0 });
       return (await t.client.workflow.getHandle('drill-shop').result()) as DrillReport;
     });
     expect(report.findings.filter((f) => f.severity === 'critical')).toEqual([]);
@@ -135,7 +146,9 @@ describe('DR drill of shop through drctl', () => {
     expect(report.rtoMet).toBe(true);
     expect(report.approvals.map((a) => [a.runbook, a.step, a.approver])).toEqual([
       ['failover', 'promote', 'alice'],
+      ['failover', 'promote', 'bob'],
       ['failback', 'switch-back', 'bob'],
+      ['failback', 'switch-back', 'carol'],
     ]);
     expect(new Set(report.steps.map((s) => s.runbook))).toEqual(new Set(['drill', 'failover', 'failback']));
     expect(report.trend.length).toBeGreaterThanOrEqual(2); // the isolated drill above is in the trend

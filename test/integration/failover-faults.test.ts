@@ -12,7 +12,7 @@ import type { LoadedInventory } from '../../config/load';
 import { failback, failover, serviceBackup } from '../../workflows';
 import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import { recordChaos } from '../helpers/chaos';
-import { approvedFailback, approvedFailover, approveGates, startRunbook } from '../helpers/drive';
+import { approvedFailback, approvedFailover, approveFully, approveGates, startRunbook } from '../helpers/drive';
 import { readEstate, writeLoad } from '../helpers/estate';
 import {
   atGate,
@@ -175,7 +175,8 @@ describe('failover faults and strategies', () => {
         await handle.executeUpdate(approveUpdate, {
           args: [{ step: 'promote', approver: 'alice', comment: 'no override' }],
         });
-        // One approver, as a drill needs, but no override: the gate stays shut.
+        await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
+        // The approvers shop needs (two), but no override: the gate stays shut.
         expect((await handle.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 });
         await handle.signal(abortSignal, { by: 'alice', reason: 'replica too far behind' });
         return handle.result().catch((e: unknown) => e);
@@ -290,8 +291,11 @@ describe('failover faults and strategies', () => {
       });
       const gate = await atGate(handle, 'promote');
       expect(gate.pendingApproval).toMatchObject({ requireUnfencedAck: true });
-      await handle.executeUpdate(approveUpdate, {
-        args: [{ step: 'promote', approver: 'alice', acknowledgeUnfenced: true, comment: 'primary is dead' }],
+      await approveFully(handle, {
+        step: 'promote',
+        approver: 'alice',
+        acknowledgeUnfenced: true,
+        comment: 'primary is dead',
       });
       return handle.result();
     });

@@ -87,8 +87,9 @@ describe('failover and failback of shop (warm, critical)', () => {
           args: [{ service: 'shop', mode: 'drill', reason: 'quarterly switchover test' }],
         });
         const waiting = await atGate(handle, 'promote');
+        // A drill changes production like a real failover: shop (critical) needs two approvers.
         expect(waiting.pendingApproval).toMatchObject({
-          needed: 1,
+          needed: 2,
           requireOverrideRpo: false,
           requireUnfencedAck: false,
         });
@@ -121,7 +122,9 @@ describe('failover and failback of shop (warm, critical)', () => {
         const receipt = await handle.executeUpdate(approveUpdate, {
           args: [{ step: 'promote', approver: 'alice', comment: 'go' }],
         });
-        expect(receipt).toMatchObject({ accepted: true, stillNeeded: 0 });
+        expect(receipt).toMatchObject({ accepted: true, stillNeeded: 1 });
+        const second = await handle.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
+        expect(second).toMatchObject({ accepted: true, stillNeeded: 0 });
         const report = await handle.result();
 
         expect(report.outcome).toBe('completed');
@@ -130,7 +133,7 @@ describe('failover and failback of shop (warm, critical)', () => {
         expect(report.measured.rtoSeconds).toBeGreaterThan(0);
         expect(report.rtoMet).toBe(true);
         expect(report.steps.filter((s) => s.state === 'failed')).toEqual([]);
-        expect(report.approvals.map((a) => a.approver)).toEqual(['alice']);
+        expect(report.approvals.map((a) => a.approver)).toEqual(['alice', 'bob']);
         expect(report.steps.map((s) => s.name)).toEqual([
           'lock',
           'topology',

@@ -21,7 +21,7 @@ import {
   serviceBackup,
 } from '../../workflows';
 import type { ReadinessReport, Topology } from '../../workflows/contract';
-import { monitorStateQuery } from '../../workflows/messages';
+import { approveUpdate, monitorStateQuery } from '../../workflows/messages';
 import { isolatedBackups } from '../helpers/backups';
 import { approveGates, approvedFailback, approvedFailover, drctlOn, startRunbook } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';
@@ -365,7 +365,7 @@ test('resolve: a split ends with one writer only after the approvers; drctl stat
       await atGate(handle, 'fence-writers');
       // Nothing is fenced before the approvers say so, and shop (critical) needs two of them.
       expect((await live()).writers).toEqual(['db-primary', 'db-replica']);
-      await approveGates(handle, [{ step: 'fence-writers', approver: 'alice' }]);
+      await handle.executeUpdate(approveUpdate, { args: [{ step: 'fence-writers', approver: 'alice' }] });
       expect((await live()).writers).toEqual(['db-primary', 'db-replica']);
       await approveGates(handle, [{ step: 'fence-writers', approver: 'bob' }]);
       const report = await handle.result();

@@ -105,6 +105,33 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     expect(calls.indexOf('promoteReplica')).toBeLessThan(calls.indexOf('switchDnsRecord'));
   });
 
+  test('a drill of a critical service changes production: one approver does not open the gate, two do', async () => {
+    const { result, calls } = await run(healthy, drill, async (h, stubbed) => {
+      expect((await atGate(h)).pendingApproval).toMatchObject({ step: 'promote', needed: 2 });
+      const receipt = await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      expect(receipt.stillNeeded).toBe(1);
+      await env.sleep('5m'); // time passes: the gate still waits, nothing is fenced
+      expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 1 });
+      expect(stubbed.calls.filter((c) => CHANGES.includes(c))).toEqual([]);
+      await h.signal(approveSignal, { step: 'promote', approver: 'bob' });
+      return h.result();
+    });
+    expect(result.outcome).toBe('completed');
+    expect(result.approvals.map((a) => a.approver)).toEqual(['alice', 'bob']);
+    expect(calls).toContain('promoteReplica');
+  });
+
+  test('a service below critical needs one approver, drill or real', async () => {
+    for (const input of [drill, real]) {
+      const { result } = await run({ ...healthy, service: { tier: 'important' } }, input, async (h) => {
+        expect((await atGate(h)).pendingApproval).toMatchObject({ needed: 1 });
+        await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+        return h.result();
+      });
+      expect(result.outcome).toBe('completed');
+    }
+  });
+
   test('live roles: a service already failed over is refused (run failback); a split is refused and notified at once', async () => {
     for (const state of ['failed-over', 'split'] as const) {
       const { result, calls, notifications } = await run({ ...healthy, topology: state }, drill, async (h) => {
@@ -135,7 +162,7 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
         expect.stringMatching(/ApproverNotAllowed: "mallory"/),
         expect.stringMatching(/pending approval is for step "promote", not "fence"/),
       ]);
-      expect(s.pendingApproval?.needed).toBe(1);
+      expect(s.pendingApproval?.needed).toBe(2);
       await h.signal(abortSignal, { by: 'carol', reason: 'test over' });
       return h.result().catch(() => undefined);
     });
@@ -162,6 +189,7 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
       const s = await atGate(h);
       expect(s.rtoClock.leftSeconds).toBeLessThan(0);
       await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
       return h.result();
     });
     expect(result.outcome).toBe('completed');
@@ -176,9 +204,10 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
       const s = await atGate(h);
       expect(s.pendingApproval).toMatchObject({ requireOverrideRpo: true });
       await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
       expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 }); // still waiting: no override
       await h.executeUpdate(approveUpdate, {
-        args: [{ step: 'promote', approver: 'bob', overrideRpo: true, comment: 'accept loss' }],
+        args: [{ step: 'promote', approver: 'carol', overrideRpo: true, comment: 'accept loss' }],
       });
       return h.result();
     });
@@ -196,6 +225,7 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
       await h.executeUpdate(approveUpdate, {
         args: [{ step: 'promote', approver: 'alice', acknowledgeUnfenced: true }],
       });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
       return h.result();
     });
     expect(result.outcome).toBe('completed');
@@ -208,6 +238,7 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     const { result, calls, notifications } = await run(broken, drill, async (h) => {
       await atGate(h);
       await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
       return h.result().catch((e: unknown) => e);
     });
     const cause = (result as WorkflowFailedError).cause;
@@ -234,6 +265,7 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     const { result, calls } = await run({ ...healthy, service: { strategy: 'hot' } }, drill, async (h) => {
       await atGate(h);
       await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
       return h.result();
     });
     expect(result.outcome).toBe('completed');

@@ -68,8 +68,9 @@ describe('the runbook page and activity summaries (stubbed activities, time-skip
           // The operator's path: copy the JSON from the page, put a name in, send it as the `approve` signal.
           const json = /```json\n(.+)\n```/.exec(gatePage)?.[1];
           expect(json).toBeDefined();
-          const approval = JSON.parse(json!.replace('<your name>', 'alice')) as object;
-          await handle.signal('approve', approval);
+          // shop is critical: two approvers, each pasting the same JSON with their own name.
+          for (const name of ['alice', 'bob'])
+            await handle.signal('approve', JSON.parse(json!.replace('<your name>', name)));
           await handle.result();
           return { gatePage, donePage: await pageOf(handle), history: await handle.fetchHistory() };
         } finally {
@@ -92,7 +93,7 @@ describe('the runbook page and activity summaries (stubbed activities, time-skip
     expect(donePage).toMatch(/^## failover shop \(drill\): completed/);
     expect(donePage).toMatch(/\*\*RTO:\*\* measured [\d.]+ s of 900 s target/);
     expect(donePage).toMatch(/\*\*RPO:\*\* measured 0 s/);
-    expect(donePage).toMatch(/\| ✔ succeeded \| approve-promote \| .* \| alice \|/);
+    expect(donePage).toMatch(/\| ✔ succeeded \| approve-promote \| .* \| alice \+ bob \|/);
     expect(donePage).not.toContain('Waiting for approval');
     expect(donePage).not.toContain('### Abort');
 

@@ -109,6 +109,9 @@ describe('unattended failover with an old primary that cannot be fenced', () => 
       await h.executeUpdate(approveUpdate, {
         args: [{ step: 'unfenced', approver: 'alice', acknowledgeUnfenced: true, comment: 'host is powered off' }],
       });
+      // Promoting beside an unfenced primary changes production: a critical service's two approvers.
+      expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'unfenced', needed: 1 });
+      await h.executeUpdate(approveUpdate, { args: [{ step: 'unfenced', approver: 'bob' }] });
       return h.result();
     });
     const promoted = calls.indexOf('promoteReplica');
