@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const adapters = buildAdapters({ ...loaded, inventory });
   const a = adapters.activities;
   const primary = await connect(loaded, bench.database!.primary);
-  const scratch = await connect(loaded, 'db-scratch');
+  const scratch = await connect(loaded, 'db-restore-scratch');
   const results: { name: string; seconds: number | null; note: string }[] = [];
   try {
     const gen = await ensureBenchDatabase(primary, DB, scale, log);
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
       `decompressed to ${sqlFile} (${(statSync(sqlFile).size / 1e9).toFixed(2)} GB); restoring with plain mariadb ...`,
     );
     await scratch.query(`DROP DATABASE IF EXISTS \`${DB}\``);
-    const defaults = await writeClientDefaults(targetOf(loaded, 'db-scratch'));
+    const defaults = await writeClientDefaults(targetOf(loaded, 'db-restore-scratch'));
     try {
       const t0 = performance.now();
       execFileSync('bash', ['-c', `mariadb --defaults-extra-file="$1" < "$2"`, 'bench', defaults.file, sqlFile], {
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       const dir = path.join(work, 'mydumper');
       const target = 'restore_bench_myloader';
       const primaryDefaults = await writeClientDefaults(targetOf(loaded, bench.database!.primary));
-      const scratchDefaults = await writeClientDefaults(targetOf(loaded, 'db-scratch'));
+      const scratchDefaults = await writeClientDefaults(targetOf(loaded, 'db-restore-scratch'));
       try {
         execFileSync(
           'mydumper',
@@ -177,7 +177,7 @@ async function main(): Promise<void> {
         service: bench.name,
         backupId,
         destination: 'local',
-        server: 'db-scratch',
+        server: 'db-restore-scratch',
         databases: [{ source: DB, scratch: target }],
         size: dump.object.size,
         sha256: dump.object.sha256,
@@ -188,7 +188,7 @@ async function main(): Promise<void> {
         seconds: r.seconds,
         note: await verify(target),
       });
-      await a.dropScratchDatabase({ server: 'db-scratch', databases: [target] });
+      await a.dropScratchDatabase({ server: 'db-restore-scratch', databases: [target] });
     }
 
     // (e) drbook's physical restore: a mariabackup copy of the primary, into a scratch instance of its own.

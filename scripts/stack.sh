@@ -3,8 +3,9 @@
 #
 #   scripts/stack.sh install   install what is missing (apt, project venv, Maven jar, npm), generate keys
 #   scripts/stack.sh start     start what is not running: Temporal dev server + Web UI, MariaDB primary,
-#                              replica (GTID replication) and scratch, moto (AWS API), s3proxy (streaming
-#                              S3 on disk), sshd, the network namespaces that hold the VIP, the sandbox app
+#                              replica (GTID replication), wiki's server (`scratch`), cold-dr and the restore
+#                              scratch, moto (AWS API), s3proxy (streaming S3 on disk), sshd, the network
+#                              namespaces that hold the VIP, the sandbox app
 #   scripts/stack.sh status    what runs, on which port
 #   scripts/stack.sh stop      stop everything (data under .data/ is kept)
 #   scripts/stack.sh restart-temporal   stop and start only the Temporal dev server (its SQLite file persists)
@@ -27,6 +28,8 @@ export DRBOOK_PRIMARY_PORT=${DRBOOK_PRIMARY_PORT:-$((13306 + OFF))}
 export DRBOOK_REPLICA_PORT=${DRBOOK_REPLICA_PORT:-$((13307 + OFF))}
 export DRBOOK_SCRATCH_PORT=${DRBOOK_SCRATCH_PORT:-$((13308 + OFF))}
 export DRBOOK_COLD_DR_PORT=${DRBOOK_COLD_DR_PORT:-$((13309 + OFF))}
+# Where restore tests and isolated drills write: nobody's member (the inventory refuses a scratch that is one).
+export DRBOOK_RESTORE_SCRATCH_PORT=${DRBOOK_RESTORE_SCRATCH_PORT:-$((13310 + OFF))}
 export DRBOOK_AWS_PORT=${DRBOOK_AWS_PORT:-$((5000 + OFF))}
 export DRBOOK_S3_PORT=${DRBOOK_S3_PORT:-$((9000 + OFF))}
 export DRBOOK_SSH_PORT=${DRBOOK_SSH_PORT:-$((2222 + OFF))}
@@ -270,6 +273,8 @@ open_primary_for_writes() {
       echo "SET GLOBAL read_only = OFF;" | mariadb_sql scratch
     fi
   fi
+  # The restore scratch serves no service: nothing to fence, nothing to lock.
+  if started_now restore-scratch; then echo "SET GLOBAL read_only = OFF;" | mariadb_sql restore-scratch; fi
 }
 
 # Whether a runbook holds lock-<service> (the sandbox's services: shop on primary/replica, wiki on scratch).
@@ -302,7 +307,7 @@ EOF
 # holding LOCK TABLES and FLUSH TABLES WITH READ LOCK. A plugin that ships with the server; every start, idempotent.
 ensure_lock_info() {
   local name
-  for name in primary replica scratch cold-dr; do
+  for name in primary replica scratch cold-dr restore-scratch; do
     echo "INSTALL PLUGIN IF NOT EXISTS metadata_lock_info SONAME 'metadata_lock_info';" | mariadb_sql "$name"
   done
 }
@@ -496,6 +501,7 @@ cmd_start() {
   start_mariadb replica "$DRBOOK_REPLICA_PORT" 2 replica
   start_mariadb scratch "$DRBOOK_SCRATCH_PORT" 3 scratch
   start_mariadb cold-dr "$DRBOOK_COLD_DR_PORT" 4 cold-dr # stays read-only until a cold failover opens it
+  start_mariadb restore-scratch "$DRBOOK_RESTORE_SCRATCH_PORT" 5 restore-scratch # restore tests, isolated drills
   open_primary_for_writes
   ensure_backup_accounts
   ensure_lock_info
@@ -508,7 +514,7 @@ cmd_start() {
   start_app
 }
 
-COMPONENTS=(worker app sshd s3proxy moto mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary codec temporal)
+COMPONENTS=(worker app sshd s3proxy moto mariadb-restore-scratch mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary codec temporal)
 
 cmd_status() {
   local c state any=1
@@ -586,7 +592,7 @@ case "${1:-}" in
   start) cmd_start ;;
   status) cmd_status ;;
   env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
-    DRBOOK_COLD_DR_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
+    DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
     DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET DRBOOK_REPLICA_SOCKET; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done ;;

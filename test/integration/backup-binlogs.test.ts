@@ -220,7 +220,7 @@ describe('binlog archive after RESET MASTER (the numbering starts again)', () =>
   };
   afterAll(async () => {
     await write([`DROP DATABASE IF EXISTS \`${DB}\``, 'SET GLOBAL read_only = ON']).catch(() => undefined);
-    const conn = await sql(base, 'db-scratch');
+    const conn = await sql(base, 'db-restore-scratch');
     await conn.query(`DROP DATABASE IF EXISTS \`${SCRATCH}\``).catch(() => undefined);
     await conn.end();
     stores.destroy();
@@ -275,7 +275,7 @@ describe('binlog archive after RESET MASTER (the numbering starts again)', () =>
       service: 'ledger',
       backupId: manifest.id,
       destination: 'local',
-      server: 'db-scratch',
+      server: 'db-restore-scratch',
       databases,
       size: manifest.object.size,
       sha256: manifest.object.sha256,
@@ -284,13 +284,13 @@ describe('binlog archive after RESET MASTER (the numbering starts again)', () =>
       service: 'ledger',
       destination: 'local',
       sourceServer: 'db-cold-dr',
-      server: 'db-scratch',
+      server: 'db-restore-scratch',
       databases,
       from: manifest.position,
     });
     expect(replayed.logs[0]).toBe(`${manifest.position.binlogFile}@${manifest.position.binlogCreatedAt}`);
     expect(replayed.logs.every((l) => !before.has(l))).toBe(true); // nothing from before the reset
-    const conn = await sql(base, 'db-scratch');
+    const conn = await sql(base, 'db-restore-scratch');
     try {
       const [rows] = await conn.query(`SELECT id, note FROM \`${SCRATCH}\`.entries ORDER BY id`);
       expect(rows).toEqual([

@@ -212,14 +212,14 @@ describe('manifests are signed and checked before any restore', () => {
           service: 'shop',
           backupId,
           destination: 'primary',
-          server: 'db-scratch',
+          server: 'db-restore-scratch',
           databases: [{ source: 'shop', scratch }],
           size: forged.object.size,
           sha256: forged.object.sha256,
         })
         .catch((e) => e),
     );
-    const conn = await sql(base, 'db-scratch');
+    const conn = await sql(base, 'db-restore-scratch');
     try {
       const [rows] = await conn.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [
         scratch,

@@ -133,7 +133,7 @@ describe('nightly backup on the local stack', () => {
       const s3 = s3ClientFor(dest, awsConnectionFromInventory(base.inventory, base.baseDir));
       const work = mkdtempSync(path.join(tmpdir(), 'drbook-restore-'));
       const scratchDb = `restore_${randomUUID().slice(0, 8)}`;
-      const scratch = base.inventory.mysqlServers['db-scratch'];
+      const scratch = base.inventory.mysqlServers['db-restore-scratch'];
       try {
         const get = async (key: string) =>
           (
@@ -159,7 +159,7 @@ describe('nightly backup on the local stack', () => {
           { cwd: work, stdio: 'pipe', shell: '/bin/bash' },
         );
         const manifest = JSON.parse(readFileSync(path.join(work, 'manifest.json'), 'utf8')) as BackupManifest;
-        const conn = await sql(base, 'db-scratch');
+        const conn = await sql(base, 'db-restore-scratch');
         try {
           for (const { table, rows } of manifest.tables) {
             const [r] = await conn.query(`SELECT COUNT(*) AS n FROM \`${scratchDb}\`.\`${table}\``);

@@ -89,7 +89,7 @@ describe('DR drill of shop through drctl', () => {
       primary: { ...original.primary, ordersChecksum: '' },
       replica: { ...original.replica, ordersChecksum: '' },
     });
-    const scratch = await sql(loaded, 'db-scratch');
+    const scratch = await sql(loaded, 'db-restore-scratch');
     try {
       const [rows] = await scratch.query<import('mysql2').RowDataPacket[]>("SHOW DATABASES LIKE 'drill\\_%'");
       expect(rows).toEqual([]);

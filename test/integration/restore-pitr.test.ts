@@ -217,7 +217,7 @@ test('a log missing from the archive between the backup and the point is refused
       service: 'shop',
       destination: 'local',
       sourceServer: server,
-      server: 'db-scratch',
+      server: 'db-restore-scratch',
       databases: [{ source: 'shop', scratch: 'restore_shop_gaptest' }],
       from: { gtid: '0-1-1', binlogFile: firstLog, binlogPos: 4, binlogCreatedAt: firstCreated },
     })

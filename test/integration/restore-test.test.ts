@@ -64,7 +64,7 @@ async function makeBackup(service: string, backupId: string): Promise<BackupMani
 }
 
 async function scratchDatabases(like: string): Promise<string[]> {
-  const conn = await sql(base, 'db-scratch');
+  const conn = await sql(base, 'db-restore-scratch');
   try {
     const [rows] = await conn.query<RowDataPacket[]>(
       'SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?',
@@ -292,7 +292,7 @@ describe('restoreTest on the local stack', () => {
           // (no `status` until the run has looked its service up)
           const s = await handle.query<RunbookStatus>('status').catch(() => null);
           if (!s?.steps.some((x) => x.name === 'restoreIntoScratch' && x.state === 'running')) return null;
-          const c = await sql(base, 'db-scratch');
+          const c = await sql(base, 'db-restore-scratch');
           try {
             const [rows] = await c.query<RowDataPacket[]>(
               "SELECT TABLE_SCHEMA AS s FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'restore\\_bulk\\_%' AND TABLE_NAME = 'events' AND TABLE_ROWS > 0",
