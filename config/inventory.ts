@@ -556,6 +556,13 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
     svc.backup?.paths?.forEach((p, j) => ref('sshHosts', p.host, at('backup', 'paths', j, 'host')));
     if (svc.restoreTest) {
       ref('mysqlServers', svc.restoreTest.scratchServer, at('restoreTest', 'scratchServer'));
+      const clash = productionClash(inv, svc.restoreTest.scratchServer);
+      if (clash)
+        ctx.addIssue({
+          code: 'custom',
+          path: at('restoreTest', 'scratchServer'),
+          message: `${clash}: a restore writes restore_* databases there with sql_log_bin = 0 (and a point-in-time replay applies binlog events); name a server that is no service's primary, replica or drServer`,
+        });
       // A restoreTest input names its point-in-time queries: one name, one query.
       const names = new Set<string>();
       (['queries', 'pointInTimeQueries'] as const).forEach((list) =>
@@ -582,6 +589,45 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Every production member of every service (its primary, replica and drServer), as the inventory names them. */
+export function productionMembers(
+  services: readonly Pick<Service, 'name' | 'database'>[],
+): { server: string; role: 'primary' | 'replica' | 'drServer'; service: string }[] {
+  return services.flatMap((svc) =>
+    (['primary', 'replica', 'drServer'] as const).flatMap((role) => {
+      const server: unknown = isRecord(svc.database) ? svc.database[role] : undefined;
+      return typeof server === 'string' ? [{ server, role, service: svc.name }] : [];
+    }),
+  );
+}
+
+/** The addresses a server is reached at (the worker's route and its replication address), local names as one host. */
+function addressesOf(server: unknown): string[] {
+  if (!isRecord(server) || typeof server.host !== 'string') return [];
+  const port = server.port === undefined ? 3306 : Number(server.port);
+  if (!Number.isInteger(port)) return [];
+  const at = (host: string, p: number) => `${LOCAL_HOSTS.has(host) ? 'localhost' : host.toLowerCase()}:${p}`;
+  const r = isRecord(server.replication) ? server.replication : {};
+  const rPort = r.port === undefined ? port : Number(r.port);
+  return [at(server.host, port), at(typeof r.host === 'string' ? r.host : server.host, rPort)];
+}
+
+/**
+ * Why `scratch` is a production member (the same name, or the same host:port as one), or null. A scratch server
+ * takes restore_* databases written with sql_log_bin = 0 and point-in-time replays: on a member they would be
+ * writes no replica sees (or errant transactions), beside the real databases.
+ */
+export function productionClash(inv: Pick<Inventory, 'services' | 'mysqlServers'>, scratch: string): string | null {
+  const servers: Record<string, unknown> = inv.mysqlServers;
+  const mine = addressesOf(servers[scratch]);
+  for (const m of productionMembers(inv.services)) {
+    if (m.server === scratch) return `${scratch} is the ${m.role} of ${m.service}`;
+    const same = addressesOf(servers[m.server]).find((a) => mine.includes(a));
+    if (same) return `${scratch} is at ${same}, the address of ${m.server}, the ${m.role} of ${m.service}`;
+  }
+  return null;
+}
 
 /** The cross-reference check reads these shapes; wherever they hold it can run, whatever else is wrong. */
 function referencesReadable(v: unknown): boolean {

@@ -1,7 +1,8 @@
 /**
  * Bad inventories, generated (fast-check) from the valid config/sandbox.yaml: required keys
  * dropped, wrong types, bad ports, durations, names, regions, URLs, Route 53 zone ids and secret references, unknown
- * keys, dangling references (a service naming an unknown server or host), duplicate services —
+ * keys, dangling references (a service naming an unknown server or host), duplicate services, a restore's scratch
+ * server that is a production member (by name, or another name for a member's host:port) —
  * one to five at once. Every problem must be listed with its path, all of them together, by an
  * InventoryError (never a TypeError or a crash); through the loader (YAML file) as well. Random
  * text and the sandbox file with lines cut out must give an InventoryError or a valid inventory.
@@ -25,6 +26,8 @@ interface Planted {
   /** The problem line must start with this path or one below it (an unknown key: its parent's, naming the key). */
   expect: string;
   key?: string;
+  /** What makes it a problem elsewhere in the document: no other planted problem may touch these paths. */
+  needs?: Path[];
 }
 
 const text = readFileSync(SANDBOX_INVENTORY, 'utf8');
@@ -146,6 +149,14 @@ const REFERENCES: [Path, boolean][] = [
   [['services', 0, 'vip', 'drHost'], false],
   [['mysqlServers', SERVERS[0], 'sshHost'], false],
 ];
+/** The sandbox's production members (primary, replica, drServer) as [where a service names it, its name]. */
+const MEMBERS: [Path, string][] = (doc0.services as { database?: Record<string, unknown> }[]).flatMap((svc, i) =>
+  ['primary', 'replica', 'drServer']
+    .filter((role) => typeof svc.database?.[role] === 'string')
+    .map((role): [Path, string] => [['services', i, 'database', role], svc.database![role] as string]),
+);
+const SCRATCH_REF: Path = ['services', 0, 'restoreTest', 'scratchServer'];
+const SCRATCH = get(doc0, SCRATCH_REF) as string;
 const OBJECTS: Path[] = [
   [],
   ['services', 0],
@@ -297,6 +308,17 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
       fc.string().filter((v) => !/^(alias\/[\w/+=,.@-]+)$/.test(v) && !/^[0-9a-f-]{32,36}$/.test(v)),
     )
     .map(set(['regions', 'drKmsKeyId'])),
+  // A restore's scratch server that is a production member: by its name, or by another name for its host:port.
+  fc
+    .constantFrom(...MEMBERS)
+    .map(([ref, server]): Planted => ({ ...set(SCRATCH_REF)(server), needs: [ref, ['mysqlServers', server]] })),
+  fc.constantFrom(...MEMBERS).map(([ref, server]): Planted => ({
+    path: ['mysqlServers', SCRATCH],
+    edit: 'set',
+    value: { ...(get(doc0, ['mysqlServers', SCRATCH]) as object), port: get(doc0, ['mysqlServers', server, 'port']) },
+    expect: dotted(SCRATCH_REF),
+    needs: [ref, SCRATCH_REF, ['mysqlServers', server]],
+  })),
   fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
   // A restoreTest input names its point-in-time queries: a name used twice, or no SQL, is refused.
   fc
@@ -326,7 +348,12 @@ const hidesDuplicate = (ps: Planted[]) =>
 const plantedSets = fc
   .uniqueArray(planted, { minLength: 1, maxLength: 5, selector: (p) => dotted(p.path) })
   .filter((ps) => ps.every((a, i) => ps.every((b, j) => i === j || !isPrefix(a.path, b.path))))
-  .filter((ps) => !hidesDuplicate(ps));
+  .filter((ps) => !hidesDuplicate(ps))
+  .filter((ps) =>
+    ps.every((a) =>
+      (a.needs ?? []).every((n) => ps.every((b) => a === b || !(isPrefix(b.path, n) || isPrefix(n, b.path)))),
+    ),
+  );
 
 function get(doc: unknown, p: Path): unknown {
   return p.reduce<unknown>((o, k) => (o as Record<string | number, unknown>)[k], doc);

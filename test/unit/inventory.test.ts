@@ -88,6 +88,38 @@ describe('inventory', () => {
     ]);
   });
 
+  test('a scratch server that is a production member, by name or by host:port, is refused naming both', () => {
+    const byName = sandboxDoc();
+    byName.services[0].restoreTest.scratchServer = 'db-scratch'; // wiki's primary
+    expect(problemsOf(byName)).toEqual([
+      expect.stringMatching(
+        /^services\.0\.restoreTest\.scratchServer: db-scratch is the primary of wiki: a restore writes restore_\* databases/,
+      ),
+    ]);
+    // Another name for the replica's address (and "localhost" is 127.0.0.1 to the worker).
+    const byAddress = sandboxDoc();
+    byAddress.mysqlServers['db-restore-scratch'].host = 'localhost';
+    byAddress.mysqlServers['db-restore-scratch'].port = byAddress.mysqlServers['db-replica'].port;
+    expect(problemsOf(byAddress)).toEqual([
+      `services.0.restoreTest.scratchServer: db-restore-scratch is at localhost:${byAddress.mysqlServers['db-replica'].port}, the address of db-replica, the replica of shop: a restore writes restore_* databases there with sql_log_bin = 0 (and a point-in-time replay applies binlog events); name a server that is no service's primary, replica or drServer`,
+    ]);
+    // A member's replication address counts too (the worker may reach it through a proxy), and drServers are members.
+    const byReplicationAddress = sandboxDoc();
+    byReplicationAddress.mysqlServers['db-cold-dr'].host = 'proxy.internal';
+    byReplicationAddress.mysqlServers['db-cold-dr'].replication = {
+      host: '127.0.0.1',
+      port: byReplicationAddress.mysqlServers['db-restore-scratch'].port,
+    };
+    expect(problemsOf(byReplicationAddress)).toEqual([
+      expect.stringMatching(
+        /^services\.0\.restoreTest\.scratchServer: .* the address of db-cold-dr, the drServer of wiki/,
+      ),
+    ]);
+    // Also beside a problem of another kind.
+    byName.services[1].tier = 'gold';
+    expect(problemsOf(byName)).toHaveLength(2);
+  });
+
   test('the physical backup option: MariaDB only, and only where mariabackup can reach the data files', () => {
     const doc = sandboxDoc();
     doc.services[0].backup.physical = true;
