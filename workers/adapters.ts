@@ -22,6 +22,7 @@ import { createPhysicalBackupActivities } from '../activities/mysql/physical';
 import { createBinlogArchiveActivities } from '../activities/mysql/binlogs';
 import { createTopologyDiscoveryActivities } from '../activities/mysql/discovery';
 import { createDrillCopyActivities } from '../activities/mysql/drill-copy';
+import { createScratchIsolation } from '../activities/mysql/scratch-isolation';
 import { createDrillReportActivities } from '../activities/reports/drill-report';
 import { createStorageActivities } from '../activities/storage';
 import { BackupStores } from '../activities/storage/destinations';
@@ -50,6 +51,8 @@ function buildActivities(
 ) {
   const awsFailover = createAwsFailoverActivities(aws);
   const backupStores = new BackupStores(loaded.inventory, loaded.baseDir, aws.connection);
+  // Scratch is never production: every restore target is read live before anything is written to it.
+  const isolation = createScratchIsolation(() => loaded.inventory.services, pools);
   return {
     ...createInventoryActivities(loaded.inventory),
     ...createAwsActivities(aws),
@@ -76,14 +79,14 @@ function buildActivities(
     // One topology change per service: who holds lock-<service> (workflows/lock.ts).
     ...createServiceLockActivities(),
     // Monthly restore test: checksum, streamed restore into scratch, validation, RDS restore in DR, reports.
-    ...createRestoreActivities(backupStores, pools),
-    ...createPointInTimeActivities(backupStores, pools),
+    ...createRestoreActivities(backupStores, pools, isolation),
+    ...createPointInTimeActivities(backupStores, pools, isolation),
     ...createPhysicalRestoreActivities(backupStores),
-    ...createColdRestoreActivities(loaded.inventory, backupStores, pools),
+    ...createColdRestoreActivities(loaded.inventory, backupStores, pools, isolation),
     ...createRdsRestoreActivities(aws),
     ...createReportActivities(backupStores),
     // Quarterly drill: the isolated scope's DR data copy, and drill reports next to the backups.
-    ...createDrillCopyActivities(pools),
+    ...createDrillCopyActivities(pools, isolation),
     ...createDrillReportActivities(backupStores, loaded.inventory, drillReportsDir(loaded)),
   };
 }

@@ -54,6 +54,11 @@ const FAILURE_RETRYABLE = {
   BackupCorrupt: false,
   /** A backup holds something a restore never runs (a mariadb client command such as `\\! cmd`). */
   RestoreRefused: false,
+  /**
+   * A restore's target, read live, is production: a scratch server that is a replica, a replication source or a
+   * member of any service; a cold failover's drServer that is writable, a replica, has replicas or is another member.
+   */
+  ScratchIsProduction: false,
   /** mariadb-dump / zstd exited non-zero (stderr in the message). */
   DumpFailed: true,
   /** One or more steps of a service's backup failed; the message names each. */

@@ -214,8 +214,15 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
       return await run.step(step, work, describe);
     } catch (err) {
       if (!isCancellation(err)) {
-        const corrupt = err instanceof ApplicationFailure && err.type === RestoreErrorType.BackupCorrupt;
-        check(corrupt ? 'checksum' : checkName, false, reasonOf(err));
+        const typed = err instanceof ApplicationFailure ? err.type : null;
+        // A refused scratch server is its own finding: the restore never began (nothing was written there).
+        const named =
+          typed === RestoreErrorType.BackupCorrupt
+            ? 'checksum'
+            : typed === ErrorType.ScratchIsProduction
+              ? 'scratch-isolated'
+              : checkName;
+        check(named, false, reasonOf(err));
       }
       throw err;
     }

@@ -19,6 +19,7 @@ import { failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 import { loaderOptions, writeClientDefaults } from './dump';
 import { mysqlFailure, type MysqlPools } from './index';
+import type { ScratchIsolation } from './scratch-isolation';
 
 export interface DrillCopy {
   replica: string;
@@ -41,7 +42,7 @@ export function scratchDatabaseName(copyId: string, database: string): string {
   return `drill_${id}_${database}`.slice(0, 64);
 }
 
-export function createDrillCopyActivities(pools: MysqlPools) {
+export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchIsolation) {
   /** The pool's connection helper, with driver errors raised inside `fn` named by server too. */
   const withConnection = <T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> =>
     pools.withConnection(server, async (conn) => {
@@ -134,6 +135,8 @@ export function createDrillCopyActivities(pools: MysqlPools) {
         throw failure(ErrorType.InvalidInput, `the scratch server ${scratch} cannot be the replica itself`);
       const started = Date.now();
       const names = databases.map((source) => ({ source, scratch: scratchDatabaseName(copyId, source) }));
+      // Read before the replica is paused or anything is created: the scratch is nobody's member, live.
+      await isolation.requireScratch(scratch, 'copying the DR replica into it');
       return withConnection(replica, async (conn) => {
         const [status] = await rows(conn, 'SHOW SLAVE STATUS');
         if (!status)
@@ -243,10 +246,18 @@ export function createDrillCopyActivities(pools: MysqlPools) {
       databases: string[];
     }): Promise<{ dropped: string[] }> {
       const ours = databases.map((d) => scratchDatabaseName(copyId, d));
+      // Only what exists: a DROP ... IF EXISTS is binlogged even when nothing is dropped (errant on a member).
+      const existing = await withConnection(scratch, async (conn) =>
+        (
+          await rows(conn, 'SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?)', [ours])
+        ).map((r) => String(r.s)),
+      );
+      if (!existing.length) return { dropped: [] };
+      await isolation.requireScratch(scratch, 'dropping the drill copy on it');
       await withConnection(scratch, async (conn) => {
-        for (const d of ours) await rows(conn, `DROP DATABASE IF EXISTS ${quoteId(d)}`);
+        for (const d of existing) await rows(conn, `DROP DATABASE IF EXISTS ${quoteId(d)}`);
       });
-      return { dropped: ours };
+      return { dropped: existing };
     },
 
     /** Make sure a replica applies again (the copy resumes it itself; this is the teardown's belt and braces). */

@@ -27,6 +27,7 @@ import { ErrorType, type BackupDestinationName } from '../../workflows/contract'
 import { failure } from '../errors';
 import { collect, exitOf, loaderOptions, REFUSED_CLIENT_COMMAND, writeClientDefaults } from '../mysql/dump';
 import type { MysqlPools } from '../mysql';
+import type { ScratchIsolation } from '../mysql/scratch-isolation';
 import type { BackupStores } from '../storage/destinations';
 import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
 import { privateWorkDir } from '../workdirs';
@@ -44,7 +45,12 @@ async function lineOf(file: string, n: number): Promise<string | null> {
   }
 }
 
-export function createColdRestoreActivities(inventory: Inventory, stores: BackupStores, pools: MysqlPools) {
+export function createColdRestoreActivities(
+  inventory: Inventory,
+  stores: BackupStores,
+  pools: MysqlPools,
+  isolation: ScratchIsolation,
+) {
   return {
     async restoreIntoDrServer({
       service,
@@ -66,6 +72,8 @@ export function createColdRestoreActivities(inventory: Inventory, stores: Backup
       if (server === svc.database.primary)
         throw failure(ErrorType.NotConfigured, `${service}: drServer is the primary; refusing to restore over it`);
       const started = Date.now();
+      // ... nor on any server that is live or another member, whatever the inventory calls it (read from the server).
+      await isolation.requireColdTarget(service, server);
       // The signed manifest names the object and its digest: a rewritten manifest is refused before anything changes.
       const store = stores.store(service, destination);
       const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);

@@ -25,6 +25,7 @@ import {
 import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from '../mysql';
 import { Digest, loaderOptions, writeClientDefaults } from '../mysql/dump';
+import type { ScratchIsolation } from '../mysql/scratch-isolation';
 import type { BackupStore, BackupStores } from '../storage/destinations';
 import { backupRoot, manifestKey, MANIFEST_FILE, serviceRoot, type BackupKind } from '../storage/layout';
 import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
@@ -167,7 +168,7 @@ function cancelledOr(err: unknown, ctx: Context | null): unknown {
   return err;
 }
 
-export function createRestoreActivities(stores: BackupStores, pools: MysqlPools) {
+export function createRestoreActivities(stores: BackupStores, pools: MysqlPools, isolation: ScratchIsolation) {
   async function connectTo(server: string, database?: string): Promise<mysql.Connection> {
     const target = pools.target(server);
     try {
@@ -177,13 +178,27 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
     }
   }
 
-  async function dropDatabases(server: string, names: string[]): Promise<{ dropped: string[]; absent: string[] }> {
+  /**
+   * Drop the scratch databases that exist. One that does not is not dropped "IF EXISTS": that statement is written
+   * to the binlog all the same, and on a server that is not scratch after all it would be an errant transaction.
+   */
+  async function dropDatabases(
+    server: string,
+    names: string[],
+    isolated = false,
+  ): Promise<{ dropped: string[]; absent: string[] }> {
     requireScratchNames(names);
     const conn = await connectTo(server);
     try {
+      const [present] = await conn.query<RowDataPacket[]>(
+        'SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?)',
+        [names],
+      );
+      const existing = new Set((present as { s: string }[]).map((r) => r.s));
+      const absent = names.filter((n) => !existing.has(n));
+      if (existing.size && !isolated) await isolation.requireScratch(server, 'dropping scratch databases on it');
       const dropped: string[] = [];
-      const absent: string[] = [];
-      for (const name of names) {
+      for (const name of names.filter((n) => existing.has(n))) {
         // A session still loading (a killed client's server thread) would hold the drop up: end it first.
         const [sessions] = await conn.query<RowDataPacket[]>(
           'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
@@ -191,12 +206,8 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
         );
         for (const { id } of sessions as { id: number }[])
           await conn.query(`KILL ${Number(id)}`).catch(() => undefined);
-        const [exists] = await conn.query<RowDataPacket[]>(
-          'SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
-          [name],
-        );
         await conn.query(`DROP DATABASE IF EXISTS ${ident(name)}`);
-        (exists.length ? dropped : absent).push(name);
+        dropped.push(name);
       }
       return { dropped, absent };
     } catch (err) {
@@ -332,15 +343,18 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools)
       parallel?: number;
     }): Promise<RestoredIntoScratch> {
       requireScratchNames(databases.map((d) => d.scratch));
+      const started = performance.now();
+      // The server is read before anything is written to it: never a replica, a source or a production member.
+      await isolation.requireScratch(server, 'restoring into it');
       const store = stores.store(service, destination);
       const verified = await readVerifiedManifest(store, stores.keyring, service, backupId);
       requireManifestObject(verified, store, { size, sha256 });
       const key = verified.objectKey;
       const ctx = activityContext();
-      const started = performance.now();
       await dropDatabases(
         server,
         databases.map((d) => d.scratch),
+        true,
       );
 
       const defaults = await writeClientDefaults(pools.target(server));

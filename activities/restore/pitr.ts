@@ -29,6 +29,7 @@ import { ErrorType, RestoreErrorType, type BackupDestinationName } from '../../w
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import type { MysqlPools } from '../mysql';
+import type { ScratchIsolation } from '../mysql/scratch-isolation';
 import { activityContext, collect, exitOf, loaderOptions, writeClientDefaults } from '../mysql/dump';
 import { CLONEABLE_DATABASE } from '../mysql/topology';
 import type { BackupStores } from '../storage/destinations';
@@ -171,7 +172,7 @@ function spawnBinlog(args: string[]): ChildProcess {
   return spawn('mariadb-binlog', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TZ: 'UTC' } });
 }
 
-export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPools) {
+export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPools, isolation: ScratchIsolation) {
   return {
     /**
      * Replay the service's archived binlogs onto scratch databases restored from a dump, from the
@@ -225,6 +226,8 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
           RestoreErrorType.PitrArchiveGap,
           `the backup records no binlog position (file ${from.binlogFile ?? 'none'}): nothing to replay from`,
         );
+      // Events applied to a production member would be changes nobody made there: read the server first.
+      await isolation.requireScratch(server, 'replaying binlogs into it');
       const store = stores.store(service, destination);
       const root = binlogRoot(service, sourceServer);
 
