@@ -47,7 +47,47 @@ export const DEFAULT_TIER_TARGETS: Record<Tier, { rtoSeconds: number; rpoSeconds
   normal: { rtoSeconds: 24 * 3600, rpoSeconds: 8 * 3600 },
 };
 
-const approver = z.object({ name, email: z.email().optional() }).strict();
+/** The key types `ssh-keygen -Y sign` signs with (a FIDO key included). */
+const SSH_KEY_TYPES = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'ssh-rsa',
+  'sk-ssh-ed25519@openssh.com',
+  'sk-ecdsa-sha2-nistp256@openssh.com',
+];
+
+/**
+ * "<type> <base64 body> [comment]" → "<type> <base64 body>", or null when it is not an OpenSSH public key: a known
+ * type whose body decodes and names the same type (catches a truncated or pasted-wrong key at worker start).
+ */
+export function publicKeyBody(line: string): string | null {
+  const m = /^(\S+) ([A-Za-z0-9+/]+={0,2})(?: [^\r\n]*)?$/.exec(line.trim());
+  if (!m || !SSH_KEY_TYPES.includes(m[1])) return null;
+  let blob: string;
+  try {
+    blob = atob(m[2]);
+  } catch {
+    return null;
+  }
+  // The body starts with the key type again, as an SSH string (a 4-byte length, then the name).
+  const header = String.fromCharCode(0, 0, 0, m[1].length) + m[1];
+  return blob.startsWith(header) && blob.length > header.length + 16 ? `${m[1]} ${m[2]}` : null;
+}
+
+const sshPublicKey = z
+  .string()
+  .refine((k) => publicKeyBody(k) !== null, 'an OpenSSH public key line, e.g. "ssh-ed25519 AAAAC3Nza… alice@laptop"');
+
+const approver = z
+  .object({
+    name,
+    email: z.email().optional(),
+    /** Under `approvals.policy: signed`, the keys whose signatures count as this approver's (one or more). */
+    sshKeys: z.array(sshPublicKey).default([]),
+  })
+  .strict();
 
 const notificationTarget = z.discriminatedUnion('kind', [
   z.object({ name, kind: z.literal('webhook'), url: z.url() }).strict(),
@@ -451,6 +491,16 @@ export const inventorySchema = z
       })
       .prefault({}),
     approvers: z.array(approver).min(1),
+    /**
+     * How an approval proves who sent it. `named` (the default, and the sandbox's): the approver is the name in the
+     * approval, trusted as far as Temporal's authorization of the client goes. `signed`: each approval carries an SSH
+     * signature over its run and gate by a key listed under `approvers[].sshKeys`, checked on the worker; one key
+     * counts once. docs/security.md.
+     */
+    approvals: z
+      .object({ policy: z.enum(['named', 'signed']).default('named') })
+      .strict()
+      .prefault({}),
     notifications: z.array(notificationTarget).default([]),
     sshHosts: z.record(name, sshHost).default({}),
     mysqlServers: z.record(name, mysqlServer).default({}),
@@ -495,6 +545,17 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
   for (const [name, server] of Object.entries(inv.mysqlServers)) {
     ref('sshHosts', server.sshHost, ['mysqlServers', name, 'sshHost']);
   }
+  // Read defensively: this check also runs beside other problems, on a document that may be half valid.
+  const policy: unknown = isRecord(inv.approvals) ? inv.approvals.policy : undefined;
+  if (policy === 'signed' && Array.isArray(inv.approvers))
+    inv.approvers.forEach((a: unknown, i) => {
+      if (isRecord(a) && !(Array.isArray(a.sshKeys) && a.sshKeys.length))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['approvers', i, 'sshKeys'],
+          message: `the signed approval policy needs at least one SSH public key for ${String(a.name)}`,
+        });
+    });
   const backedUp = inv.services.filter((s) => s.backup).map((s) => s.name);
   if (backedUp.length && !inv.backupSigning)
     ctx.addIssue({

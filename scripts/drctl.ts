@@ -9,6 +9,7 @@
  *   drctl drill shop --scope switchover                          drctl status drill-shop --watch
  *   drctl runs --service shop --runbook drill                    drctl report drill-shop --html drill.html
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,7 +38,15 @@ import {
   type ReportView,
 } from '../activities/reports/drill-report';
 import { dataConverterFromEnv } from '../workers/codec';
-import { TASK_QUEUE, type Approval, type DrillReport, type RunbookStatus, type Topology } from '../workflows/contract';
+import {
+  APPROVAL_SIGNATURE_NAMESPACE,
+  approvalMessage,
+  TASK_QUEUE,
+  type Approval,
+  type DrillReport,
+  type RunbookStatus,
+  type Topology,
+} from '../workflows/contract';
 import type { DrillStatus } from '../workflows/drill';
 import { abortSignal, approveUpdate, statusQuery } from '../workflows/messages';
 import { runMetadata } from './run-metadata';
@@ -269,12 +278,27 @@ export function buildProgram(options: DrctlOptions = {}): Command {
     .option('--override-rpo', 'promote although the expected data loss exceeds the RPO')
     .option('--ack-unfenced', 'accept that the old primary could not be fenced')
     .option('--json', 'print the receipt as JSON')
+    .option(
+      '--key <file>',
+      'SSH key that signs the approval (signed policy; default ~/.ssh/id_ed25519, or its .pub with ssh-agent)',
+    )
+    .option('--print-signature', "print the signed approval as JSON for the Web UI's Send Signal dialog; send nothing")
     .action(
       async (
         workflowId: string,
-        o: { step: string; as: string; comment?: string; overrideRpo?: boolean; ackUnfenced?: boolean; json?: boolean },
+        o: {
+          step: string;
+          as: string;
+          comment?: string;
+          overrideRpo?: boolean;
+          ackUnfenced?: boolean;
+          json?: boolean;
+          key?: string;
+          printSignature?: boolean;
+        },
       ) => {
-        const approvers = inventory().approvers.map((a) => a.name);
+        const inv = inventory();
+        const approvers = inv.approvers.map((a) => a.name);
         if (!approvers.includes(o.as))
           throw new OperatorError(`"${o.as}" is not an approver in the inventory (${approvers.join(', ')})`);
         const target = await waitingRun(workflowId);
@@ -292,6 +316,20 @@ export function buildProgram(options: DrctlOptions = {}): Command {
           ...(o.overrideRpo ? { overrideRpo: true } : {}),
           ...(o.ackUnfenced ? { acknowledgeUnfenced: true } : {}),
         };
+        // Signed: over this run (the waiting child's, for a drill) and gate, with the user's own key; the key is a
+        // path on the command line, never its contents.
+        if (inv.approvals.policy === 'signed' || o.key || o.printSignature) {
+          const message = approvalMessage({ workflowId: target.workflowId, runId: target.runId, ...approval });
+          approval.signature = signApproval(message, o.key ?? path.join(os.homedir(), '.ssh', 'id_ed25519'));
+        }
+        if (o.printSignature) {
+          // One line: what the Send Signal dialog takes (the signature's base64 without its armor lines).
+          const oneLine = approval
+            .signature!.split('\n')
+            .filter((l) => l && !l.startsWith('-----'))
+            .join('');
+          return print(JSON.stringify({ ...approval, signature: oneLine }));
+        }
         try {
           const receipt = await target.handle.executeUpdate(approveUpdate, { args: [approval] });
           if (o.json) return json({ workflowId: target.workflowId, ...receipt });
@@ -324,9 +362,26 @@ export function buildProgram(options: DrctlOptions = {}): Command {
     const status = (await handle.query(statusQuery)) as DrillStatus;
     if (status.activeChild) {
       const child = await handleFor(status.activeChild);
-      return { workflowId: status.activeChild, handle: child.handle, status: await child.handle.query(statusQuery) };
+      return {
+        workflowId: status.activeChild,
+        runId: child.info.runId,
+        handle: child.handle,
+        status: await child.handle.query(statusQuery),
+      };
     }
-    return { workflowId, handle, status: status as RunbookStatus };
+    return { workflowId, runId: info.runId, handle, status: status as RunbookStatus };
+  }
+
+  /** `ssh-keygen -Y sign` of `message` (on stdin) with the key at `key`: the armored signature. */
+  function signApproval(message: string, key: string): string {
+    const r = spawnSync('ssh-keygen', ['-Y', 'sign', '-n', APPROVAL_SIGNATURE_NAMESPACE, '-f', key], {
+      input: message,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    if (r.status !== 0 || !r.stdout.includes('BEGIN SSH SIGNATURE'))
+      throw new OperatorError(`could not sign with ${key}: ${(r.stderr || r.error?.message || '').trim()}`);
+    return r.stdout;
   }
 
   // ------------------------------------------------------------------ status

@@ -13,6 +13,7 @@ import { createHealthActivities } from '../activities/health';
 import { createMysqlTopologyActivities, type ReplicationCredentials } from '../activities/mysql/topology';
 import { createNotifyActivities } from '../activities/notify';
 import { createInventoryActivities } from '../activities/inventory';
+import { createApprovalActivities } from '../activities/approvals';
 import { createMysqlActivities, MysqlPools } from '../activities/mysql';
 import { createSshActivities, sshTargetFromInventory, type SshTarget } from '../activities/ssh';
 import { createSnapshotActivities } from '../activities/aws/snapshots';
@@ -55,6 +56,8 @@ function buildActivities(
   const isolation = createScratchIsolation(() => loaded.inventory.services, pools);
   return {
     ...createInventoryActivities(loaded.inventory),
+    // Signed approvals: ssh-keygen -Y verify against the approvers' keys in the inventory.
+    ...createApprovalActivities(loaded.inventory),
     ...createAwsActivities(aws),
     ...awsFailover,
     ...createRdsReplicaActivities(aws),

@@ -43,6 +43,7 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
   requireWorkflowId('failback', input.service);
   const plan = await planFor(input.service);
   const run = new RunbookRun('failback', plan.service.name, plan.targets, plan.approvers, Date.now());
+  run.requireSignedApprovals(plan);
   const acts = drSteps(plan, run);
   // One topology change per service at a time, the re-clone of a diverged old primary included.
   const lock = await holdServiceLockIfPatched(run, plan, acts.quick);

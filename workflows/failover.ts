@@ -68,6 +68,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
   const startedAt = Date.now();
   const incidentStartedAt = input.incidentStartedAt ? Date.parse(input.incidentStartedAt) : startedAt;
   const run = new RunbookRun('failover', svc.name, plan.targets, plan.approvers, incidentStartedAt);
+  run.requireSignedApprovals(plan);
   run.tag([
     { key: DrService, value: svc.name },
     { key: DrRunbook, value: 'failover' },

@@ -5,7 +5,7 @@
  * setCurrentDetails is served by the SDK's metadata query, not recorded as a command, so writing the
  * page never changes what a run replays.
  */
-import type { Approval, StepRecord } from './contract';
+import { APPROVAL_SIGNATURE_NAMESPACE, type Approval, type StepRecord } from './contract';
 
 export interface PageGate {
   step: string;
@@ -17,6 +17,8 @@ export interface PageGate {
   requireOverrideRpo: boolean;
   requireUnfencedAck: boolean;
   approvedBy: string[];
+  /** Under the inventory's `signed` policy: the exact message an approval's signature covers (approvalMessage). */
+  signing?: { message: string } | null;
 }
 
 /** A child runbook's gate as its parent (the drill) shows it: approvals sent to the parent are relayed there. */
@@ -64,13 +66,22 @@ function cell(text: string | undefined, max = 140): string {
 const clock = (at: string | undefined) => (at ? at.slice(11, 19) : '');
 
 /** The approval an approver pastes into Send Signal: the step, a name placeholder, the flags this gate needs. */
-export function approvalPayload(gate: Pick<PageGate, 'step' | 'requireOverrideRpo' | 'requireUnfencedAck'>): Approval {
+export function approvalPayload(
+  gate: Pick<PageGate, 'step' | 'requireOverrideRpo' | 'requireUnfencedAck' | 'signing'>,
+): Approval {
   return {
     step: gate.step,
     approver: '<your name>',
     ...(gate.requireOverrideRpo ? { overrideRpo: true } : {}),
     ...(gate.requireUnfencedAck ? { acknowledgeUnfenced: true } : {}),
+    ...(gate.signing ? { signature: '<the one line the command below prints>' } : {}),
   };
+}
+
+/** The shell command that signs `message` with the approver's SSH key and prints the signature on one line. */
+export function signCommand(message: string, key = '~/.ssh/id_ed25519'): string {
+  const printf = message.replace(/\n/g, '\\n');
+  return `printf '${printf}' | ssh-keygen -Y sign -n ${APPROVAL_SIGNATURE_NAMESPACE} -f ${key} | sed '1d;$d' | tr -d '\\n'`;
 }
 
 export function renderPage(p: RunbookPage): string {
@@ -147,7 +158,28 @@ function renderGate(workflowId: string, g: PageGate, child: string | null): stri
     JSON.stringify(payload),
     '```',
     '',
-    `Or from a terminal: \`drctl approve ${workflowId} --step ${g.step} --as <your name>${flags}\``,
+    ...(g.signing
+      ? [
+          '',
+          'Approvals of this service are **signed** (inventory `approvals.policy: signed`): `signature` is your SSH',
+          'signature over exactly this message (each line ends with a newline), by a key the inventory lists for you:',
+          '',
+          '```',
+          g.signing.message.trimEnd(),
+          '```',
+          '',
+          'Sign it and print the line to paste (the key may be in ssh-agent: give its `.pub` file):',
+          '',
+          '```sh',
+          signCommand(g.signing.message),
+          '```',
+          '',
+          `or \`drctl approve ${workflowId} --step ${g.step} --as <your name>${flags} --print-signature\` prints the whole input.`,
+        ]
+      : []),
+    '',
+    `Or from a terminal: \`drctl approve ${workflowId} --step ${g.step} --as <your name>${flags}\`` +
+      (g.signing ? ' (signs with `--key`, default `~/.ssh/id_ed25519`)' : ''),
   ];
 }
 

@@ -47,6 +47,7 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
   const plan = await planFor(input.service);
   const svc = plan.service;
   const run = new RunbookRun('resolve', svc.name, plan.targets, plan.approvers, Date.now());
+  run.requireSignedApprovals(plan);
   run.tag([
     { key: DrService, value: svc.name },
     { key: DrRunbook, value: 'resolve' },

@@ -9,13 +9,26 @@ import {
   condition,
   getExternalWorkflowHandle,
   patched,
+  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { ErrorType, type Approval, type RunbookStatus, type StepRecord, type Topology } from './contract';
+import type { ServicePlan } from '../activities/inventory';
+import type { Activities } from '../workers/adapters';
+import {
+  APPROVAL_SIGNATURE_MAX,
+  approvalMessage,
+  drTaskQueue,
+  ErrorType,
+  NON_RETRYABLE,
+  type Approval,
+  type RunbookStatus,
+  type StepRecord,
+  type Topology,
+} from './contract';
 import {
   abortSignal,
   approveSignal,
@@ -66,6 +79,8 @@ export class RunbookRun {
   private changing = false;
   /** Steps running now, in start order (several run together in places). */
   private readonly running: string[] = [];
+  /** Under the inventory's `signed` policy: where signatures are checked (null: `named`, the approver's name counts). */
+  private signatures: { verifyApprovalSignature: Activities['verifyApprovalSignature'] } | null = null;
   /** What the run's page says besides the steps: the input's mode and reason, the child it waits on, the outcome. */
   private page: {
     mode: string | null;
@@ -96,11 +111,20 @@ export class RunbookRun {
     });
     setHandler(approveSignal, (approval) => {
       const problem = this.checkApproval(approval);
-      if (problem) this.rejectedApprovals.push({ approval, reason: problem });
-      else this.accept(approval);
+      if (problem) this.rejectedApprovals.push({ approval: unsigned(approval), reason: problem });
+      else if (!this.signatures) this.accept(approval);
+      // A refused signed approval is recorded by acceptSigned; a signal has no caller to tell.
+      else
+        return this.acceptSigned(approval).then(
+          () => undefined,
+          () => undefined,
+        );
+      return undefined;
     });
     this.publish();
-    setHandler(approveUpdate, (approval) => this.accept(approval), {
+    // The validator makes the cheap checks (no history for a refused update). Under `signed` the signature is then
+    // checked by an activity, in the handler, and a bad one is recorded as rejected.
+    setHandler(approveUpdate, (approval) => (this.signatures ? this.acceptSigned(approval) : this.accept(approval)), {
       validator: (approval: Approval) => {
         const problem = this.checkApproval(approval);
         if (problem) {
@@ -111,6 +135,21 @@ export class RunbookRun {
         }
       },
     });
+  }
+
+  /**
+   * The inventory's `signed` policy: from now on an approval counts only with a valid SSH signature by a key listed
+   * for its approver, checked by an activity on the DR side's queue (the primary region may be gone). Plans recorded
+   * before the policy existed have none: `named`, and no new command on replay.
+   */
+  requireSignedApprovals(plan: Pick<ServicePlan, 'approvalPolicy' | 'regions'>): void {
+    if (plan.approvalPolicy !== 'signed') return;
+    this.signatures = proxyActivities<Activities>({
+      taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
+      startToCloseTimeout: '30s',
+      retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
+    });
+    this.publish();
   }
 
   /** Search attributes (service, runbook, mode, outcome) for filtering runs in the Web UI; the page shows them too. */
@@ -168,6 +207,17 @@ export class RunbookRun {
           requireOverrideRpo: Boolean(p.requireOverrideRpo),
           requireUnfencedAck: Boolean(p.requireUnfencedAck),
           approvedBy: p.approvals.map((a) => a.approver),
+          signing: this.signatures
+            ? {
+                message: approvalMessage({
+                  workflowId: workflowInfo().workflowId,
+                  runId: workflowInfo().runId,
+                  step: p.step,
+                  overrideRpo: Boolean(p.requireOverrideRpo),
+                  acknowledgeUnfenced: Boolean(p.requireUnfencedAck),
+                }),
+              }
+            : null,
         }
       : null;
   }
@@ -367,6 +417,10 @@ export class RunbookRun {
   private checkApproval(a: Approval): string | null {
     if (!a || typeof a.approver !== 'string' || typeof a.step !== 'string')
       return 'an approval needs { step, approver }';
+    if (this.signatures && (typeof a.signature !== 'string' || !a.signature.trim()))
+      return `the approval policy is "signed": an approval needs a signature by ${a.approver}'s SSH key over this run's approval message (drctl approve signs; the run's page shows the message)`;
+    if (this.signatures && a.signature!.length > APPROVAL_SIGNATURE_MAX)
+      return `the signature is longer than ${APPROVAL_SIGNATURE_MAX} characters`;
     if (!this.approvers.includes(a.approver)) {
       return `${ErrorType.ApproverNotAllowed}: "${a.approver}" is not an approver in the inventory (${this.approvers.join(', ')})`;
     }
@@ -377,8 +431,42 @@ export class RunbookRun {
     return null;
   }
 
-  private accept(a: Approval): ApprovalReceipt {
-    const approval = { ...a, at: iso(Date.now()) };
+  /**
+   * Under `signed`: the signature checked by the activity, then the checks again (other approvals may have come while
+   * it ran) and one key once. A refusal is recorded and fails the update with its reason.
+   */
+  private async acceptSigned(a: Approval): Promise<ApprovalReceipt> {
+    const verdict = await this.checkSignature(a);
+    const problem = typeof verdict === 'string' ? verdict : this.checkApproval(a);
+    if (problem !== null) {
+      this.rejectedApprovals.push({ approval: unsigned(a), reason: problem });
+      this.publish();
+      throw ApplicationFailure.create({ type: ErrorType.ApprovalRejected, message: problem, nonRetryable: true });
+    }
+    return this.accept(a, typeof verdict === 'object' && verdict ? verdict.key : undefined);
+  }
+
+  /**
+   * Under `signed`: the signing key's fingerprint, or why the signature does not count (wrong run, step or flags, a
+   * key not listed for the approver, a key that already approved this gate). Null under `named`.
+   */
+  private async checkSignature(a: Approval): Promise<{ key: string } | string | null> {
+    if (!this.signatures) return null;
+    const { workflowId, runId } = workflowInfo();
+    const message = approvalMessage({ workflowId, runId, ...a });
+    const verdict = await this.signatures.verifyApprovalSignature({
+      approver: a.approver,
+      message,
+      signature: a.signature ?? '',
+    });
+    if (!verdict.valid) return verdict.reason;
+    const same = this.pending?.approvals.find((x) => x.signedWith === verdict.key);
+    if (same) return `the key ${verdict.key} already approved ${a.step} (as ${same.approver}): one key counts once`;
+    return { key: verdict.key };
+  }
+
+  private accept(a: Approval, signedWith?: string): ApprovalReceipt {
+    const approval = { ...unsigned(a), ...(signedWith ? { signedWith } : {}), at: iso(Date.now()) };
     this.pending!.approvals.push(approval);
     this.approvals.push(approval);
     this.publish();
@@ -399,6 +487,14 @@ export class RunbookRun {
       `abort requested by ${this.aborted.by} while changing the estate: finishing the run rather than leaving it half-done`,
     );
   }
+}
+
+/** An approval without its signature (checked once; status, page and reports keep the key's fingerprint instead). */
+function unsigned(a: Approval): Approval {
+  if (!a || typeof a !== 'object' || !('signature' in a)) return a;
+  const rest = { ...a };
+  delete rest.signature;
+  return rest;
 }
 
 function distinct(approvals: Approval[]): number {

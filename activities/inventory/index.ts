@@ -12,6 +12,8 @@ export interface ServicePlan {
   regions: Inventory['regions'];
   targets: { rtoSeconds: number; rpoSeconds: number };
   approvers: string[];
+  /** How approvals prove who sent them (inventory `approvals.policy`); absent in plans recorded before it existed. */
+  approvalPolicy?: 'named' | 'signed';
   notificationTargets: string[];
   /**
    * Where the service's database servers listen for the estate (for the application webhook): their replication
@@ -36,6 +38,7 @@ export function createInventoryActivities(inventory: Inventory) {
         regions: inventory.regions,
         targets: targetsFor(svc),
         approvers: inventory.approvers.map((a) => a.name),
+        approvalPolicy: inventory.approvals.policy,
         notificationTargets: inventory.notifications.map((n) => n.name),
         endpoints: Object.fromEntries(
           [svc.database?.primary, svc.database?.replica, svc.database?.drServer]

@@ -320,6 +320,33 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
     needs: [ref, SCRATCH_REF, ['mysqlServers', server]],
   })),
   fc.constant<Planted>({ path: ['services', 1, 'name'], edit: 'set', value: 'shop', expect: 'services.1.name' }),
+  // Approvals: a policy that is neither named nor signed; signed with approvers that list no SSH key; a key that is
+  // not an OpenSSH public key (garbage, a type alone, a truncated body, an unknown type, an RSA body under ed25519).
+  fc
+    .constantFrom<unknown>('SIGNED', 'ssh', '', 1, null, ['signed'])
+    .map((v): Planted => ({ path: ['approvals'], edit: 'set', value: { policy: v }, expect: 'approvals.policy' })),
+  fc.constant<Planted>({
+    path: ['approvals'],
+    edit: 'set',
+    value: { policy: 'signed' },
+    expect: 'approvers.0.sshKeys',
+    needs: [['approvers', 0]],
+  }),
+  fc
+    .tuple(
+      fc.constantFrom(0, 1, 2),
+      fc.constantFrom<unknown>(
+        'not a key',
+        'ssh-ed25519',
+        'ssh-ed25519 AAAA',
+        'ssh-dss AAAAB3NzaC1kc3MAAACBAP8',
+        'ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQC7',
+        'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI!!',
+        1,
+        null,
+      ),
+    )
+    .map(([i, v]) => set(['approvers', i, 'sshKeys'])([v])),
   // A restoreTest input names its point-in-time queries: a name used twice, or no SQL, is refused.
   fc
     .constantFrom<unknown>(
