@@ -437,7 +437,16 @@ export class RunbookRun {
    */
   private async acceptSigned(a: Approval): Promise<ApprovalReceipt> {
     const verdict = await this.checkSignature(a);
-    const problem = typeof verdict === 'string' ? verdict : this.checkApproval(a);
+    // Checked here, with no await before accept(): two approvals signed by one key and verified at the same time
+    // must not both count.
+    const same =
+      typeof verdict === 'object' && verdict ? this.pending?.approvals.find((x) => x.signedWith === verdict.key) : null;
+    const problem =
+      typeof verdict === 'string'
+        ? verdict
+        : same
+          ? `the key ${same.signedWith} already approved ${a.step} (as ${same.approver}): one key counts once`
+          : this.checkApproval(a);
     if (problem !== null) {
       this.rejectedApprovals.push({ approval: unsigned(a), reason: problem });
       this.publish();
@@ -448,7 +457,7 @@ export class RunbookRun {
 
   /**
    * Under `signed`: the signing key's fingerprint, or why the signature does not count (wrong run, step or flags, a
-   * key not listed for the approver, a key that already approved this gate). Null under `named`.
+   * key not listed for the approver). Null under `named`. A key that already approved is refused by the caller.
    */
   private async checkSignature(a: Approval): Promise<{ key: string } | string | null> {
     if (!this.signatures) return null;
@@ -460,8 +469,6 @@ export class RunbookRun {
       signature: a.signature ?? '',
     });
     if (!verdict.valid) return verdict.reason;
-    const same = this.pending?.approvals.find((x) => x.signedWith === verdict.key);
-    if (same) return `the key ${verdict.key} already approved ${a.step} (as ${same.approver}): one key counts once`;
     return { key: verdict.key };
   }
 
