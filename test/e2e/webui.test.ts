@@ -17,6 +17,7 @@ import { failback } from '../../workflows';
 import type { DrillReport } from '../../workflows/contract';
 import type { FailoverReport } from '../../workflows/failover';
 import { statusQuery } from '../../workflows/messages';
+import { ensureRecentBackup } from '../helpers/backups';
 import { restoreSandboxTopology } from '../helpers/topology';
 import { approveFully } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';
@@ -41,6 +42,7 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
   beforeAll(async () => {
     t = await temporal(loaded);
     await restoreSandboxTopology(t); // an earlier file (or an interrupted run) may have left shop failed over
+    await ensureRecentBackup(t, adapters.activities, 'shop'); // a drill starts from a ready estate
     // A fresh profile per run (--user-data-dir): no state from earlier runs.
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,

@@ -107,14 +107,14 @@ describe('backup objects encrypted with SSE-KMS', () => {
       service: 'shop',
       backupId,
       destination: 'offsite',
-      server: 'db-scratch',
+      server: 'db-restore-scratch',
       databases: [{ source: 'shop', scratch }],
       size: manifest.object.size,
       sha256: manifest.object.sha256,
     });
     try {
       expect(restored.sha256).toBe(manifest.object.sha256);
-      const conn = await sql(base, 'db-scratch');
+      const conn = await sql(base, 'db-restore-scratch');
       try {
         for (const table of manifest.tables.filter((x) => x.database === 'shop' && x.table === 'orders')) {
           const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${scratch}\`.\`${table.table}\``);
@@ -124,7 +124,7 @@ describe('backup objects encrypted with SSE-KMS', () => {
         await conn.end();
       }
     } finally {
-      await activities.dropScratchDatabase({ server: 'db-scratch', databases: [scratch] });
+      await activities.dropScratchDatabase({ server: 'db-restore-scratch', databases: [scratch] });
     }
   });
 });
