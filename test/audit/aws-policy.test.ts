@@ -80,6 +80,14 @@ function iamActions(call: Pick<RecordedAwsCall, 'service' | 'command' | 'version
  */
 const MAY_GO_UNCALLED: Record<Side, Record<string, string>> = {
   primary: {
+    'ec2:DeleteSnapshot':
+      "snapshot retention (deleteSnapshotBackups) once an EBS snapshot ages out of the GFS keep; the suite's " +
+      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
+      'activity, so the recorder does not see it)',
+    'rds:DeleteDBSnapshot':
+      "snapshot retention (deleteSnapshotBackups) once an RDS snapshot ages out of the GFS keep; the suite's " +
+      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
+      'activity, so the recorder does not see it)',
     's3:DeleteObject':
       'retention of backup objects (deleteBackups) once a backup ages out, and an attempt cleaning up its own cut ' +
       'upload (test/chaos/destination-s3-cut.test.ts); most backups in the suite are too young for retention',
@@ -90,6 +98,14 @@ const MAY_GO_UNCALLED: Record<Side, Record<string, string>> = {
       "cannot wait for a lock to end, and moto's locks cannot be shortened (test/integration/backup-object-lock.test.ts)",
   },
   dr: {
+    'ec2:DeleteSnapshot':
+      "snapshot retention (deleteSnapshotBackups) once a DR copy of an EBS snapshot ages out of the GFS keep; the suite's " +
+      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
+      'activity, so the recorder does not see it)',
+    'rds:DeleteDBSnapshot':
+      "snapshot retention (deleteSnapshotBackups) once a DR copy of an RDS snapshot ages out of the GFS keep; the suite's " +
+      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
+      'activity, so the recorder does not see it)',
     'ec2:DescribeSecurityGroups':
       'awsFence.action revoke-ingress (activities/aws/fence.ts): no sandbox service fences by security group',
     'ec2:RevokeSecurityGroupIngress':
