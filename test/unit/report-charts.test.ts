@@ -63,26 +63,10 @@ describe('RTO/RPO trend as a share of the target', () => {
       cleanup: [],
       steps: [],
     } as unknown as RestoreTestReport;
+    const earlier = { outcome: 'passed' as const, backupId: null, failedCheck: null, restoreSeconds: 20 };
     const history = [
-      {
-        id: 'restore-test-shop-2',
-        at: '2026-10-01T03:01:00Z',
-        outcome: 'passed' as const,
-        backupId: null,
-        failedCheck: null,
-        restoreSeconds: 20,
-        rtoSeconds: 90,
-        backupAgeSeconds: 30,
-      },
-      {
-        id: 'restore-test-shop-1',
-        outcome: 'passed' as const,
-        backupId: null,
-        failedCheck: null,
-        restoreSeconds: 20,
-        rtoSeconds: 90,
-        backupAgeSeconds: 30,
-      },
+      { ...earlier, id: 'restore-test-shop-2', at: '2026-10-01T03:01:00Z', rtoSeconds: 90, backupAgeSeconds: 30 },
+      { ...earlier, id: 'restore-test-shop-1', rtoSeconds: 90, backupAgeSeconds: 30 },
     ];
     const trend = restoreTrend(report, history);
     // The entry written before the chart (no date) is left out; the others run oldest to newest.
