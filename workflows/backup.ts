@@ -43,6 +43,7 @@ import {
 } from './contract';
 import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
+import { complianceFacts, publishStatusPage } from './page';
 import { drSteps, notifyPeople } from './steps';
 
 /** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
@@ -79,9 +80,12 @@ const REFUSED_SOURCE: string[] = [ErrorType.SourceNotWritable, ErrorType.SplitBr
 /** Named steps with timings, for `status`; a failed step records the activity's own message. */
 class Steps {
   readonly list: StepRecord[] = [];
+  /** Called when a step starts or ends: the run's page is rewritten then (state changes, never a timer). */
+  onChange: () => void = () => undefined;
   async run<T>(name: string, fn: () => Promise<T>, detail?: (r: T) => string): Promise<T> {
     const rec: StepRecord = { name, state: 'running', startedAt: iso(Date.now()), attempts: 1 };
     this.list.push(rec);
+    this.onChange();
     try {
       const r = await fn();
       rec.state = 'succeeded';
@@ -93,11 +97,36 @@ class Steps {
       throw err;
     } finally {
       rec.endedAt = iso(Date.now());
+      this.onChange();
     }
   }
   skip(name: string, why: string): void {
     this.list.push({ name, state: 'skipped', attempts: 0, detail: why });
+    this.onChange();
   }
+}
+
+/**
+ * A backup run's page in the Web UI (its current details), from its `status`: the backup id, each service's
+ * copies and data-loss window once known, what failed, the steps. `outcome` is set once the run has ended.
+ */
+export function publishBackupPage(status: BackupStatus, outcome: string | null = null): void {
+  const facts: [string, string][] = [];
+  if (status.backupId) facts.push(['Backup id', status.backupId]);
+  if (status.targets.rpoSeconds) facts.push(['RPO target', `${status.targets.rpoSeconds} s`]);
+  publishStatusPage({
+    runbook: status.runbook,
+    service: status.service,
+    phase: status.phase,
+    outcome,
+    facts: [...facts, ...status.compliance.flatMap(complianceFacts)],
+    steps: status.steps,
+    problems: status.failures.map((f) => `${f.service}: ${f.reason} [${f.type}]`),
+    next: [
+      `Step by step, as JSON: \`drctl status ${workflowInfo().workflowId}\` (or the \`status\` query)`,
+      `A service's runbooks and newest verified backup: \`drctl status <service>\``,
+    ],
+  });
 }
 
 /** The failure type an operator reads: the activity's or child's own, not the wrapper's. */
@@ -139,6 +168,8 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     failures: [],
   };
   setHandler(backupStatusQuery, () => status);
+  steps.onChange = () => publishBackupPage(status);
+  publishBackupPage(status);
 
   const plan: ServicePlan = await planFor(input.service);
   status.targets = plan.targets;
@@ -536,6 +567,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   };
   if (status.failures.length) {
     status.phase = 'failed';
+    publishBackupPage(status, `FAILED (${status.failures.length} failures)`);
     throw ApplicationFailure.create({
       type: BackupErrorType.BackupFailed,
       message: `${service} backup ${backupId} failed: ${status.failures.map((f) => `${f.reason} [${f.type}]`).join('; ')}`,
@@ -544,6 +576,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     });
   }
   status.phase = 'done';
+  publishBackupPage(status, `done: ${backupId} verified in ${result.copies.length} copies`);
   return result;
 }
 
@@ -580,6 +613,8 @@ export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupPr
     failures: progress.failed,
   };
   setHandler(backupStatusQuery, () => status);
+  steps.onChange = () => publishBackupPage(status);
+  publishBackupPage(status);
 
   if (progress.remaining === null) {
     try {
@@ -611,6 +646,7 @@ export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupPr
   const backUp = async (service: string) => {
     const rec: StepRecord = { name: service, state: 'running', startedAt: iso(Date.now()), attempts: 1 };
     steps.list.push(rec);
+    steps.onChange();
     try {
       const r = await executeChild(serviceBackup, {
         args: [
@@ -634,6 +670,7 @@ export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupPr
       progress.failed.push({ service, type: typeOf(err), reason: messageOf(err) });
     } finally {
       rec.endedAt = iso(Date.now());
+      steps.onChange();
     }
   };
   while (queue.length || running.size) {
@@ -646,9 +683,15 @@ export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupPr
 
   if (rest.length) {
     status.phase = `continuing with ${rest.length} more services`;
+    publishBackupPage(status);
     await continueAsNew<typeof nightlyBackup>(rawInput, { ...progress, remaining: rest });
   }
   status.phase = progress.failed.length ? `done, ${progress.failed.length} failed` : 'done';
+  publishBackupPage(
+    status,
+    `${progress.succeeded.length} of ${progress.requested} services backed up` +
+      (progress.failed.length ? `, ${progress.failed.length} FAILED` : ''),
+  );
   return {
     backupId: progress.backupId,
     requested: progress.requested,

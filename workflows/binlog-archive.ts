@@ -13,7 +13,7 @@
 import { ActivityFailure, ApplicationFailure, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../workers/adapters';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
-import { backupStatusQuery, type BackupStatus } from './backup';
+import { backupStatusQuery, publishBackupPage, type BackupStatus } from './backup';
 import { NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
 import { planFor, reasonOf } from './plan';
 import { drSteps, notifyPeople } from './steps';
@@ -55,6 +55,7 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
     failures: [],
   };
   setHandler(backupStatusQuery, () => status);
+  publishBackupPage(status);
 
   let services: string[];
   try {
@@ -65,10 +66,12 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
     throw err;
   }
   status.phase = `archiving binlogs of ${services.length} services`;
+  publishBackupPage(status);
 
   const archiveOne = async (service: string) => {
     const rec: StepRecord = { name: service, state: 'running', startedAt: new Date().toISOString(), attempts: 1 };
     steps.push(rec);
+    publishBackupPage(status);
     try {
       const r = await archiveBinlogs({ service });
       result.archived.push({
@@ -88,6 +91,7 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
       if (patched('binlog-archive-failure-alert')) await alertFailed(service, reasonOf(err), rec);
     } finally {
       rec.endedAt = new Date().toISOString();
+      publishBackupPage(status);
     }
   };
   const alertFailed = async (service: string, reason: string, rec: StepRecord) => {
@@ -112,6 +116,13 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
   await Promise.all(workers);
 
   status.phase = result.failed.length ? 'failed' : 'done';
+  const copied = result.archived.reduce((n, a) => n + a.copied.length, 0);
+  publishBackupPage(
+    status,
+    result.failed.length
+      ? `FAILED for ${result.failed.map((f) => f.service).join(', ')}`
+      : `done: ${copied} logs copied for ${result.archived.length} services`,
+  );
   if (result.failed.length)
     throw ApplicationFailure.create({
       type: BackupErrorType.BackupFailed,

@@ -15,6 +15,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   startChild,
@@ -26,6 +27,7 @@ import { ErrorType, monitorInput, parseInput, type MonitorInput } from './contra
 import { failover } from './failover';
 import { SERVICE_LOCK_PATCH } from './lock';
 import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
+import { renderStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
 import { requireWorkflowId, workflowIdFor } from './runbook';
 import { drSteps, notifyPeople } from './steps';
@@ -71,6 +73,51 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
     ),
   }));
   setHandler(monitorStateQuery, () => ({ ...state, incidents: [...state.incidents] }));
+
+  // The run's page in the Web UI: rewritten when what it says changes (health turns, an incident, a cooldown),
+  // not on every healthy check.
+  let healthySince: string | null = null;
+  let lastPage = '';
+  const publishPage = () => {
+    const failover = workflowIdFor('failover', svc.name);
+    const last = state.lastCheck;
+    const text = renderStatusPage({
+      runbook: 'monitor',
+      service: svc.name,
+      phase: state.consecutiveFailures
+        ? `UNHEALTHY since ${state.firstFailedAt} (${state.consecutiveFailures}/${failuresBeforeIncident} checks)`
+        : healthySince
+          ? `healthy since ${healthySince}`
+          : 'starting',
+      outcome: null,
+      facts: [
+        ['Watching', httpUrl ? httpUrl : svc.database ? `the writable member of ${svc.name}'s database` : 'nothing'],
+        [
+          'Rule',
+          `every ${interval} s; after ${failuresBeforeIncident} failed checks in a row start \`${failover}\` ` +
+            `(${svc.autoFailover ? 'unattended where the fence allows' : 'it waits for approval'}); ` +
+            `then none for ${cooldownAfterFailover} s`,
+        ],
+        ...(last && !last.ok ? [['Last failed check', `${last.at}: ${last.detail}`] as [string, string]] : []),
+        ...(state.cooldownUntil ? [['Cooldown until', state.cooldownUntil] as [string, string]] : []),
+      ],
+      steps: state.incidents.map((i) => ({
+        name: `incident → ${i.failover}`,
+        state: i.started ? 'succeeded' : 'skipped',
+        startedAt: i.detectedAt,
+        attempts: 1,
+        detail: `${i.started ? 'failover started' : 'no failover started'}: ${i.detail}`,
+      })),
+      problems: [],
+      next: [
+        `A failover it starts waits at its gate on its own page: \`${failover}\` (\`drctl status ${failover}\`)`,
+        `The service's runbooks and readiness: \`drctl status ${svc.name}\``,
+      ],
+    });
+    if (text !== lastPage) setCurrentDetails(text);
+    lastPage = text;
+  };
+  publishPage();
 
   let splitAlerted = false;
   /** Two writers: people are told at once (once per run); no failover is started into a split. */
@@ -118,6 +165,7 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
     const result = await check();
     state.lastCheck = { at: new Date(now).toISOString(), ...result };
     if (result.ok) {
+      if (state.consecutiveFailures || !healthySince) healthySince = state.lastCheck.at;
       state.consecutiveFailures = 0;
       state.firstFailedAt = null;
       state.lastHealthyAt = state.lastCheck.at;
@@ -129,6 +177,7 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
         // A topology change in progress (a failback, a switchover drill, a re-clone) makes the
         // service look down on purpose: stand down, keep counting, no cooldown.
         if (await changeInProgress(state)) {
+          publishPage();
           await sleep(interval * 1000);
           continue;
         }
@@ -136,8 +185,10 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
         state.cooldownUntil = new Date(Date.now() + cooldownAfterFailover * 1000).toISOString();
         state.consecutiveFailures = 0;
         state.firstFailedAt = null;
+        healthySince = null;
       }
     }
+    publishPage();
     await sleep(interval * 1000);
   }
   await continueAsNew<typeof monitor>({ service: svc.name, cooldownUntil: state.cooldownUntil ?? undefined });

@@ -1,11 +1,13 @@
 /**
  * The run's page in the Temporal Web UI: a small Markdown document (the workflow's "current details")
  * that says what the runbook has done, where it waits, and the exact signal to send from the UI's
- * Send Signal dialog. Rendering only: RunbookRun decides when (state changes, never a timer).
+ * Send Signal dialog. RunbookRun decides when (state changes, never a timer); runs without a gate
+ * (backups, the binlog archive, readiness, the monitor) write a StatusPage the same way (publishStatusPage).
  * setCurrentDetails is served by the SDK's metadata query, not recorded as a command, so writing the
  * page never changes what a run replays.
  */
-import { APPROVAL_SIGNATURE_NAMESPACE, type Approval, type StepRecord } from './contract';
+import { setCurrentDetails } from '@temporalio/workflow';
+import { APPROVAL_SIGNATURE_NAMESPACE, type Approval, type BackupCompliance, type StepRecord } from './contract';
 
 export interface PageGate {
   step: string;
@@ -110,13 +112,7 @@ export function renderPage(p: RunbookPage): string {
     );
   }
 
-  lines.push('', '### Steps', '', '| | step | started | ended | detail |', '|---|---|---|---|---|');
-  for (const s of p.steps)
-    lines.push(
-      `| ${STEP_ICON[s.state]} ${s.state} | ${cell(s.name, 60)} | ${clock(s.startedAt)} | ${clock(s.endedAt)} ` +
-        `| ${cell(s.detail)} |`,
-    );
-  if (p.steps.length === 0) lines.push('| | (none yet) | | | |');
+  lines.push('', ...renderSteps(p.steps));
 
   if (p.aborted) lines.push('', `**Abort requested** by ${cell(p.aborted.by, 60)}: ${cell(p.aborted.reason, 200)}`);
   else if (!p.outcome)
@@ -129,6 +125,51 @@ export function renderPage(p: RunbookPage): string {
     );
   const notes = p.notes.slice(-5);
   if (notes.length) lines.push('', '### Notes', ...notes.map((n) => `- ${cell(n, 300)}`));
+  return lines.join('\n');
+}
+
+/** The steps so far as a table: state, name, times, what it found or did. */
+function renderSteps(steps: StepRecord[]): string[] {
+  const lines = ['### Steps', '', '| | step | started | ended | detail |', '|---|---|---|---|---|'];
+  for (const s of steps)
+    lines.push(
+      `| ${STEP_ICON[s.state]} ${s.state} | ${cell(s.name, 60)} | ${clock(s.startedAt)} | ${clock(s.endedAt)} ` +
+        `| ${cell(s.detail)} |`,
+    );
+  if (steps.length === 0) lines.push('| | (none yet) | | | |');
+  return lines;
+}
+
+/**
+ * The page of a run with no gate and no RTO clock (backups, the binlog archive, readiness, the monitor):
+ * what it is doing, the facts an operator asks first, its steps, what failed and where to look next.
+ */
+export interface StatusPage {
+  runbook: string;
+  /** The service, or the services a fan-out run covers ('*' for all). */
+  service: string;
+  phase: string;
+  /** done, failed, ready, not ready … or null while running. */
+  outcome: string | null;
+  /** One line each, `label: value`, shown under the title. */
+  facts: [string, string][];
+  steps: StepRecord[];
+  /** What went wrong, one line each (the run's failures or failing checks). */
+  problems: string[];
+  /** Where to look or what to run next. */
+  next: string[];
+}
+
+export function renderStatusPage(p: StatusPage): string {
+  const lines = [`## ${p.runbook} ${p.service}: ${p.outcome ?? p.phase}`];
+  // A fleet run lists each service's facts: the first 30 lines, the rest in the `status` query.
+  const facts = p.facts.slice(0, 30).map(([label, value]) => `- **${label}:** ${cell(value, 300)}`);
+  if (p.facts.length > 30) facts.push(`- … ${p.facts.length - 30} more in the \`status\` query`);
+  if (facts.length) lines.push('', ...facts);
+  if (p.problems.length) lines.push('', '### Problems', ...p.problems.slice(-10).map((x) => `- ✖ ${cell(x, 300)}`));
+  lines.push('', ...renderSteps(p.steps.slice(-40)));
+  if (p.steps.length > 40) lines.push('', `(${p.steps.length - 40} earlier steps: the \`status\` query has them all)`);
+  if (p.next.length) lines.push('', '### Next', ...p.next.map((x) => `- ${x}`));
   return lines.join('\n');
 }
 
@@ -185,4 +226,27 @@ function renderGate(workflowId: string, g: PageGate, child: string | null): stri
 
 function share(value: number, target: number): string {
   return target > 0 ? `${Math.round((value / target) * 100)}%` : 'no target';
+}
+
+/** Write a gate-less run's page now. Callers do so at state changes only (a step started or ended). */
+export function publishStatusPage(p: StatusPage): void {
+  setCurrentDetails(renderStatusPage(p));
+}
+
+/** A backup run's compliance as page facts: copies, 3-2-1(-1), the data-loss window against the RPO. */
+export function complianceFacts(c: BackupCompliance): [string, string][] {
+  return [
+    [
+      `${c.service} copies`,
+      `${c.copies} verified (${c.mediaKinds.join(', ') || 'none'})${c.offsite ? ', one off-site' : ''}; ` +
+        `3-2-1 ${c.rule321 ? 'met' : 'NOT met'}` +
+        (c.rule3211 === undefined ? '' : `, 3-2-1-1 ${c.rule3211 ? 'met' : 'NOT met'}`),
+    ],
+    [
+      `${c.service} RPO`,
+      c.exposureSeconds === null
+        ? `no verified backup to date the data-loss window (target ${c.rpoSeconds} s)`
+        : `data-loss window ${c.exposureSeconds} s of ${c.rpoSeconds} s target: ${c.rpoMet ? 'met' : 'MISSED'}`,
+    ],
+  ];
 }

@@ -22,10 +22,12 @@ import {
   type ReadinessCheck,
   type ReadinessDrift,
   type ReadinessReport,
+  type StepRecord,
   type Topology,
 } from './contract';
 import { DrOutcome, DrRunbook, DrService } from './messages';
 import { recordBackupAge } from './metrics';
+import { publishStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
 import { drSteps, notifyPeople } from './steps';
 
@@ -57,12 +59,42 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
 
   const checks: ReadinessCheck[] = [];
   let expectedRpoSeconds: number | null = null;
+  /** The checks with their times, for the run's page in the Web UI (rewritten as each check starts and ends). */
+  const steps: StepRecord[] = [];
+  const page = (outcome: string | null = null) =>
+    publishStatusPage({
+      runbook: 'readiness',
+      service: svc.name,
+      phase: `checking (${checks.length} done)`,
+      outcome,
+      facts: [
+        ['Tier', `${svc.tier}: RTO ${plan.targets.rtoSeconds} s, RPO ${plan.targets.rpoSeconds} s`],
+        ...(expectedRpoSeconds === null ? [] : [['Data loss if it failed over now', `${expectedRpoSeconds} s`]]),
+      ] as [string, string][],
+      steps,
+      problems: checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`),
+      next: [
+        'Each failing check names what to fix; the run changes nothing.',
+        `The service's runbooks and this report: \`drctl status ${svc.name}\`; again now: \`drctl readiness ${svc.name}\``,
+      ],
+    });
+  page();
   async function check(name: string, run: () => Promise<string>): Promise<void> {
+    const step: StepRecord = { name, state: 'running', startedAt: new Date().toISOString(), attempts: 1 };
+    steps.push(step);
+    page();
     try {
       checks.push({ name, ok: true, detail: await run() });
     } catch (err) {
       checks.push({ name, ok: false, detail: reasonOf(err) });
     }
+    const done = checks.at(-1)!;
+    Object.assign(step, {
+      state: done.ok ? 'succeeded' : 'failed',
+      detail: done.detail,
+      endedAt: new Date().toISOString(),
+    });
+    page();
   }
 
   // The live roles first: who is writable now (failed over? split?) decides what every other check means.
@@ -237,6 +269,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   }
 
   const ready = checks.every((c) => c.ok);
+  page(ready ? `READY (${checks.length} checks passed)` : `NOT READY (${checks.filter((c) => !c.ok).length} failing)`);
   upsertSearchAttributes([{ key: DrOutcome, value: ready ? 'ready' : 'not-ready' }]);
   const tags = { service: svc.name };
   metricMeter

@@ -2,7 +2,8 @@
  * A failed backup tells people at once, and a good one after it tells them it recovered (issue #15 item 7):
  * shop's local destination made unwritable during the backup (its directory replaced by a file, as a full or
  * remounted disk would refuse it) gives one alert naming the step, the destination and the cause; the next
- * backup, once the destination is back, sends a recovery notice naming the failed run.
+ * backup, once the destination is back, sends a recovery notice naming the failed run. Each run's page in the
+ * Web UI (issue #18) says the same: the failed step and its cause, or the copies and the data-loss window.
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,6 +38,14 @@ afterAll(async () => {
   await iso.cleanUp();
 });
 
+/** The run's page in the Web UI: its current details, read as the UI reads them (a worker replays a closed run). */
+const pageOf = async (id: string) =>
+  (
+    await t.client.workflow
+      .getHandle(`backup-shop-${id}`)
+      .query<{ currentDetails?: string }>('__temporal_workflow_metadata')
+  ).currentDetails ?? '';
+
 const backupShop = (id: string) =>
   t.client.workflow.execute(serviceBackup, {
     taskQueue: t.taskQueue,
@@ -66,6 +75,13 @@ test('an unwritable destination: one alert per target naming it; the next good b
     expect(failedAlerts[0].message).toMatch(/^logical backup: ENOTDIR/);
     expect(failedAlerts[0].message).toContain(blocker);
 
+    // The failed run's page in the Web UI says so, with the step and the cause, without opening a query.
+    const failedPage = await pageOf(failedId);
+    expect(failedPage).toMatch(/^## serviceBackup shop: FAILED \(\d+ failures?\)/);
+    expect(failedPage).toContain(`**Backup id:** ${failedId}`);
+    expect(failedPage).toMatch(/### Problems\n- ✖ shop: logical backup: ENOTDIR/);
+    expect(failedPage).toMatch(/✖ failed \| dumpDatabase \|/);
+
     rmSync(blocker);
     alerts.length = 0;
     const goodId = idOf(5);
@@ -75,6 +91,14 @@ test('an unwritable destination: one alert per target naming it; the next good b
     expect(recovered.map((a) => a.target).sort()).toEqual([...targets].sort());
     expect(recovered[0].message).toContain(`backup-shop-${failedId}`);
     expect(alerts.filter((a) => /FAILED/.test(a.subject))).toEqual([]);
+    const goodPage = await pageOf(goodId);
+    expect(goodPage).toMatch(
+      new RegExp(`^## serviceBackup shop: done: ${goodId} verified in ${ok.copies.length} copies`),
+    );
+    expect(goodPage).toMatch(/\*\*shop copies:\*\* \d+ verified \(.+\).*3-2-1 (met|NOT met)/);
+    expect(goodPage).toMatch(/\*\*shop RPO:\*\* data-loss window \d+ s of \d+ s target/);
+    expect(goodPage).toMatch(/✔ succeeded \| dumpDatabase \|/);
+    expect(goodPage).not.toContain('### Problems');
 
     // A good backup after a good one says nothing.
     alerts.length = 0;
