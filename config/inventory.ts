@@ -7,7 +7,7 @@
  * services named in workflow inputs, while the passwords stay on the worker.
  */
 import { z } from 'zod';
-import { NETWORK_DEVICE } from '../workflows/contract';
+import { NETWORK_DEVICE, PLAIN_DATABASE_NAME } from '../workflows/contract';
 
 export const TIERS = ['critical', 'important', 'normal'] as const;
 export type Tier = (typeof TIERS)[number];
@@ -293,7 +293,17 @@ const s3Destination = z
 
 const backup = z
   .object({
-    databases: z.array(z.string().min(1)).min(1),
+    // Each name reaches mariadb-dump's argument list (and names restore_* scratch databases): a plain identifier.
+    databases: z
+      .array(
+        z
+          .string()
+          .regex(
+            PLAIN_DATABASE_NAME,
+            'a plain database name (letters, digits, _ $ -; not starting with -), 1-64 chars',
+          ),
+      )
+      .min(1),
     volumeTags: tagFilter.optional(),
     paths: z.array(z.object({ host: name, path: z.string().startsWith('/') }).strict()).default([]),
     destinations: z

@@ -118,6 +118,12 @@ export function failure(type: string, message: string, details?: Record<string, 
  */
 export const NETWORK_DEVICE = /^[A-Za-z0-9_][A-Za-z0-9_.:@-]{0,14}$/;
 
+/**
+ * A database name as it may reach a client tool's argument list (mariadb-dump, mariadb-binlog --database): a plain
+ * identifier, never one that reads as an option (no leading -), quotes a way out (` ' "), or ends a line.
+ */
+export const PLAIN_DATABASE_NAME = /^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$/;
+
 export const TASK_QUEUE = 'drbook';
 /**
  * DR-side steps run on a queue served by workers in the DR region: in a regional outage the

@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { heartbeat } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType, PLAIN_DATABASE_NAME } from '../../workflows/contract';
 import { failure } from '../errors';
 import { mariadbErrantTransactions, transactionsBehind, type GtidFlavor } from './gtid';
 import { collect, exitOf, loaderOptions, REFUSED_CLIENT_COMMAND, writeClientDefaults } from './dump';
@@ -37,7 +37,7 @@ const UNREACHABLE = new Set([
  * that is reported as not fenced, for an operator to acknowledge.
  */
 /** A database name a re-clone passes to mariadb-dump: a plain identifier, never one that reads as an option. */
-export const CLONEABLE_DATABASE = /^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$/;
+export const CLONEABLE_DATABASE = PLAIN_DATABASE_NAME;
 
 const FENCE_REACH_MS = 10_000;
 const FENCE_STATEMENT_TIMEOUT_MS = 4_000;

@@ -1,8 +1,8 @@
 /**
  * Bad inventories, generated (fast-check) from the valid config/sandbox.yaml: required keys
  * dropped, wrong types, bad ports, durations, names, regions, URLs, Route 53 zone ids and secret references, unknown
- * keys, dangling references (a service naming an unknown server or host), duplicate services, a restore's scratch
- * server that is a production member (by name, or another name for a member's host:port) —
+ * keys, hostile backed-up database names (an option, a backtick, a newline), dangling references (a service naming
+ * an unknown server or host), duplicate services, a restore's scratch server that is a production member (by name, or another name for a member's host:port) —
  * one to five at once. Every problem must be listed with its path, all of them together, by an
  * InventoryError (never a TypeError or a crash); through the loader (YAML file) as well. Random
  * text and the sandbox file with lines cut out must give an InventoryError or a valid inventory.
@@ -257,6 +257,25 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
     )
     .map(([p, v]) => set(p)(v)),
   fc.tuple(fc.constantFrom(...REFERENCES), wellFormedUnknown).map(([[p], name]) => set(p)(name)),
+  // A backed-up database name reaches mariadb-dump's arguments: one that reads as an option, quotes its way out or
+  // ends a line is refused by its path.
+  fc
+    .tuple(
+      fc.constantFrom<Path>(['services', 0, 'backup', 'databases'], ['services', 2, 'backup', 'databases']),
+      fc.constantFrom<unknown>(
+        '--no-data',
+        '-r/tmp/x',
+        'shop`x',
+        "shop'",
+        'sh op',
+        'shop\nDROP',
+        'shop;',
+        '',
+        'x'.repeat(65),
+        7,
+      ),
+    )
+    .map(([p, v]): Planted => ({ path: [...p, 0], edit: 'set', value: v, expect: dotted([...p, 0]) })),
   // Unsigned backups are accepted only before a backup id, never by a switch.
   fc
     .oneof(
