@@ -43,10 +43,41 @@ function isoWeek(ms: number): string {
   return `${year}-W${String(week).padStart(2, '0')}`;
 }
 
+/** A backup's grandfather-father-son class: what it is kept (and, under Object Lock, locked) as. */
+export type GfsClass = 'daily' | 'weekly' | 'monthly';
+
+/**
+ * The class a backup has from the moment it is written, in one destination: the monthly if it is the first verified
+ * backup of its UTC month there, else the weekly if the first of its ISO week, else a daily. Decidable at upload
+ * (only EARLIER verified backups count), so an Object Lock can be set for the class's period on the first write
+ * (a lock can be extended but never shortened) and retention's `first` anchor keeps exactly these as weeklies and
+ * monthlies. A class the policy keeps none of (weekly: 0) is not given.
+ */
+export function gfsClass(id: string, earlierVerified: string[], policy: RetentionPolicy): GfsClass {
+  const t = backupTime(id);
+  const earlier = earlierVerified.filter((e) => e < id).map(backupTime);
+  if (policy.monthly > 0 && !earlier.some((e) => month(e) === month(t))) return 'monthly';
+  if (policy.weekly > 0 && !earlier.some((e) => isoWeek(e) === isoWeek(t))) return 'weekly';
+  return 'daily';
+}
+
+/**
+ * How many days a backup of `cls` is locked for: the span retention keeps that class over (a month counted as 31
+ * days, its longest), and never less than the daily period. Retention may keep it longer (slots are only used up
+ * by weeks and months that have a backup); it never wants it gone before the lock ends in steady state.
+ */
+export function gfsLockDays(cls: GfsClass, policy: RetentionPolicy): number {
+  const days = { daily: policy.daily, weekly: policy.weekly * 7, monthly: policy.monthly * 31 }[cls];
+  return Math.max(policy.daily, days);
+}
+
 /**
  * Grandfather-father-son over one destination's backups: the newest verified backup of each of
- * the last `daily` days, `weekly` ISO weeks and `monthly` months that have one (days without a
- * backup do not use up a slot). The newest verified backup is kept whatever the policy says.
+ * the last `daily` days, and of each of the last `weekly` ISO weeks and `monthly` months that have
+ * one (days without a backup do not use up a slot), the verified backup `anchor` names in that week
+ * or month: the `first` (the one `gfsClass` classed, and locked, as weekly or monthly when it was
+ * written) or the `newest` (runs recorded before Object Lock followed the class). The newest
+ * verified backup is kept whatever the policy says.
  * Unverified backups (no manifest: a failed or interrupted run) are kept while they are newer
  * than the newest verified one or younger than `graceSeconds` (a run may still be writing them).
  */
@@ -55,6 +86,7 @@ export function planRetention(
   policy: RetentionPolicy,
   nowMs: number,
   graceSeconds = 86400,
+  anchor: 'newest' | 'first' = 'newest',
 ): RetentionPlan {
   const reasons = new Map<string, string[]>();
   const keep = (id: string, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
@@ -69,14 +101,13 @@ export function planRetention(
     ['weekly', policy.weekly, isoWeek],
     ['monthly', policy.monthly, month],
   ] as const) {
-    const seen = new Set<string>();
+    // Newest period first; within a period, the backup that stands for it (daily: always the day's newest).
+    const chosen = new Map<string, string>();
     for (const id of verified) {
-      if (seen.size >= count) break;
       const b = bucket(backupTime(id));
-      if (seen.has(b)) continue;
-      seen.add(b);
-      keep(id, `${name} ${b}`);
+      if (!chosen.has(b) || (anchor === 'first' && name !== 'daily')) chosen.set(b, id);
     }
+    for (const [b, id] of [...chosen].slice(0, count)) keep(id, `${name} ${b}`);
   }
   const newestVerifiedAt = verified.length ? backupTime(verified[0]) : -Infinity;
   for (const b of backups) {

@@ -398,6 +398,9 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
 
   // 3. Retention, per destination: each keeps its own newest verified backup whatever happened elsewhere.
   status.phase = 'retention';
+  // A week's and a month's keeper is its FIRST verified backup, the one its Object Lock was set for when written
+  // (gfsClass); runs recorded before that kept the newest, and replay them so.
+  const anchor = patched('gfs-first-of-period') ? 'first' : 'newest';
   const retention: ServiceBackupResult['retention'] = [];
   let previousVerifiedId: string | null = null;
   try {
@@ -414,7 +417,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
         .sort()
         .pop() ?? null;
     for (const { destination, backups } of listed) {
-      const decided = planRetention(backups, backup.retention, Date.now());
+      const decided = planRetention(backups, backup.retention, Date.now(), undefined, anchor);
       const applied = decided.remove.length
         ? await steps.run(
             `applyRetention ${destination}`,
@@ -439,7 +442,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
         (l) => l.map((d) => `${d.destination}: ${d.backups.length}`).join(', '),
       );
       for (const { destination, backups } of listedPhysical) {
-        const decided = planRetention(backups, backup.retention, Date.now());
+        const decided = planRetention(backups, backup.retention, Date.now(), undefined, anchor);
         if (!decided.remove.length) continue;
         await steps.run(
           `applyRetention physical ${destination}`,
@@ -469,6 +472,8 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
           listed.backupIds.map((id) => ({ id, verified: true })),
           backup.retention,
           Date.now(),
+          undefined,
+          anchor,
         );
         if (decided.remove.length) {
           await steps.run(

@@ -25,10 +25,11 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Inventory, SecretRef, Service } from '../../config/inventory';
 import { resolvePath, resolveSecret } from '../../config/load';
+import { gfsClass, gfsLockDays, type RetentionPolicy } from '../../workflows/backup-policy';
 import { ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { s3ClientFor, type AwsConnection } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
-import { ATTEMPT } from './layout';
+import { ATTEMPT, MANIFEST_FILE } from './layout';
 import { ManifestKeyring } from './manifest';
 
 /** S3 multipart: 8 MiB parts, two in flight per destination, so memory stays flat however big the dump. */
@@ -48,10 +49,21 @@ export interface CopyEncryption {
   kmsKeyId: string;
 }
 
-/** How a destination locks what it writes: the mode and how many days from the write. */
+/**
+ * How a destination locks what it writes: the mode, and how many days from the write. An object of a backup is
+ * locked for its GFS class's period under `retention` (a weekly for the weekly span, a monthly for the monthly one);
+ * anything else (archived binlogs) for `days`.
+ */
 export interface LockPolicy {
   mode: ObjectLockMode;
   days: number;
+  retention?: RetentionPolicy;
+}
+
+/** `<service>/<kind>/<backupId>/…` → that backup's kind root and id; null for objects of no backup (binlogs). */
+function backupOf(key: string): { root: string; id: string } | null {
+  const m = /^([^/]+\/(?:logical|physical)\/)(\d{8}T\d{6}Z)\//.exec(key);
+  return m ? { root: m[1], id: m[2] } : null;
 }
 
 /**
@@ -279,14 +291,40 @@ export class S3Store implements BackupStore {
    * The Object Lock parameters of a write, and the explicit checksum S3 demands with them (the client otherwise
    * sends checksums only when required, for the S3-compatible stores).
    */
-  private lockParams(): {
+  private async lockParams(key: string): Promise<{
     ObjectLockMode?: ObjectLockMode;
     ObjectLockRetainUntilDate?: Date;
     ChecksumAlgorithm?: 'CRC32';
-  } {
+  }> {
     if (!this.lock) return {};
-    const until = retainUntil(Date.now(), this.lock.days);
+    const until = retainUntil(Date.now(), await this.lockDays(key));
     return { ObjectLockMode: this.lock.mode, ObjectLockRetainUntilDate: new Date(until), ChecksumAlgorithm: 'CRC32' };
+  }
+
+  private readonly classDays = new Map<string, Promise<number>>();
+
+  /**
+   * How long `key` is locked: for an object of a backup, its GFS class's period in THIS destination (the class
+   * retention keeps it as: the first verified backup of its month or week here), read once per backup; else the
+   * daily period. Decided at the first write, since S3 lets a lock be extended but never shortened.
+   */
+  private lockDays(key: string): Promise<number> {
+    const { days, retention } = this.lock!;
+    const backup = backupOf(key);
+    if (!backup || !retention) return Promise.resolve(days);
+    const id = backup.root + backup.id;
+    let classed = this.classDays.get(id);
+    if (!classed) {
+      classed = this.list(backup.root).then((objects) => {
+        const verified = objects
+          .filter((o) => o.key.endsWith(`/${MANIFEST_FILE}`))
+          .map((o) => o.key.slice(backup.root.length).split('/')[0]);
+        return gfsLockDays(gfsClass(backup.id, verified, retention), retention);
+      });
+      classed.catch(() => this.classDays.delete(id));
+      this.classDays.set(id, classed);
+    }
+    return classed;
   }
 
   /** SSE-KMS parameters of every write to an encrypting destination. */
@@ -360,23 +398,30 @@ export class S3Store implements BackupStore {
 
   openWriter(key: string, onError: (err: Error) => void): BackupWriter {
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-    const lock = this.lockParams();
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.bucket,
-        Key: this.prefix + key,
-        Body: body,
-        ContentType: 'application/zstd',
-        ...lock,
-        ...this.encryptionParams(),
-      },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
-      // A failed upload is aborted, so no orphaned parts are billed (the lifecycle rule catches crashes).
-      leavePartsOnError: false,
+    let upload: Upload | undefined;
+    let aborted = false;
+    // The lock's period may need one listing (the backup's GFS class): the upload starts once it is known, the
+    // stream buffers (with backpressure) until then.
+    const locked = this.lockParams(key);
+    const done = locked.then((lock) => {
+      if (aborted) throw new Error(`upload of ${this.location(key)} aborted`);
+      upload = new Upload({
+        client: this.client,
+        params: {
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          Body: body,
+          ContentType: 'application/zstd',
+          ...lock,
+          ...this.encryptionParams(),
+        },
+        partSize: PART_SIZE,
+        queueSize: QUEUE_SIZE,
+        // A failed upload is aborted, so no orphaned parts are billed (the lifecycle rule catches crashes).
+        leavePartsOnError: false,
+      });
+      return aws(this.location(key), () => upload!.done());
     });
-    const done = aws(this.location(key), () => upload.done());
     done.catch((err: Error) => onError(err));
     let ended = false;
     return {
@@ -392,6 +437,7 @@ export class S3Store implements BackupStore {
         const backupFolder = earlierAttemptsFolder(key);
         if (backupFolder) await this.abortUnfinishedUploadsUnder(backupFolder).catch(() => undefined);
         const versionId = (out as { VersionId?: string }).VersionId;
+        const lock = await locked;
         const objectLock =
           lock.ObjectLockMode && lock.ObjectLockRetainUntilDate
             ? { mode: lock.ObjectLockMode, retainUntil: lock.ObjectLockRetainUntilDate.toISOString() }
@@ -407,7 +453,8 @@ export class S3Store implements BackupStore {
       abort: async () => {
         // Once the body has ended the last request may be in flight: let it settle rather than race it.
         if (!ended) {
-          await upload.abort().catch(() => undefined);
+          aborted = true;
+          await upload?.abort().catch(() => undefined);
           body.destroy();
         }
         await done.catch(() => undefined);
@@ -449,6 +496,7 @@ export class S3Store implements BackupStore {
   }
 
   async put(key: string, body: string): Promise<void> {
+    const lock = await this.lockParams(key);
     await aws(this.location(key), () =>
       this.client.send(
         new PutObjectCommand({
@@ -456,7 +504,7 @@ export class S3Store implements BackupStore {
           Key: this.prefix + key,
           Body: body,
           ContentType: key.endsWith('.json') ? 'application/json' : 'text/plain',
-          ...this.lockParams(),
+          ...lock,
           ...this.encryptionParams(),
         }),
       ),
@@ -536,9 +584,9 @@ export class BackupStores {
       const d = destinations[which];
       if (!d) continue;
       const offsite = d.region === this.inventory.regions.dr;
-      // Every backup is a daily one when it is written: it is locked for the daily keep period from then.
+      // A backup is locked for its GFS class's keep period from the write (lockDays); anything else for a day's.
       const lock: LockPolicy | null = d.objectLock
-        ? { mode: d.objectLock.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE', days: retention.daily }
+        ? { mode: d.objectLock.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE', days: retention.daily, retention }
         : null;
       const kmsKeyId = d.encryption?.kmsKeyId ?? null;
       stores.push(new S3Store(which, this.client(d), d.bucket, d.prefix, d.region, offsite, lock, kmsKeyId));

@@ -1,7 +1,8 @@
 /**
  * Immutable copies (S3 Object Lock) against the AWS emulator's S3 (moto, with scripts/moto-server.py's
  * multipart patch): a destination with `objectLock` writes every object of a backup (dump, .sha256, manifest,
- * signature) locked for the daily keep period, big objects (multipart) too; S3 itself refuses to delete a
+ * signature) locked for its GFS class's keep period (the first backup of a month for the monthly span, of a week
+ * for the weekly, else the daily), big objects (multipart) too; S3 itself refuses to delete a
  * locked version; retention skips a locked backup ("kept: locked until …") instead of failing; the workflow
  * reports the locked copy as immutable (3-2-1-1); a destination configured with objectLock whose bucket has
  * no Object Lock is refused before anything is uploaded anywhere.
@@ -21,7 +22,7 @@ import { awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/cl
 import { PART_SIZE } from '../../activities/storage/destinations';
 import { manifestKey, signatureKey } from '../../activities/storage/layout';
 import { serviceBackup } from '../../workflows';
-import { backupIdAt } from '../../workflows/backup-policy';
+import { backupIdAt, planRetention } from '../../workflows/backup-policy';
 import type { ServiceBackupResult } from '../../workflows/contract';
 import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
@@ -155,6 +156,55 @@ describe('immutable copies: S3 Object Lock on a backup destination', () => {
 
     const step = steps.find((x) => x.name === 'applyRetention offsite')!;
     expect(step.detail).toMatch(new RegExp(`kept: locked until \\d{4}-\\d{2}-\\d{2}T00:00:00\\.000Z \\(${older}\\)`));
+  });
+
+  test('a backup is locked for its GFS class: the first of a month for the monthly span, of a week for the weekly', async () => {
+    const policy = { daily: 2, weekly: 3, monthly: 5 };
+    const prefix = `gfs-${suffix}/`;
+    const g = isolatedBackups(base, (inv) => {
+      const shop = inv.services.find((s) => s.name === 'shop')!;
+      shop.backup!.destinations.offsite = { region, bucket: locked, prefix, objectLock: { mode: 'governance' } };
+      shop.backup!.retention = policy;
+    });
+    const a = buildAdapters(g.loaded);
+    try {
+      // Fri 2024-01-05: the month's first (monthly); Tue 01-09: the first of ISO week 2 (weekly); Wed 01-10: a daily.
+      const taken: [string, string, number][] = [
+        ['20240105T030000Z', 'monthly', 5 * 31],
+        ['20240109T030000Z', 'weekly', 3 * 7],
+        ['20240110T030000Z', 'daily', 2],
+      ];
+      for (const [id, cls, days] of taken) {
+        const before = Date.now();
+        const backup = await a.activities.dumpDatabase({ service: 'shop', backupId: id });
+        const lock = backup.copies.find((c) => c.destination === 'offsite')!.objectLock!;
+        // Until the UTC midnight after `days` from the write: more than `days`, at most a day more.
+        const until = Date.parse(lock.retainUntil);
+        const span = {
+          id,
+          cls,
+          longEnough: until > before + days * DAY,
+          notLonger: until <= Date.now() + (days + 1) * DAY,
+        };
+        expect(span).toEqual({ id, cls, longEnough: true, notLonger: true });
+        await publishBackup(a.activities, backup);
+        // Every object of the backup carries the same date, the manifest (written after verification) too.
+        for (const key of [backup.object.key, `${backup.object.key}.sha256`, manifestKey('shop', id)])
+          expect({ key, until: (await head(locked, prefix + key)).ObjectLockRetainUntilDate!.toISOString() }).toEqual({
+            key,
+            until: lock.retainUntil,
+          });
+      }
+      // Retention agrees: what it keeps as the month's and the week's backup is what was locked as such.
+      const listed = (await a.activities.listBackups({ service: 'shop' })).find((d) => d.destination === 'offsite')!;
+      const plan = planRetention(listed.backups, policy, Date.UTC(2024, 0, 11), undefined, 'first');
+      const reasons = Object.fromEntries(plan.keep.map((k) => [k.id, k.reasons]));
+      expect(reasons['20240105T030000Z']).toContain('monthly 2024-01');
+      expect(reasons['20240109T030000Z']).toContain('weekly 2024-W02');
+    } finally {
+      await a.close();
+      await g.cleanUp();
+    }
   });
 
   test('a destination configured with objectLock whose bucket has no Object Lock is refused before any upload', async () => {

@@ -1,5 +1,12 @@
 /** Retention (grandfather-father-son) and 3-2-1 / RPO compliance on synthetic histories. */
-import { assessCompliance, backupIdAt, backupTime, planRetention } from '../../workflows/backup-policy';
+import {
+  assessCompliance,
+  backupIdAt,
+  backupTime,
+  gfsClass,
+  gfsLockDays,
+  planRetention,
+} from '../../workflows/backup-policy';
 
 const DAY = 86400000;
 const NOW = Date.UTC(2025, 5, 15, 3, 30); // Sunday 2025-06-15 03:30 UTC
@@ -71,6 +78,54 @@ describe('planRetention (GFS)', () => {
     const sparse = [0, 3, 9, 20, 40, 41, 42, 43, 44, 45, 46, 47].map((d) => ({ id: nightly(d), verified: true }));
     const plan = planRetention(sparse, { daily: 7, weekly: 0, monthly: 0 }, NOW);
     expect(plan.keep.map((k) => k.id)).toEqual([0, 3, 9, 20, 40, 41, 42].map(nightly));
+  });
+});
+
+describe('GFS class at write time (what a backup is locked for) and retention agree', () => {
+  const policy = { daily: 7, weekly: 4, monthly: 12 };
+  // 120 nights, some missed (every 5th): each classed when written, from the verified backups before it.
+  const ids = Array.from({ length: 120 }, (_, i) => nightly(119 - i)).filter((_, i) => i % 5 !== 3);
+  const classes = new Map(ids.map((id, i) => [id, gfsClass(id, ids.slice(0, i), policy)]));
+
+  test('the first backup of a month is its monthly, the first of a week its weekly, the rest dailies', () => {
+    expect(gfsClass('20250601T030000Z', ['20250531T030000Z'], policy)).toBe('monthly');
+    expect(gfsClass('20250609T030000Z', ['20250601T030000Z', '20250608T030000Z'], policy)).toBe('weekly'); // Monday
+    expect(gfsClass('20250610T030000Z', ['20250609T030000Z'], policy)).toBe('daily');
+    // Only earlier verified backups count; a class the policy keeps none of is never given.
+    expect(gfsClass('20250610T030000Z', ['20250611T030000Z'], policy)).toBe('monthly');
+    expect(gfsClass('20250601T030000Z', [], { daily: 7, weekly: 0, monthly: 0 })).toBe('daily');
+    expect(gfsClass('20250601T030000Z', [], { daily: 7, weekly: 2, monthly: 0 })).toBe('weekly');
+    expect([gfsLockDays('daily', policy), gfsLockDays('weekly', policy), gfsLockDays('monthly', policy)]).toEqual([
+      7, 28, 372,
+    ]);
+    expect(gfsLockDays('weekly', { daily: 10, weekly: 1, monthly: 0 })).toBe(10); // never under the daily span
+  });
+
+  test("retention (anchor 'first') keeps as weekly and monthly exactly the backups classed so when written", () => {
+    const plan = planRetention(
+      ids.map((id) => ({ id, verified: true })),
+      policy,
+      NOW,
+      undefined,
+      'first',
+    );
+    for (const { id, reasons } of plan.keep) {
+      if (reasons.some((r) => r.startsWith('monthly')))
+        expect({ id, cls: classes.get(id) }).toEqual({ id, cls: 'monthly' });
+      else if (reasons.some((r) => r.startsWith('weekly')))
+        expect({ id, cls: classes.get(id) }).toEqual({ id, cls: 'weekly' });
+    }
+    const keptAs = (cls: string) => plan.keep.filter((k) => k.reasons.some((r) => r.startsWith(cls))).length;
+    expect([keptAs('weekly'), keptAs('monthly')]).toEqual([4, 5]); // 120 nights: Feb 16 → Jun 15, five months
+    // The default anchor (runs recorded before) keeps each week's newest: a daily, unlocked past its week.
+    const before = planRetention(
+      ids.map((id) => ({ id, verified: true })),
+      policy,
+      NOW,
+    );
+    expect(
+      before.keep.some((k) => k.reasons.some((r) => r.startsWith('weekly')) && classes.get(k.id) === 'daily'),
+    ).toBe(true);
   });
 });
 
