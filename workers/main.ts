@@ -101,7 +101,7 @@ export async function runWorker(additions: WorkerAdditions = {}): Promise<void> 
     ),
   );
   console.log(
-    `worker ready: inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}, payloads ${codec ? `encrypted (active key ${codec.activeKeyId})` : 'not encrypted'}`,
+    `worker ready: node ${process.version}, inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}, payloads ${codec ? `encrypted (active key ${codec.activeKeyId})` : 'not encrypted'}`,
   );
   try {
     // Worker.run() resolves once Runtime's default SIGINT/SIGTERM handling has shut it down.
