@@ -62,6 +62,8 @@ export interface RestoredIntoScratch {
   bytesLoaded: number;
   statements: number;
   tables: number;
+  /** Secondary keys built after their table's rows instead of row by row (activities/restore/deferred-keys.ts). */
+  deferredKeys: number;
   parallel: number;
   seconds: number;
 }
@@ -439,6 +441,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
           bytesLoaded: router.progress.bytes,
           statements: router.progress.statements,
           tables: router.progress.tables,
+          deferredKeys: router.progress.deferredKeys,
           parallel: router.sessions.length,
           seconds: (performance.now() - started) / 1000,
         };

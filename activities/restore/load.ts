@@ -16,6 +16,10 @@
  * LOCK TABLES / UNLOCK TABLES lines are dropped in parallel mode (they would block the other
  * sessions); the binary log is off for every session (a scratch restore is nobody's replica source).
  *
+ * Secondary keys are built after the rows (deferred-keys.ts): a CREATE TABLE runs without its plain KEYs, and
+ * they are added back in one ALTER TABLE where mariadb-dump ends the table's rows (its `ENABLE KEYS` line), or
+ * at the latest before the next database, table, routine block or the dump's end.
+ *
  * The password reaches the clients through a 0600 defaults file (writeClientDefaults), never argv.
  *
  * Nothing in a backup executes on the worker: the clients run with loaderOptions() (--binary-mode,
@@ -28,12 +32,15 @@ import { Writable } from 'node:stream';
 import { ErrorType, RestoreErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import { REFUSED_CLIENT_COMMAND } from '../mysql/dump';
+import { addKeysStatement, deferSecondaryKeys, type DeferredKeys } from './deferred-keys';
 
 export interface LoadProgress {
   /** Decompressed dump bytes routed so far. */
   bytes: number;
   statements: number;
   tables: number;
+  /** Secondary keys built after their table's rows (deferred-keys.ts). */
+  deferredKeys: number;
 }
 
 const NL = 0x0a;
@@ -147,7 +154,7 @@ type Mode = 'control' | 'data';
  */
 export class DumpRouter extends Writable {
   readonly sessions: LoaderSession[] = [];
-  readonly progress: LoadProgress = { bytes: 0, statements: 0, tables: 0 };
+  readonly progress: LoadProgress = { bytes: 0, statements: 0, tables: 0, deferredKeys: 0 };
   /** Source databases the dump switched to (USE), in order. */
   readonly seen: string[] = [];
   private mode: Mode = 'control';
@@ -168,6 +175,10 @@ export class DumpRouter extends Writable {
   private failed: Error | null = null;
   /** Lines of the dump routed so far (mariadb-dump writes each INSERT on one line). */
   private lines = 0;
+  /** A CREATE TABLE being collected, line by line, to take its secondary keys out before it runs. */
+  private createLines: string[] | null = null;
+  /** The keys taken out of the last CREATE TABLE: added back once its rows are in. */
+  private deferred: DeferredKeys | null = null;
 
   /** `clientOptions`: loaderOptions(), so the clients refuse client commands too. */
   constructor(
@@ -270,7 +281,10 @@ export class DumpRouter extends Writable {
         { line: this.lines },
       );
     }
-    if (trimmed.startsWith('-- Dump completed')) this.completed = true;
+    if (trimmed.startsWith('-- Dump completed')) {
+      await this.addDeferredKeys();
+      this.completed = true;
+    }
     if (this.inHeader && !/^(CREATE DATABASE|USE|CREATE TABLE|DROP TABLE) /.test(text)) {
       // SET NAMES, TIME_ZONE, SQL_MODE, UNIQUE_CHECKS=0...: every session loads rows under the same settings.
       for (const s of this.sessions) await s.write(line);
@@ -283,6 +297,14 @@ export class DumpRouter extends Writable {
       return;
     }
     if (!this.inStatement) {
+      const rowsEnd = /^\/\*!40000 ALTER TABLE (`(?:[^`]|``)+`) ENABLE KEYS \*\/;$/.exec(trimmed);
+      if (rowsEnd && this.deferred?.table === rowsEnd[1]) {
+        await this.control(text);
+        await this.addDeferredKeys();
+        return;
+      }
+      // Whatever follows a table's rows and is not its own lock lines: its keys are added back first.
+      if (/^(CREATE DATABASE|USE|CREATE TABLE|DELIMITER) /.test(trimmed)) await this.addDeferredKeys();
       if (/^DELIMITER ;;$/.test(trimmed)) {
         this.delimiterBlock = true;
         await this.control(text);
@@ -303,13 +325,45 @@ export class DumpRouter extends Writable {
         this.sessions[0].currentDb = this.currentDb;
         return;
       }
-      if (/^CREATE TABLE /.test(text)) this.progress.tables++;
+      if (/^CREATE TABLE /.test(text)) {
+        this.progress.tables++;
+        this.createLines = [];
+      }
     }
     // Comments and blank lines never open a statement; anything else does until a line ends with ";".
     const neutral = trimmed === '' || trimmed.startsWith('--') || (!this.inStatement && trimmed.startsWith('/*M!'));
     if (!neutral) this.inStatement = !(complete && trimmed.endsWith(';'));
     if (!neutral && !this.inStatement) this.progress.statements++;
+    if (this.createLines) {
+      this.createLines.push(text);
+      // A line too long to hold whole (a huge ENUM) or a statement this long: run as written, nothing deferred.
+      if (!complete || this.createLines.length > 10_000) {
+        const asWritten = this.createLines.join('');
+        this.createLines = null;
+        await this.control(asWritten);
+      } else if (!this.inStatement) await this.runCreateTable();
+      return;
+    }
     await this.control(text);
+  }
+
+  /** The collected CREATE TABLE, run without the secondary keys deferSecondaryKeys takes out of it. */
+  private async runCreateTable(): Promise<void> {
+    const statement = this.createLines!.join('');
+    this.createLines = null;
+    const split = deferSecondaryKeys(statement);
+    if (split?.keys.length) {
+      this.deferred = split;
+      this.progress.deferredKeys += split.keys.length;
+    }
+    await this.control(split?.keys.length ? split.create : statement);
+  }
+
+  /** The last table's deferred keys, built now that its rows are in (InnoDB sorts them in one pass). */
+  private async addDeferredKeys(): Promise<void> {
+    const deferred = this.deferred;
+    this.deferred = null;
+    if (deferred) await this.control(addKeysStatement(deferred));
   }
 
   /** The scratch name for a database the dump names (backquote-escaped, as bytes in latin1). */
@@ -371,7 +425,7 @@ export class DumpRouter extends Writable {
     if (this.lineHead) await this.routeLine(this.lineHead, true);
     this.lineHead = null;
     this.check();
-    if (this.insertTo || !this.completed)
+    if (this.insertTo || this.createLines || !this.completed)
       throw failure(
         RestoreErrorType.RestoreFailed,
         `the dump ends ${this.insertTo ? 'inside an INSERT statement' : 'without its "-- Dump completed" line'}: truncated`,
