@@ -3,7 +3,8 @@
  * (scripts/stack.sh start; DRBOOK_* variables as `scripts/stack.sh env` prints them).
  *
  * For two generated databases (about 0.5 GB and 1 GB of dump text), in one run, each
- * measurement `--rounds` times (median reported, the machine is shared):
+ * measurement `--rounds` times (at least 3, alternating a, b, c, d, a, …; the median reported: the machine is
+ * shared, scripts/bench/shared-machine.ts; a start above the core count's load is refused unless --force):
  *   (a) mariadb-dump > /dev/null                 the limit: the dump itself
  *   (b) mariadb-dump | gzip > file               the common shell procedure
  *   (c) drbook's dumpDatabase → file destination  the real activity, in a process of its own
@@ -12,11 +13,11 @@
  * --routines --events --triggers), so the difference is the pipeline, not the dump.
  * Then the fleet run (scripts/bench/fleet.ts): 200 small databases, one nightlyBackup, concurrency 8.
  *
- *   npm run bench:backup -- [--rounds 3] [--no-fleet] [--fleet-only] [--fleet-services 200] [--drop]
+ *   npm run bench:backup -- [--rounds 3] [--force] [--no-fleet] [--fleet-only] [--fleet-services 200] [--drop]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import YAML from 'yaml';
@@ -28,6 +29,7 @@ import { BackupStores } from '../activities/storage/destinations';
 import { dropBenchDatabase, ensureBenchDatabase, type BenchDatabase } from './bench/database';
 import { runFleet } from './bench/fleet';
 import type { MemoryPeaks } from './bench/rss';
+import { busyMark, machineAtEnd, machineAtStart, median, roundsOption, type MachineLoad } from './bench/shared-machine';
 
 const ROOT = path.join(__dirname, '..');
 const SIZES = [
@@ -44,7 +46,6 @@ function option(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 const log = (s: string) => console.log(s);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mb = (bytes: number) => bytes / 1e6;
 const fmt = (n: number, d = 1) => n.toFixed(d);
 
@@ -210,7 +211,7 @@ async function removeBackups(stores: BackupStores, service: string): Promise<voi
 }
 
 async function main() {
-  const rounds = option('rounds', 3);
+  const rounds = roundsOption();
   const base = loadInventory();
   const server = base.inventory.mysqlServers['db-primary'];
   const conn = await mysql.createConnection({
@@ -223,23 +224,31 @@ async function main() {
   log(
     `drbook backup benchmark — ${new Date().toISOString()}, ${base.inventory.mysqlServers['db-primary'].host}:${server.port}`,
   );
-  log(
-    `machine: ${execFileSync('nproc').toString().trim()} cores, load average ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
+  const machine = machineAtStart(log);
   try {
-    if (!flag('fleet-only')) await singleDatabase(base, conn, work, rounds);
+    if (!flag('fleet-only')) await singleDatabase(base, conn, work, rounds, machine);
     if (!flag('no-fleet'))
-      await runFleet(base, conn, work, { services: option('fleet-services', 200), concurrency: 8, log });
+      await runFleet(base, conn, work, {
+        services: option('fleet-services', 200),
+        concurrency: 8,
+        log,
+        mark: busyMark(machine),
+      });
     if (flag('drop')) for (const s of SIZES) await dropBenchDatabase(conn, s.db);
   } finally {
     await conn.end();
     rmSync(work, { recursive: true, force: true });
   }
+  machineAtEnd(machine, log);
 }
 
-async function singleDatabase(base: LoadedInventory, conn: mysql.Connection, work: string, rounds: number) {
+async function singleDatabase(
+  base: LoadedInventory,
+  conn: mysql.Connection,
+  work: string,
+  rounds: number,
+  machine: MachineLoad,
+) {
   const dbs: BenchDatabase[] = [];
   for (const s of SIZES) {
     const d = await ensureBenchDatabase(conn, s.db, s.scale, log);
@@ -325,7 +334,7 @@ async function singleDatabase(base: LoadedInventory, conn: mysql.Connection, wor
               .join(', ')}`
           : '';
         lines.push(
-          `| ${names[k]} | ${fmt(t[k], 2)} | ${fmt(mb(dumpBytes) / t[k])} | ${fmt(t[k] / t.a, 2)}x | ${fmt(t.b / t[k], 2)}x | ${out ? fmt(mb(out)) : '–'} | ${rss} |`,
+          `| ${names[k]} | ${fmt(t[k], 2)} | ${fmt(mb(dumpBytes) / t[k])} | ${fmt(t[k] / t.a, 2)}x | ${fmt(t.b / t[k], 2)}x | ${out ? fmt(mb(out)) : '–'} | ${rss}${busyMark(machine)} |`,
         );
       }
       const worst = Math.max(t.c, t.d);

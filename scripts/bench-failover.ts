@@ -1,11 +1,12 @@
 /**
- * npm run bench:failover [-- --runs N]
+ * npm run bench:failover [-- --runs N] [--force]
  *
  * A planned switchover of `shop` on the local stack (failover drill, then failback), N
  * times. For each run, from its Temporal event history: total time (the approval wait
  * taken out), the time spent inside external calls (the union of activity execution
  * intervals), and Temporal's orchestration overhead (the difference). Target: overhead
- * under 1 s per failover.
+ * under 1 s per failover. The load average is printed before and after; a start with the 1-minute load above
+ * the core count is refused unless --force, and then every row is marked BUSY (scripts/bench/shared-machine.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -17,6 +18,7 @@ import { buildAdapters } from '../workers/adapters';
 import { failback, failover } from '../workflows';
 import { drTaskQueue, type RunbookStatus } from '../workflows/contract';
 import { approveUpdate, statusQuery } from '../workflows/messages';
+import { busyMark, machineAtEnd, machineAtStart, median, roundsOption } from './bench/shared-machine';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
 const ms = (e: Event) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6);
@@ -91,7 +93,9 @@ async function approveWhenAsked(handle: WorkflowHandle, step: string, approver: 
 }
 
 async function main() {
-  const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 5) || 5;
+  const machine = machineAtStart(console.log);
+  // Failover and failback alternate in every run; each summary is the median of the runs (at least 3).
+  const runs = roundsOption(5, 'runs');
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const loaded = loadInventory();
   const adapters = buildAdapters(loaded);
@@ -133,7 +137,7 @@ async function main() {
           rows.push({ runbook, ...b });
           const f = (n: number) => (n / 1000).toFixed(2).padStart(8);
           console.log(
-            `${String(i).padStart(3)}  ${runbook.padEnd(8)} ${f(b.totalMs)}  ${f(b.externalMs)}     ${f(b.overheadMs)}    ${((100 * b.overheadMs) / b.totalMs).toFixed(0).padStart(5)}%  ${String(b.activities).padStart(10)}  ${String(b.events).padStart(6)}`,
+            `${String(i).padStart(3)}  ${runbook.padEnd(8)} ${f(b.totalMs)}  ${f(b.externalMs)}     ${f(b.overheadMs)}    ${((100 * b.overheadMs) / b.totalMs).toFixed(0).padStart(5)}%  ${String(b.activities).padStart(10)}  ${String(b.events).padStart(6)}${busyMark(machine)}`,
           );
         }
       }
@@ -141,14 +145,14 @@ async function main() {
   );
   for (const runbook of ['failover', 'failback']) {
     const r = rows.filter((x) => x.runbook === runbook);
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const over = median(r.map((x) => x.overheadMs)) / 1000;
     const total = median(r.map((x) => x.totalMs)) / 1000;
     console.log(
       `${runbook}: median total ${total.toFixed(2)} s, external ${(median(r.map((x) => x.externalMs)) / 1000).toFixed(2)} s, ` +
-        `orchestration overhead ${over.toFixed(2)} s (${((100 * over) / total).toFixed(0)}% of total) — target < 1 s: ${over < 1 ? 'MET' : 'MISSED'}`,
+        `orchestration overhead ${over.toFixed(2)} s (${((100 * over) / total).toFixed(0)}% of total) — target < 1 s: ${over < 1 ? 'MET' : 'MISSED'}${busyMark(machine)}`,
     );
   }
+  machineAtEnd(machine, console.log);
   await adapters.close();
   await native.close();
 }

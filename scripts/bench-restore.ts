@@ -12,21 +12,25 @@
  *   (e) drbook restorePhysicalIntoScratch                      a mariabackup copy of the whole primary (taken beforehand,
  *                                                              not timed): stream | zstd -d | mbstream -x, --prepare, a
  *                                                              scratch mariadbd started on it; then every table counted
- * Each is checked by row counts against the dump's manifest counts.
+ * Each is checked by row counts against the dump's manifest counts. The methods run in alternating rounds
+ * (a, b, c, d, e, a, b, …; --rounds, at least 3) and each row is the median; the load average is printed before and
+ * after, and a run that starts with the 1-minute load above the core count is refused unless --force (rows marked).
  *
- *   npm run bench:restore -- [--scale 1] [--parallel 4] [--keep] [--no-physical]
+ *   npm run bench:restore -- [--scale 1] [--parallel 4] [--rounds 3] [--force] [--keep] [--no-physical]
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
 import { writeClientDefaults } from '../activities/mysql/dump';
-import { buildAdapters } from '../workers/adapters';
+import type { BackupManifest } from '../workflows/contract';
+import { buildAdapters, type Activities } from '../workers/adapters';
 import { dropBenchDatabase, ensureBenchDatabase } from './bench/database';
+import { alternateRounds, busyMark, machineAtEnd, machineAtStart, median, roundsOption } from './bench/shared-machine';
 
 const option = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -54,9 +58,56 @@ async function countRows(conn: mysql.Connection, db: string, tables: string[]): 
   return out;
 }
 
+/** What the nightly backup does after the dump: every copy read back, then the signed manifest (restores need it). */
+async function publish(
+  a: Activities,
+  taken: Awaited<ReturnType<Activities['dumpDatabase']>> | Awaited<ReturnType<Activities['takePhysicalBackup']>>,
+  kind: 'logical' | 'physical',
+): Promise<void> {
+  const copies = await Promise.all(
+    taken.copies.map(async (c) => ({
+      ...c,
+      ...(await a.verifyCopy({
+        service: taken.service,
+        backupId: taken.backupId,
+        destination: c.destination,
+        size: taken.object.size,
+        sha256: taken.object.sha256,
+        kind,
+        key: taken.object.key,
+      })),
+    })),
+  );
+  const manifest: BackupManifest = {
+    format: 'drbook-backup/1',
+    id: taken.backupId,
+    service: taken.service,
+    kind,
+    startedAt: taken.startedAt,
+    endedAt: taken.endedAt,
+    source: { server: taken.server, engine: taken.engine, version: taken.version },
+    position: taken.position,
+    databases: taken.databases,
+    tables: 'tables' in taken ? taken.tables : [],
+    rowCounts: 'rowCounts' in taken ? taken.rowCounts : { exact: false, method: 'not counted: a physical copy' },
+    object: taken.object,
+    copies,
+    tools: taken.tools,
+    verified: true,
+  };
+  await a.writeManifest({ manifest });
+}
+
+interface Timed {
+  seconds: number;
+  note: string;
+}
+
 async function main(): Promise<void> {
+  const machine = machineAtStart(log);
   const scale = option('scale', 1);
   const parallel = option('parallel', 4);
+  const rounds = roundsOption();
   const loaded = loadInventory();
   const inventory = structuredClone(loaded.inventory);
   const work = mkdtempSync(path.join(tmpdir(), 'drbook-bench-restore-'));
@@ -72,12 +123,15 @@ async function main(): Promise<void> {
   const a = adapters.activities;
   const primary = await connect(loaded, bench.database!.primary);
   const scratch = await connect(loaded, 'db-restore-scratch');
-  const results: { name: string; seconds: number | null; note: string }[] = [];
+  const names: Record<string, string> = {};
+  let results = new Map<string, Timed[]>();
+  const scratchDefaults = await writeClientDefaults(targetOf(loaded, 'db-restore-scratch'));
   try {
     const gen = await ensureBenchDatabase(primary, DB, scale, log);
     log(`database ${DB}: ${gen.rows.toLocaleString()} rows, ${(gen.storedBytes / 1e9).toFixed(2)} GB in InnoDB`);
     const backupId = '20200101T000000Z';
     const dump = await a.dumpDatabase({ service: bench.name, backupId, destinations: ['local'] });
+    await publish(a, dump, 'logical');
     const zst = dump.copies[0].location;
     log(
       `dump: ${(dump.object.uncompressedSize / 1e9).toFixed(2)} GB of SQL, ${(dump.object.size / 1e6).toFixed(0)} MB zstd`,
@@ -90,147 +144,174 @@ async function main(): Promise<void> {
       return bad.length ? `ROW COUNTS DIFFER: ${bad.join(', ')}` : 'row counts match';
     };
 
-    // (a) baseline: the plain client reading the decompressed file, into the scratch server under the original name.
+    // Prepared once, not timed: the decompressed file (a), the mydumper dump (b), the physical copy (e).
     const sqlFile = path.join(work, 'dump.sql');
     await pipeline(createReadStream(zst), spawnZstd(), createWriteStream(sqlFile));
-    log(
-      `decompressed to ${sqlFile} (${(statSync(sqlFile).size / 1e9).toFixed(2)} GB); restoring with plain mariadb ...`,
-    );
-    await scratch.query(`DROP DATABASE IF EXISTS \`${DB}\``);
-    const defaults = await writeClientDefaults(targetOf(loaded, 'db-restore-scratch'));
-    try {
-      const t0 = performance.now();
-      execFileSync('bash', ['-c', `mariadb --defaults-extra-file="$1" < "$2"`, 'bench', defaults.file, sqlFile], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-      const s = (performance.now() - t0) / 1000;
-      results.push({ name: 'mariadb < dump.sql (baseline)', seconds: s, note: await verify(DB) });
-    } finally {
-      rmSync(defaults.dir, { recursive: true, force: true });
-      await scratch.query(`DROP DATABASE IF EXISTS \`${DB}\``);
-    }
-
-    // (b) myloader, the parallel loader, from its own (mydumper) directory dump made beforehand.
+    log(`decompressed to ${sqlFile} (${(statSync(sqlFile).size / 1e9).toFixed(2)} GB)`);
     let myloader: string | null = null;
     try {
       myloader = execFileSync('myloader', ['--version'], { encoding: 'utf8' }).trim();
     } catch {
       // absent
     }
-    if (!myloader) {
-      results.push({ name: 'myloader', seconds: null, note: 'skipped: not installed (apt-get install mydumper)' });
-    } else {
-      const dir = path.join(work, 'mydumper');
-      const target = 'restore_bench_myloader';
+    const mydumperDir = path.join(work, 'mydumper');
+    if (myloader) {
       const primaryDefaults = await writeClientDefaults(targetOf(loaded, bench.database!.primary));
-      const scratchDefaults = await writeClientDefaults(targetOf(loaded, 'db-restore-scratch'));
       try {
         execFileSync(
           'mydumper',
           [
             `--defaults-file=${primaryDefaults.file}`,
-            '--database',
-            DB,
-            '--outputdir',
-            dir,
-            '--threads',
-            '2',
-            '--rows',
-            '100000',
+            ...['--database', DB, '--outputdir', mydumperDir, '--threads', '2', '--rows', '100000'],
           ],
           { stdio: ['ignore', 'ignore', 'inherit'] },
         );
-        log(`mydumper dump of ${DB} in ${dir}; restoring with ${myloader} ...`);
-        const t0 = performance.now();
-        execFileSync(
-          'myloader',
-          [
-            `--defaults-file=${scratchDefaults.file}`,
-            '--directory',
-            dir,
-            '--database',
-            target,
-            '--threads',
-            String(parallel),
-            '--overwrite-tables',
-          ],
-          { stdio: ['ignore', 'ignore', 'inherit'] },
-        );
-        const s = (performance.now() - t0) / 1000;
-        results.push({
-          name: `myloader --threads ${parallel} (${myloader.split(',')[0]})`,
-          seconds: s,
-          note: await verify(target),
-        });
       } finally {
         rmSync(primaryDefaults.dir, { recursive: true, force: true });
-        rmSync(scratchDefaults.dir, { recursive: true, force: true });
-        rmSync(dir, { recursive: true, force: true });
-        await scratch.query(`DROP DATABASE IF EXISTS \`${target}\``);
       }
+      log(`mydumper dump of ${DB} in ${mydumperDir}`);
     }
-
-    // (c, d) drbook's restore, straight from the stored backup object.
-    for (const p of [1, parallel]) {
-      const target = `restore_bench_p${p}`;
-      const r = await a.restoreIntoScratch({
-        service: bench.name,
-        backupId,
-        destination: 'local',
-        server: 'db-restore-scratch',
-        databases: [{ source: DB, scratch: target }],
-        size: dump.object.size,
-        sha256: dump.object.sha256,
-        parallel: p,
-      });
-      results.push({
-        name: `drbook restoreIntoScratch, parallel ${p}`,
-        seconds: r.seconds,
-        note: await verify(target),
-      });
-      await a.dropScratchDatabase({ server: 'db-restore-scratch', databases: [target] });
-    }
-
-    // (e) drbook's physical restore: a mariabackup copy of the primary, into a scratch instance of its own.
-    if (!process.argv.includes('--no-physical')) {
-      const physicalId = '20200101T000001Z';
-      const p = await a.takePhysicalBackup({ service: bench.name, backupId: physicalId });
+    const physicalId = '20200101T000001Z';
+    const physical = process.argv.includes('--no-physical')
+      ? null
+      : await a.takePhysicalBackup({ service: bench.name, backupId: physicalId });
+    if (physical) {
+      await publish(a, physical, 'physical');
       log(
-        `physical backup of the whole primary: ${(p.object.uncompressedSize / 1e9).toFixed(2)} GB xbstream, ${(p.object.size / 1e6).toFixed(0)} MB zstd`,
+        `physical backup of the whole primary: ${(physical.object.uncompressedSize / 1e9).toFixed(2)} GB xbstream, ${(physical.object.size / 1e6).toFixed(0)} MB zstd`,
       );
-      const r = await a.restorePhysicalIntoScratch({
-        service: bench.name,
-        backupId: physicalId,
-        destination: 'local',
-        size: p.object.size,
-        sha256: p.object.sha256,
-        databases: [DB],
-        gtid: p.position.gtid,
-        expectedTables: dump.tables,
-      });
-      const t = r.seconds;
-      const bad = r.checks.filter((c) => c.gate && !c.ok);
-      results.push({
-        name: 'drbook restorePhysicalIntoScratch (extract + prepare + start)',
-        seconds: t.extract + t.prepare + t.start,
-        note: `${bad.length ? `FAILED: ${bad.map((c) => c.detail).join('; ')}` : 'row counts match'} (extract ${t.extract.toFixed(1)} s, prepare ${t.prepare.toFixed(1)} s, start ${t.start.toFixed(1)} s; counting every row ${t.validate.toFixed(1)} s more; instance ${r.cleanedUp ? 'removed' : 'NOT removed'})`,
-      });
     }
+
+    names.a = 'mariadb < dump.sql (baseline)';
+    names.b = myloader ? `myloader --threads ${parallel} (${myloader.split(',')[0]})` : 'myloader';
+    names.c = 'drbook restoreIntoScratch, parallel 1';
+    names.d = `drbook restoreIntoScratch, parallel ${parallel}`;
+    names.e = 'drbook restorePhysicalIntoScratch (extract + prepare + start)';
+    const drbook = (p: number) => async (): Promise<Timed> => {
+      const target = `restore_bench_p${p}`;
+      try {
+        const r = await a.restoreIntoScratch({
+          service: bench.name,
+          backupId,
+          destination: 'local',
+          server: 'db-restore-scratch',
+          databases: [{ source: DB, scratch: target }],
+          size: dump.object.size,
+          sha256: dump.object.sha256,
+          parallel: p,
+        });
+        return { seconds: r.seconds, note: `${await verify(target)}; ${r.deferredKeys} keys built after the rows` };
+      } finally {
+        await a.dropScratchDatabase({ server: 'db-restore-scratch', databases: [target] });
+      }
+    };
+    results = await alternateRounds<Timed>(
+      [
+        {
+          // (a) the plain client reading the decompressed file, under the original name.
+          key: 'a',
+          run: async () => {
+            await scratch.query(`DROP DATABASE IF EXISTS \`${DB}\``);
+            try {
+              const t0 = performance.now();
+              execFileSync(
+                'bash',
+                ['-c', `mariadb --defaults-extra-file="$1" < "$2"`, 'bench', scratchDefaults.file, sqlFile],
+                { stdio: ['ignore', 'ignore', 'inherit'] },
+              );
+              return { seconds: (performance.now() - t0) / 1000, note: await verify(DB) };
+            } finally {
+              await scratch.query(`DROP DATABASE IF EXISTS \`${DB}\``);
+            }
+          },
+        },
+        {
+          // (b) myloader, the parallel loader, from its own (mydumper) directory dump.
+          key: 'b',
+          run: async () => {
+            if (!myloader) return null;
+            const target = 'restore_bench_myloader';
+            try {
+              const t0 = performance.now();
+              execFileSync(
+                'myloader',
+                [
+                  `--defaults-file=${scratchDefaults.file}`,
+                  ...['--directory', mydumperDir, '--database', target, '--threads', String(parallel)],
+                  '--overwrite-tables',
+                ],
+                { stdio: ['ignore', 'ignore', 'inherit'] },
+              );
+              return { seconds: (performance.now() - t0) / 1000, note: await verify(target) };
+            } finally {
+              await scratch.query(`DROP DATABASE IF EXISTS \`${target}\``);
+            }
+          },
+        },
+        { key: 'c', run: drbook(1) },
+        { key: 'd', run: drbook(parallel) },
+        {
+          // (e) a mariabackup copy of the primary, into a scratch instance of its own.
+          key: 'e',
+          run: async () => {
+            if (!physical) return null;
+            const r = await a.restorePhysicalIntoScratch({
+              service: bench.name,
+              backupId: physicalId,
+              destination: 'local',
+              size: physical.object.size,
+              sha256: physical.object.sha256,
+              databases: [DB],
+              gtid: physical.position.gtid,
+              expectedTables: dump.tables,
+            });
+            const t = r.seconds;
+            const bad = r.checks.filter((c) => c.gate && !c.ok);
+            const check = bad.length ? `FAILED: ${bad.map((c) => c.detail).join('; ')}` : 'row counts match';
+            const parts = (['extract', 'prepare', 'start'] as const).map((k) => `${k} ${t[k].toFixed(1)} s`).join(', ');
+            const after = `counting every row ${t.validate.toFixed(1)} s more`;
+            return {
+              seconds: t.extract + t.prepare + t.start,
+              note: `${check} (${parts}; ${after}; instance ${r.cleanedUp ? 'removed' : 'NOT removed'})`,
+            };
+          },
+        },
+      ],
+      rounds,
+      (round, got) =>
+        log(
+          `round ${round} (load ${loadavg()[0].toFixed(2)}): ${[...got]
+            .filter(([, v]) => v.length >= round)
+            .map(([k, v]) => `(${k}) ${v[round - 1].seconds.toFixed(1)} s`)
+            .join('  ')}`,
+        ),
+    );
   } finally {
     if (!process.argv.includes('--keep')) await dropBenchDatabase(primary, DB).catch(() => undefined);
     await primary.end();
     await scratch.end();
     await adapters.close();
+    rmSync(scratchDefaults.dir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   }
-  const baseline = results[0].seconds!;
+  machineAtEnd(machine, log);
+  const mark = busyMark(machine);
+  const baseline = median(results.get('a')!.map((r) => r.seconds));
   log('');
-  log('| restore | seconds | vs baseline | check |');
-  log('|---|---|---|---|');
-  for (const r of results)
-    log(
-      `| ${r.name} | ${r.seconds === null ? 'n/a' : r.seconds.toFixed(1)} | ${r.seconds === null ? 'n/a' : `${(baseline / r.seconds).toFixed(2)}x`} | ${r.note} |`,
-    );
+  log(`| restore | median seconds (of ${rounds}) | min–max | vs baseline | check |`);
+  log('|---|---|---|---|---|');
+  for (const [key, runs] of results) {
+    const secs = runs.map((r) => r.seconds);
+    const bad = runs.find((r) => !r.note.startsWith('row counts match'));
+    if (!secs.length) {
+      log(`| (${key}) ${names[key]} | n/a | | n/a | skipped: not installed or --no-physical |`);
+      continue;
+    }
+    const m = median(secs);
+    const range = `${Math.min(...secs).toFixed(1)}–${Math.max(...secs).toFixed(1)}`;
+    const check = (bad ?? runs[runs.length - 1]).note;
+    log(`| (${key}) ${names[key]} | ${m.toFixed(1)} | ${range} | ${(baseline / m).toFixed(2)}x | ${check}${mark} |`);
+  }
 }
 
 function spawnZstd() {

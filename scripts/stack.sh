@@ -81,6 +81,8 @@ apt_install() {
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v zstd >/dev/null || missing+=(zstd)
+  # myloader: the parallel loader bench:restore measures drbook's logical restore against (docs/benchmarks.md).
+  command -v myloader >/dev/null || missing+=(mydumper)
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v python3 >/dev/null || missing+=(python3 python3-venv)

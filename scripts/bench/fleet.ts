@@ -63,7 +63,8 @@ export async function runFleet(
   base: LoadedInventory,
   conn: MysqlConnection,
   work: string,
-  opts: { services: number; concurrency: number; log: (s: string) => void },
+  /** `mark`: appended to the wall-time line (a run on a busy machine, scripts/bench/shared-machine.ts). */
+  opts: { services: number; concurrency: number; log: (s: string) => void; mark?: string },
 ): Promise<string[]> {
   const { log } = opts;
   const run = randomUUID().slice(0, 8);
@@ -179,7 +180,7 @@ export async function runFleet(
       '',
       `fleet: ${names.length} services, one nightlyBackup, concurrency ${opts.concurrency}, batchSize 100 (continue-as-new), snapshots off`,
       `  succeeded ${summary.succeeded.length}, failed ${summary.failed.length}${summary.failed.length ? ` (first: ${summary.failed[0].service}: ${summary.failed[0].reason})` : ''}, runs ${summary.runs}`,
-      `  wall time ${wallSeconds.toFixed(1)} s (${((wallSeconds * 1000) / names.length).toFixed(0)} ms per service at concurrency ${opts.concurrency})`,
+      `  wall time ${wallSeconds.toFixed(1)} s (${((wallSeconds * 1000) / names.length).toFixed(0)} ms per service at concurrency ${opts.concurrency})${opts.mark ?? ''}`,
       `  per service (child workflow): wall median ${pct(walls, 50)} ms, p95 ${pct(walls, 95)} ms; orchestration overhead (wall − time in activities) mean ${mean(overheads).toFixed(0)} ms, median ${pct(overheads, 50)} ms, p95 ${pct(overheads, 95)} ms`,
       `  largest history: parent ${parentMax} events (${parentRuns} runs), child ${childMax} events`,
     );
