@@ -7,6 +7,7 @@
  * services named in workflow inputs, while the passwords stay on the worker.
  */
 import { z } from 'zod';
+import { fileTreeId } from '../workflows/backup-policy';
 import { NETWORK_DEVICE, PLAIN_DATABASE_NAME } from '../workflows/contract';
 
 export const TIERS = ['critical', 'important', 'normal'] as const;
@@ -291,6 +292,30 @@ const s3Destination = z
   })
   .strict();
 
+/** An absolute path on a host: no `..`, no control characters (it names a directory a remote shell cds into). */
+const hostPath = z
+  .string()
+  .startsWith('/', 'an absolute path on the host')
+  .refine((p) => ![...p].some((c) => c < ' ' || c === '\x7f'), 'no control characters')
+  .refine((p) => !p.split('/').includes('..'), 'no ".." component')
+  .refine((p) => p === '/' || !p.endsWith('/'), 'no trailing "/"');
+
+/**
+ * An exclude pattern, relative to the tree's root and anchored there ("cache", "tmp/*.part", "*.swp": `*` matches
+ * "/" too). Given to tar as --exclude=./<pattern> and to find as -path ./<pattern>: both
+ * read it with fnmatch, so what is excluded from the archive is excluded from its per-file list.
+ */
+const excludePattern = z
+  .string()
+  .min(1)
+  .regex(
+    /^[A-Za-z0-9_.*?+@,=~ -][A-Za-z0-9_.*?+@,=~ /-]*$/,
+    'a glob relative to the tree (letters, digits, _.*?+@,=~ -/)',
+  )
+  .refine((p) => !p.split('/').includes('..'), 'no ".." component');
+
+const backupPath = z.object({ host: name, path: hostPath, exclude: z.array(excludePattern).default([]) }).strict();
+
 const backup = z
   .object({
     // Each name reaches mariadb-dump's argument list (and names restore_* scratch databases): a plain identifier.
@@ -305,7 +330,36 @@ const backup = z
       )
       .min(1),
     volumeTags: tagFilter.optional(),
-    paths: z.array(z.object({ host: name, path: z.string().startsWith('/') }).strict()).default([]),
+    /** File trees on the service's hosts, backed up over SSH with GNU tar's listed-incremental levels (docs/backup.md). */
+    paths: z
+      .array(backupPath)
+      .default([])
+      .superRefine((paths, ctx) => {
+        const seen = new Map<string, number>();
+        paths.forEach((p, j) => {
+          const id = fileTreeId(p);
+          if (seen.has(id))
+            ctx.addIssue({
+              code: 'custom',
+              path: [j, 'path'],
+              message: `${p.host}:${p.path} has the same tree id "${id}" as paths.${seen.get(id)}: one tree, one chain`,
+            });
+          seen.set(id, j);
+        });
+      }),
+    /**
+     * When a file tree gets a full (level 0) backup: the first backup of each day, ISO week or month; the others
+     * are `between`: differential (everything changed since the chain's full) or incremental (since the previous
+     * backup of any level). `stateDir` on each host keeps tar's snapshot (.snar) files between runs.
+     */
+    files: z
+      .object({
+        full: z.enum(['daily', 'weekly', 'monthly']).default('weekly'),
+        between: z.enum(['differential', 'incremental']).default('differential'),
+        stateDir: hostPath.default('/var/lib/drbook'),
+      })
+      .strict()
+      .prefault({}),
     destinations: z
       .object({
         local: z

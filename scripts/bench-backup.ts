@@ -98,6 +98,7 @@ export function benchService(
     backup: {
       databases: [database],
       paths: [],
+      files: { full: 'weekly', between: 'differential', stateDir: '/var/lib/drbook' },
       physical: false,
       binlogArchive: false,
       source: 'writable',

@@ -49,6 +49,10 @@ export DRBOOK_NETNS_DR=${DRBOOK_NETNS_DR:-drbook${NS_SUFFIX}-dr}
 # namespace, over SSH) connects through them; a socket is a file, so it reaches across network namespaces.
 export DRBOOK_PRIMARY_SOCKET=$DRBOOK_DATA/mariadb/primary.sock
 export DRBOOK_REPLICA_SOCKET=$DRBOOK_DATA/mariadb/replica.sock
+# wiki's file tree (backup.paths) on primary-host, and the hosts' drbook state directory (tar snapshot files):
+# the "hosts" share this machine's file system, so both live under the stack's data directory.
+export DRBOOK_WIKI_UPLOADS=${DRBOOK_WIKI_UPLOADS:-$DRBOOK_DATA/hosts/wiki/uploads}
+export DRBOOK_FILETREE_STATE=${DRBOOK_FILETREE_STATE:-$DRBOOK_DATA/hosts/state}
 
 VENV=$ROOT/.venv
 # drbook's own Node.js and npm (.tools/package.json pins them, .tools/package-lock.json holds their checksums),
@@ -571,12 +575,25 @@ cmd_start() {
   start_s3proxy
   start_sshd
   start_namespaces
+  seed_wiki_uploads
   # moto keeps its state in memory: the sandbox estate is (re)seeded on every start; seeding is idempotent.
   node_ts scripts/seed-aws.ts
   start_app
 }
 
 COMPONENTS=(worker app sshd s3proxy moto mariadb-restore-scratch mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary codec temporal)
+
+# A small tree for wiki's file-tree backups (nested directories, a symlink, modes, an excluded cache), made once.
+seed_wiki_uploads() {
+  local d=$DRBOOK_WIKI_UPLOADS i
+  [ -d "$d" ] && return 0
+  mkdir -p "$d/2026/11" "$d/2026/12" "$d/cache" "$DRBOOK_FILETREE_STATE"
+  for i in $(seq 1 20); do printf 'upload %s\n' "$i" >"$d/2026/$((i % 2 + 11))/page-$i.txt"; done
+  printf 'private\n' >"$d/2026/12/draft.txt" && chmod 600 "$d/2026/12/draft.txt"
+  printf 'regenerated\n' >"$d/cache/thumb.bin"
+  ln -s 2026/12/page-1.txt "$d/latest"
+  echo "[seed] wiki uploads: $d"
+}
 
 cmd_status() {
   local c state any=1
@@ -655,7 +672,8 @@ case "${1:-}" in
   status) cmd_status ;;
   env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
     DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
-    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET DRBOOK_REPLICA_SOCKET; do
+    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET DRBOOK_REPLICA_SOCKET \
+    DRBOOK_WIKI_UPLOADS DRBOOK_FILETREE_STATE; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done
   # The pinned node first on PATH: npx jest, bin/drctl and the scripts run on it.

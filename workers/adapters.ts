@@ -21,6 +21,7 @@ import { createSnapshotRetentionActivities } from '../activities/aws/snapshot-re
 import { createDumpActivities } from '../activities/mysql/dump';
 import { createPhysicalBackupActivities } from '../activities/mysql/physical';
 import { createBinlogArchiveActivities } from '../activities/mysql/binlogs';
+import { createFileTreeActivities } from '../activities/filetree';
 import { createTopologyDiscoveryActivities } from '../activities/mysql/discovery';
 import { createDrillCopyActivities } from '../activities/mysql/drill-copy';
 import { createScratchIsolation } from '../activities/mysql/scratch-isolation';
@@ -73,6 +74,8 @@ function buildActivities(
     // Nightly backup options: physical (mariabackup, on the DB host) and the binlog archive (PITR).
     ...createPhysicalBackupActivities(backupStores, pools, sshTargets, loaded.inventory.mysqlServers),
     ...createBinlogArchiveActivities(backupStores, pools),
+    // File trees (backup.paths): GNU tar listed-incremental levels over SSH, and their restore into scratch.
+    ...createFileTreeActivities(backupStores, sshTargets),
     ...createSnapshotActivities(aws, { drKmsKeyId: loaded.inventory.regions.drKmsKeyId }),
     ...createSnapshotRetentionActivities(aws),
     ...createNotifyActivities(loaded.inventory, awsFailover),

@@ -201,3 +201,62 @@ export function assessCompliance(args: {
     problems,
   };
 }
+
+// ------------------------------------------------------------------ file trees (backup.paths)
+
+/**
+ * A file tree's id in the destinations' keys: its host and path, every character but letters, digits, "." and "-"
+ * written "_" (`primary-host:/srv/wiki/uploads` → `primary-host_srv_wiki_uploads`). The inventory refuses two trees
+ * of a service with the same id.
+ */
+export function fileTreeId(tree: { host: string; path: string }): string {
+  return `${tree.host}${tree.path.replace(/[^A-Za-z0-9.-]/g, '_')}`;
+}
+
+export type FileTreeLevel = 'full' | 'differential' | 'incremental';
+
+export interface FileTreePolicy {
+  /** A full when the newest full is not of this day / ISO week / month. */
+  full: 'daily' | 'weekly' | 'monthly';
+  between: 'differential' | 'incremental';
+}
+
+/** A verified backup of one tree: its id, level and chain (the id of the full it builds on). */
+export interface FileTreeBackupRef {
+  id: string;
+  level: FileTreeLevel;
+  chain: string;
+}
+
+export interface FileTreeLevelPlan {
+  level: FileTreeLevel;
+  /** The backup whose tar snapshot this one starts from (null for a full). */
+  parent: string | null;
+  /** The chain's full (this backup's own id for a full). */
+  chain: string;
+  why: string;
+}
+
+/**
+ * Which level the backup `backupId` of a tree takes, from the tree's verified backups before it: a full when there
+ * is none, or the newest full is of an earlier day / week / month than this backup (the policy's `full`); otherwise
+ * a differential (parent: the chain's full) or an incremental (parent: the newest backup of the chain).
+ */
+export function planFileTreeLevel(
+  previous: FileTreeBackupRef[],
+  policy: FileTreePolicy,
+  backupId: string,
+): FileTreeLevelPlan {
+  const earlier = previous.filter((b) => b.id < backupId).sort((a, b) => a.id.localeCompare(b.id));
+  const full = earlier.filter((b) => b.level === 'full').pop();
+  if (!full) return { level: 'full', parent: null, chain: backupId, why: 'no verified full backup of this tree' };
+  const bucket = { daily: day, weekly: isoWeek, monthly: month }[policy.full];
+  const then = bucket(backupTime(full.id));
+  const now = bucket(backupTime(backupId));
+  if (then !== now)
+    return { level: 'full', parent: null, chain: backupId, why: `${policy.full} full: the newest full is of ${then}` };
+  if (policy.between === 'differential')
+    return { level: 'differential', parent: full.id, chain: full.id, why: `since the full of ${then} (${full.id})` };
+  const newest = earlier.filter((b) => b.chain === full.id).pop()!;
+  return { level: 'incremental', parent: newest.id, chain: full.id, why: `since ${newest.id} (${newest.level})` };
+}

@@ -5,7 +5,8 @@
  *
  * serviceBackup({ service }): the runbook for one service —
  *   dump (streamed to every destination) → verify each copy → manifest (the backup now counts)
- *   → EBS + RDS snapshots, copied to the DR region → retention (GFS) → 3-2-1 / RPO compliance.
+ *   → physical copy, binlog archive, RDS settings (where configured) → file trees (backup.paths: full, differential
+ *   or incremental by policy) → EBS + RDS snapshots, copied to the DR region → retention (GFS) → 3-2-1 / RPO compliance.
  * Only names, keys, sizes and checksums pass through history; the data never does.
  */
 import {
@@ -24,7 +25,7 @@ import {
 import type { Duration } from '@temporalio/common';
 import type { ServicePlan } from '../activities/inventory';
 import type { Activities } from '../workers/adapters';
-import { assessCompliance, backupIdAt, planRetention } from './backup-policy';
+import { assessCompliance, backupIdAt, fileTreeId, planFileTreeLevel, planRetention } from './backup-policy';
 import {
   NON_RETRYABLE,
   BackupErrorType,
@@ -36,6 +37,7 @@ import {
   type BackupCompliance,
   type BackupCopy,
   type BackupManifest,
+  type FileTreeManifest,
   type NightlyBackupSummary,
   type RunbookStatus,
   type ServiceBackupResult,
@@ -348,6 +350,96 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     }
   }
 
+  // 1e. File trees (backup.paths): each tree at the level the policy says (full, differential, incremental; GNU tar
+  // listed-incremental on its host) → verify every copy → manifest. One tree failing never stops the others.
+  const fileTrees: NonNullable<ServiceBackupResult['fileTrees']> = [];
+  if (backup.paths?.length && patched('file-tree-backup')) {
+    status.phase = 'backing up file trees';
+    const policy = backup.files ?? { full: 'weekly', between: 'differential' };
+    for (const p of backup.paths) {
+      const tree = fileTreeId(p);
+      try {
+        const chain = await steps.run(
+          `listFileTreeChain ${tree}`,
+          () => quick.listFileTreeChain({ service, tree }),
+          (c) => (c.length ? `newest chain: ${c.map((b) => `${b.id} (${b.level})`).join(', ')}` : 'no backup yet'),
+        );
+        const level = planFileTreeLevel(chain, policy, backupId);
+        const r = await steps.run(
+          `backupFileTree ${tree}`,
+          () =>
+            streaming.backupFileTree({
+              service,
+              tree,
+              backupId,
+              level: level.level,
+              parent: level.parent,
+              chain: level.chain,
+            }),
+          (r) =>
+            `${r.level} (${level.why}): ${r.files.count} entries, ${r.object.uncompressedSize} bytes → ${r.object.size} ` +
+            `(zstd) to ${r.copies.length} destinations; parent snapshot from ${r.snapshotFrom}`,
+        );
+        const verified = await Promise.all(
+          r.copies.map((c) =>
+            steps.run(
+              `verifyFileTreeCopy ${tree} ${c.destination}`,
+              () =>
+                streaming.verifyFileTreeCopy({
+                  service,
+                  tree,
+                  backupId,
+                  destination: c.destination,
+                  object: r.object,
+                  snapshot: r.snapshot,
+                  files: r.files,
+                }),
+              (v) => `${v.location}: ${v.size} bytes, sha256 ${v.sha256.slice(0, 12)}…`,
+            ),
+          ),
+        );
+        const manifest: FileTreeManifest = {
+          format: 'drbook-filetree/1',
+          id: backupId,
+          service,
+          kind: 'files',
+          tree,
+          host: r.host,
+          path: r.path,
+          exclude: r.exclude,
+          level: r.level,
+          chain: r.chain,
+          parent: r.parent,
+          restoreChain: r.restoreChain,
+          startedAt: r.startedAt,
+          endedAt: r.endedAt,
+          object: r.object,
+          snapshot: r.snapshot,
+          files: r.files,
+          copies: r.copies.map((c, i) => ({ ...c, ...verified[i] })),
+          tools: r.tools,
+          verified: true,
+        };
+        const written = await steps.run(
+          `writeFileTreeManifest ${tree}`,
+          () => quick.writeFileTreeManifest({ manifest }),
+          (w) => w.manifestKey,
+        );
+        fileTrees.push({
+          tree,
+          level: r.level,
+          chain: r.chain,
+          manifestKey: written.manifestKey,
+          files: r.files.count,
+          size: r.object.size,
+          snapshotFrom: r.snapshotFrom,
+        });
+      } catch (err) {
+        fail(`file tree ${p.host}:${p.path}`, err);
+      }
+    }
+  }
+
   // 2. Snapshots: independent of the dump, so they are taken even when it failed.
   const snapshots: ServiceBackupResult['snapshots'] = { volumes: [], rds: null };
   if (!input.snapshots) steps.skip('snapshots', 'snapshots: false in the input');
@@ -569,6 +661,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     physical,
     binlogs,
     rdsBackupSettings,
+    ...(fileTrees.length ? { fileTrees } : {}),
   };
   if (status.failures.length) {
     status.phase = 'failed';

@@ -561,6 +561,54 @@ export interface BackupManifest {
   verified: true;
 }
 
+/** One entry of a file-tree backup's per-file list: the tree as it was when the backup was taken. */
+export interface FileTreeEntry {
+  /** Relative to the tree's root, "/"-separated. */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  /** Permission bits in octal, as `stat -c %a` prints them ("644", "4755"). */
+  mode: string;
+  /** Files and symlinks (a symlink's size is its target's length); not directories (their size is the file system's). */
+  size?: number;
+  sha256?: string;
+  /** A symlink's target, as stored (never followed). */
+  target?: string;
+}
+
+/**
+ * A file-tree backup (backup.paths): one GNU tar archive of one tree at one level, compressed with zstd, with tar's
+ * snapshot (.snar) file after it and the per-file list of the tree beside it. Signed and written last, like every
+ * manifest; the snapshot's and the list's SHA-256 are in it, so the signature covers them too.
+ */
+export interface FileTreeManifest {
+  format: 'drbook-filetree/1';
+  id: string;
+  service: string;
+  kind: 'files';
+  /** fileTreeId({ host, path }) (workflows/backup-policy.ts). */
+  tree: string;
+  host: string;
+  path: string;
+  exclude: string[];
+  level: 'full' | 'differential' | 'incremental';
+  /** The chain's full (its own id for a full). */
+  chain: string;
+  /** The backup whose snapshot this one started from: the full (differential) or the previous one (incremental). */
+  parent: string | null;
+  /** What a restore extracts before this archive, in order: [] for a full, [full] for a differential, ... */
+  restoreChain: string[];
+  startedAt: string;
+  endedAt: string;
+  object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
+  /** tar's --listed-incremental snapshot after this backup: the next one of the chain starts from a copy of it. */
+  snapshot: { key: string; size: number; sha256: string };
+  /** The per-file list (FileTreeEntry[] as JSON), a companion object: too big for the manifest on a large tree. */
+  files: { key: string; size: number; sha256: string; count: number; bytes: number };
+  copies: BackupCopy[];
+  tools: Record<string, string>;
+  verified: true;
+}
+
 export interface BackupCompliance {
   service: string;
   /** Verified copies of the newest backup, their media kinds, and whether one is off-site (3-2-1). */
@@ -605,6 +653,17 @@ export interface ServiceBackupResult {
   binlogs?: { copied: string[]; newest: string | null; newestClosedAt: string | null } | null;
   /** RDS automated backups (rds.backupRetentionDays / backupWindow): drift found, and whether it was fixed. */
   rdsBackupSettings?: { drift: string[]; enforced: boolean } | null;
+  /** File trees (backup.paths): each tree's backup this run, its level and chain. */
+  fileTrees?: {
+    tree: string;
+    level: string;
+    chain: string;
+    manifestKey: string;
+    files: number;
+    size: number;
+    /** Where the parent's tar snapshot came from: the host's state directory, or storage (the host's was not it). */
+    snapshotFrom: string;
+  }[];
 }
 
 export interface NightlyBackupSummary {

@@ -20,15 +20,14 @@ import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
-import { Client } from 'ssh2';
 import { dataFilesHost, type MysqlServer } from '../../config/inventory';
 import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
-import { pinnedConnectConfig, remoteCommandLine, shellQuote, sshFailure, type SshTarget } from '../ssh';
+import { openHostStream, shellQuote, type SshTarget } from '../ssh';
 import { checkObjectLocks, type BackupStore, type BackupStores, type BackupWriter } from '../storage/destinations';
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
@@ -72,7 +71,7 @@ const WORK_DIR_PREFIX = 'drbook-mariabackup-';
 const POSITION = /binlog position: filename '([^']+)', position '?(\d+)'?(?:, GTID of the last change '([^']*)')?/;
 
 /** Counts the bytes of the xbstream on their way to zstd. */
-class Counter extends Transform {
+export class Counter extends Transform {
   bytes = 0;
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
@@ -143,7 +142,7 @@ async function localSource(args: string[], defaults: string, cleanups: (() => Pr
  * directory the remote shell removes when mariabackup exits; a signal to the shell (HUP, INT, TERM) exits it
  * through the same trap.
  */
-function sshSource(ssh: SshTarget, args: string[], defaults: string): Promise<Source> {
+async function sshSource(ssh: SshTarget, args: string[], defaults: string): Promise<Source> {
   const script = [
     'umask 077',
     `d=$(mktemp -d "\${TMPDIR:-/tmp}/${WORK_DIR_PREFIX}XXXXXXXX") || exit 70`,
@@ -152,48 +151,15 @@ function sshSource(ssh: SshTarget, args: string[], defaults: string): Promise<So
     `head -c ${Buffer.byteLength(defaults)} > "$d/client.cnf" || exit 71`,
     `mariabackup --defaults-extra-file="$d/client.cnf" ${args.map(shellQuote).join(' ')} --target-dir="$d"`,
   ].join('\n');
-  return new Promise((resolve, reject) => {
-    const conn = new Client();
-    let presented: string | undefined;
-    let ready = false;
-    let lost: Error | undefined;
-    conn.on('error', (err: Error & { level?: string }) => {
-      // Before the channel opens this is the step's failure; after, the channel's close reports it.
-      if (ready) lost = sshFailure(ssh, err, presented);
-      else reject(sshFailure(ssh, err, presented));
-    });
-    conn.on('ready', () => {
-      ready = true;
-      conn.exec(remoteCommandLine(ssh, script), (err, channel) => {
-        if (err) {
-          conn.end();
-          return reject(failure(ErrorType.SshExecFailed, `${ssh.name}: ${err.message}`));
-        }
-        channel.end(defaults);
-        const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
-        channel.pipe(stdout);
-        const exit = new Promise<{ code: number | null }>((res, rej) =>
-          channel.on('close', (code: number | null) => {
-            conn.end();
-            if (code === null && lost) rej(lost);
-            else res({ code });
-          }),
-        );
-        resolve({
-          stdout,
-          stderr: collect(channel.stderr),
-          version: versionTap(channel.stderr),
-          exit,
-          kill: () => conn.end(),
-        });
-      });
-    });
-    conn.connect(
-      pinnedConnectConfig(ssh, 15000, (fingerprint) => {
-        presented = fingerprint;
-      }),
-    );
-  });
+  const run = await openHostStream(ssh, script);
+  run.stdin.end(defaults);
+  return {
+    stdout: run.stdout,
+    stderr: collect(run.stderr),
+    version: versionTap(run.stderr),
+    exit: run.exit,
+    kill: run.kill,
+  };
 }
 
 export function createPhysicalBackupActivities(

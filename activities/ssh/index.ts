@@ -5,6 +5,8 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { SshHost } from '../../config/inventory';
 import { ErrorType } from '../../workflows/contract';
@@ -96,6 +98,79 @@ export function runOverSsh(target: SshTarget, command: string, timeoutMs = 30000
       }),
     );
   });
+}
+
+/** A command running on a host with its stdin, stdout and stderr as streams (backups and restores stream through). */
+export interface HostStream {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  exit: Promise<{ code: number | null }>;
+  /** Ends the connection: the remote shell gets a HUP. */
+  kill: () => void;
+}
+
+/**
+ * Run `script` on the host (through its commandPrefix) over one SSH channel, streaming: large outputs (a tar or
+ * mariabackup stream) flow with backpressure, and whatever the command reads (a secret, a snapshot file) goes on
+ * its stdin, never on a command line. `exit` rejects when the connection is lost before the command ended.
+ */
+export function openHostStream(target: SshTarget, script: string): Promise<HostStream> {
+  return new Promise((resolve, reject) => {
+    const conn = new Client();
+    let presented: string | undefined;
+    let ready = false;
+    let lost: Error | undefined;
+    conn.on('error', (err: Error & { level?: string }) => {
+      // Before the channel opens this is the step's failure; after, the channel's close reports it.
+      if (ready) lost = sshFailure(target, err, presented);
+      else reject(sshFailure(target, err, presented));
+    });
+    conn.on('ready', () => {
+      ready = true;
+      conn.exec(remoteCommandLine(target, script), (err, channel) => {
+        if (err) {
+          conn.end();
+          return reject(failure(ErrorType.SshExecFailed, `${target.name}: ${err.message}`));
+        }
+        const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
+        channel.pipe(stdout);
+        const exit = new Promise<{ code: number | null }>((res, rej) =>
+          channel.on('close', (code: number | null) => {
+            conn.end();
+            if (code === null && lost) rej(lost);
+            else res({ code });
+          }),
+        );
+        resolve({ stdin: channel, stdout, stderr: channel.stderr, exit, kill: () => conn.end() });
+      });
+    });
+    conn.connect(
+      pinnedConnectConfig(target, 15000, (fingerprint) => {
+        presented = fingerprint;
+      }),
+    );
+  });
+}
+
+/**
+ * Run `script` on the host and collect its whole stdout as bytes (a per-file list, a snapshot file: decoded once,
+ * never chunk by chunk), feeding `input` on its stdin. Heartbeats are the caller's (whileHeartbeating).
+ */
+export async function runOnHost(
+  target: SshTarget,
+  script: string,
+  input?: Buffer | string,
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  const run = await openHostStream(target, script);
+  const out: Buffer[] = [];
+  let stderr = '';
+  run.stdout.on('data', (d: Buffer) => out.push(d));
+  run.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  run.stdin.end(input ?? '');
+  const { code } = await run.exit;
+  await new Promise<void>((res) => (run.stdout.readableEnded ? res() : run.stdout.once('end', () => res())));
+  return { code, stdout: Buffer.concat(out), stderr: stderr.trim() };
 }
 
 /**

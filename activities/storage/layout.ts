@@ -6,6 +6,10 @@
  *   <service>/logical/<backupId>/<attempt>/dump.sql.zst (+ .sha256)             mariadb-dump, zstd; one per attempt
  *   <service>/physical/<backupId>/<attempt>/backup.xbstream.zst (+ .sha256)     mariabackup, zstd; one per attempt
  *   <service>/binlog/<server>/<binlog file>@<created> (+ .sha256)               closed binary logs, as they are
+ *   <service>/files/<tree>/<backupId>/manifest.json (+ .sig)                      a file tree's backup (backup.paths)
+ *   <service>/files/<tree>/<backupId>/<attempt>/tree.tar.zst (+ .sha256)         GNU tar (listed-incremental), zstd
+ *   <service>/files/<tree>/<backupId>/<attempt>/tree.snar                        tar's snapshot after this backup
+ *   <service>/files/<tree>/<backupId>/<attempt>/files.json                       the per-file list of the tree
  *
  * Each attempt at a backup writes under its own `<attempt>` directory, and the manifest names the one
  * that was verified: an attempt that was superseded (timed out, still running) can never overwrite or
@@ -69,3 +73,23 @@ export const binlogKey = (service: string, server: string, file: string) => `${b
  * MASTER starts the numbering again; the creation time keeps the new `binlog.000001` apart from the old one.
  */
 export const archivedBinlogName = (log: string, createdAt: string) => `${log}@${createdAt}`;
+
+/** A file tree's backups: `<service>/files/<tree>/` (tree: fileTreeId in workflows/backup-policy.ts). */
+export const FILE_TREE_ARCHIVE = 'tree.tar.zst';
+export const FILE_TREE_SNAPSHOT = 'tree.snar';
+export const FILE_TREE_LIST = 'files.json';
+export const fileTreeRoot = (service: string, tree: string) => `${service}/files/${tree}/`;
+export const fileTreeBackupRoot = (service: string, tree: string, backupId: string) =>
+  `${fileTreeRoot(service, tree)}${backupId}/`;
+export const fileTreeKey = (service: string, tree: string, backupId: string, attempt: string, file: string) =>
+  `${fileTreeBackupRoot(service, tree, backupId)}${attempt}/${file}`;
+export const fileTreeManifestKey = (service: string, tree: string, backupId: string) =>
+  `${fileTreeBackupRoot(service, tree, backupId)}${MANIFEST_FILE}`;
+
+/** Whether `key` is one attempt's `file` of this file-tree backup (a manifest never points anywhere else). */
+export function isFileTreeObjectKey(key: unknown, service: string, tree: string, backupId: string, file: string) {
+  if (typeof key !== 'string') return false;
+  const root = fileTreeBackupRoot(service, tree, backupId);
+  if (!key.startsWith(root) || !key.endsWith(`/${file}`)) return false;
+  return ATTEMPT.test(key.slice(root.length, key.length - file.length - 1));
+}

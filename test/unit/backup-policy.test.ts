@@ -1,11 +1,15 @@
-/** Retention (grandfather-father-son) and 3-2-1 / RPO compliance on synthetic histories. */
+/** Retention (grandfather-father-son), 3-2-1 / RPO compliance and file-tree levels on synthetic histories. */
+import { compareFileTrees } from '../../activities/filetree';
 import {
   assessCompliance,
   backupIdAt,
   backupTime,
+  fileTreeId,
   gfsClass,
   gfsLockDays,
+  planFileTreeLevel,
   planRetention,
+  type FileTreeBackupRef,
 } from '../../workflows/backup-policy';
 
 const DAY = 86400000;
@@ -192,5 +196,87 @@ describe('assessCompliance', () => {
     const c = assessCompliance({ ...base, previousVerifiedId: null, rpoSeconds: 300 });
     expect(c.exposureSeconds).toBe(86400 + 600);
     expect(c.rpoMet).toBe(false);
+  });
+});
+
+describe('planFileTreeLevel (full, differential, incremental)', () => {
+  // Nightly at 03:00 UTC from Monday 2025-06-09 (ISO week 24) to Tuesday 2025-07-01.
+  const night = (d: number) => backupIdAt(Date.UTC(2025, 5, 9 + d, 3, 0));
+  /** Runs the policy night after night, as nightlyBackup would, and returns each night's level and parent. */
+  const nights = (policy: Parameters<typeof planFileTreeLevel>[1], count: number) => {
+    const done: FileTreeBackupRef[] = [];
+    return Array.from({ length: count }, (_, d) => {
+      const plan = planFileTreeLevel(done, policy, night(d));
+      done.push({ id: night(d), level: plan.level, chain: plan.chain });
+      return plan;
+    });
+  };
+
+  test('weekly full, differential between: a full each ISO week, every other night since that full', () => {
+    const plans = nights({ full: 'weekly', between: 'differential' }, 15);
+    expect(plans.map((p) => p.level)).toEqual([
+      'full',
+      ...Array<string>(6).fill('differential'), // Tue..Sun of week 24
+      'full', // Monday 06-16: a new ISO week
+      ...Array<string>(6).fill('differential'),
+      'full',
+    ]);
+    expect(plans[3]).toMatchObject({ parent: night(0), chain: night(0) });
+    expect(plans[9]).toMatchObject({ parent: night(7), chain: night(7) });
+    expect(plans[7]).toMatchObject({ parent: null, chain: night(7) });
+  });
+
+  test('incremental between: each night since the previous backup of any level, in the same chain', () => {
+    const plans = nights({ full: 'weekly', between: 'incremental' }, 9);
+    expect(plans.map((p) => p.level)).toEqual(['full', ...Array<string>(6).fill('incremental'), 'full', 'incremental']);
+    expect(plans[1]).toMatchObject({ parent: night(0), chain: night(0) });
+    expect(plans[5]).toMatchObject({ parent: night(4), chain: night(0) });
+    expect(plans[8]).toMatchObject({ parent: night(7), chain: night(7) });
+  });
+
+  test('daily and monthly fulls', () => {
+    expect(nights({ full: 'daily', between: 'incremental' }, 3).map((p) => p.level)).toEqual(['full', 'full', 'full']);
+    const monthly = nights({ full: 'monthly', between: 'differential' }, 23).map((p) => p.level);
+    expect(monthly.filter((l) => l === 'full')).toHaveLength(2); // 06-09 (first backup) and 07-01
+    expect(monthly[22]).toBe('full');
+  });
+
+  test('a second run the same day follows the policy; backups after the run do not count', () => {
+    const full = { id: night(0), level: 'full' as const, chain: night(0) };
+    const later = backupIdAt(Date.UTC(2025, 5, 9, 15, 0));
+    expect(planFileTreeLevel([full], { full: 'daily', between: 'incremental' }, later)).toMatchObject({
+      level: 'incremental',
+      parent: night(0),
+    });
+    // Only a newer full exists (a restored clock, another run): this backup is a full of its own.
+    expect(
+      planFileTreeLevel(
+        [{ ...full, id: night(3), chain: night(3) }],
+        { full: 'weekly', between: 'differential' },
+        night(1),
+      ),
+    ).toMatchObject({ level: 'full', parent: null, chain: night(1) });
+  });
+
+  test('tree ids name host and path; a restored tree is compared entry by entry', () => {
+    expect(fileTreeId({ host: 'web-host', path: '/srv/wiki/uploads' })).toBe('web-host_srv_wiki_uploads');
+    const want = [
+      { path: 'a', type: 'file' as const, mode: '644', size: 1, sha256: 'x' },
+      { path: 'gone', type: 'file' as const, mode: '644', size: 1, sha256: 'y' },
+      { path: 'l', type: 'symlink' as const, mode: '777', size: 1, target: 'a' },
+    ];
+    expect(compareFileTrees(want, want)).toEqual([]);
+    expect(
+      compareFileTrees(want, [
+        { ...want[0], mode: '600' },
+        { ...want[2], target: 'b' },
+        { path: 'deleted', type: 'file', mode: '644', size: 1, sha256: 'z' },
+      ]),
+    ).toEqual([
+      'a: mode 600, the backup has 644',
+      'gone: missing (a file in the backup)',
+      'l: target b, the backup has a',
+      'deleted: present, not in the backup (deleted before it was taken)',
+    ]);
   });
 });

@@ -103,7 +103,22 @@ const ENUMS: [Path, string[]][] = [
     ['notifications', 0, 'kind'],
     ['webhook', 'sns'],
   ],
+  [
+    ['services', 2, 'backup', 'files', 'full'],
+    ['daily', 'weekly', 'monthly'],
+  ],
+  [
+    ['services', 2, 'backup', 'files', 'between'],
+    ['differential', 'incremental'],
+  ],
 ];
+/** Absolute paths on a host (a file tree, the tar snapshots' directory): a remote shell cds into them. */
+const HOST_PATHS: Path[] = [
+  ['services', 2, 'backup', 'paths', 0, 'path'],
+  ['services', 2, 'backup', 'files', 'stateDir'],
+];
+/** A file tree's exclude globs: relative to the tree, never out of it. */
+const EXCLUDES: Path[] = [['services', 2, 'backup', 'paths', 0, 'exclude', 0]];
 const BOOLEANS: Path[] = [
   ['services', 0, 'health', 'mysqlPing'],
   ['services', 1, 'autoFailover'],
@@ -148,6 +163,7 @@ const REFERENCES: [Path, boolean][] = [
   [['services', 0, 'vip', 'primaryHost'], false],
   [['services', 0, 'vip', 'drHost'], false],
   [['mysqlServers', SERVERS[0], 'sshHost'], false],
+  [['services', 2, 'backup', 'paths', 0, 'host'], false],
 ];
 /** The sandbox's production members (primary, replica, drServer) as [where a service names it, its name]. */
 const MEMBERS: [Path, string][] = (doc0.services as { database?: Record<string, unknown> }[]).flatMap((svc, i) =>
@@ -276,6 +292,24 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
       ),
     )
     .map(([p, v]): Planted => ({ path: [...p, 0], edit: 'set', value: v, expect: dotted([...p, 0]) })),
+  fc
+    .tuple(
+      fc.constantFrom(...HOST_PATHS),
+      fc.oneof(
+        fc.constantFrom<unknown>('', 'srv/wiki', '~/uploads', '/srv/../etc', '/srv/wiki/', '/srv/a\nb', '/srv/\u0000'),
+        notAString,
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  fc
+    .tuple(
+      fc.constantFrom(...EXCLUDES),
+      fc.oneof(
+        fc.constantFrom<unknown>('', '/etc', '../up', 'a/../../b', 'x;rm -rf /', '$(id)', 'a\nb', '`id`'),
+        notAString,
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
   // Unsigned backups are accepted only before a backup id, never by a switch.
   fc
     .oneof(

@@ -151,6 +151,24 @@ describe('inventory', () => {
     expect(inventory.mysqlServers['db-primary']).toMatchObject({ sshHost: 'primary-host', socket: '/x/primary.sock' });
   });
 
+  test('file trees: two of a service with one tree id are refused; the policy defaults to weekly + differential', () => {
+    const doc = sandboxDoc();
+    const wiki = doc.services[2].backup;
+    expect(wiki.paths[0]).toMatchObject({ host: 'primary-host', exclude: ['cache', '*.tmp'] });
+    wiki.paths = [
+      { host: 'primary-host', path: '/srv/a/b' },
+      { host: 'primary-host', path: '/srv/a_b' },
+    ];
+    delete wiki.files;
+    expect(problemsOf(doc)).toEqual([
+      'services.2.backup.paths.1.path: primary-host:/srv/a_b has the same tree id "primary-host_srv_a_b" as paths.0: one tree, one chain',
+    ]);
+    wiki.paths.pop();
+    const parsed = parseInventory(doc).services[2].backup!;
+    expect(parsed.files).toEqual({ full: 'weekly', between: 'differential', stateDir: '/var/lib/drbook' });
+    expect(parsed.paths[0].exclude).toEqual([]);
+  });
+
   test('an unset variable without a default is a problem, reported with the rest', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'drbook-inv-'));
     const file = path.join(dir, 'bad.yaml');
