@@ -40,6 +40,22 @@ export const secretRef = z.union([
 ]);
 export type SecretRef = z.infer<typeof secretRef>;
 
+/**
+ * A webhook's URL, as a secret reference: such URLs carry tokens (Slack, PagerDuty, a signed path), and a plain value
+ * would reach workflow history (describeService's result, the webhook step's input). The activity that POSTs resolves
+ * it on the worker from the target's or service's name (config/load.ts resolveWebhookUrl); no workflow sees it.
+ */
+const webhookUrl = z.union(
+  [z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()],
+  {
+    error: (issue) =>
+      typeof issue.input === 'string'
+        ? 'a secret reference ({ env: NAME } or { file: path }) holding the URL, never the URL itself: webhook URLs ' +
+          'carry tokens, and an inventory value would reach workflow history'
+        : undefined,
+  },
+);
+
 const tierTargets = z.object({ rto: duration, rpo: duration }).strict();
 
 export const DEFAULT_TIER_TARGETS: Record<Tier, { rtoSeconds: number; rpoSeconds: number }> = {
@@ -91,7 +107,7 @@ const approver = z
   .strict();
 
 const notificationTarget = z.discriminatedUnion('kind', [
-  z.object({ name, kind: z.literal('webhook'), url: z.url() }).strict(),
+  z.object({ name, kind: z.literal('webhook'), url: webhookUrl }).strict(),
   z.object({ name, kind: z.literal('sns'), region, topicArn: z.string().startsWith('arn:') }).strict(),
 ]);
 
@@ -485,8 +501,8 @@ const service = z
     drCompute: drCompute.optional(),
     vip: vip.optional(),
     dns: dns.optional(),
-    /** Application failover webhook: POSTed the new primary once it is promoted. */
-    applicationWebhook: z.url().optional(),
+    /** Application failover webhook (its URL a secret reference): POSTed the new primary once it is promoted. */
+    applicationWebhook: webhookUrl.optional(),
     /**
      * Fail over without waiting at the approval gate when the monitor detects an incident. Never past
      * the RPO, and never promoting past an old primary that is not fenced: then `awsFence`, or a human.

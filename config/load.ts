@@ -79,6 +79,23 @@ export function resolveSecret(ref: SecretRef, baseDir: string, env = process.env
   }
 }
 
+/**
+ * A webhook's URL from its secret reference, checked to be an http(s) URL. Errors name `what` (the webhook), never the
+ * value: it carries a token.
+ */
+export function resolveWebhookUrl(ref: SecretRef, baseDir: string, what: string, env = process.env): string {
+  const value = resolveSecret(ref, baseDir, env).trim();
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${what}: its secret does not hold a URL`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new Error(`${what}: its secret holds a ${url.protocol} URL; only http and https are posted to`);
+  return url.href;
+}
+
 export function resolvePath(baseDir: string, file: string): string {
   return path.resolve(baseDir, file);
 }

@@ -2,11 +2,14 @@
  * The sandbox application: a stand-in for the user's service (`shop`), so a measured
  * RTO means "the application works again", not only "the database was promoted".
  *
- *   GET  /health          writes and reads through the current primary; 200 only if both work
- *   POST /failover        the failover webhook: { "primary": { "host", "port" } } switches the app's database
- *   GET  /failover        the webhook calls received so far
- *   POST /notifications   a stand-in on-call inbox (drbook's "people" webhook target)
- *   GET  /notifications   what the inbox has received
+ *   GET  /health                        writes and reads through the current primary; 200 only if both work
+ *   POST /hooks/<token>/failover        the failover webhook: { "primary": { "host", "port" } } switches the database
+ *   GET  /failover                      the webhook calls received so far
+ *   POST /hooks/<token>/notifications   a stand-in on-call inbox (drbook's "people" webhook target)
+ *   GET  /notifications                 what the inbox has received
+ *
+ * The webhook paths are those of the inventory's webhook URLs (secret references, token included, written by
+ * scripts/stack.sh): any other POST, the token missing or wrong, is refused 401, as a real receiver would.
  *
  * The current primary survives restarts in .data/app/state.json.
  */
@@ -14,7 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { loadInventory } from '../config/load';
+import { loadInventory, resolveWebhookUrl } from '../config/load';
 
 interface Endpoint {
   host: string;
@@ -26,9 +29,18 @@ const listenPort = Number(process.env.DRBOOK_APP_PORT ?? 8080);
 const dataDir = process.env.DRBOOK_DATA ?? path.join(__dirname, '..', '.data');
 const stateFile = path.join(dataDir, 'app', 'state.json');
 
-const { inventory } = loadInventory();
+const { inventory, baseDir } = loadInventory();
 const service = inventory.services.find((s) => s.name === serviceName);
 if (!service?.database) throw new Error(`sandbox app: service ${serviceName} with a database is not in the inventory`);
+// Where drbook's webhooks POST: the paths of their URLs, token included.
+const failoverPath = service.applicationWebhook
+  ? new URL(resolveWebhookUrl(service.applicationWebhook, baseDir, `application webhook of ${serviceName}`)).pathname
+  : null;
+const inboxPaths = new Set(
+  inventory.notifications.flatMap((n) =>
+    n.kind === 'webhook' ? [new URL(resolveWebhookUrl(n.url, baseDir, `webhook ${n.name}`)).pathname] : [],
+  ),
+);
 const primaryServer = inventory.mysqlServers[service.database.primary];
 // The application's own user (no SUPER): a fenced, read-only primary refuses its writes, as in production.
 const credentials = {
@@ -94,7 +106,7 @@ const server = http.createServer((req, res) => {
         const health = await checkHealth();
         return send(res, health.ok ? 200 : 503, health);
       }
-      if (req.method === 'POST' && req.url === '/failover') {
+      if (req.method === 'POST' && req.url === failoverPath) {
         const body = (await readBody(req)) as { primary?: Partial<Endpoint> };
         const { host, port } = body.primary ?? {};
         if (typeof host !== 'string' || typeof port !== 'number') {
@@ -110,10 +122,12 @@ const server = http.createServer((req, res) => {
         return send(res, 200, { ok: true, primary: state.primary });
       }
       if (req.method === 'GET' && req.url === '/failover') return send(res, 200, failovers);
-      if (req.method === 'POST' && req.url === '/notifications') {
+      if (req.method === 'POST' && inboxPaths.has(req.url ?? '')) {
         notifications.push({ at: new Date().toISOString(), body: await readBody(req) });
         return send(res, 200, { ok: true });
       }
+      // Never echo the path: it may be a webhook URL with a wrong token.
+      if (req.method === 'POST') return send(res, 401, { error: 'no webhook here, or a wrong token' });
       if (req.method === 'GET' && req.url === '/notifications') return send(res, 200, notifications);
       send(res, 404, { error: 'not found' });
     } catch (err) {

@@ -189,12 +189,23 @@ secrets_generate() {
   # Backup manifests are signed with this key (Ed25519); the public half checks a backup by hand (docs/backup.md).
   [ -s "$s/backup-signing.pem" ] || (umask 077 && openssl genpkey -algorithm ed25519 -out "$s/backup-signing.pem")
   [ -s "$s/backup-signing.pub.pem" ] || openssl pkey -in "$s/backup-signing.pem" -pubout -out "$s/backup-signing.pub.pem"
+  webhook_urls
   local k=$DRBOOK_DATA/ssh
   [ -f "$k/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-sandbox-host -f "$k/host_ed25519"
   [ -f "$k/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-worker -f "$k/id_ed25519"
   cp "$k/id_ed25519.pub" "$k/authorized_keys"
   # Pin the host key: the worker trusts exactly this key for this address, never the first one it sees.
   echo "[127.0.0.1]:$DRBOOK_SSH_PORT $(cut -d' ' -f1,2 "$k/host_ed25519.pub")" >"$k/known_hosts"
+}
+
+# Webhook URLs carry a token, as real ones do (the sandbox app answers 401 without it): secret files the inventory
+# references, never inventory values. Rewritten with the app's current port whenever the app starts.
+webhook_urls() {
+  local s=$DRBOOK_DATA/secrets tok
+  [ -s "$s/webhook-token" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/webhook-token")
+  tok=$(cat "$s/webhook-token")
+  (umask 077 && echo "http://127.0.0.1:$DRBOOK_APP_PORT/hooks/$tok/failover" >"$s/app-webhook-url")
+  (umask 077 && echo "http://127.0.0.1:$DRBOOK_APP_PORT/hooks/$tok/notifications" >"$s/oncall-webhook-url")
 }
 
 cmd_install() {
@@ -534,6 +545,7 @@ start_namespaces() {
 node_ts() { (cd "$ROOT" && exec node -r ts-node/register/transpile-only "$@"); }
 
 start_app() {
+  webhook_urls
   PORT_OF=$DRBOOK_APP_PORT spawn app node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/scripts/sandbox-app.ts" || return 0
   wait_port app "$DRBOOK_APP_PORT" 30
   log "sandbox app: http://127.0.0.1:$DRBOOK_APP_PORT/health"

@@ -78,7 +78,7 @@ function buildActivities(
     ...createFileTreeActivities(backupStores, sshTargets),
     ...createSnapshotActivities(aws, { drKmsKeyId: loaded.inventory.regions.drKmsKeyId }),
     ...createSnapshotRetentionActivities(aws),
-    ...createNotifyActivities(loaded.inventory, awsFailover),
+    ...createNotifyActivities(loaded.inventory, awsFailover, loaded.baseDir),
     ...createHealthActivities(),
     // Scheduled readiness: the previous run of the schedule, for drift alerts.
     ...createReadinessActivities(),

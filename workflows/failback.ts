@@ -266,17 +266,16 @@ async function failBackService(
   ]);
   const key = `${workflowInfo().workflowId}/${workflowInfo().runId}`;
   if (svc.applicationWebhook) {
-    const url = svc.applicationWebhook;
     await run.step(
       'notify-application',
       () =>
+        // The URL (a secret: it carries a token) is resolved by the activity from the service's name.
         acts.notify.callApplicationWebhook({
-          url,
           service: svc.name,
           primary: { server: original, ...plan.endpoints[original] },
           idempotencyKey: `${key}/app`,
         }),
-      (r) => `POST ${r.url}: HTTP ${r.status}`,
+      (r) => `${original} posted to the application webhook: HTTP ${r.status}`,
     );
   }
   let recoveredAt = Date.now();

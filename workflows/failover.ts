@@ -514,13 +514,13 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       await run.step(
         'notify-application',
         () =>
+          // The URL (a secret: it carries a token) is resolved by the activity from the service's name.
           acts.notify.callApplicationWebhook({
-            url: webhook,
             service: svc.name,
             primary: { server: newPrimary, ...endpoint },
             idempotencyKey: `${key}/app`,
           }),
-        (r) => `POST ${r.url}: HTTP ${r.status}`,
+        (r) => `${newPrimary} posted to the application webhook: HTTP ${r.status}`,
       );
     } else run.skip('notify-application', webhook ? 'no new primary' : 'no application webhook in the inventory');
     await run.step(

@@ -3,7 +3,8 @@
  * primary) and people (webhook and SNS targets from the inventory). Every call carries
  * an idempotency key, so a receiver can drop the duplicate a retried activity may send.
  */
-import type { Inventory } from '../../config/inventory';
+import type { Inventory, SecretRef } from '../../config/inventory';
+import { resolveWebhookUrl } from '../../config/load';
 import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import type { AwsFailoverActivities } from '../aws/failover';
@@ -46,27 +47,44 @@ async function postJson(
   return { status: res.status, text };
 }
 
-export function createNotifyActivities(inventory: Inventory, sns: Pick<AwsFailoverActivities, 'publishSns'>) {
+/**
+ * Webhook URLs are secret references in the inventory (they carry tokens): resolved here, on the worker, by the
+ * target's or service's name, so no workflow input, result or history ever holds one. `baseDir` resolves `{ file }`.
+ */
+export function createNotifyActivities(
+  inventory: Inventory,
+  sns: Pick<AwsFailoverActivities, 'publishSns'>,
+  baseDir: string,
+) {
+  const urlOf = (ref: SecretRef, what: string): string => {
+    try {
+      return resolveWebhookUrl(ref, baseDir, what);
+    } catch (err) {
+      throw failure(ErrorType.NotConfigured, (err as Error).message, { webhook: what });
+    }
+  };
   return {
-    /** Tell the application where its primary database now is. */
+    /**
+     * Tell the application where its primary database now is, at the service's `applicationWebhook` (resolved
+     * here). Runs recorded before webhook URLs were secrets passed a `url`: it is ignored, the inventory's is used.
+     */
     async callApplicationWebhook({
-      url,
       service,
       primary,
       idempotencyKey,
     }: {
-      url: string;
       service: string;
       primary: { server: string; host: string; port: number };
       idempotencyKey: string;
-    }): Promise<{ url: string; status: number }> {
-      const { status } = await postJson(
-        `application webhook of ${service}`,
-        url,
-        { service, primary, idempotencyKey },
-        idempotencyKey,
-      );
-      return { url, status };
+    }): Promise<{ webhook: string; status: number }> {
+      const what = `application webhook of ${service}`;
+      const svc = inventory.services.find((s) => s.name === service);
+      if (!svc) throw failure(ErrorType.UnknownService, `unknown service "${service}"`, { service });
+      if (!svc.applicationWebhook)
+        throw failure(ErrorType.NotConfigured, `service ${service} has no applicationWebhook in the inventory`);
+      const url = urlOf(svc.applicationWebhook, what);
+      const { status } = await postJson(what, url, { service, primary, idempotencyKey }, idempotencyKey);
+      return { webhook: what, status };
     },
 
     /** One notification to one inventory target (one activity per target: each is recorded, retried alone). */
@@ -84,9 +102,10 @@ export function createNotifyActivities(inventory: Inventory, sns: Pick<AwsFailov
       const t = inventory.notifications.find((n) => n.name === target);
       if (!t) throw failure(ErrorType.ResourceNotFound, `notification target "${target}" is not in the inventory`);
       if (t.kind === 'webhook') {
+        const what = `webhook ${target}`;
         const { status } = await postJson(
-          `webhook ${target}`,
-          t.url,
+          what,
+          urlOf(t.url, what),
           { subject, message, idempotencyKey },
           idempotencyKey,
         );

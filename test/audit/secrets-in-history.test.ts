@@ -2,7 +2,7 @@
  * Runs last (scripts/stack.sh test starts it after every other test): reads every workflow
  * history the suite left on the Temporal server and looks for the secrets the sandbox
  * uses — database, replication and application passwords, the AWS secret key, the SSH
- * private key. Inputs, results, failures and heartbeats are all in the history: none of
+ * private key, the webhook URLs and their token. Inputs, results, failures and heartbeats are all in the history: none of
  * these values may appear there, in clear or in a payload.
  */
 import { payloadCodecFromEnv } from '../../workers/codec';

@@ -187,7 +187,7 @@ describe('network faults between the worker and both MariaDB servers during shop
       expect(report.measured.rpoSeconds).toBe(0);
       expectEachOnce(seen); // one promotion, one DNS change, VIP on the DR host only, each notification once
       // The application was told the new primary's real address, not the worker's proxy.
-      const health = (await (await fetch(new URL('/health', shop.applicationWebhook))).json()) as {
+      const health = (await (await fetch(shop.health.httpUrl!)).json()) as {
         primary: { port: number };
       };
       expect(health.primary.port).toBe(real(db.replica!).port);

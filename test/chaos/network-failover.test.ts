@@ -24,7 +24,7 @@ jest.setTimeout(120_000);
 describe('network faults under failover and failback', () => {
   const loaded = sandbox();
   const catalog = loaded.inventory.services.find((s) => s.name === 'catalog')!;
-  const appUrl = new URL(loaded.inventory.services.find((s) => s.name === 'shop')!.applicationWebhook!).origin;
+  const appUrl = new URL(loaded.inventory.services.find((s) => s.name === 'shop')!.health.httpUrl!).origin;
   /** Direct (unproxied) adapters: how the test reads and, if it must, repairs the estate. */
   const direct = buildAdapters(loaded);
   let estate: ProxiedEstate;

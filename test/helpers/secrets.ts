@@ -1,14 +1,31 @@
 /**
  * The sandbox's secret values (database, replication and application passwords, the AWS secret
- * key, the SSH private key in 40-character runs) and a search for them in a workflow history:
- * every string, and every base64 string decoded (payload data is base64 JSON). Used by the audit
- * of the suite's histories and by scripts/record-histories.ts before it writes a fixture.
+ * key, the SSH private key in 40-character runs, the webhook URLs and their token) and a search for
+ * them in a workflow history: every string, and every base64 string decoded (payload data is base64
+ * JSON). Used by the audit of the suite's histories and by scripts/record-histories.ts before it writes a fixture.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { temporal as proto } from '@temporalio/proto';
 import { resolveSecret, type LoadedInventory } from '../../config/load';
 import { ROOT } from './stack';
+
+/**
+ * The webhooks' URLs (secret references: they carry a token) and the sandbox's token alone: in no history, log or
+ * argv either.
+ */
+export function webhookSecrets(loaded: LoadedInventory): Map<string, string> {
+  const inv = loaded.inventory;
+  const secrets = new Map<string, string>();
+  for (const n of inv.notifications)
+    if (n.kind === 'webhook') secrets.set(`notifications.${n.name}.url`, resolveSecret(n.url, loaded.baseDir));
+  for (const svc of inv.services)
+    if (svc.applicationWebhook)
+      secrets.set(`services.${svc.name}.applicationWebhook`, resolveSecret(svc.applicationWebhook, loaded.baseDir));
+  const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');
+  secrets.set('sandbox webhook token', readFileSync(path.join(dataDir, 'secrets', 'webhook-token'), 'utf8').trim());
+  return secrets;
+}
 
 /** Where each secret comes from → its value. */
 export function sandboxSecrets(loaded: LoadedInventory): Map<string, string> {
@@ -35,6 +52,7 @@ export function sandboxSecrets(loaded: LoadedInventory): Map<string, string> {
   }
   const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');
   secrets.set('sandbox app password', readFileSync(path.join(dataDir, 'secrets', 'app-password'), 'utf8').trim());
+  for (const [where, value] of webhookSecrets(loaded)) secrets.set(where, value);
   return secrets;
 }
 

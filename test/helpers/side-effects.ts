@@ -63,7 +63,8 @@ const count = (keys: string[]) => keys.reduce<Record<string, number>>((m, k) => 
 export async function countSideEffects(loaded: LoadedInventory) {
   const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
   const aws = loaded.inventory.aws.endpoint!;
-  const app = new URL(shop.applicationWebhook!).origin;
+  // The sandbox app's own address (its webhook URLs are secrets; its records are read here).
+  const app = new URL(shop.health.httpUrl!).origin;
   const status = async (server: string, variable: string) => {
     const c = await sql(loaded, server);
     try {

@@ -154,7 +154,10 @@ export function stubs(estate: Estate) {
         changed: true,
         previous: ['old'],
       })),
-      callApplicationWebhook: record('callApplicationWebhook', (i: { url: string }) => ({ url: i.url, status: 200 })),
+      callApplicationWebhook: record('callApplicationWebhook', (i: { service: string }) => ({
+        webhook: `application webhook of ${i.service}`,
+        status: 200,
+      })),
       notifyTarget: async (i: { target: string; subject: string }) => {
         notifications.push(i.subject);
         return { target: i.target, kind: 'webhook', receipt: 'HTTP 200' };

@@ -23,6 +23,7 @@ import {
   type TemporalHarness,
 } from '../helpers/stack';
 import { ensureRecentBackup } from '../helpers/backups';
+import { secretsIn, webhookSecrets } from '../helpers/secrets';
 import { DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import { AwsClients, awsConnectionFromInventory } from '../../activities/aws/clients';
 
@@ -32,7 +33,7 @@ describe('failover and failback of shop (warm, critical)', () => {
   const loaded = sandbox();
   const adapters = buildAdapters(loaded);
   const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
-  const appUrl = new URL(shop.applicationWebhook!).origin;
+  const appUrl = new URL(shop.health.httpUrl!).origin;
   let t: TemporalHarness;
   let original: Awaited<ReturnType<typeof readEstate>>;
   const aws = new AwsClients(awsConnectionFromInventory(loaded.inventory, loaded.baseDir));
@@ -189,6 +190,12 @@ describe('failover and failback of shop (warm, critical)', () => {
         expect.stringMatching(/^shop failover report: RTO/),
       ]),
     );
+    // The app and the inbox were reached at their URLs, token and all (the app answers 401 without it), and the
+    // run's history holds neither URL nor token: the activities resolved them from the inventory's references.
+    const history = await t.client.workflow.getHandle('failover-shop').fetchHistory();
+    expect(secretsIn(history, webhookSecrets(loaded))).toEqual([]);
+    const noToken = await fetch(`${appUrl}/failover`, { method: 'POST', body: '{}' });
+    expect(noToken.status).toBe(401);
 
     // Failback: the original topology, with replication running and nothing lost.
     const failedBack = await t.withWorkers(adapters.activities, () => approvedFailback(t, 'shop', 'bob'));

@@ -36,7 +36,7 @@ describe('fence and compensation', () => {
   const a = adapters.activities;
   const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
   const db = shop.database!;
-  const app = new URL(shop.applicationWebhook!).origin;
+  const app = new URL(shop.health.httpUrl!).origin;
   let t: TemporalHarness;
 
   beforeAll(async () => {

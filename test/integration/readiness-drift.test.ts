@@ -29,7 +29,7 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
   const loaded = sandbox();
   const adapters = buildAdapters(loaded);
   const shop = loaded.inventory.services.find((s) => s.name === 'shop')!;
-  const inbox = `${new URL(shop.applicationWebhook!).origin}/notifications`;
+  const inbox = `${new URL(shop.health.httpUrl!).origin}/notifications`;
   const aws = new AwsClients(awsConnectionFromInventory(loaded.inventory, loaded.baseDir));
   let t: TemporalHarness;
   const created: ScheduleHandle[] = [];

@@ -135,7 +135,6 @@ const REGIONS: Path[] = [
   ['notifications', 1, 'region'],
 ];
 const URLS: Path[] = [
-  ['services', 0, 'applicationWebhook'],
   ['services', 1, 'health', 'httpUrl'],
   ['aws', 'endpoint'],
 ];
@@ -307,6 +306,21 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
       fc.oneof(
         fc.constantFrom<unknown>('', '/etc', '../up', 'a/../../b', 'x;rm -rf /', '$(id)', 'a\nb', '`id`'),
         notAString,
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
+  // Webhook URLs carry tokens: only a secret reference holds one, never the URL itself (nor a malformed reference).
+  fc
+    .tuple(
+      fc.constantFrom<Path>(['services', 0, 'applicationWebhook'], ['notifications', 0, 'url']),
+      fc.oneof(
+        fc.constantFrom<unknown>(
+          'https://hooks.slack.com/services/T000/B000/XXXXXXXX',
+          'http://127.0.0.1:8080/failover',
+          'not a url',
+          '',
+        ),
+        fc.constantFrom<unknown>({ env: '' }, { file: '' }, { url: 'https://x' }, { env: 'X', file: 'y' }, null, [], 5),
       ),
     )
     .map(([p, v]) => set(p)(v)),

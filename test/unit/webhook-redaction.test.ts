@@ -6,7 +6,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import YAML from 'yaml';
 import { parseInventory } from '../../config/inventory';
@@ -28,14 +30,27 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+const dir = mkdtempSync(path.join(tmpdir(), 'drbook-webhook-redaction-'));
 
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The sandbox inventory with both webhooks' URLs (secret references, as the inventory requires) at `url`. */
 function notifyWith(url: string) {
+  writeFileSync(path.join(dir, 'webhook-url'), url, { mode: 0o600 });
   const doc = YAML.parse(expandEnv(readFileSync(SANDBOX_INVENTORY, 'utf8'), {}, [])) as {
-    notifications: { name: string; url?: string }[];
+    notifications: { name: string; url?: unknown }[];
+    services: { name: string; applicationWebhook?: unknown }[];
   };
-  doc.notifications.find((n) => n.name === 'oncall-webhook')!.url = url;
-  return createNotifyActivities(parseInventory(doc), { publishSns: () => Promise.reject(new Error('no SNS here')) });
+  doc.notifications.find((n) => n.name === 'oncall-webhook')!.url = { file: 'webhook-url' };
+  doc.services.find((s) => s.name === 'shop')!.applicationWebhook = { file: 'webhook-url' };
+  return createNotifyActivities(
+    parseInventory(doc),
+    { publishSns: () => Promise.reject(new Error('no SNS here')) },
+    dir,
+  );
 }
 
 const failureOf = (p: Promise<unknown>) =>
@@ -61,11 +76,9 @@ test.each([
 });
 
 test('the application webhook: failed, and unreachable, named by service', async () => {
-  const notify = notifyWith(`${base}/notifications`);
   const call = (url: string) =>
     failureOf(
-      notify.callApplicationWebhook({
-        url,
+      notifyWith(url).callApplicationWebhook({
         service: 'shop',
         primary: { server: 'db-replica', host: '127.0.0.1', port: 3306 },
         idempotencyKey: 'k',
