@@ -877,6 +877,20 @@ export interface RestoreTestReport {
     rows: number;
     cleanedUp: boolean;
   } | null;
+  /** File trees (backup.paths): each tree's newest chain restored into a scratch directory, checked, removed. */
+  fileTrees?: {
+    tree: string;
+    host: string;
+    path: string;
+    backupId: string;
+    chain: string[];
+    files: number;
+    bytes: number;
+    seconds: number;
+    /** Differences from the backup's per-file list (empty: restored exactly). */
+    problems: string[];
+    cleanedUp: boolean;
+  }[];
   cleanup: { done: boolean; detail: string }[];
   steps: StepRecord[];
   /** Where the report was stored (filled in when published). */

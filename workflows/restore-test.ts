@@ -6,7 +6,8 @@
  *   → validate (schema, row counts vs the manifest, the inventory's queries) → measure restore time
  *   (RTO evidence) and backup age (RPO evidence) → with the binlog archive: replay the archived binlogs
  *   onto the restore up to a point in time and validate there → with physical backups: the newest one restored
- *   into a scratch instance of its own and checked → restore the newest RDS snapshot in the DR region
+ *   into a scratch instance of its own and checked → with file trees (backup.paths): each tree's newest chain
+ *   restored into a scratch directory on its host and checked file by file → restore the newest RDS snapshot in the DR region
  *   → ALWAYS clean up (scratch databases, the RDS instance), even when failed or cancelled
  *   → report (JSON, Markdown, HTML with history, in the primary backup destination) → alert on failure.
  *
@@ -25,7 +26,7 @@ import {
 import type { Duration } from '@temporalio/common';
 import type { ValidationQuery } from '../activities/restore';
 import type { Activities } from '../workers/adapters';
-import { backupIdAt } from './backup-policy';
+import { backupIdAt, fileTreeId } from './backup-policy';
 import {
   drTaskQueue,
   ErrorType,
@@ -454,6 +455,57 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
           ? 'scratch instance stopped, its directory deleted'
           : 'the scratch instance or its directory was left behind',
       );
+    }
+
+    // 5d. File trees (backup.paths): each tree's newest chain restored into a scratch directory on its host and
+    //     checked file by file against the backup's per-file list; the directory is removed whatever the check said.
+    if (svc.backup.paths?.length && patched('file-tree-restore')) {
+      const trees: NonNullable<RestoreTestReport['fileTrees']> = [];
+      report.fileTrees = trees;
+      for (const p of svc.backup.paths) {
+        const tree = fileTreeId(p);
+        const r = await checked(
+          'file-tree-restore',
+          `restoreFileTree ${tree}`,
+          () => loading.restoreFileTree({ service: svc.name, tree }),
+          (x) =>
+            `${x.backupId} (chain ${x.chain.join(' → ')}) from ${x.destination} into ${x.host}:${x.into} in ` +
+            `${x.seconds} s: ${x.files} entries, ${x.problems.length} differences`,
+        );
+        let cleanedUp = false;
+        try {
+          await CancellationScope.nonCancellable(() =>
+            run.step(
+              `removeFileTreeScratch ${tree}`,
+              () => cleanup.removeFileTreeScratch({ service: svc.name, tree, into: r.into }),
+              (x) => `${x.host}:${x.removed} removed`,
+            ),
+          );
+          cleanedUp = true;
+        } catch (err) {
+          check('cleanup', false, `could not remove ${r.host}:${r.into}: ${reasonOf(err)}`);
+        }
+        trees.push({
+          tree,
+          host: r.host,
+          path: p.path,
+          backupId: r.backupId,
+          chain: r.chain,
+          files: r.files,
+          bytes: r.bytes,
+          seconds: r.seconds,
+          problems: r.problems,
+          cleanedUp,
+        });
+        check(
+          `file-tree ${tree}`,
+          r.problems.length === 0,
+          r.problems.length
+            ? `${r.problems.length} differences from the backup's file list: ${r.problems.slice(0, 5).join('; ')}`
+            : `${p.host}:${p.path} as of ${r.backupId} (${r.chain.length} archives): ${r.files} entries exactly as ` +
+                'backed up (type, mode, size, SHA-256, symlink target; deleted files absent)',
+        );
+      }
     }
 
     // 6. RDS: the newest snapshot in the DR region, restored there.

@@ -25,6 +25,15 @@ export interface RestoreHistoryEntry {
 const HISTORY = 24;
 
 /** "42 s", "3 min 5 s", "2 h 4 min", "3 d 2 h". */
+/** One sentence on a file tree's restore: which chain, how many entries, differences, clean-up. */
+function fileTreeLine(f: NonNullable<RestoreTestReport['fileTrees']>[number]): string {
+  const diff = f.problems.length ? `${f.problems.length} differences (${f.problems.slice(0, 3).join('; ')})` : 'exact';
+  return (
+    `${f.backupId} (chain ${f.chain.join(' → ')}) restored in ${f.seconds} s: ${f.files} entries, ${f.bytes} bytes, ` +
+    `${diff}; scratch directory ${f.cleanedUp ? 'removed' : 'NOT removed'}.`
+  );
+}
+
 /** One sentence on the physical restore: which copy, how long each phase took, clean-up. */
 function physicalLine(p: NonNullable<RestoreTestReport['physical']>): string {
   const t = p.seconds;
@@ -77,6 +86,7 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
   ];
   if (r.pitr) lines.push('## Point-in-time recovery', '', pitrLine(r.pitr), '');
   if (r.physical) lines.push('## Physical backup', '', physicalLine(r.physical), '');
+  for (const f of r.fileTrees ?? []) lines.push(`## File tree ${f.host}:${f.path}`, '', fileTreeLine(f), '');
   if (r.rds) {
     lines.push(
       '## RDS',
@@ -157,6 +167,7 @@ ${r.checks.map((c) => row([esc(c.name), `<span class="${cls(c.ok, c.gate)}">${ma
 </table>
 ${r.pitr ? `<h2>Point-in-time recovery</h2><p>${esc(pitrLine(r.pitr))}</p>` : ''}
 ${r.physical ? `<h2>Physical backup</h2><p>${esc(physicalLine(r.physical))}</p>` : ''}
+${(r.fileTrees ?? []).map((f) => `<h2>File tree ${esc(`${f.host}:${f.path}`)}</h2><p>${esc(fileTreeLine(f))}</p>`).join('\n')}
 ${r.rds ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> (${esc(r.rds.region)}): ${esc(r.rds.status)} in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>` : ''}
 <h2>Clean-up</h2>
 <ul>${r.cleanup.map((c) => `<li><span class="${c.done ? 'pass' : 'fail'}">${c.done ? 'done' : 'NOT DONE'}</span>: ${esc(c.detail)}</li>`).join('') || '<li>nothing was created</li>'}</ul>

@@ -8,6 +8,8 @@
  * only). The parent's tar snapshot is taken from storage when the host's copy is gone or not the parent's, from the
  * host when it is. A changed archive in the chain is refused by its checksum before anything is extracted. A tree
  * that is not there fails the run at once (not retried) with an alert naming the service, the step and the cause.
+ * The monthly restoreTest restores the newest chain of the tree into a scratch directory, checks it file by file,
+ * reports it and removes the directory.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -30,7 +32,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { fileTreeManifestKey } from '../../activities/storage/layout';
-import { serviceBackup } from '../../workflows';
+import { restoreTest, serviceBackup } from '../../workflows';
 import { fileTreeId } from '../../workflows/backup-policy';
 import type { FileTreeManifest, ServiceBackupResult } from '../../workflows/contract';
 import { isolatedBackups } from '../helpers/backups';
@@ -53,6 +55,8 @@ const iso = isolatedBackups(
     const wiki = inv.services.find((s) => s.name === 'wiki')!;
     wiki.backup!.paths = [treeCfg];
     wiki.backup!.files = { full: 'weekly', between: 'differential', stateDir };
+    // The sandbox's wiki has no restore test of its own: the monthly one, into nobody's scratch server.
+    wiki.restoreTest = { scratchServer: 'db-restore-scratch', queries: [], pointInTimeQueries: [] };
   },
   'drbook-files',
 );
@@ -284,4 +288,29 @@ test('a tree that is not there fails the backup at once and alerts with the serv
   } finally {
     wikiBackup().paths = [treeCfg];
   }
+});
+
+test('the monthly restore test restores the newest file-tree chain, checks it file by file, removes the scratch', async () => {
+  const scratchBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('drbook-filetree-restore-'));
+  const result = await t.withWorkers(activities, () =>
+    t.client.workflow.execute(restoreTest, {
+      taskQueue: t.taskQueue,
+      workflowId: `restore-test-files-${randomUUID().slice(0, 6)}`,
+      args: [{ service: 'wiki' }],
+    }),
+  );
+  expect(result.outcome).toBe('passed');
+  const report = JSON.parse(
+    (await iso.stores.store('wiki', 'primary').get(`wiki/reports/restore-test/${result.testId}.json`)) ?? '{}',
+  ) as { fileTrees?: { tree: string; backupId: string; chain: string[]; problems: string[]; cleanedUp: boolean }[] };
+  expect(report.fileTrees).toEqual([
+    expect.objectContaining({
+      tree,
+      backupId: idAt(10),
+      chain: [0, 1, 2, 3, 10].map(idAt),
+      problems: [],
+      cleanedUp: true,
+    }),
+  ]);
+  expect(readdirSync(tmpdir()).filter((n) => n.startsWith('drbook-filetree-restore-'))).toEqual(scratchBefore);
 });
