@@ -8,12 +8,14 @@
  * (docs/workflow-changes.md); never to make a workflow change pass. With the stack started:
  *
  *   export DRBOOK_PORT_OFFSET=...; eval "$(scripts/stack.sh env)"
- *   node -r ts-node/register/transpile-only scripts/record-histories.ts [recording ...]
+ *   node -r ts-node/register/transpile-only scripts/record-histories.ts [--set <folder>] [recording ...]
  *
- * Recordings: readiness, failover-dry-run, hot (failover + failback of catalog), monitor,
+ * `--set 2026-12` writes a new generation into test/fixtures/histories/2026-12/ and leaves the older ones alone.
+ *
+ * Recordings, in this order: backup (nightlyBackup and its serviceBackup child: the drills need a recent
+ * verified backup), readiness, failover-dry-run, hot (failover + failback of catalog), monitor,
  * drill-isolated, drill-switchover (its failover and failback children too), launch (a scheduled
- * drill's launcher: started, then skipped), binlog-archive, backup (nightlyBackup and its
- * serviceBackup child), restore-test, resolve (a split of shop made by hand, resolved; the live roles read),
+ * drill's launcher: started, then skipped), binlog-archive, restore-test, resolve (a split of shop made by hand, resolved; the live roles read),
  * lock (lock-shop held by a failover; a failback refused meanwhile).
  * No argument records them all.
  */
@@ -83,6 +85,33 @@ interface Context {
 }
 
 const recordings: Record<string, (c: Context) => Promise<Kept[]>> = {
+  // First: readiness, the dry run and the drills check that a recent verified backup exists.
+  async backup({ t, activities, backups }) {
+    const restoreLifecycles = await backups.keepLifecycles();
+    try {
+      const workflowId = `nightly-${t.taskQueue}`;
+      const summary = await t.withWorkers(activities, () =>
+        t.client.workflow.execute(nightlyBackup, {
+          taskQueue: t.taskQueue,
+          workflowId,
+          args: [{ services: ['shop'] }],
+        }),
+      );
+      if (summary.failed.length) throw new Error(`nightlyBackup failed: ${JSON.stringify(summary.failed)}`);
+      backups.snapshotsOf.push(summary.backupId);
+      return [
+        { fixture: 'nightly-backup', workflowId, description: 'nightlyBackup of shop: lifecycles, one child' },
+        {
+          fixture: 'service-backup',
+          workflowId: `backup-shop-${summary.backupId}`,
+          description: 'serviceBackup of shop: dump, verify, manifest, EBS/RDS snapshots, retention, 3-2-1',
+        },
+      ];
+    } finally {
+      await restoreLifecycles();
+    }
+  },
+
   async readiness({ t, activities }) {
     const workflowId = `readiness-shop-${t.taskQueue}`;
     await t.withWorkers(activities, () =>
@@ -273,32 +302,6 @@ const recordings: Record<string, (c: Context) => Promise<Kept[]>> = {
     });
   },
 
-  async backup({ t, activities, backups }) {
-    const restoreLifecycles = await backups.keepLifecycles();
-    try {
-      const workflowId = `nightly-${t.taskQueue}`;
-      const summary = await t.withWorkers(activities, () =>
-        t.client.workflow.execute(nightlyBackup, {
-          taskQueue: t.taskQueue,
-          workflowId,
-          args: [{ services: ['shop'] }],
-        }),
-      );
-      if (summary.failed.length) throw new Error(`nightlyBackup failed: ${JSON.stringify(summary.failed)}`);
-      backups.snapshotsOf.push(summary.backupId);
-      return [
-        { fixture: 'nightly-backup', workflowId, description: 'nightlyBackup of shop: lifecycles, one child' },
-        {
-          fixture: 'service-backup',
-          workflowId: `backup-shop-${summary.backupId}`,
-          description: 'serviceBackup of shop: dump, verify, manifest, EBS/RDS snapshots, retention, 3-2-1',
-        },
-      ];
-    } finally {
-      await restoreLifecycles();
-    }
-  },
-
   async resolve({ t, activities, base }) {
     // A split made by hand: db-replica writable beside db-primary. The resolve fences it again.
     const c = await sql(base, 'db-replica');
@@ -361,7 +364,14 @@ async function topology(base: LoadedInventory, adapters: ReturnType<typeof build
   });
 }
 
-async function main(names: string[]) {
+async function main(args: string[]) {
+  // `--set <name>`: a new generation beside the old fixtures (test/fixtures/histories/<name>/), which stay
+  // as they are, so runs recorded before a change and after it both keep replaying.
+  const setAt = args.indexOf('--set');
+  const set = setAt >= 0 ? args[setAt + 1] : '';
+  if (setAt >= 0 && !/^[a-z0-9][a-z0-9.-]*$/.test(set ?? ''))
+    throw new Error('--set needs a folder name (lowercase letters, digits, dots and dashes), e.g. --set 2026-12');
+  const names = setAt >= 0 ? args.filter((_, i) => i !== setAt && i !== setAt + 1) : args;
   const unknown = names.filter((n) => !(n in recordings));
   if (unknown.length)
     throw new Error(`unknown recording(s) ${unknown.join(', ')}; known: ${Object.keys(recordings).join(', ')}`);
@@ -384,7 +394,7 @@ async function main(names: string[]) {
   const adapters = buildAdapters(backups.loaded);
   const t = await temporal(backups.loaded);
   const index = existsSync(INDEX) ? (JSON.parse(readFileSync(INDEX, 'utf8')) as Fixture[]) : [];
-  mkdirSync(FIXTURES, { recursive: true });
+  mkdirSync(path.join(FIXTURES, set), { recursive: true });
   const before = await topology(base, adapters);
   try {
     for (const name of chosen) {
@@ -394,7 +404,7 @@ async function main(names: string[]) {
         const history = await t.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
         const leaks = secretsIn(history, secrets);
         if (leaks.length) throw new Error(`${run.fixture}: the history holds ${leaks.join(', ')}: not written`);
-        const file = `${run.fixture}.json`;
+        const file = set ? `${set}/${run.fixture}.json` : `${run.fixture}.json`;
         const json = historyToJSON(history);
         writeFileSync(path.join(FIXTURES, file), `${json}\n`);
         const started0 = history.events![0].workflowExecutionStartedEventAttributes!;

@@ -18,13 +18,11 @@ import {
   executeChild,
   metricMeter,
   patched,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { ServicePlan } from '../activities/inventory';
-import type { Activities } from '../workers/adapters';
 import { assessCompliance, backupIdAt, fileTreeId, planFileTreeLevel, planRetention } from './backup-policy';
 import {
   NON_RETRYABLE,
@@ -46,7 +44,7 @@ import {
 import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { complianceFacts, publishStatusPage } from './page';
-import { drSteps, notifyPeople } from './steps';
+import { drSteps, notifyPeople, summarizedActivities } from './steps';
 
 /** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
 export type BackupStatus = Pick<
@@ -66,12 +64,12 @@ const retry = (maximumAttempts: number, initialInterval: Duration) => ({
   nonRetryableErrorTypes: NON_RETRYABLE,
 });
 // Streaming steps heartbeat every few seconds; a dead worker is noticed in two minutes, not hours.
-const streaming = proxyActivities<Activities>({
+const streaming = summarizedActivities({
   startToCloseTimeout: '12h',
   heartbeatTimeout: '2m',
   retry: retry(3, '30s'),
 });
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: retry(5, '2s') });
+const quick = summarizedActivities({ startToCloseTimeout: '5m', retry: retry(5, '2s') });
 const snapshotOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '2m', retry: retry(3, '30s') } as const;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -185,11 +183,11 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     });
   }
   const service = svc.name;
-  const drSide = proxyActivities<Activities>({
+  const drSide = summarizedActivities({
     ...snapshotOptions,
     taskQueue: drTaskQueue(workflowInfo().taskQueue, regions.dr),
   });
-  const primarySide = proxyActivities<Activities>(snapshotOptions);
+  const primarySide = summarizedActivities(snapshotOptions);
   const fail = (step: string, err: unknown) =>
     status.failures.push({ service, type: typeOf(err), reason: `${step}: ${messageOf(err)}` });
 
@@ -751,6 +749,7 @@ export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupPr
           { service, backupId: progress.backupId, snapshots: input.snapshots, intervalSeconds: input.intervalSeconds },
         ],
         workflowId: `backup-${service}-${progress.backupId}`,
+        staticSummary: `backup ${service} ${progress.backupId}: part of ${workflowInfo().workflowId}`,
       });
       rec.state = 'succeeded';
       rec.detail = `${r.size} bytes, ${r.copies.length} copies, 3-2-1 ${r.compliance.rule321 ? 'yes' : 'no'}, RPO ${r.compliance.rpoMet ? 'met' : 'missed'}`;

@@ -10,19 +10,18 @@
  * service's notification targets hear at once (a refused source, a split, an unreachable server): the
  * archive is the RPO, and the next sign would otherwise be readiness's staleness check hours later.
  */
-import { ActivityFailure, ApplicationFailure, patched, proxyActivities, setHandler } from '@temporalio/workflow';
-import type { Activities } from '../workers/adapters';
+import { ActivityFailure, ApplicationFailure, patched, setHandler } from '@temporalio/workflow';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
 import { backupStatusQuery, publishBackupPage, type BackupStatus } from './backup';
 import { NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
 import { planFor, reasonOf } from './plan';
-import { drSteps, notifyPeople } from './steps';
+import { drSteps, notifyPeople, summarizedActivities } from './steps';
 
-const { listBackedUpServices } = proxyActivities<Activities>({
+const { listBackedUpServices } = summarizedActivities({
   startToCloseTimeout: '1m',
   retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
 });
-const { archiveBinlogs } = proxyActivities<Activities>({
+const { archiveBinlogs } = summarizedActivities({
   startToCloseTimeout: '1h',
   heartbeatTimeout: '2m',
   retry: {

@@ -29,12 +29,10 @@ import {
   executeChild,
   getExternalWorkflowHandle,
   metricMeter,
-  proxyActivities,
   setHandler,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../workers/adapters';
 import {
   DrillErrorType,
   drillInput,
@@ -68,7 +66,7 @@ import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, workflowIdFor } from './runbook';
-import { round1 } from './steps';
+import { round1, summarizedActivities } from './steps';
 
 /** `status` of a drill: the operator contract's fields, plus the child runbooks and which one waits. */
 export type DrillStatus = RunbookStatus & {
@@ -109,14 +107,12 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
   const drSide = {
     taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
   };
-  const quick = proxyActivities<Activities>({ ...drSide, startToCloseTimeout: '1m', retry: retry(3) });
-  const slow = proxyActivities<Activities>({
-    ...drSide,
-    startToCloseTimeout: '30m',
-    heartbeatTimeout: '1m',
-    retry: retry(3),
-  });
-  const reports = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: retry(5) });
+  const quick = summarizedActivities({ ...drSide, startToCloseTimeout: '1m', retry: retry(3) }, run);
+  const slow = summarizedActivities(
+    { ...drSide, startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: retry(3) },
+    run,
+  );
+  const reports = summarizedActivities({ startToCloseTimeout: '2m', retry: retry(5) }, run);
 
   // ------------------------------------------------------------------ messages: relayed to the child that waits
   const children: DrillStatus['children'] = [];

@@ -90,6 +90,7 @@ export async function holdServiceLock(run: RunbookRun, plan: ServicePlan, quick:
         try {
           const lock = await startChild(serviceLock, {
             workflowId: workflowIdFor('lock', service),
+            staticSummary: `lock ${service}: held by ${self}`,
             args: [{ service, holder: self }],
             parentClosePolicy: ParentClosePolicy.TERMINATE,
           });

@@ -14,7 +14,6 @@ import {
   continueAsNew,
   ParentClosePolicy,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -22,7 +21,6 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../workers/adapters';
 import { ErrorType, monitorInput, parseInput, type MonitorInput } from './contract';
 import { failover } from './failover';
 import { SERVICE_LOCK_PATCH } from './lock';
@@ -30,13 +28,13 @@ import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { renderStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
 import { requireWorkflowId, workflowIdFor } from './runbook';
-import { drSteps, notifyPeople } from './steps';
+import { drSteps, notifyPeople, summarizedActivities } from './steps';
 
 /** Checks per run before continue-as-new (each check adds about a dozen events). */
 const CHECKS_PER_RUN = 300;
 
 // One probe per check: a retry would hide exactly the failure being counted.
-const probe = proxyActivities<Activities>({ startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } });
+const probe = summarizedActivities({ startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } });
 
 export async function monitor(rawInput: MonitorInput): Promise<void> {
   const input = parseInput(monitorInput, rawInput);

@@ -9,9 +9,8 @@
  * every hour. The run also sets the worker's `drbook_ready` and `drbook_backup_age_seconds` gauges.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { metricMeter, patched, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { metricMeter, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { ServicePlan } from '../activities/inventory';
-import type { Activities } from '../workers/adapters';
 import { backupTime } from './backup-policy';
 import {
   drTaskQueue,
@@ -29,7 +28,7 @@ import { DrOutcome, DrRunbook, DrService } from './messages';
 import { recordBackupAge } from './metrics';
 import { publishStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
-import { drSteps, notifyPeople } from './steps';
+import { drSteps, notifyPeople, summarizedActivities } from './steps';
 
 /** Set by Temporal on every run a schedule starts. */
 const ScheduledById = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
@@ -51,8 +50,8 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
     { key: DrService, value: svc.name },
     { key: DrRunbook, value: 'readiness' },
   ]);
-  const primarySide = proxyActivities<Activities>(readOnly);
-  const drSide = proxyActivities<Activities>({
+  const primarySide = summarizedActivities(readOnly);
+  const drSide = summarizedActivities({
     ...readOnly,
     taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
   });
@@ -287,7 +286,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
  * there is no previous run: every failing check counts as new.
  */
 async function alertOnDrift(plan: ServicePlan, checks: ReadinessCheck[]): Promise<ReadinessDrift> {
-  const { previousScheduledReadiness } = proxyActivities<Activities>(readOnly);
+  const { previousScheduledReadiness } = summarizedActivities(readOnly);
   const info = workflowInfo();
   const scheduleId = info.typedSearchAttributes.get(ScheduledById);
   const previous = scheduleId ? await previousScheduledReadiness({ scheduleId, workflowId: info.workflowId }) : null;

@@ -20,12 +20,10 @@ import {
   CancellationScope,
   isCancellation,
   patched,
-  proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { ValidationQuery } from '../activities/restore';
-import type { Activities } from '../workers/adapters';
 import { backupIdAt, fileTreeId } from './backup-policy';
 import {
   drTaskQueue,
@@ -44,6 +42,7 @@ import { DrOutcome, DrRunbook, DrService } from './messages';
 import { recordRestoreTest } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { RunbookRun } from './runbook';
+import { summarizedActivities } from './steps';
 
 const retry = (maximumAttempts: number, initialInterval: Duration) => ({
   maximumAttempts,
@@ -51,29 +50,29 @@ const retry = (maximumAttempts: number, initialInterval: Duration) => ({
   backoffCoefficient: 2,
   nonRetryableErrorTypes: NON_RETRYABLE,
 });
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '2m', retry: retry(3, '2s') });
-const reading = proxyActivities<Activities>({
+const quick = summarizedActivities({ startToCloseTimeout: '2m', retry: retry(3, '2s') });
+const reading = summarizedActivities({
   startToCloseTimeout: '12h',
   heartbeatTimeout: '30s',
   retry: retry(3, '10s'),
 });
 // Short heartbeat timeout: a cancellation reaches the loader within seconds. Waiting for the
 // activity to finish cancelling means the clients are dead before the scratch database is dropped.
-const loading = proxyActivities<Activities>({
+const loading = summarizedActivities({
   startToCloseTimeout: '12h',
   heartbeatTimeout: '10s',
   retry: retry(2, '10s'),
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 // A replay cannot be repeated onto a half-replayed scratch database: one attempt, and a failure fails the check.
-const replaying = proxyActivities<Activities>({
+const replaying = summarizedActivities({
   startToCloseTimeout: '12h',
   heartbeatTimeout: '30s',
   retry: { maximumAttempts: 1 },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
-const cleanup = proxyActivities<Activities>({ startToCloseTimeout: '5m', retry: retry(10, '2s') });
-const notify = proxyActivities<Activities>({
+const cleanup = summarizedActivities({ startToCloseTimeout: '5m', retry: retry(10, '2s') });
+const notify = summarizedActivities({
   startToCloseTimeout: '30s',
   retry: { ...retry(10, '1s'), maximumInterval: '30s' },
 });
@@ -511,7 +510,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
     // 6. RDS: the newest snapshot in the DR region, restored there.
     const rds = svc.rds;
     if (input.rds && rds) {
-      const drSide = proxyActivities<Activities>({
+      const drSide = summarizedActivities({
         startToCloseTimeout: '3h',
         heartbeatTimeout: '2m',
         retry: retry(3, '30s'),
@@ -582,7 +581,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
       }
       if (rdsInstance) {
         const target = rdsInstance;
-        const drCleanup = proxyActivities<Activities>({
+        const drCleanup = summarizedActivities({
           startToCloseTimeout: '1h',
           heartbeatTimeout: '2m',
           retry: retry(10, '10s'),

@@ -9,7 +9,6 @@ import {
   condition,
   getExternalWorkflowHandle,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -39,6 +38,7 @@ import {
   type ApprovalReceipt,
 } from './messages';
 import { renderPage, type ChildGate, type PageGate } from './page';
+import { summarizedActivities } from './steps';
 import { reasonOf } from './plan';
 
 export interface GateRule {
@@ -144,11 +144,14 @@ export class RunbookRun {
    */
   requireSignedApprovals(plan: Pick<ServicePlan, 'approvalPolicy' | 'regions'>): void {
     if (plan.approvalPolicy !== 'signed') return;
-    this.signatures = proxyActivities<Activities>({
-      taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
-      startToCloseTimeout: '30s',
-      retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
-    });
+    this.signatures = summarizedActivities(
+      {
+        taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
+        startToCloseTimeout: '30s',
+        retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
+      },
+      this,
+    );
     this.publish();
   }
 

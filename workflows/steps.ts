@@ -2,7 +2,7 @@
  * Step plumbing the failover and failback runbooks share: activity proxies per kind of
  * step (all on the DR side's task queue), people notifications, approval deadlines.
  */
-import type { RetryPolicy } from '@temporalio/common';
+import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
 import { proxyActivities, workflowInfo, type ActivityInterfaceFor } from '@temporalio/workflow';
 import type { ServicePlan } from '../activities/inventory';
 import type { Activities } from '../workers/adapters';
@@ -20,7 +20,7 @@ export type StepActivities = ReturnType<typeof drSteps>;
 /** Activities per kind of step, all on the DR side's task queue (the primary region may be gone). */
 export function drSteps(plan: ServicePlan, run?: { readonly currentStep: string | null }) {
   const taskQueue = drTaskQueue(workflowInfo().taskQueue, plan.regions.dr);
-  const summarized = (acts: ActivityInterfaceFor<Activities>) => (run ? withSummaries(acts, run) : acts);
+  const summarized = (acts: ActivityInterfaceFor<Activities>) => withSummaries(acts, run ?? NO_STEP);
   return {
     quick: summarized(proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '30s', retry: retry(3) })),
     fence: summarized(proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '20s', retry: retry(2) })),
@@ -50,6 +50,20 @@ export function drSteps(plan: ServicePlan, run?: { readonly currentStep: string 
       }),
     ),
   };
+}
+
+/** A run without named steps: its summaries say the activity and its target. */
+const NO_STEP = { currentStep: null } as const;
+
+/**
+ * proxyActivities whose every call carries its one-line summary (withSummaries); `run` gives the step's name
+ * where the runbook has named steps.
+ */
+export function summarizedActivities(
+  options: ActivityOptions,
+  run: { readonly currentStep: string | null } = NO_STEP,
+): ActivityInterfaceFor<Activities> {
+  return withSummaries(proxyActivities<Activities>(options), run);
 }
 
 /**

@@ -25,6 +25,24 @@ describe('replay of recorded histories', () => {
     expect(Object.keys(workflows).filter((type) => !recorded.has(type))).toEqual([]);
   });
 
+  // The newest generation (a folder, scripts/record-histories.ts --set) covers every workflow type again and holds
+  // what the Web UI shows of a run (issue #18): a summary on every activity and on every child it starts.
+  const sets = [...new Set(index.filter((f) => f.file.includes('/')).map((f) => f.file.split('/')[0]))].sort();
+  const newest = index.filter((f) => sets.length && f.file.startsWith(`${sets.at(-1)}/`));
+  test('the newest recordings cover every workflow type', () => {
+    const recorded = new Set(newest.map((f) => f.workflowType));
+    expect(Object.keys(workflows).filter((type) => !recorded.has(type))).toEqual([]);
+  });
+
+  test.each(newest.map((f) => [f.file, f] as const))('%s: every activity and child carries its summary', (_, f) => {
+    type Event = { eventId: string; eventType: string; userMetadata?: { summary?: unknown } };
+    const events = (history(f) as { events: Event[] }).events;
+    const scheduled = events
+      .filter((e) => /ACTIVITY_TASK_SCHEDULED|START_CHILD_WORKFLOW_EXECUTION_INITIATED/.test(e.eventType))
+      .map((e) => ({ event: `${e.eventId} ${e.eventType}`, summary: e.userMetadata?.summary }));
+    expect(scheduled.filter((s) => s.summary === undefined)).toEqual([]);
+  });
+
   test.each(index.map((f) => [f.file, f] as const))('%s replays against the current workflow code', async (_, f) => {
     await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history(f), f.workflowId);
   });
