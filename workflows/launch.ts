@@ -11,6 +11,7 @@ import { ParentClosePolicy, startChild, upsertSearchAttributes, workflowInfo } f
 import { launchInput, parseInput, type LaunchResult } from './contract';
 import { drDrill } from './drill';
 import { DrOutcome, DrRunbook, DrService } from './messages';
+import { publishStatusPage } from './page';
 import { workflowIdFor } from './runbook';
 
 const RUNBOOKS = { drill: drDrill } as const;
@@ -24,6 +25,16 @@ export async function launchRunbook(rawInput: unknown): Promise<LaunchResult> {
   ]);
   const done = (outcome: LaunchResult['outcome'], detail: string): LaunchResult => {
     upsertSearchAttributes([{ key: DrOutcome, value: outcome }]);
+    publishStatusPage({
+      runbook: `launch ${runbook}`,
+      service,
+      phase: 'starting',
+      outcome: `${outcome}: ${detail}`,
+      facts: [['Runbook', workflowId]],
+      steps: [],
+      problems: [],
+      next: [`The runbook's own page: open \`${workflowId}\` (or \`drctl status ${workflowId}\`)`],
+    });
     return { runbook, service, workflowId, outcome, detail };
   };
   try {

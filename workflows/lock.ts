@@ -32,6 +32,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ServicePlan } from '../activities/inventory';
 import { ErrorType, parseInput, serviceLockInput, type ServiceLockInput } from './contract';
+import { publishStatusPage } from './page';
 import { requireWorkflowId, workflowIdFor, type RunbookRun } from './runbook';
 import type { Activities } from '../workers/adapters';
 
@@ -59,9 +60,34 @@ export async function serviceLock(rawInput: ServiceLockInput): Promise<ServiceLo
     since: new Date(Date.now()).toISOString(),
   };
   let releasedBy: string | null = null;
+  const page = () =>
+    publishStatusPage({
+      runbook: 'serviceLock',
+      service: input.service,
+      phase: `held by ${state.holder}`,
+      outcome: releasedBy === null ? null : `released by ${releasedBy}`,
+      facts: [
+        ['Holder', state.holder],
+        ['Since', state.since],
+        [
+          'While held',
+          `no other failover, failback or switchover drill of ${input.service} starts; the monitor stands down`,
+        ],
+      ],
+      steps: [],
+      problems: [],
+      next: workflowInfo().parent
+        ? [`It ends with its holder: \`drctl status ${state.holder}\` shows where that run is.`]
+        : [
+            'Started by hand: it holds until someone releases it. **More Actions → Send Signal**, signal `release`, ' +
+              'input `{"by": "<your name>"}`.',
+          ],
+    });
+  page();
   setHandler(lockHolderQuery, () => state);
   setHandler(releaseLockSignal, ({ by }) => {
     releasedBy ??= by;
+    page();
   });
   await condition(() => releasedBy !== null);
   return { ...state, releasedBy: releasedBy! };

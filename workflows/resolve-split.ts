@@ -24,6 +24,7 @@ import {
   type Topology,
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
+import { publishStatusPage } from './page';
 import { planFor, productionApprovals } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
 import { approvalTimeoutMs, drSteps, notifyPeople } from './steps';
@@ -168,5 +169,30 @@ function requireSplitWithKeep(t: Topology, keep: string): void {
 export async function serviceRoles(rawInput: ServiceRolesInput): Promise<Topology> {
   const input = parseInput(serviceRolesInput, rawInput);
   const plan = await planFor(input.service);
-  return drSteps(plan).quick.discoverTopology({ service: plan.service.name });
+  const topology = await drSteps(plan).quick.discoverTopology({ service: plan.service.name });
+  publishStatusPage({
+    runbook: 'serviceRoles',
+    service: plan.service.name,
+    phase: 'reading',
+    outcome: `${topology.state}: ${topology.writers.length ? topology.writers.join(', ') : 'no'} writable`,
+    facts: [
+      ['Live roles', topology.detail],
+      ['Read at', topology.readAt],
+      ...topology.members.map((m): [string, string] => [
+        m.server,
+        m.reachable
+          ? `read_only=${m.readOnly ? 'ON' : 'OFF'}, replication ${m.replication?.configured ? `from ${m.replication.source ?? '?'}` : 'none'}, GTID ${m.gtidPosition}`
+          : `unreachable: ${m.error}`,
+      ]),
+    ],
+    steps: [],
+    problems:
+      topology.state === 'split'
+        ? [`two writers: ${topology.writers.join(', ')}: \`drctl resolve ${plan.service.name}\``]
+        : topology.state === 'unknown' || topology.state === 'degraded'
+          ? [topology.detail]
+          : [],
+    next: [`\`drctl status ${plan.service.name}\``],
+  });
+  return topology;
 }

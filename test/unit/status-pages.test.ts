@@ -1,15 +1,16 @@
 /**
  * The live page (current details, as the Web UI reads it through the metadata query) of the runs that have no
- * gate: readiness, the monitor and the binlog archive, with stubbed activities on the time-skipping server.
+ * gate: readiness, the monitor, the binlog archive, the lock, the live roles and the launcher, with stubbed activities on the time-skipping server.
  * The backups' pages are read on the real stack in test/integration/backup-alerts.test.ts.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { binlogArchive, monitor, readiness } from '../../workflows';
+import { binlogArchive, launchRunbook, monitor, readiness, serviceLock, serviceRoles } from '../../workflows';
 import { drTaskQueue } from '../../workflows/contract';
 import { monitorStateQuery, type MonitorState } from '../../workflows/messages';
+import { releaseLockSignal } from '../../workflows/lock';
 import { workflowBundle } from '../helpers/stack';
 import { plan, stubs, timeSkippingEnv } from '../helpers/stubs';
 
@@ -188,4 +189,49 @@ test('binlog archive: each service as it goes, the failed one under Problems, FA
   expect(page).toMatch(/✔ succeeded \| shop \|.*db-primary: 1 copied \(binlog\.000007\)/);
   expect(page).toMatch(/✖ failed \| wiki \|.*db-scratch refused: read-only/);
   expect(page).toMatch(/- ✖ wiki: .*db-scratch refused: read-only \[BackupFailed\]/);
+});
+
+test('a lock started by hand says how to release it, then who released it', async () => {
+  const page = await withWorkers({}, async (taskQueue) => {
+    const handle = await env.client.workflow.start(serviceLock, {
+      taskQueue,
+      workflowId: 'lock-shop',
+      args: [{ service: 'shop' }],
+    });
+    let held = '';
+    for (let i = 0; i < 200 && !held.includes('held by'); i++) held = await pageOf(handle).catch(() => '');
+    await handle.signal(releaseLockSignal, { by: 'alice' });
+    await handle.result();
+    return { held, released: await pageOf(handle) };
+  });
+  expect(page.held).toMatch(/^## serviceLock shop: held by an operator \(started by hand\)/);
+  expect(page.held).toContain('signal `release`, input `{"by": "<your name>"}`');
+  expect(page.released).toMatch(/^## serviceLock shop: released by alice/);
+});
+
+test("the live roles and the launcher's outcome on their pages", async () => {
+  const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 0, topology: 'split' });
+  const pages = await withWorkers(s.activities, async (taskQueue) => {
+    const roles = await env.client.workflow.start(serviceRoles, {
+      taskQueue,
+      workflowId: `roles-shop-${taskQueue}`,
+      args: [{ service: 'shop' }],
+    });
+    await roles.result();
+    const launch = await env.client.workflow.start(launchRunbook, {
+      taskQueue,
+      workflowId: `launch-drill-shop-${taskQueue}`,
+      args: [{ runbook: 'drill', service: 'shop', input: { service: 'shop', scope: 'isolated', reason: 'page' } }],
+    });
+    await launch.result();
+    await env.client.workflow
+      .getHandle('drill-shop')
+      .terminate('test over')
+      .catch(() => undefined);
+    return { roles: await pageOf(roles), launch: await pageOf(launch) };
+  });
+  expect(pages.roles).toMatch(/^## serviceRoles shop: split: db-primary, db-replica writable/);
+  expect(pages.roles).toMatch(/- \*\*db-replica:\*\* read_only=OFF/);
+  expect(pages.roles).toContain('`drctl resolve shop`');
+  expect(pages.launch).toMatch(/^## launch drill shop: started: started drill-shop \(run /);
 });
