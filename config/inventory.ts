@@ -283,6 +283,17 @@ const kmsKeyId = z
     'a KMS key id, key ARN, alias/<name> or alias ARN',
   );
 
+/**
+ * An offline destination: reachable only for its copy window (an air-gapped account or bucket whose access is opened
+ * around the nightly backup, a disk mounted for it), so a compromised worker outside the window cannot reach it.
+ * drbook does not open or close the window; it counts the destination for 3-2-1-1 only while it holds a copy verified
+ * within `verifiedWithin` (a window that stopped opening stops counting). docs/backup.md.
+ */
+const offlineDestination = z
+  .object({ verifiedWithin: duration.prefault('7d') })
+  .strict()
+  .optional();
+
 const s3Destination = z
   .object({
     region,
@@ -305,6 +316,7 @@ const s3Destination = z
      * region). S3 decrypts for callers allowed kms:Decrypt on it, so a restore by hand stays `aws s3 cp`.
      */
     encryption: z.object({ kmsKeyId }).strict().optional(),
+    offline: offlineDestination,
   })
   .strict();
 
@@ -379,7 +391,7 @@ const backup = z
     destinations: z
       .object({
         local: z
-          .object({ path: z.string().min(1) })
+          .object({ path: z.string().min(1), offline: offlineDestination })
           .strict()
           .optional(),
         primary: s3Destination.optional(),

@@ -133,6 +133,26 @@ const human = (s: number) =>
         : `${s} s`;
 
 /**
+ * Offline destinations that count for 3-2-1-1: those flagged `offline` whose newest verified backup (its id is its
+ * start time) is within the destination's `verifiedWithin` seconds of now. A destination that was not reachable in
+ * its window, or whose copy failed verification, holds nothing recent and does not count.
+ */
+export function offlineCopiesVerified(
+  listed: { destination: string; backups: { id: string; verified: boolean }[] }[],
+  offline: Record<string, { verifiedWithinSeconds: number } | undefined>,
+  nowMs: number,
+): number {
+  return listed.filter(({ destination, backups }) => {
+    const within = offline[destination]?.verifiedWithinSeconds;
+    const newest = backups
+      .filter((b) => b.verified)
+      .map((b) => backupTime(b.id))
+      .sort((a, b) => b - a)[0];
+    return within !== undefined && newest !== undefined && nowMs - newest <= within * 1000;
+  }).length;
+}
+
+/**
  * 3-2-1-1 (three verified copies, two media kinds, one off-site, one immutable) and the data-loss window
  * against the tier's RPO. Immutable: under S3 Object Lock, so the worker's own credentials (all a
  * compromised worker has) cannot delete it; a critical service without such a copy is a finding. The window is what a disaster just before this backup finished would have lost:
@@ -142,8 +162,10 @@ const human = (s: number) =>
 export function assessCompliance(args: {
   service: string;
   copies: Pick<BackupCopy, 'kind' | 'offsite' | 'objectLock'>[];
-  /** The service's tier: a critical service needs an immutable copy (3-2-1-1). */
+  /** The service's tier: a critical service needs an immutable or offline copy (3-2-1-1). */
   tier?: 'critical' | 'important' | 'normal';
+  /** Offline destinations with a copy verified within their period (offlineCopiesVerified). */
+  offlineCopies?: number;
   backupId: string | null;
   endedAtMs: number | null;
   previousVerifiedId: string | null;
@@ -162,10 +184,11 @@ export function assessCompliance(args: {
   if (mediaKinds.length < 2) problems.push(`one media kind (${mediaKinds.join('') || 'none'}), 3-2-1 needs 2`);
   if (!offsite) problems.push('no off-site copy (DR region)');
   const immutableCopies = copies.filter((c) => c.objectLock).length;
-  if (args.tier === 'critical' && immutableCopies === 0)
+  const offlineCopies = args.offlineCopies ?? 0;
+  if (args.tier === 'critical' && immutableCopies === 0 && offlineCopies === 0)
     problems.push(
-      'no immutable copy: 3-2-1-1 needs one for a critical service (a destination with objectLock), ' +
-        "or every copy can be deleted with the worker's credentials",
+      'no immutable or offline copy: 3-2-1-1 needs one for a critical service (a destination with objectLock, or an ' +
+        "offline one with a copy verified within its period), or every copy can be deleted with the worker's credentials",
     );
   const ageSeconds = args.endedAtMs === null ? null : Math.max(0, Math.round((args.nowMs - args.endedAtMs) / 1000));
   let exposureSeconds: number | null = null;
@@ -193,7 +216,8 @@ export function assessCompliance(args: {
     offsite,
     rule321: copies.length >= 3 && mediaKinds.length >= 2 && offsite,
     immutableCopies,
-    rule3211: copies.length >= 3 && mediaKinds.length >= 2 && offsite && immutableCopies > 0,
+    offlineCopies,
+    rule3211: copies.length >= 3 && mediaKinds.length >= 2 && offsite && immutableCopies + offlineCopies > 0,
     ageSeconds,
     exposureSeconds,
     rpoSeconds,

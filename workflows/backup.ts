@@ -23,7 +23,14 @@ import {
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { ServicePlan } from '../activities/inventory';
-import { assessCompliance, backupIdAt, fileTreeId, planFileTreeLevel, planRetention } from './backup-policy';
+import {
+  assessCompliance,
+  backupIdAt,
+  fileTreeId,
+  offlineCopiesVerified,
+  planFileTreeLevel,
+  planRetention,
+} from './backup-policy';
 import {
   NON_RETRYABLE,
   BackupErrorType,
@@ -493,12 +500,21 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   const anchor = patched('gfs-first-of-period') ? 'first' : 'newest';
   const retention: ServiceBackupResult['retention'] = [];
   let previousVerifiedId: string | null = null;
+  let offlineCopies = 0;
   try {
     const listed = await steps.run(
       'listBackups',
       () => quick.listBackups({ service }),
       (l) => l.map((d) => `${d.destination}: ${d.backups.length}`).join(', '),
     );
+    // Offline destinations count for 3-2-1-1 only with a copy verified within their period (this run's included).
+    const offline = Object.fromEntries(
+      Object.entries(backup.destinations).map(([name, d]) => [
+        name,
+        d?.offline ? { verifiedWithinSeconds: d.offline.verifiedWithin } : undefined,
+      ]),
+    );
+    offlineCopies = offlineCopiesVerified(listed, offline, Date.now());
     previousVerifiedId =
       listed
         .flatMap((d) => d.backups)
@@ -582,6 +598,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   const compliance = assessCompliance({
     service,
     tier: svc.tier,
+    offlineCopies,
     copies: manifest?.copies ?? [],
     backupId: manifest ? backupId : null,
     endedAtMs: manifest ? Date.parse(manifest.endedAt) : null,

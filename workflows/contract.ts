@@ -618,6 +618,11 @@ export interface BackupCompliance {
   rule321: boolean;
   /** Copies under S3 Object Lock (immutable until their retention ends), and 3-2-1-1: 3-2-1 plus one such copy. */
   immutableCopies?: number;
+  /**
+   * Offline destinations (`offline` in the inventory) holding a copy verified within their `verifiedWithin`: they
+   * count for 3-2-1-1 like an immutable copy (absent in results recorded before offline copies were modelled).
+   */
+  offlineCopies?: number;
   rule3211?: boolean;
   /** Age of the newest verified backup when checked. */
   ageSeconds: number | null;

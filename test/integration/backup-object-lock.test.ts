@@ -207,6 +207,48 @@ describe('immutable copies: S3 Object Lock on a backup destination', () => {
     }
   });
 
+  test('3-2-1-1: the finding without a lock or an offline copy; none with an offline copy verified in its period', async () => {
+    const backupWith = async (offline: boolean) => {
+      const o = isolatedBackups(base, (inv) => {
+        const shop = inv.services.find((s) => s.name === 'shop')!;
+        // No Object Lock anywhere: only the offline flag (a copy verified within 7 days) can meet 3-2-1-1.
+        shop.backup!.destinations.offsite = {
+          region,
+          bucket: unlocked,
+          prefix: `offline-${offline}-${suffix}/`,
+          ...(offline ? { offline: { verifiedWithin: 7 * 86400 } } : {}),
+        };
+      });
+      const a = buildAdapters(o.loaded);
+      const th = await temporal(o.loaded);
+      try {
+        return await th.withWorkers(a.activities, () =>
+          th.client.workflow.execute(serviceBackup, {
+            args: [{ service: 'shop', snapshots: false }],
+            taskQueue: th.taskQueue,
+            workflowId: `test-backup-offline-${offline}-${suffix}`,
+          }),
+        );
+      } finally {
+        await th.close();
+        await a.close();
+        await o.cleanUp();
+      }
+    };
+    const without = await backupWith(false);
+    expect(without.compliance).toMatchObject({ rule321: true, rule3211: false, immutableCopies: 0, offlineCopies: 0 });
+    // (The RPO finding beside it is the first backup's: judged by the schedule interval.)
+    expect(without.compliance.problems).toContainEqual(expect.stringMatching(/^no immutable or offline copy: 3-2-1-1/));
+    const withOffline = await backupWith(true);
+    expect(withOffline.compliance).toMatchObject({
+      rule321: true,
+      rule3211: true,
+      immutableCopies: 0,
+      offlineCopies: 1,
+    });
+    expect(withOffline.compliance.problems.join('\n')).not.toMatch(/immutable or offline/);
+  });
+
   test('a destination configured with objectLock whose bucket has no Object Lock is refused before any upload', async () => {
     const u = isolatedBackups(base, (inv) => {
       const shop = inv.services.find((s) => s.name === 'shop')!;

@@ -7,6 +7,7 @@ import {
   fileTreeId,
   gfsClass,
   gfsLockDays,
+  offlineCopiesVerified,
   planFileTreeLevel,
   planRetention,
   type FileTreeBackupRef,
@@ -178,7 +179,7 @@ describe('assessCompliance', () => {
     const open = assessCompliance({ ...base, tier: 'critical', rpoSeconds: 2 * 86400 });
     expect(open).toMatchObject({ rule321: true, rule3211: false, immutableCopies: 0 });
     expect(open.problems).toEqual([
-      expect.stringMatching(/^no immutable copy: 3-2-1-1 needs one for a critical service/),
+      expect.stringMatching(/^no immutable or offline copy: 3-2-1-1 needs one for a critical service/),
     ]);
     const lock = { mode: 'COMPLIANCE' as const, retainUntil: '2025-06-23T00:00:00.000Z' };
     const locked = assessCompliance({
@@ -190,6 +191,32 @@ describe('assessCompliance', () => {
     expect(locked).toMatchObject({ rule321: true, rule3211: true, immutableCopies: 1, problems: [] });
     // Other tiers are told how many copies are immutable, without a finding.
     expect(assessCompliance({ ...base, tier: 'normal', rpoSeconds: 2 * 86400 }).problems).toEqual([]);
+  });
+
+  test('3-2-1-1: an offline destination with a copy verified within its period meets it; a stale one does not', () => {
+    const week = { verifiedWithinSeconds: 7 * 86400 };
+    const listed = (offsiteIds: [number, boolean][]) => [
+      { destination: 'local', backups: [{ id: nightly(0), verified: true }] },
+      { destination: 'offsite', backups: offsiteIds.map(([d, verified]) => ({ id: nightly(d), verified })) },
+    ];
+    const count = (ids: [number, boolean][], offline: Record<string, typeof week | undefined> = { offsite: week }) =>
+      offlineCopiesVerified(listed(ids), offline, NOW);
+    expect(count([[2, true]])).toBe(1); // verified two days ago: within the week
+    expect(
+      count([
+        [0, false],
+        [9, true],
+      ]),
+    ).toBe(0); // the window did not open this week; its last copy is stale
+    expect(count([])).toBe(0);
+    expect(count([[0, true]], { offsite: undefined })).toBe(0); // not flagged offline: never counted as offline
+    expect(count([[0, true]], { local: week })).toBe(1); // local's copy of tonight, if local is the offline one
+
+    const withOffline = assessCompliance({ ...base, tier: 'critical', rpoSeconds: 2 * 86400, offlineCopies: 1 });
+    expect(withOffline).toMatchObject({ rule3211: true, immutableCopies: 0, offlineCopies: 1, problems: [] });
+    const without = assessCompliance({ ...base, tier: 'critical', rpoSeconds: 2 * 86400, offlineCopies: 0 });
+    expect(without).toMatchObject({ rule3211: false, offlineCopies: 0 });
+    expect(without.problems).toEqual([expect.stringMatching(/^no immutable or offline copy: 3-2-1-1/)]);
   });
 
   test('the first backup of a service is judged by the schedule interval', () => {

@@ -351,6 +351,23 @@ const planted: fc.Arbitrary<Planted> = fc.oneof(
       ),
     )
     .map(([p, v]) => set(p)(v)),
+  // An offline destination: an object with a verifiedWithin duration, nothing else.
+  fc
+    .tuple(
+      fc.constantFrom<Path>(
+        ['services', 0, 'backup', 'destinations', 'offsite', 'offline'],
+        ['services', 0, 'backup', 'destinations', 'local', 'offline'],
+      ),
+      fc.constantFrom<unknown>(
+        'yes',
+        1,
+        [],
+        { verifiedWithin: 'weekly' },
+        { verifiedWithin: -1 },
+        { verifiedWithin: '7d', window: '02:00-04:00' },
+      ),
+    )
+    .map(([p, v]) => set(p)(v)),
   // Encryption at rest: a destination's SSE-KMS key and the DR region's snapshot key are KMS key ids, ARNs or aliases.
   fc
     .tuple(
