@@ -392,6 +392,9 @@ describe('nightly backup on the local stack', () => {
         [{ id: summary.backupId, verified: true }, ...old.map((id) => ({ id, verified: true }))],
         shopOf(t.loaded).backup!.retention,
         Date.now(),
+        undefined,
+        // A week's and a month's first verified backup stands for it (the one Object Lock classed as such).
+        'first',
       );
       expect(expected.remove.length).toBeGreaterThan(20);
       expect(listed[0].backups.map((b) => b.id)).toEqual(expected.keep.map((k) => k.id));
