@@ -321,7 +321,7 @@ started_now() { local n; for n in "${STARTED_MARIADB[@]}"; do [ "$n" = "$1" ] &&
 # primary stays read-only until failback re-protects it. The scratch server has no replication.
 # Only a server started by THIS call is opened: one that was already running keeps its read_only, whatever
 # it is. It may be an old primary fenced by a switchover in flight (its replica still replicates from it
-# until promotion), and re-opening it would make two writers (issue 12).
+# until promotion), and re-opening it would make two writers.
 # And none is opened while a runbook holds its service's lock-<service> (workflows/lock.ts): a fenced old primary
 # that crashed mid-switchover and is started again here must stay fenced until the runbook has finished.
 open_primary_for_writes() {

@@ -356,7 +356,7 @@ export interface RunbookStatus {
   topology?: Topology;
 }
 
-// ------------------------------------------------------------------ live topology (issue 12, item 1)
+// ------------------------------------------------------------------ live topology
 // The inventory names a service's members and its home side (database.primary); who is writable now is
 // read from the servers by the discoverTopology activity, and every runbook acts on that.
 
@@ -440,7 +440,7 @@ export interface ReadinessDrift {
   notified: boolean;
 }
 
-// ------------------------------------------------------------------ nightly backup (issue 4)
+// ------------------------------------------------------------------ nightly backup
 // Layout, in every destination (a file-system root or an S3 bucket + prefix):
 //   <prefix><service>/logical/<backupId>/dump.sql.zst          the dump, zstd-compressed
 //   <prefix><service>/logical/<backupId>/dump.sql.zst.sha256   `sha256sum -c` format
@@ -681,7 +681,7 @@ export interface NightlyBackupSummary {
   runs: number;
 }
 
-// ------------------------------------------------------------------ quarterly DR drill (issue 6)
+// ------------------------------------------------------------------ quarterly DR drill
 // Reports, in the service's primary backup destination (or a local reports directory):
 //   <prefix><service>/reports/drill/<drillId>.{json,md,html}
 // Trend = the earlier JSON drill reports listed from there.
@@ -744,7 +744,7 @@ export interface DrillReport {
   links: { json: string; markdown: string; html: string } | null;
 }
 
-// ------------------------------------------------------------------ monthly restore test (issue 5)
+// ------------------------------------------------------------------ monthly restore test
 // Reports, in the service's primary backup destination (or its first one):
 //   <prefix><service>/reports/restore-test/<testId>.{json,md,html}
 // History = the earlier JSON reports listed from there.

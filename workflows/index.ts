@@ -1,4 +1,4 @@
-// Every workflow type the worker registers. Names are the operator contract (DESIGN.md).
+// Every workflow type the worker registers. Names are the operator contract (README.md, Runbooks).
 export { readiness } from './readiness';
 export { nightlyBackup, serviceBackup } from './backup';
 export { binlogArchive } from './binlog-archive';

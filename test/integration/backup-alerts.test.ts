@@ -1,9 +1,9 @@
 /**
- * A failed backup tells people at once, and a good one after it tells them it recovered (issue #15 item 7):
+ * A failed backup tells people at once, and a good one after it tells them it recovered:
  * shop's local destination made unwritable during the backup (its directory replaced by a file, as a full or
  * remounted disk would refuse it) gives one alert naming the step, the destination and the cause; the next
  * backup, once the destination is back, sends a recovery notice naming the failed run. Each run's page in the
- * Web UI (issue #18) says the same: the failed step and its cause, or the copies and the data-loss window.
+ * Web UI says the same: the failed step and its cause, or the copies and the data-loss window.
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

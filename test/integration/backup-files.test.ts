@@ -1,5 +1,5 @@
 /**
- * File-tree backups (issue #15 item 1) on the real stack: a tree of its own on the sandbox's primary-host (over SSH,
+ * File-tree backups on the real stack: a tree of its own on the sandbox's primary-host (over SSH,
  * inside its network namespace), a few thousand small files in nested directories, a symlink, several modes and an
  * excluded cache, backed up by serviceBackup of wiki: a full, then (after files were added, modified, deleted and
  * renamed) a differential, then (changed again, the policy now incremental) an incremental, then an incremental of

@@ -1,5 +1,5 @@
 /**
- * The fence and its compensation, on the real local stack (issue 12, item 4): no path may leave two
+ * The fence and its compensation, on the real local stack: no path may leave two
  * writable servers, and none may leave an outage that drbook could have undone.
  *
  * - a fence blocked by a lock is reported as blocked, with the session holding it (never "unreachable");

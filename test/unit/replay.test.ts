@@ -26,7 +26,7 @@ describe('replay of recorded histories', () => {
   });
 
   // The newest generation (a folder, scripts/record-histories.ts --set) covers every workflow type again and holds
-  // what the Web UI shows of a run (issue #18): a summary on every activity and on every child it starts.
+  // what the Web UI shows of a run: a summary on every activity and on every child it starts.
   const sets = [...new Set(index.filter((f) => f.file.includes('/')).map((f) => f.file.split('/')[0]))].sort();
   const newest = index.filter((f) => sets.length && f.file.startsWith(`${sets.at(-1)}/`));
   test('the newest recordings cover every workflow type', () => {
