@@ -27,8 +27,9 @@ import { pipeline } from 'node:stream/promises';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
 import { writeClientDefaults } from '../activities/mysql/dump';
-import type { BackupManifest } from '../workflows/contract';
-import { buildAdapters, type Activities } from '../workers/adapters';
+import { buildAdapters } from '../workers/adapters';
+// The steps serviceBackup takes after a dump (verify every copy, write the signed manifest), as the tests use them.
+import { publishBackup } from '../test/helpers/backups';
 import { dropBenchDatabase, ensureBenchDatabase } from './bench/database';
 import { alternateRounds, busyMark, machineAtEnd, machineAtStart, median, roundsOption } from './bench/shared-machine';
 
@@ -56,46 +57,6 @@ async function countRows(conn: mysql.Connection, db: string, tables: string[]): 
     out[t] = Number(r[0].n);
   }
   return out;
-}
-
-/** What the nightly backup does after the dump: every copy read back, then the signed manifest (restores need it). */
-async function publish(
-  a: Activities,
-  taken: Awaited<ReturnType<Activities['dumpDatabase']>> | Awaited<ReturnType<Activities['takePhysicalBackup']>>,
-  kind: 'logical' | 'physical',
-): Promise<void> {
-  const copies = await Promise.all(
-    taken.copies.map(async (c) => ({
-      ...c,
-      ...(await a.verifyCopy({
-        service: taken.service,
-        backupId: taken.backupId,
-        destination: c.destination,
-        size: taken.object.size,
-        sha256: taken.object.sha256,
-        kind,
-        key: taken.object.key,
-      })),
-    })),
-  );
-  const manifest: BackupManifest = {
-    format: 'drbook-backup/1',
-    id: taken.backupId,
-    service: taken.service,
-    kind,
-    startedAt: taken.startedAt,
-    endedAt: taken.endedAt,
-    source: { server: taken.server, engine: taken.engine, version: taken.version },
-    position: taken.position,
-    databases: taken.databases,
-    tables: 'tables' in taken ? taken.tables : [],
-    rowCounts: 'rowCounts' in taken ? taken.rowCounts : { exact: false, method: 'not counted: a physical copy' },
-    object: taken.object,
-    copies,
-    tools: taken.tools,
-    verified: true,
-  };
-  await a.writeManifest({ manifest });
 }
 
 interface Timed {
@@ -131,7 +92,7 @@ async function main(): Promise<void> {
     log(`database ${DB}: ${gen.rows.toLocaleString()} rows, ${(gen.storedBytes / 1e9).toFixed(2)} GB in InnoDB`);
     const backupId = '20200101T000000Z';
     const dump = await a.dumpDatabase({ service: bench.name, backupId, destinations: ['local'] });
-    await publish(a, dump, 'logical');
+    await publishBackup(a, dump, 'logical');
     const zst = dump.copies[0].location;
     log(
       `dump: ${(dump.object.uncompressedSize / 1e9).toFixed(2)} GB of SQL, ${(dump.object.size / 1e6).toFixed(0)} MB zstd`,
@@ -176,7 +137,7 @@ async function main(): Promise<void> {
       ? null
       : await a.takePhysicalBackup({ service: bench.name, backupId: physicalId });
     if (physical) {
-      await publish(a, physical, 'physical');
+      await publishBackup(a, physical, 'physical');
       log(
         `physical backup of the whole primary: ${(physical.object.uncompressedSize / 1e9).toFixed(2)} GB xbstream, ${(physical.object.size / 1e6).toFixed(0)} MB zstd`,
       );
