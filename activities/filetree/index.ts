@@ -41,7 +41,13 @@ import { whileHeartbeating } from '../liveness';
 import { activityContext, collect, Digest, exitOf, FanOut, toolVersion } from '../mysql/dump';
 import { Counter } from '../mysql/physical';
 import { openHostStream, runOnHost, shellQuote, type SshTarget } from '../ssh';
-import { checkObjectLocks, type BackupStore, type BackupStores, type BackupWriter } from '../storage/destinations';
+import {
+  checkObjectLocks,
+  writtenCopies,
+  type BackupStore,
+  type BackupStores,
+  type BackupWriter,
+} from '../storage/destinations';
 import {
   checksumLine,
   FILE_TREE_ARCHIVE,
@@ -487,14 +493,7 @@ export function createFileTreeActivities(
                 count: entries.length,
                 bytes: entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0),
               },
-              copies: targets.map((s, i) => ({
-                destination: s.name,
-                kind: s.kind,
-                region: s.region,
-                offsite: s.offsite,
-                location: locations[i],
-                ...versions[i],
-              })),
+              copies: writtenCopies(targets, locations, versions),
               tools: { tar: tarVersion.trim(), zstd: await toolVersion('zstd') },
             };
           })(),

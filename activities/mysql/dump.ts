@@ -29,7 +29,13 @@ import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../workflows/contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
-import { checkObjectLocks, type BackupStore, type BackupStores, type BackupWriter } from '../storage/destinations';
+import {
+  checkObjectLocks,
+  writtenCopies,
+  type BackupStore,
+  type BackupStores,
+  type BackupWriter,
+} from '../storage/destinations';
 import { checksumKey, checksumLine, dumpKey, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
 import { createTopologyDiscoveryActivities } from './discovery';
@@ -617,14 +623,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
               : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${head.binlogFile}:${head.binlogPos}${engine === 'mysql' && !snapshot.locked ? ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)' : ` (the dumped tables changed in between, or the binlog could not be read)`}`,
           },
           object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize },
-          copies: targets.map((s, i) => ({
-            destination: s.name,
-            kind: s.kind,
-            region: s.region,
-            offsite: s.offsite,
-            location: locations[i],
-            ...versions[i],
-          })),
+          copies: writtenCopies(targets, locations, versions),
           tools: { [bin]: await toolVersion(bin), zstd: await toolVersion('zstd'), server: version },
         };
       } catch (err) {

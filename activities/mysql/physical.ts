@@ -28,7 +28,13 @@ import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import { openHostStream, shellQuote, type SshTarget } from '../ssh';
-import { checkObjectLocks, type BackupStore, type BackupStores, type BackupWriter } from '../storage/destinations';
+import {
+  checkObjectLocks,
+  writtenCopies,
+  type BackupStore,
+  type BackupStores,
+  type BackupWriter,
+} from '../storage/destinations';
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
 import { activityContext, collect, Digest, exitOf, FanOut, optionValue, toolVersion } from './dump';
@@ -309,14 +315,7 @@ export function createPhysicalBackupActivities(
           position: { binlogFile: m?.[1] ?? null, binlogPos: m ? Number(m[2]) : null, gtid: m?.[3] || null },
           databases,
           object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize: counter.bytes },
-          copies: targets.map((s, i) => ({
-            destination: s.name,
-            kind: s.kind,
-            region: s.region,
-            offsite: s.offsite,
-            location: locations[i],
-            ...versions[i],
-          })),
+          copies: writtenCopies(targets, locations, versions),
           ranOn,
           tools: {
             mariabackup: source.version() ?? (sshHost ? 'unknown' : await toolVersion('mariabackup')),

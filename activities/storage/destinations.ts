@@ -89,6 +89,25 @@ export interface BackupWriter {
   abort(): Promise<void>;
 }
 
+/**
+ * The copies one upload wrote, as the manifest records them: each destination, where the object landed, and what
+ * its writer's finish() reported (S3 version, Object Lock, encryption). `locations` and `finished` follow `targets`.
+ */
+export function writtenCopies(
+  targets: BackupStore[],
+  locations: string[],
+  finished: Awaited<ReturnType<BackupWriter['finish']>>[],
+) {
+  return targets.map((s, i) => ({
+    destination: s.name,
+    kind: s.kind,
+    region: s.region,
+    offsite: s.offsite,
+    location: locations[i],
+    ...finished[i],
+  }));
+}
+
 export interface StoredObject {
   key: string;
   size: number;
