@@ -71,6 +71,11 @@ S3PROXY_JAR=${HOME}/.m2/repository/org/gaul/s3proxy/${S3PROXY_VERSION}/s3proxy-$
 NAMESPACES=("$DRBOOK_NETNS_PRIMARY" "$DRBOOK_NETNS_DR")
 VIP_DEVICE=drbook0
 VIP_ADDRESS=${DRBOOK_VIP:-10.213.0.10/24}
+# The MariaDB servers' settings, schema, heartbeat event, users and replication: one set of files for this stack
+# and docker-compose.yml (test/unit/mariadb-bootstrap.test.ts keeps them shared).
+MARIADB_BOOTSTRAP=$ROOT/deploy/mariadb
+# shellcheck source=../deploy/mariadb/bootstrap.sh
+. "$MARIADB_BOOTSTRAP/bootstrap.sh"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
@@ -276,7 +281,9 @@ mariadb_sql() { # name: SQL on stdin, as root over the instance's unix socket (n
 start_mariadb() { # name port server-id role
   local name=$1 port=$2 id=$3 role=$4 dir=$DRBOOK_DATA/mariadb/$1
   mkdir -p "$DRBOOK_DATA/mariadb"
+  # The settings every server shares with the compose stack, then this server's own (later lines win).
   cat >"$DRBOOK_DATA/mariadb/$name.cnf" <<EOF
+!include $MARIADB_BOOTSTRAP/drbook.cnf
 [mariadbd]
 datadir=$dir
 socket=$DRBOOK_DATA/mariadb/$name.sock
@@ -285,20 +292,7 @@ bind-address=127.0.0.1
 port=$port
 server-id=$id
 log-bin=$dir/binlog
-binlog-format=ROW
-log-slave-updates=ON
-gtid-strict-mode=ON
-gtid-domain-id=0
 relay-log=$dir/relay
-relay-log-recovery=ON
-sync-binlog=1
-innodb-flush-log-at-trx-commit=1
-innodb-buffer-pool-size=128M
-event-scheduler=ON
-skip-name-resolve
-# Every server starts read-only: a restarted old primary must never take writes by itself
-# (split brain). The primary is made writable by start_mariadb, or by drbook's promotion.
-read-only=ON
 EOF
   if [ ! -d "$dir/mysql" ]; then
     log "mariadb $name: initialising $dir"
@@ -364,109 +358,27 @@ service_locked() {
   fi
 }
 
-# drbook's account as mariabackup on the database host uses it: through the unix socket (a socket login is
-# 'localhost', not '127.0.0.1') and with only what mariabackup needs. Every start: older stacks get it too.
+# mariabackup's socket login and the metadata_lock_info plugin (deploy/mariadb/bootstrap.sh): every start, so
+# older stacks get them too. Both are idempotent.
 ensure_backup_accounts() {
-  local name pw
-  pw=$(cat "$DRBOOK_DATA/secrets/mysql-password")
-  for name in primary replica; do
-    mariadb_sql "$name" <<EOF
-SET sql_log_bin = 0;
-CREATE USER IF NOT EXISTS 'drbook'@'localhost' IDENTIFIED BY '$pw';
-GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'drbook'@'localhost';
-SET sql_log_bin = 1;
-EOF
-  done
+  local name
+  for name in primary replica; do drbook_backup_account_sql "$DRBOOK_DATA/secrets" | mariadb_sql "$name"; done
 }
-
-# The fence reports who blocks it (docs/operating.md): information_schema.METADATA_LOCK_INFO names the sessions
-# holding LOCK TABLES and FLUSH TABLES WITH READ LOCK. A plugin that ships with the server; every start, idempotent.
 ensure_lock_info() {
   local name
-  for name in primary replica scratch cold-dr restore-scratch; do
-    echo "INSTALL PLUGIN IF NOT EXISTS metadata_lock_info SONAME 'metadata_lock_info';" | mariadb_sql "$name"
-  done
+  for name in primary replica scratch cold-dr restore-scratch; do drbook_lock_info_sql | mariadb_sql "$name"; done
 }
 
-bootstrap_mariadb() { # name role: users are local to each server (not replicated); schema comes from the primary
-  local name=$1 role=$2 pw rpw
-  pw=$(cat "$DRBOOK_DATA/secrets/mysql-password")
-  rpw=$(cat "$DRBOOK_DATA/secrets/replication-password")
-  apw=$(cat "$DRBOOK_DATA/secrets/app-password")
-  mariadb_sql "$name" <<EOF
-SET sql_log_bin = 0;
-CREATE USER IF NOT EXISTS 'drbook'@'127.0.0.1' IDENTIFIED BY '$pw';
-GRANT ALL PRIVILEGES ON *.* TO 'drbook'@'127.0.0.1' WITH GRANT OPTION;
-CREATE USER IF NOT EXISTS 'repl'@'127.0.0.1' IDENTIFIED BY '$rpw';
--- The sandbox application's own user: no SUPER, so read_only (fencing) stops its writes.
-CREATE USER IF NOT EXISTS 'shop_app'@'127.0.0.1' IDENTIFIED BY '$apw';
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON shop.* TO 'shop_app'@'127.0.0.1';
--- The heartbeat event runs as this user: without SUPER, read_only stops it on a fenced primary.
-CREATE USER IF NOT EXISTS 'drbook_heartbeat'@'localhost' ACCOUNT LOCK;
-GRANT INSERT, UPDATE, SELECT, EVENT ON drbook.* TO 'drbook_heartbeat'@'localhost';
-GRANT REPLICATION SLAVE, REPLICATION SLAVE ADMIN, BINLOG MONITOR ON *.* TO 'repl'@'127.0.0.1';
-SET sql_log_bin = 1;
-EOF
+# On a server's first start, from the files docker-compose.yml mounts too (deploy/mariadb/): users are local to
+# each server (not replicated); the schema and heartbeat event come from the primary, by replication.
+bootstrap_mariadb() { # name role
+  local name=$1 role=$2 secrets=$DRBOOK_DATA/secrets
+  drbook_users_sql 127.0.0.1 "$secrets" | mariadb_sql "$name"
   case "$role" in
-    primary)
-      mariadb_sql "$name" <<'EOF'
-SET GLOBAL read_only = OFF;
-CREATE DATABASE IF NOT EXISTS drbook;
--- pt-heartbeat style: one row per server id, stamped every second by an event; replicated,
--- so on a replica it dates the newest change that replica holds (the RPO clock).
-CREATE TABLE IF NOT EXISTS drbook.heartbeat (
-  server_id INT UNSIGNED NOT NULL PRIMARY KEY,
-  ts TIMESTAMP(6) NOT NULL
-) ENGINE=InnoDB;
--- Four stamps a second (the scheduler's smallest interval is 1 s): the RPO clock reads to 250 ms.
-DELIMITER //
-CREATE DEFINER = 'drbook_heartbeat'@'localhost' EVENT IF NOT EXISTS drbook.heartbeat_tick ON SCHEDULE EVERY 1 SECOND DO
-BEGIN
-  DECLARE i INT DEFAULT 0;
-  -- Only a writable server stamps: a read-only (fenced, or restarted old) primary never does.
-  WHILE i < 4 AND @@global.read_only = 0 DO
-    INSERT INTO drbook.heartbeat (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6);
-    SET i = i + 1;
-    IF i < 4 THEN DO SLEEP(0.25); END IF;
-  END WHILE;
-END//
-DELIMITER ;
-CREATE DATABASE IF NOT EXISTS shop;
-USE shop;
-CREATE TABLE IF NOT EXISTS shop.orders (
-  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  customer VARCHAR(64) NOT NULL,
-  amount_cents INT NOT NULL,
-  source VARCHAR(32) NOT NULL DEFAULT 'seed',
-  created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-) ENGINE=InnoDB;
-INSERT INTO shop.orders (customer, amount_cents)
-  SELECT CONCAT('customer-', seq), seq * 100 FROM seq_1_to_1000 WHERE (SELECT COUNT(*) FROM shop.orders) = 0;
-EOF
-      ;;
-    replica)
-      mariadb_sql "$name" <<EOF
-STOP SLAVE;
-SET GLOBAL gtid_slave_pos = '';
-CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$DRBOOK_PRIMARY_PORT, MASTER_USER='repl',
-  MASTER_PASSWORD='$rpw', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;
-START SLAVE;
-EOF
-      ;;
-    scratch)
-      # The cold service `wiki` lives here (no standby: its failover restores a backup into cold-dr).
-      mariadb_sql "$name" <<'EOF'
-CREATE DATABASE IF NOT EXISTS wiki;
-USE wiki;
-CREATE TABLE IF NOT EXISTS wiki.pages (
-  id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  title VARCHAR(200) NOT NULL,
-  body TEXT NOT NULL
-) ENGINE=InnoDB;
-INSERT INTO wiki.pages (title, body)
-  SELECT CONCAT('page-', seq), REPEAT('wiki text ', 20) FROM seq_1_to_200 WHERE (SELECT COUNT(*) FROM wiki.pages) = 0;
-EOF
-      ;;
+    primary) { echo 'SET GLOBAL read_only = OFF;' && cat "$MARIADB_BOOTSTRAP/schema.sql"; } | mariadb_sql "$name" ;;
+    replica) drbook_replica_sql 127.0.0.1 "$DRBOOK_PRIMARY_PORT" "$secrets" start | mariadb_sql "$name" ;;
+    # The cold service `wiki` lives here (no standby: its failover restores a backup into cold-dr).
+    scratch) mariadb_sql "$name" <"$MARIADB_BOOTSTRAP/wiki.sql" ;;
   esac
   touch "$DRBOOK_DATA/mariadb/$name/.drbook-bootstrapped"
 }

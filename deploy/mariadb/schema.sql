@@ -1,5 +1,6 @@
--- Run by the mariadb image's docker-entrypoint.sh on the primary's first start (after users.sh), as
--- scripts/stack.sh's bootstrap_mariadb does. Binlogged on purpose: the replica gets this schema by replication.
+-- The primary's schema, on its first start after the users (deploy/mariadb/bootstrap.sh): scripts/stack.sh's
+-- bootstrap_mariadb pipes it in; docker-compose.yml mounts it as an init script of the mariadb image.
+-- Binlogged on purpose: the replica gets this schema by replication.
 CREATE DATABASE IF NOT EXISTS drbook;
 -- pt-heartbeat style: one row per server id, stamped every second by an event; replicated,
 -- so on a replica it dates the newest change that replica holds (the RPO clock).
