@@ -485,6 +485,9 @@ cmd_start() {
   mkdir -p "$RUN" "$LOGS"
   [ -x "$VENV/bin/temporal" ] || die "not installed: run scripts/stack.sh install"
   require_runtime
+  # Again here: the pinned host key's line and the webhook URLs name this stack's ports, which an install run
+  # without this DRBOOK_PORT_OFFSET wrote for other ones (keys and passwords are kept).
+  secrets_generate
   start_temporal
   start_codec
   start_mariadb primary "$DRBOOK_PRIMARY_PORT" 1 primary
