@@ -81,11 +81,16 @@ export async function runWorker(additions: WorkerAdditions = {}): Promise<void> 
   if (queues.length === 0)
     throw new Error(`DRBOOK_QUEUES must name "primary" and/or "dr", got "${process.env.DRBOOK_QUEUES}"`);
 
-  // Bundle once, share between the queues' workers.
-  const workflowBundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    workflowInterceptorModules: additions.workflowInterceptorModules,
-  });
+  // Bundle once, share between the queues' workers; or take a bundle built before (DRBOOK_WORKFLOW_BUNDLE: the
+  // code.js bundleWorkflowCode made from these workflows and interceptor modules), as the test suite's worker
+  // processes do: bundling takes ~10 s of both cores at every start.
+  const prebuilt = process.env.DRBOOK_WORKFLOW_BUNDLE;
+  const workflowBundle = prebuilt
+    ? { codePath: prebuilt }
+    : await bundleWorkflowCode({
+        workflowsPath: require.resolve('../workflows'),
+        workflowInterceptorModules: additions.workflowInterceptorModules,
+      });
   const workers = await Promise.all(
     queues.map((taskQueue) =>
       Worker.create({

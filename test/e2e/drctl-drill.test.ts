@@ -54,6 +54,7 @@ describe('drctl drill shop --scope switchover, from the command line against a w
   beforeAll(async () => {
     t = await temporal(loaded);
     metricsPort = await freePort();
+    // No DRBOOK_WORKFLOW_BUNDLE: this worker bundles its workflows at start, as a production worker does.
     worker = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'workers/main.ts'], {
       cwd: ROOT,
       env: { ...process.env, DRBOOK_TASK_QUEUE: queue, DRBOOK_METRICS_PORT: String(metricsPort) },

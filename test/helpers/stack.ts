@@ -49,18 +49,32 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
  * to any of them builds a new one and a stale bundle is never served.
  */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= cachedBundle();
+  bundle ??= bundleDir([]).then((dir) => ({
+    code: fs.readFileSync(path.join(dir, 'code.js'), 'utf8'),
+    sourceMap: fs.readFileSync(path.join(dir, 'code.js.map'), 'utf8'),
+  }));
   return bundle;
 }
 
-async function cachedBundle(): Promise<WorkflowBundleWithSourceMap> {
-  const dir = path.join(os.tmpdir(), `drbook-workflow-bundle-${sourceDigest()}`);
-  const code = path.join(dir, 'code.js');
-  const map = path.join(dir, 'code.js.map');
-  if (fs.existsSync(code) && fs.existsSync(map)) {
-    return { code: fs.readFileSync(code, 'utf8'), sourceMap: fs.readFileSync(map, 'utf8') };
-  }
-  const built = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+/**
+ * The same cached bundle as a file, for a worker process the test starts (DRBOOK_WORKFLOW_BUNDLE, read by
+ * workers/main.ts): with `interceptorModules` (the held worker's), a bundle that includes them, keyed by
+ * their text too. Each worker process would otherwise bundle at its start, ~10 s of both cores.
+ */
+export async function workflowBundleFile(interceptorModules: string[] = []): Promise<string> {
+  return path.join(await bundleDir(interceptorModules), 'code.js');
+}
+
+async function bundleDir(interceptorModules: string[]): Promise<string> {
+  const key = createHash('sha256').update(sourceDigest());
+  for (const m of interceptorModules) key.update(`${path.relative(ROOT, m)}\0`).update(fs.readFileSync(m));
+  const dir = path.join(os.tmpdir(), `drbook-workflow-bundle-${key.digest('hex').slice(0, 16)}`);
+  if (fs.existsSync(path.join(dir, 'code.js')) && fs.existsSync(path.join(dir, 'code.js.map'))) return dir;
+  const built = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    workflowInterceptorModules: interceptorModules,
+    logger: quietLogger,
+  });
   // Written aside and renamed into place: a reader sees a whole bundle or none.
   const tmp = `${dir}.${process.pid}.${randomUUID()}`;
   fs.mkdirSync(tmp, { recursive: true });
@@ -71,7 +85,7 @@ async function cachedBundle(): Promise<WorkflowBundleWithSourceMap> {
   } catch {
     fs.rmSync(tmp, { recursive: true, force: true }); // another process put the same bundle there first
   }
-  return built;
+  return dir;
 }
 
 function sourceDigest(): string {

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './stack';
+import { ROOT, workflowBundleFile } from './stack';
 
 export interface WorkerProcess {
   pid: number;
@@ -22,6 +22,8 @@ export interface WorkerProcess {
 }
 
 const started = new Set<ChildProcess>();
+/** The workflow interceptor the held worker bundles (held-worker.ts passes the same module). */
+const HELD_WORKER_INTERCEPTOR = require.resolve('./held-worker-workflow');
 
 /**
  * Start a worker serving `taskQueue` (and its DR queue), metrics off; resolves once it polls.
@@ -29,9 +31,17 @@ const started = new Set<ChildProcess>();
  */
 export async function startWorker({ taskQueue, hold }: { taskQueue: string; hold?: string }): Promise<WorkerProcess> {
   const entry = hold ? 'test/helpers/held-worker.ts' : 'workers/main.ts';
+  // The suite's cached bundle (the held worker's includes its interceptor), not a bundle per process start.
+  const bundle = await workflowBundleFile(hold ? [HELD_WORKER_INTERCEPTOR] : []);
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', entry], {
     cwd: ROOT,
-    env: { ...process.env, DRBOOK_TASK_QUEUE: taskQueue, DRBOOK_METRICS_PORT: '0', DRBOOK_CHAOS_HOLD: hold ?? '' },
+    env: {
+      ...process.env,
+      DRBOOK_TASK_QUEUE: taskQueue,
+      DRBOOK_METRICS_PORT: '0',
+      DRBOOK_CHAOS_HOLD: hold ?? '',
+      DRBOOK_WORKFLOW_BUNDLE: bundle,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.add(child);
