@@ -465,7 +465,8 @@ start_app() {
 
 start_codec() { # only with payload encryption on
   [ -n "${DRBOOK_PAYLOAD_KEYS:-}" ] || return 0
-  PORT_OF=$DRBOOK_CODEC_PORT spawn codec node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/scripts/codec-server.ts" || return 0
+  PORT_OF=$DRBOOK_CODEC_PORT spawn codec node -r "$ROOT/node_modules/ts-node/register/transpile-only" \
+    "$ROOT/cli/codec-server.ts" || return 0
   wait_port codec "$DRBOOK_CODEC_PORT" 30
   log "codec server: http://127.0.0.1:$DRBOOK_CODEC_PORT (the Web UI decodes payloads through it)"
 }
@@ -541,8 +542,8 @@ cmd_up() {
   cmd_install
   cmd_start
   start_worker
-  # Schedules are reconciled here once they exist (scripts/schedules.ts).
-  [ -f "$ROOT/scripts/schedules.ts" ] && node_ts scripts/schedules.ts reconcile
+  # The inventory's schedules, reconciled with Temporal (cli/schedules.ts).
+  node_ts cli/drctl.ts schedules reconcile
   echo "drbook is up. Web UI: http://127.0.0.1:$DRBOOK_UI_PORT  (stop with: scripts/stack.sh stop)"
 }
 

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { runMetadata } from '../../scripts/run-metadata';
+import { runMetadata } from '../../cli/run-metadata';
 import { failback } from '../../workflows';
 import type { DrillReport } from '../../workflows/contract';
 import type { FailoverReport } from '../../workflows/failover';

@@ -4,7 +4,7 @@
  * (`<runbook>-<service>`), wait at each gate, (do something there), approve, hand back the outcome.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { runDrctl } from '../../scripts/drctl';
+import { runDrctl } from '../../cli/drctl';
 import { failback, failover } from '../../workflows';
 import type { Approval, FailoverInput, RunbookStatus } from '../../workflows/contract';
 import type { DrillStatus } from '../../workflows/drill';

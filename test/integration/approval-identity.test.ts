@@ -6,7 +6,7 @@
  * `catalog` (DNS only) fails over and back, so the estate ends as it began.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
-import { runDrctl } from '../../scripts/drctl';
+import { runDrctl } from '../../cli/drctl';
 import { failback, failover } from '../../workflows';
 import { approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
 import { readEstate } from '../helpers/estate';

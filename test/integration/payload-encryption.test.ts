@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { temporal as proto } from '@temporalio/proto';
-import { createCodecServer, listen } from '../../scripts/codec-server';
+import { createCodecServer, listen } from '../../cli/codec-server';
 import { ENCRYPTED_ENCODING, KEY_ID_KEY, payloadCodecFromEnv, type EncryptionCodec } from '../../workers/codec';
 import { failover } from '../../workflows';
 import { buildAdapters, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';

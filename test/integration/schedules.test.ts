@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ScheduleClient, ScheduleDescription } from '@temporalio/client';
 import { parseInventory } from '../../config/inventory';
-import { drbookSchedules, reconcileSchedules, scheduleOptions, type ScheduleApi } from '../../scripts/schedules';
+import { drbookSchedules, reconcileSchedules, scheduleOptions, type ScheduleApi } from '../../cli/schedules';
 import type { LaunchResult } from '../../workflows/contract';
 import type { DrillStatus } from '../../workflows/drill';
 import { statusQuery } from '../../workflows/messages';

@@ -1,5 +1,5 @@
 /**
- * Payload encryption (workers/codec.ts) and the codec server (scripts/codec-server.ts), without
+ * Payload encryption (workers/codec.ts) and the codec server (cli/codec-server.ts), without
  * Temporal: real AES-256-GCM, a real HTTP server on loopback. The path through the Temporal dev
  * server is test/integration/payload-encryption.test.ts.
  */
@@ -19,7 +19,7 @@ import {
   parseKeyring,
   payloadCodecFromEnv,
 } from '../../workers/codec';
-import { codecServerSettings, createCodecServer, isLoopback, listen } from '../../scripts/codec-server';
+import { codecServerSettings, createCodecServer, isLoopback, listen } from '../../cli/codec-server';
 
 const key = () => randomBytes(32).toString('base64');
 const K1 = key();
@@ -230,12 +230,12 @@ describe('codec server', () => {
 });
 
 const started = new Set<ReturnType<typeof spawn>>();
-/** Starts scripts/codec-server.ts as an operator would; resolves when it exits, or kills it once it listens. */
+/** Starts cli/codec-server.ts as an operator would; resolves when it exits, or kills it once it listens. */
 function startCodecServer(env: Record<string, string>): Promise<{ outcome: 'exited' | 'listening'; output: string }> {
   const root = path.join(__dirname, '..', '..');
   const child = spawn(
     process.execPath,
-    ['-r', 'ts-node/register/transpile-only', path.join(root, 'scripts', 'codec-server.ts')],
+    ['-r', 'ts-node/register/transpile-only', path.join(root, 'cli', 'codec-server.ts')],
     { cwd: root, env: { PATH: process.env.PATH ?? '', DRBOOK_CODEC_PORT: '0', ...env } },
   );
   started.add(child);

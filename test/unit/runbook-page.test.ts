@@ -8,7 +8,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Service } from '../../config/inventory';
-import { runMetadata } from '../../scripts/run-metadata';
+import { runMetadata } from '../../cli/run-metadata';
 import { failover } from '../../workflows';
 import { drTaskQueue } from '../../workflows/contract';
 import { activitySummary } from '../../workflows/steps';

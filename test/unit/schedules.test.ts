@@ -1,12 +1,12 @@
 /**
- * Schedule reconciliation (scripts/schedules.ts) against an in-memory schedule API: the second
+ * Schedule reconciliation (cli/schedules.ts) against an in-memory schedule API: the second
  * reconcile changes nothing; a changed declaration is updated; the inventory's pause pauses and
  * unpauses; an undeclared drbook schedule is deleted; other schedules are never touched.
  * (test/integration/schedules.test.ts does the same against the dev server.)
  */
 import { ScheduleNotFoundError, type ScheduleOptions } from '@temporalio/client';
 import { parseInventory } from '../../config/inventory';
-import { drbookSchedules, reconcileSchedules, type ScheduleApi } from '../../scripts/schedules';
+import { drbookSchedules, reconcileSchedules, type ScheduleApi } from '../../cli/schedules';
 import { sandbox } from '../helpers/stack';
 
 /** The sandbox inventory with its `schedules:` section replaced (and service settings merged in). */

@@ -5,7 +5,7 @@
  * (metadata values and data in base64), answers the browser's CORS preflight for the UI's
  * origin, and reads the X-Namespace header the UI sends.
  *
- *   DRBOOK_PAYLOAD_KEYS=<keyring> node -r ts-node/register/transpile-only scripts/codec-server.ts
+ *   DRBOOK_PAYLOAD_KEYS=<keyring> node -r ts-node/register/transpile-only cli/codec-server.ts
  *
  *   DRBOOK_PAYLOAD_KEYS     the keyring the workers use (workers/codec.ts); required
  *   DRBOOK_CODEC_PORT       port (default 8888 + DRBOOK_PORT_OFFSET)

@@ -2,8 +2,7 @@
  * drbook's Temporal Schedules, declared in the inventory (`schedules:`, and per service
  * `services[].schedules`) and reconciled by one command:
  *
- *   drctl schedules reconcile [--dry-run]     drctl schedules list
- *   (= node -r ts-node/register/transpile-only scripts/schedules.ts reconcile|list)
+ *   drctl schedules reconcile [--dry-run]     drctl schedules list      (cli/commands/schedules.ts)
  *
  * `reconcile` makes the server match the declarations built below: creates what is missing, updates
  * what differs, pauses or unpauses what the inventory pauses, deletes drbook schedules (ids starting
@@ -13,24 +12,22 @@
  *
  * Runbooks that must run once per service at a time (the drill: workflow id `drill-<service>`) are
  * started through the `launchRunbook` workflow, because a scheduled run's id gets a timestamp.
- * Settings (environment): DRBOOK_TASK_QUEUE (default "drbook"), DRBOOK_INVENTORY, TEMPORAL_*.
+ * Settings (environment): DRBOOK_TASK_QUEUE (default "drbook"), DRBOOK_INVENTORY, TEMPORAL_* (as for drctl).
  */
 import { createHash } from 'node:crypto';
 import {
-  Client,
-  Connection,
   MONTHS,
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
   type CalendarSpec,
+  type Client,
   type ScheduleOptions,
 } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { Inventory, SERVICE_SCHEDULE_KINDS } from '../config/inventory';
-import { loadInventory } from '../config/load';
-import { dataConverterFromEnv } from '../workers/codec';
 import { TASK_QUEUE, type LaunchInput } from '../workflows/contract';
+import { workflowIdFor } from '../workflows/runbook';
+import { RUNBOOKS } from './runbooks';
 
 export const SCHEDULE_PREFIX = 'drbook-';
 
@@ -70,7 +67,7 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
     {
       id: `${SCHEDULE_PREFIX}nightly-backup`,
       description: 'nightly backup of every service with a backup section (docs/backup.md)',
-      workflowType: 'nightlyBackup',
+      workflowType: RUNBOOKS.backup.type,
       args: [{}],
       workflowId: 'nightly-backup',
       taskQueue,
@@ -89,9 +86,9 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
       .map((svc) => ({
         id: `${SCHEDULE_PREFIX}restore-test-${svc.name}`,
         description: `monthly restore test of ${svc.name}: its newest verified backup restored and checked (docs/restore.md)`,
-        workflowType: 'restoreTest',
+        workflowType: RUNBOOKS['restore-test'].type,
         args: [{ service: svc.name }],
-        workflowId: `restore-test-${svc.name}`,
+        workflowId: workflowIdFor('restore-test', svc.name),
         taskQueue,
         calendar: { dayOfMonth: s.restoreTest.dayOfMonth, ...clock(s.restoreTest.at) },
         timeZone: s.timeZone,
@@ -110,10 +107,12 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
       };
       return {
         id: `${SCHEDULE_PREFIX}drill-${svc.name}`,
-        description: `${scope} DR drill of ${svc.name} (months ${s.drill.months.join(',')}), launched as drill-${svc.name}: skipped while one runs`,
+        description:
+          `${scope} DR drill of ${svc.name} (months ${s.drill.months.join(',')}), ` +
+          `launched as ${workflowIdFor('drill', svc.name)}: skipped while one runs`,
         workflowType: 'launchRunbook',
         args: [launch],
-        workflowId: `scheduled-drill-${svc.name}`,
+        workflowId: `scheduled-${workflowIdFor('drill', svc.name)}`,
         taskQueue,
         calendar: {
           month: [...s.drill.months].sort((a, b) => a - b).map((m) => ({ start: MONTHS[m - 1], end: MONTHS[m - 1] })),
@@ -131,9 +130,9 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
     services.map((svc) => ({
       id: `${SCHEDULE_PREFIX}readiness-${svc.name}`,
       description: `hourly readiness of ${svc.name}: every read-only check its failover depends on${s.readiness.alertOnDrift ? '; alerts when a check starts failing or recovers' : ''}`,
-      workflowType: 'readiness',
+      workflowType: RUNBOOKS.readiness.type,
       args: [{ service: svc.name, ...(s.readiness.alertOnDrift ? { alertOnDrift: true } : {}) }],
-      workflowId: `readiness-${svc.name}`,
+      workflowId: workflowIdFor('readiness', svc.name),
       taskQueue,
       calendar: { minute: s.readiness.minute },
       timeZone: s.timeZone,
@@ -292,7 +291,7 @@ export async function reconcileSchedules(
 
 /**
  * `list`: drbook's schedules on the server with their next run and pause state; `reconcile`: make the
- * server match the inventory, one line per schedule saying what changed. Used by drctl and by main().
+ * server match the inventory, one line per schedule saying what changed.
  */
 export async function schedulesCommand(
   client: Client,
@@ -323,25 +322,4 @@ export async function schedulesCommand(
   const changed = changes.filter((c) => c.change !== 'unchanged').length;
   print(`[schedules] ${changed ? `${changed} change(s)` : 'nothing to change'}${opts.dryRun ? ' (dry run)' : ''}`);
   return changes;
-}
-
-async function main() {
-  const [command = 'reconcile'] = process.argv.slice(2);
-  const dryRun = process.argv.includes('--dry-run');
-  const { connectionOptions, namespace } = loadClientConnectConfig();
-  const connection = await Connection.connect(connectionOptions);
-  try {
-    const client = new Client({ connection, namespace, dataConverter: dataConverterFromEnv() });
-    const inventory = command === 'reconcile' ? loadInventory().inventory : undefined;
-    await schedulesCommand(client, command, { dryRun, inventory }, (line) => console.log(line));
-  } finally {
-    await connection.close();
-  }
-}
-
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err instanceof Error ? err.message : err);
-    process.exit(1);
-  });
 }
