@@ -21,7 +21,6 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
 import type { ServicePlan } from '../activities/inventory';
 import {
   assessCompliance,
@@ -32,9 +31,7 @@ import {
   planRetention,
 } from './backup-policy';
 import {
-  NON_RETRYABLE,
   BackupErrorType,
-  drTaskQueue,
   ErrorType,
   nightlyBackupInput,
   parseInput,
@@ -51,7 +48,15 @@ import {
 import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { complianceFacts, publishStatusPage } from './page';
-import { drSteps, notifyPeople, summarizedActivities } from './steps';
+import {
+  activities,
+  backupBookkeeping,
+  backupStreams,
+  drActivities,
+  runbookActivities,
+  snapshotCopies,
+} from './activity-options';
+import { notifyPeople } from './steps';
 
 /** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
 export type BackupStatus = Pick<
@@ -64,20 +69,9 @@ export type BackupStatus = Pick<
 };
 export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
-const retry = (maximumAttempts: number, initialInterval: Duration) => ({
-  maximumAttempts,
-  initialInterval,
-  backoffCoefficient: 2,
-  nonRetryableErrorTypes: NON_RETRYABLE,
-});
 // Streaming steps heartbeat every few seconds; a dead worker is noticed in two minutes, not hours.
-const streaming = summarizedActivities({
-  startToCloseTimeout: '12h',
-  heartbeatTimeout: '2m',
-  retry: retry(3, '30s'),
-});
-const quick = summarizedActivities({ startToCloseTimeout: '5m', retry: retry(5, '2s') });
-const snapshotOptions = { startToCloseTimeout: '12h', heartbeatTimeout: '2m', retry: retry(3, '30s') } as const;
+const streaming = activities(backupStreams);
+const quick = activities(backupBookkeeping);
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -190,11 +184,8 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     });
   }
   const service = svc.name;
-  const drSide = summarizedActivities({
-    ...snapshotOptions,
-    taskQueue: drTaskQueue(workflowInfo().taskQueue, regions.dr),
-  });
-  const primarySide = summarizedActivities(snapshotOptions);
+  const drSide = drActivities(plan, snapshotCopies);
+  const primarySide = activities(snapshotCopies);
   const fail = (step: string, err: unknown) =>
     status.failures.push({ service, type: typeOf(err), reason: `${step}: ${messageOf(err)}` });
 
@@ -625,7 +616,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   if (refused.length && patched('backup-refused-source-alert')) {
     await notifyPeople(
       plan,
-      drSteps(plan),
+      runbookActivities(plan),
       `[drbook] ${service} backup ${backupId} REFUSED its source`,
       refused.map((f) => `${f.reason} [${f.type}]`).join('\n'),
       'backup-source-refused',
@@ -638,7 +629,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
   if (others.length && patched('backup-failure-alert')) {
     await notifyPeople(
       plan,
-      drSteps(plan),
+      runbookActivities(plan),
       `[drbook] ${service} backup ${backupId} FAILED`,
       [
         ...others.map((f) => `${f.reason} [${f.type}]`),
@@ -653,7 +644,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     if (previous?.status === 'FAILED')
       await notifyPeople(
         plan,
-        drSteps(plan),
+        runbookActivities(plan),
         `[drbook] ${service} backup recovered: ${backupId} verified`,
         `${backupId} of ${service} is verified in ${manifest?.copies.length ?? 0} copies; the run before it ` +
           `(${previous.workflowId}, ${previous.closedAt ?? 'unknown time'}) failed: ${previous.reason ?? 'unknown cause'}.`,

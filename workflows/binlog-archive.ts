@@ -13,24 +13,13 @@
 import { ActivityFailure, ApplicationFailure, patched, setHandler } from '@temporalio/workflow';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
 import { backupStatusQuery, publishBackupPage, type BackupStatus } from './backup';
-import { NON_RETRYABLE, BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
+import { BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
 import { planFor, reasonOf } from './plan';
-import { drSteps, notifyPeople, summarizedActivities } from './steps';
+import { activities, binlogArchives, runbookActivities, serviceListing } from './activity-options';
+import { notifyPeople } from './steps';
 
-const { listBackedUpServices } = summarizedActivities({
-  startToCloseTimeout: '1m',
-  retry: { maximumAttempts: 5, initialInterval: '2s', nonRetryableErrorTypes: NON_RETRYABLE },
-});
-const { archiveBinlogs } = summarizedActivities({
-  startToCloseTimeout: '1h',
-  heartbeatTimeout: '2m',
-  retry: {
-    maximumAttempts: 3,
-    initialInterval: '10s',
-    backoffCoefficient: 2,
-    nonRetryableErrorTypes: NON_RETRYABLE,
-  },
-});
+const { listBackedUpServices } = activities(serviceListing);
+const { archiveBinlogs } = activities(binlogArchives);
 
 export interface BinlogArchiveRunResult {
   archived: Pick<BinlogArchiveResult, 'service' | 'server' | 'copied' | 'newest' | 'newestClosedAt'>[];
@@ -98,7 +87,7 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
       const plan = await planFor(service);
       await notifyPeople(
         plan,
-        drSteps(plan),
+        runbookActivities(plan),
         `[drbook] ${service} binlog archive FAILED`,
         `The binlog archive of ${service} failed: ${reason}.\nUntil it runs again, point-in-time recovery of ${service} ` +
           `stops at the last archived log; the RPO grows with every minute.`,

@@ -30,16 +30,12 @@ import {
   getExternalWorkflowHandle,
   metricMeter,
   setHandler,
-  workflowInfo,
-  type ActivityOptions,
 } from '@temporalio/workflow';
 import {
   DrillErrorType,
   drillInput,
-  drTaskQueue,
   ErrorType,
   failure,
-  NON_RETRYABLE,
   parseInput,
   type Approval,
   type DrillFinding,
@@ -66,7 +62,8 @@ import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, workflowIdFor } from './runbook';
-import { round1, summarizedActivities } from './steps';
+import { activities, drActivities, drillChecks, drillCopies, reports } from './activity-options';
+import { round1 } from './steps';
 
 /** `status` of a drill: the operator contract's fields, plus the child runbooks and which one waits. */
 export type DrillStatus = RunbookStatus & {
@@ -75,13 +72,6 @@ export type DrillStatus = RunbookStatus & {
   /** The child run approvals go to now (drctl approve sends its update there). */
   activeChild: string | null;
 };
-
-const retry = (maximumAttempts: number): ActivityOptions['retry'] => ({
-  maximumAttempts,
-  initialInterval: '1s',
-  backoffCoefficient: 2,
-  nonRetryableErrorTypes: NON_RETRYABLE,
-});
 
 const iso = (ms: number) => new Date(ms).toISOString();
 /** A drill id that sorts by time and is safe in object keys and database names. */
@@ -104,15 +94,9 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
     { key: DrMode, value: input.scope },
   ]);
   run.describe({ reason: input.reason });
-  const drSide = {
-    taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
-  };
-  const quick = summarizedActivities({ ...drSide, startToCloseTimeout: '1m', retry: retry(3) }, run);
-  const slow = summarizedActivities(
-    { ...drSide, startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry: retry(3) },
-    run,
-  );
-  const reports = summarizedActivities({ startToCloseTimeout: '2m', retry: retry(5) }, run);
+  const quick = drActivities(plan, drillChecks, run);
+  const slow = drActivities(plan, drillCopies, run);
+  const reporting = activities(reports, run);
 
   // ------------------------------------------------------------------ messages: relayed to the child that waits
   const children: DrillStatus['children'] = [];
@@ -216,7 +200,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
   try {
     published = await run.step(
       'publish-report',
-      () => reports.publishDrillReport({ report }),
+      () => reporting.publishDrillReport({ report }),
       (r) => r.links?.html ?? '',
     );
   } catch (err) {

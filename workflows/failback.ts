@@ -24,7 +24,8 @@ import type { ServicePlan } from '../activities/inventory';
 import { holdServiceLockIfPatched } from './lock';
 import { approvalsByMode, gateApprovals, planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
-import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
+import { runbookActivities, type RunbookActivities } from './activity-options';
+import { allSteps, approvalTimeoutMs, notifyPeople, round1 } from './steps';
 import { readLiveTopology } from './topology';
 
 export interface FailbackReport {
@@ -44,9 +45,9 @@ export async function failback(rawInput: FailbackInput): Promise<FailbackReport>
   const plan = await planFor(input.service);
   const run = new RunbookRun('failback', plan.service.name, plan.targets, plan.approvers, Date.now());
   run.requireSignedApprovals(plan);
-  const acts = drSteps(plan, run);
+  const acts = runbookActivities(plan, run);
   // One topology change per service at a time, the re-clone of a diverged old primary included.
-  const lock = await holdServiceLockIfPatched(run, plan, acts.quick);
+  const lock = await holdServiceLockIfPatched(run, plan, acts.reads);
   try {
     return await failBackService(input, plan, run, acts);
   } finally {
@@ -58,7 +59,7 @@ async function failBackService(
   input: { service: string; mode: 'real' | 'drill' },
   plan: ServicePlan,
   run: RunbookRun,
-  acts: StepActivities,
+  acts: RunbookActivities,
 ): Promise<FailbackReport> {
   const svc = plan.service;
   const db = svc.database;
@@ -105,10 +106,10 @@ async function failBackService(
     'assess',
     async () => {
       const [p, r] = await Promise.all([
-        acts.quick.pingDatabase({ server: original }),
-        acts.quick.pingDatabase({ server: dr }),
+        acts.reads.pingDatabase({ server: original }),
+        acts.reads.pingDatabase({ server: dr }),
       ]);
-      const drReplication = await acts.quick.readReplicationStatus({ server: dr });
+      const drReplication = await acts.reads.readReplicationStatus({ server: dr });
       const inPlace = !p.readOnly && r.readOnly && drReplication.configured && drReplication.sqlRunning;
       if (!inPlace && r.readOnly) {
         throw ApplicationFailure.create({
@@ -137,7 +138,7 @@ async function failBackService(
   // (lost in the crash). It cannot simply replicate then: with approval, it is re-cloned from DR.
   const divergence = await run.step(
     'check-divergence',
-    () => acts.quick.countErrantTransactions({ server: original, source: dr }),
+    () => acts.reads.countErrantTransactions({ server: original, source: dr }),
     (d) =>
       d.errant ? `${original} holds ${d.errant} transaction(s) ${dr} lacks` : `${original} holds nothing ${dr} lacks`,
   );
@@ -151,7 +152,7 @@ async function failBackService(
     await run.step(
       'reclone-original',
       () =>
-        acts.wait.recloneFromSource({
+        acts.longWaits.recloneFromSource({
           service: svc.name,
           server: original,
           source: dr,
@@ -164,7 +165,7 @@ async function failBackService(
     await run.step(
       'reprotect-original',
       () =>
-        acts.change.rebuildAsReplica({
+        acts.topologyChanges.rebuildAsReplica({
           service: svc.name,
           server: original,
           source: dr,
@@ -177,8 +178,8 @@ async function failBackService(
   await run.step(
     'wait-original-caught-up',
     async () => {
-      const { gtids } = await acts.quick.readGtidPosition({ server: dr });
-      return acts.wait.waitForCatchUp({
+      const { gtids } = await acts.reads.readGtidPosition({ server: dr });
+      return acts.longWaits.waitForCatchUp({
         replica: original,
         gtids,
         heartbeatTable: db.heartbeatTable,
@@ -201,10 +202,14 @@ async function failBackService(
   const fence = await run.step(
     'fence-dr',
     async () => {
-      const mysql = await acts.fence.fencePrimary({ server: dr, heartbeatEvent: db.heartbeatEvent });
+      const mysql = await acts.fencing.fencePrimary({ server: dr, heartbeatEvent: db.heartbeatEvent });
       if (!mysql.fenced) throw failure(ErrorType.FenceFailed, mysql.detail);
       if (svc.vip)
-        await acts.change.removeVip({ host: svc.vip.drHost, address: svc.vip.address, device: svc.vip.device });
+        await acts.topologyChanges.removeVip({
+          host: svc.vip.drHost,
+          address: svc.vip.address,
+          device: svc.vip.device,
+        });
       return mysql;
     },
     (f) => f.detail,
@@ -212,7 +217,7 @@ async function failBackService(
   await run.step(
     'catch-up',
     () =>
-      acts.wait.waitForCatchUp({
+      acts.longWaits.waitForCatchUp({
         replica: original,
         gtids: fence.finalGtids,
         heartbeatTable: db.heartbeatTable,
@@ -223,7 +228,7 @@ async function failBackService(
   run.measured.rpoSeconds = 0;
   await run.step(
     'promote-original',
-    () => acts.change.promoteReplica({ server: original, heartbeatEvent: db.heartbeatEvent }),
+    () => acts.topologyChanges.promoteReplica({ server: original, heartbeatEvent: db.heartbeatEvent }),
     (p) => `${original} primary at ${p.gtids}`,
   );
   // ------------------------------------------------------------------ 5. re-protect DR and bring traffic back, together
@@ -233,7 +238,7 @@ async function failBackService(
     run.step(
       'reprotect-dr',
       () =>
-        acts.change.rebuildAsReplica({
+        acts.topologyChanges.rebuildAsReplica({
           service: svc.name,
           server: dr,
           source: original,
@@ -244,7 +249,7 @@ async function failBackService(
     vip
       ? run.step(
           'move-vip-back',
-          () => acts.change.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }),
+          () => acts.topologyChanges.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }),
           (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.primaryHost}`,
         )
       : null,
@@ -252,7 +257,7 @@ async function failBackService(
       ? run.step(
           'switch-dns-back',
           () =>
-            acts.wait.switchDnsRecord({
+            acts.longWaits.switchDnsRecord({
               zone: dns.hostedZone,
               zoneId: dns.hostedZoneId,
               name: dns.record,
@@ -270,7 +275,7 @@ async function failBackService(
       'notify-application',
       () =>
         // The URL (a secret: it carries a token) is resolved by the activity from the service's name.
-        acts.notify.callApplicationWebhook({
+        acts.notifications.callApplicationWebhook({
           service: svc.name,
           primary: { server: original, ...plan.endpoints[original] },
           idempotencyKey: `${key}/app`,
@@ -283,14 +288,14 @@ async function failBackService(
     const url = svc.health.httpUrl;
     const healthy = await run.step(
       'verify-health',
-      () => acts.wait.waitUntilHealthy({ url, timeoutSeconds: 300 }),
+      () => acts.longWaits.waitUntilHealthy({ url, timeoutSeconds: 300 }),
       (h) => `${url}: HTTP ${h.status}`,
     );
     recoveredAt = healthy.at;
   }
   await run.step(
     'verify-writes',
-    () => acts.quick.verifyWritable({ server: original, heartbeatTable: db.heartbeatTable }),
+    () => acts.reads.verifyWritable({ server: original, heartbeatTable: db.heartbeatTable }),
     (w) => `${w.server} accepted a write`,
   );
   run.measured.rtoSeconds = round1((recoveredAt - switchStartedAt) / 1000);
@@ -300,7 +305,7 @@ async function failBackService(
   if (compute) {
     await run.step(
       'stop-dr-compute',
-      () => acts.wait.stopDrInstances({ region: compute.region, tags: compute.tags }),
+      () => acts.longWaits.stopDrInstances({ region: compute.region, tags: compute.tags }),
       (r) => `${r.stopped.length} stopped`,
     );
   }
@@ -311,7 +316,7 @@ async function failBackService(
     await run.step(
       'reprotect-rds',
       () =>
-        acts.wait.recreateRdsReplica({
+        acts.longWaits.recreateRdsReplica({
           region: rdsDr.region,
           instance: rdsDr.instance,
           source: { region: rds.region, instance: rds.instance },
@@ -363,7 +368,7 @@ async function failBackService(
     await run.step(
       'switch-dns-back',
       () =>
-        acts.wait.switchDnsRecord({
+        acts.longWaits.switchDnsRecord({
           zone: dnsRecord.hostedZone,
           zoneId: dnsRecord.hostedZoneId,
           name: dnsRecord.record,
@@ -379,7 +384,7 @@ async function failBackService(
       recoveredAt = (
         await run.step(
           'verify-health',
-          () => acts.wait.waitUntilHealthy({ url, timeoutSeconds: 300 }),
+          () => acts.longWaits.waitUntilHealthy({ url, timeoutSeconds: 300 }),
           (h) => `${url}: HTTP ${h.status}`,
         )
       ).at;

@@ -22,7 +22,8 @@ import {
 } from './contract';
 import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { approvalsByMode, gateApprovals, planFor, reasonOf } from './plan';
-import { allSteps, approvalTimeoutMs, drSteps, notifyPeople, round1, type StepActivities } from './steps';
+import { runbookActivities, type RunbookActivities } from './activity-options';
+import { allSteps, approvalTimeoutMs, notifyPeople, round1 } from './steps';
 import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
@@ -75,9 +76,9 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     { key: DrMode, value: input.dryRun ? 'dry-run' : input.mode },
   ]);
   run.describe({ reason: input.reason });
-  const acts = drSteps(plan, run);
+  const acts = runbookActivities(plan, run);
   // One topology change per service at a time (a dry run changes nothing: it takes no lock).
-  const lock = input.dryRun ? null : await holdServiceLockIfPatched(run, plan, acts.quick);
+  const lock = input.dryRun ? null : await holdServiceLockIfPatched(run, plan, acts.reads);
   // The RTO clock: a breached budget is noted and notified when it happens, never hidden.
   const clock = { finished: false };
   if (!input.dryRun) void watchRtoBudget(run, plan, acts, incidentStartedAt, clock);
@@ -145,13 +146,13 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
     const db = svc.database;
     /** Cold: no standby. The data loss is everything since the newest verified backup's snapshot. */
     const assessCold = async (primary: string, drServer: string) => {
-      const picked = await acts.quick.pickNewestVerifiedBackup({ service: svc.name });
-      const manifest = await acts.quick.fetchManifest({
+      const picked = await acts.reads.pickNewestVerifiedBackup({ service: svc.name });
+      const manifest = await acts.reads.fetchManifest({
         service: svc.name,
         backupId: picked.backupId,
         destination: picked.destination,
       });
-      const primaryReachable = await acts.quick.pingDatabase({ server: primary }).then(
+      const primaryReachable = await acts.reads.pingDatabase({ server: primary }).then(
         () => true,
         () => false,
       );
@@ -170,7 +171,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         if (!db?.replica)
           return { primaryReachable: false, expectedRpoSeconds: 0, detail: 'no database replica: DNS-only failover' };
         const measure = () =>
-          acts.quick.measureReplicaLag({
+          acts.reads.measureReplicaLag({
             primary: db.primary,
             replica: db.replica!,
             heartbeatTable: db.heartbeatTable,
@@ -180,9 +181,9 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         // thread: the drill is cancelled and the thread resumed, then the replica is measured again.
         if (!lag.sqlRunning && input.mode === 'real' && patched('failover-over-isolated-drill')) {
           const reason = `real failover ${workflowInfo().workflowId} takes precedence: ${input.reason}`;
-          const drill = await acts.quick.cancelIsolatedDrill({ service: svc.name, reason });
+          const drill = await acts.reads.cancelIsolatedDrill({ service: svc.name, reason });
           if (drill) {
-            await acts.quick.resumeReplicaSqlThread({ replica: db.replica });
+            await acts.reads.resumeReplicaSqlThread({ replica: db.replica });
             run.notes.push(
               `isolated drill ${drill} cancelled and ${db.replica}'s SQL thread resumed: a real failover comes first`,
             );
@@ -251,9 +252,9 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           // Both fences at once: the database refuses writes, and the address stops reaching it.
           const vipHost = svc.vip?.primaryHost;
           const [mysql, vip] = await Promise.all([
-            acts.fence.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent }),
+            acts.fencing.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent }),
             svc.vip
-              ? acts.fence
+              ? acts.fencing
                   .removeVip({ host: svc.vip.primaryHost, address: svc.vip.address, device: svc.vip.device })
                   .then((r) => (r.removed ? `VIP removed from ${vipHost}` : `VIP was not on ${vipHost}`))
                   .catch((err: unknown) => `VIP NOT removed from ${vipHost}: ${reasonOf(err)}`)
@@ -273,7 +274,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
           ? await run
               .step(
                 'fence-aws',
-                () => acts.change.isolateOldPrimary(awsFence),
+                () => acts.topologyChanges.isolateOldPrimary(awsFence),
                 (r) => `${db.primary} cut off: ${r.detail}`,
               )
               .then(
@@ -309,7 +310,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       const reverifyFence = async (catchUpTo: ((gtids: string | null) => Promise<unknown>) | null) => {
         const check = await run.step(
           'verify-fence',
-          () => acts.quick.verifyFence({ server: db.primary, finalGtids: fence.mysql.finalGtids }),
+          () => acts.reads.verifyFence({ server: db.primary, finalGtids: fence.mysql.finalGtids }),
           (c) => c.detail,
         );
         if (check.holds) return;
@@ -322,7 +323,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         });
         const again = await run.step(
           'refence',
-          () => acts.fence.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent }),
+          () => acts.fencing.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent }),
           (f) => f.detail,
         );
         const lost = (detail: string) =>
@@ -335,7 +336,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         if (catchUpTo) await catchUpTo(again.finalGtids);
         const recheck = await run.step(
           'verify-fence-again',
-          () => acts.quick.verifyFence({ server: db.primary, finalGtids: again.finalGtids }),
+          () => acts.reads.verifyFence({ server: db.primary, finalGtids: again.finalGtids }),
           (c) => c.detail,
         );
         if (!recheck.holds) throw lost(recheck.detail);
@@ -353,7 +354,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         await run.step(
           'restore-backup',
           () =>
-            acts.wait.restoreIntoDrServer({
+            acts.longWaits.restoreIntoDrServer({
               service: svc.name,
               backupId: backup.backupId,
               destination: backup.destination,
@@ -367,7 +368,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         compensation.promoting = coldTarget;
         await run.step(
           'promote',
-          () => acts.change.unfencePrimary({ server: coldTarget, heartbeatEvent: db.heartbeatEvent }),
+          () => acts.topologyChanges.unfencePrimary({ server: coldTarget, heartbeatEvent: db.heartbeatEvent }),
           () => `${coldTarget} writable`,
         );
         compensation.fencedButNotPromoted = false;
@@ -378,7 +379,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         const caughtUp = await run.step(
           'catch-up',
           () =>
-            acts.wait.waitForCatchUp({
+            acts.longWaits.waitForCatchUp({
               replica,
               gtids: fence.mysql.finalGtids,
               heartbeatTable: db.heartbeatTable,
@@ -408,7 +409,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
             run.step(
               'catch-up-again',
               () =>
-                acts.wait.waitForCatchUp({
+                acts.longWaits.waitForCatchUp({
                   replica,
                   gtids,
                   heartbeatTable: db.heartbeatTable,
@@ -421,7 +422,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         compensation.promoting = replica;
         await run.step(
           'promote',
-          () => acts.change.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
+          () => acts.topologyChanges.promoteReplica({ server: replica, heartbeatEvent: db.heartbeatEvent }),
           (p) => (p.alreadyPrimary ? `${replica} was already primary` : `${replica} promoted at ${p.gtids}`),
         );
         compensation.fencedButNotPromoted = false;
@@ -445,7 +446,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       rdsReplica && svc.strategy === 'warm'
         ? run.step(
             'promote-rds',
-            () => acts.wait.promoteRdsReplica({ region: rdsReplica.region, instance: rdsReplica.instance }),
+            () => acts.longWaits.promoteRdsReplica({ region: rdsReplica.region, instance: rdsReplica.instance }),
             (r) =>
               r.alreadyPromoted ? `${r.instance} was already standalone` : `${r.instance} promoted and available`,
           )
@@ -453,14 +454,14 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       compute
         ? run.step(
             'start-dr-compute',
-            () => acts.wait.startDrInstances({ region: compute.region, tags: compute.tags }),
+            () => acts.longWaits.startDrInstances({ region: compute.region, tags: compute.tags }),
             (r) => `${r.running.length} running (${r.started.length} started)`,
           )
         : run.skip('start-dr-compute', 'no DR compute in the inventory'),
       vip && newPrimary
         ? run.step(
             'move-vip',
-            () => acts.change.addVip({ host: vip.drHost, address: vip.address, device: vip.device }),
+            () => acts.topologyChanges.addVip({ host: vip.drHost, address: vip.address, device: vip.device }),
             (r) => `${vip.address} ${r.added ? 'added to' : 'already on'} ${vip.drHost} ${vip.device}`,
           )
         : run.skip('move-vip', vip ? 'no promotion' : 'no VIP in the inventory'),
@@ -468,7 +469,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         ? run.step(
             'switch-dns',
             () =>
-              acts.wait.switchDnsRecord({
+              acts.longWaits.switchDnsRecord({
                 zone: dns.hostedZone,
                 zoneId: dns.hostedZoneId,
                 name: dns.record,
@@ -490,7 +491,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       await run.step(
         'verify-single-writer',
         async () => {
-          const w = await acts.quick.readWritableMembers({ servers: members });
+          const w = await acts.reads.readWritableMembers({ servers: members });
           const others = w.writable.filter((m) => m !== promotedServer);
           if (others.length > 0) {
             const detail = `${svc.name} is SPLIT after cut-over: ${w.writable.join(' and ')} all take writes (${w.detail}); fence ${others.join(', ')} and reconcile before anything else runs`;
@@ -515,7 +516,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         'notify-application',
         () =>
           // The URL (a secret: it carries a token) is resolved by the activity from the service's name.
-          acts.notify.callApplicationWebhook({
+          acts.notifications.callApplicationWebhook({
             service: svc.name,
             primary: { server: newPrimary, ...endpoint },
             idempotencyKey: `${key}/app`,
@@ -542,7 +543,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       const url = svc.health.httpUrl;
       const healthy = await run.step(
         'verify-health',
-        () => acts.wait.waitUntilHealthy({ url, timeoutSeconds: Math.max(60, plan.targets.rtoSeconds) }),
+        () => acts.longWaits.waitUntilHealthy({ url, timeoutSeconds: Math.max(60, plan.targets.rtoSeconds) }),
         (h) => `${url}: HTTP ${h.status}`,
       );
       recoveredAt = healthy.at;
@@ -554,7 +555,7 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
       const primary = newPrimary;
       await run.step(
         'verify-writes',
-        () => acts.quick.verifyWritable({ server: primary, heartbeatTable: db.heartbeatTable }),
+        () => acts.reads.verifyWritable({ server: primary, heartbeatTable: db.heartbeatTable }),
         (w) => `${w.server} accepted a write`,
       );
     }
@@ -596,9 +597,13 @@ export async function failover(rawInput: FailoverInput): Promise<FailoverReport>
         .step(
           'unfence-old-primary',
           async () => {
-            const r = await acts.change.unfencePrimary({ server: primary, heartbeatEvent });
+            const r = await acts.topologyChanges.unfencePrimary({ server: primary, heartbeatEvent });
             if (svc.vip)
-              await acts.change.addVip({ host: svc.vip.primaryHost, address: svc.vip.address, device: svc.vip.device });
+              await acts.topologyChanges.addVip({
+                host: svc.vip.primaryHost,
+                address: svc.vip.address,
+                device: svc.vip.device,
+              });
             return r;
           },
           (r) => `${r.server} writable again${svc.vip ? ', VIP back' : ''}`,
@@ -630,7 +635,7 @@ function startedBy(): string {
 async function undoFence(
   run: RunbookRun,
   plan: ServicePlan,
-  acts: StepActivities,
+  acts: RunbookActivities,
   compensation: { fence: { mysql: { reachable: boolean } } | null; promoting: string | null },
 ): Promise<void> {
   const svc = plan.service;
@@ -640,7 +645,7 @@ async function undoFence(
     const refenced = await run
       .step(
         'refence-target',
-        () => acts.fence.fencePrimary({ server: target, heartbeatEvent }),
+        () => acts.fencing.fencePrimary({ server: target, heartbeatEvent }),
         (f) => f.detail,
       )
       .catch(() => null);
@@ -659,8 +664,10 @@ async function undoFence(
       'unfence-old-primary',
       async () => {
         const [db, address] = await Promise.allSettled([
-          mysqlTouched ? acts.change.unfencePrimary({ server: primary, heartbeatEvent }) : Promise.resolve(null),
-          vip ? acts.change.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }) : null,
+          mysqlTouched
+            ? acts.topologyChanges.unfencePrimary({ server: primary, heartbeatEvent })
+            : Promise.resolve(null),
+          vip ? acts.topologyChanges.addVip({ host: vip.primaryHost, address: vip.address, device: vip.device }) : null,
         ]);
         const parts = [
           db.status === 'rejected'
@@ -681,7 +688,8 @@ async function undoFence(
     await run
       .step(
         'reprotect-target',
-        () => acts.change.rebuildAsReplica({ service: svc.name, server: target, source: primary, heartbeatEvent }),
+        () =>
+          acts.topologyChanges.rebuildAsReplica({ service: svc.name, server: target, source: primary, heartbeatEvent }),
         (r) => `${target} replicates from ${primary}${r.alreadyReplicating ? ' (it still did)' : ''}`,
       )
       .catch(() =>
@@ -713,7 +721,7 @@ function autoApproval(run: RunbookRun, acknowledgeUnfenced: boolean): Approval[]
 async function watchRtoBudget(
   run: RunbookRun,
   plan: ServicePlan,
-  acts: StepActivities,
+  acts: RunbookActivities,
   clockStart: number,
   clock: { finished: boolean },
 ): Promise<void> {

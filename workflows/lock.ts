@@ -104,7 +104,7 @@ export interface HeldServiceLock {
  * Take `lock-<service>` for this run, as a step; a run whose parent holds it works under the
  * parent's lock. Any other holder: the run fails with ServiceLocked naming it, before any change.
  */
-export async function holdServiceLock(run: RunbookRun, plan: ServicePlan, quick: LockActivities) {
+export async function holdServiceLock(run: RunbookRun, plan: ServicePlan, reads: LockActivities) {
   const service = plan.service.name;
   const self = workflowInfo().workflowId;
   const parent = workflowInfo().parent?.workflowId;
@@ -133,7 +133,7 @@ export async function holdServiceLock(run: RunbookRun, plan: ServicePlan, quick:
         } catch (err) {
           if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
         }
-        const held = await quick.readServiceLock({ service });
+        const held = await reads.readServiceLock({ service });
         if (held && parent && held.holder === parent)
           return { holder: parent, inherited: true, release: () => Promise.resolve() };
         if (held || attempt >= 2) {
@@ -154,7 +154,7 @@ export async function holdServiceLock(run: RunbookRun, plan: ServicePlan, quick:
 export async function holdServiceLockIfPatched(
   run: RunbookRun,
   plan: ServicePlan,
-  quick: LockActivities,
+  reads: LockActivities,
 ): Promise<HeldServiceLock | null> {
-  return patched(SERVICE_LOCK_PATCH) ? holdServiceLock(run, plan, quick) : null;
+  return patched(SERVICE_LOCK_PATCH) ? holdServiceLock(run, plan, reads) : null;
 }

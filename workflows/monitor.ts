@@ -28,13 +28,14 @@ import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { renderStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
 import { requireWorkflowId, workflowIdFor } from './runbook';
-import { drSteps, notifyPeople, summarizedActivities } from './steps';
+import { activities, healthProbes, runbookActivities } from './activity-options';
+import { notifyPeople } from './steps';
 
 /** Checks per run before continue-as-new (each check adds about a dozen events). */
 const CHECKS_PER_RUN = 300;
 
 // One probe per check: a retry would hide exactly the failure being counted.
-const probe = summarizedActivities({ startToCloseTimeout: '20s', retry: { maximumAttempts: 1 } });
+const probe = activities(healthProbes);
 
 export async function monitor(rawInput: MonitorInput): Promise<void> {
   const input = parseInput(monitorInput, rawInput);
@@ -124,7 +125,7 @@ export async function monitor(rawInput: MonitorInput): Promise<void> {
     splitAlerted = true;
     await notifyPeople(
       plan,
-      drSteps(plan),
+      runbookActivities(plan),
       `SPLIT BRAIN: ${svc.name}`,
       `${detail}\nThe monitor starts no failover while two members are writable.`,
       'split-brain',

@@ -3,15 +3,11 @@
  * unknown service fails the run with UnknownService itself (not wrapped in an activity
  * failure), before anything else has happened.
  */
-import { ActivityFailure, ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
 import type { ServicePlan } from '../activities/inventory';
-import type { Activities } from '../workers/adapters';
-import { NON_RETRYABLE } from './contract';
+import { activities, serviceLookup } from './activity-options';
 
-const { describeService } = proxyActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { maximumAttempts: 5, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const { describeService } = activities(serviceLookup);
 
 export async function planFor(service: string): Promise<ServicePlan> {
   try {

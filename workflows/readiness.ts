@@ -13,9 +13,7 @@ import { metricMeter, patched, upsertSearchAttributes, workflowInfo } from '@tem
 import type { ServicePlan } from '../activities/inventory';
 import { backupTime } from './backup-policy';
 import {
-  drTaskQueue,
   NETWORK_DEVICE,
-  NON_RETRYABLE,
   parseInput,
   readinessInput,
   type ReadinessCheck,
@@ -28,7 +26,8 @@ import { DrOutcome, DrRunbook, DrService } from './messages';
 import { recordBackupAge } from './metrics';
 import { publishStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
-import { drSteps, notifyPeople, summarizedActivities } from './steps';
+import { activities, drActivities, readinessChecks, runbookActivities } from './activity-options';
+import { notifyPeople } from './steps';
 
 /** Set by Temporal on every run a schedule starts. */
 const ScheduledById = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
@@ -37,10 +36,6 @@ const ScheduledById = defineSearchAttributeKey('TemporalScheduledById', SearchAt
 const NIGHTLY_BACKUP_LIMIT_SECONDS = 30 * 3600;
 
 // Read-only checks: a short retry budget, so an unreachable component is reported, not waited for.
-const readOnly = {
-  startToCloseTimeout: '30s',
-  retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
-} as const;
 
 export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const input = parseInput(readinessInput, rawInput);
@@ -50,11 +45,8 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
     { key: DrService, value: svc.name },
     { key: DrRunbook, value: 'readiness' },
   ]);
-  const primarySide = summarizedActivities(readOnly);
-  const drSide = summarizedActivities({
-    ...readOnly,
-    taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
-  });
+  const primarySide = activities(readinessChecks);
+  const drSide = drActivities(plan, readinessChecks);
 
   const checks: ReadinessCheck[] = [];
   let expectedRpoSeconds: number | null = null;
@@ -109,7 +101,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
       // Not a drift to compare with last hour's: two writers, or none known, is told at once, every run.
       await notifyPeople(
         plan,
-        drSteps(plan),
+        runbookActivities(plan),
         `[drbook] ${svc.name} topology ${live.state.toUpperCase()}: ${live.writers.join(', ') || 'no writable member'}`,
         `${live.detail}\n${live.members.map((m) => `${m.server}: ${m.reachable ? `read_only=${m.readOnly ? 'ON' : 'OFF'}, replication ${m.replication?.configured ? `from ${m.replication.source ?? '?'}${m.replication.sourceServer ? ` (${m.replication.sourceServer})` : ''}` : 'none'}, GTID ${m.gtidPosition}` : `unreachable: ${m.error}`}`).join('\n')}`,
         `topology-${live.state}`,
@@ -286,7 +278,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
  * there is no previous run: every failing check counts as new.
  */
 async function alertOnDrift(plan: ServicePlan, checks: ReadinessCheck[]): Promise<ReadinessDrift> {
-  const { previousScheduledReadiness } = summarizedActivities(readOnly);
+  const { previousScheduledReadiness } = activities(readinessChecks);
   const info = workflowInfo();
   const scheduleId = info.typedSearchAttributes.get(ScheduledById);
   const previous = scheduleId ? await previousScheduledReadiness({ scheduleId, workflowId: info.workflowId }) : null;
@@ -320,7 +312,7 @@ async function alertOnDrift(plan: ServicePlan, checks: ReadinessCheck[]): Promis
     `compared with ${previous ? `${previous.workflowId} (closed ${previous.closedAt})` : 'no earlier scheduled run'}`,
     `latest readiness: drctl status ${svc}`,
   ].join('\n');
-  await notifyPeople(plan, drSteps(plan), `[drbook] ${subject}`, message, 'readiness-drift');
+  await notifyPeople(plan, runbookActivities(plan), `[drbook] ${subject}`, message, 'readiness-drift');
   drift.notified = true;
   return drift;
 }

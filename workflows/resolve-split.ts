@@ -27,7 +27,8 @@ import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
 import { publishStatusPage } from './page';
 import { planFor, productionApprovals } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
-import { approvalTimeoutMs, drSteps, notifyPeople } from './steps';
+import { runbookActivities } from './activity-options';
+import { approvalTimeoutMs, notifyPeople } from './steps';
 
 export interface ResolveSplitReport {
   runbook: 'resolve';
@@ -54,12 +55,12 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
     { key: DrRunbook, value: 'resolve' },
     { key: DrMode, value: 'real' },
   ]);
-  const acts = drSteps(plan);
+  const acts = runbookActivities(plan);
   const heartbeatEvent = svc.database?.heartbeatEvent ?? '';
 
   const split = await run.step(
     'topology',
-    () => acts.quick.discoverTopology({ service: svc.name }),
+    () => acts.reads.discoverTopology({ service: svc.name }),
     (t) => t.detail,
   );
   run.topology = split;
@@ -70,7 +71,7 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
   for (const loser of losers) {
     const d = await run.step(
       `compare-${loser}`,
-      () => acts.quick.countErrantTransactions({ server: loser, source: input.keep }),
+      () => acts.reads.countErrantTransactions({ server: loser, source: input.keep }),
       (r) => `${loser} holds ${r.errant} transaction(s) ${input.keep} lacks`,
     );
     divergence[loser] = d.errant;
@@ -91,7 +92,7 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
     await run.step(
       `fence-${loser}`,
       async () => {
-        const f = await acts.fence.fencePrimary({ server: loser, heartbeatEvent });
+        const f = await acts.fencing.fencePrimary({ server: loser, heartbeatEvent });
         if (!f.fenced) throw ApplicationFailure.create({ type: ErrorType.FenceFailed, message: f.detail });
         return f;
       },
@@ -103,7 +104,7 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
   const after = await run.step(
     'verify-single-writer',
     async () => {
-      const t = await acts.quick.discoverTopology({ service: svc.name });
+      const t = await acts.reads.discoverTopology({ service: svc.name });
       if (t.writers.length !== 1 || t.writers[0] !== input.keep)
         throw ApplicationFailure.create({
           type: ErrorType.SplitBrain,
@@ -169,7 +170,7 @@ function requireSplitWithKeep(t: Topology, keep: string): void {
 export async function serviceRoles(rawInput: ServiceRolesInput): Promise<Topology> {
   const input = parseInput(serviceRolesInput, rawInput);
   const plan = await planFor(input.service);
-  const topology = await drSteps(plan).quick.discoverTopology({ service: plan.service.name });
+  const topology = await runbookActivities(plan).reads.discoverTopology({ service: plan.service.name });
   publishStatusPage({
     runbook: 'serviceRoles',
     service: plan.service.name,

@@ -14,22 +14,12 @@
  * Data-integrity checks decide pass/fail. Timings against the tier's targets decide it only for
  * cold services, whose recovery *is* this restore; for hot and warm ones they are evidence.
  */
-import {
-  ActivityCancellationType,
-  ApplicationFailure,
-  CancellationScope,
-  isCancellation,
-  patched,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import type { ValidationQuery } from '../activities/restore';
 import { backupIdAt, fileTreeId } from './backup-policy';
 import {
-  drTaskQueue,
   ErrorType,
   parseInput,
-  NON_RETRYABLE,
   RestoreErrorType,
   restoreTestInput,
   type BackupManifest,
@@ -42,40 +32,25 @@ import { DrOutcome, DrRunbook, DrService } from './messages';
 import { recordRestoreTest } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { RunbookRun } from './runbook';
-import { summarizedActivities } from './steps';
+import {
+  activities,
+  backupReads,
+  binlogReplays,
+  drActivities,
+  notifications,
+  rdsCleanup,
+  rdsRestores,
+  restoreChecks,
+  restoreLoads,
+  scratchCleanup,
+} from './activity-options';
 
-const retry = (maximumAttempts: number, initialInterval: Duration) => ({
-  maximumAttempts,
-  initialInterval,
-  backoffCoefficient: 2,
-  nonRetryableErrorTypes: NON_RETRYABLE,
-});
-const quick = summarizedActivities({ startToCloseTimeout: '2m', retry: retry(3, '2s') });
-const reading = summarizedActivities({
-  startToCloseTimeout: '12h',
-  heartbeatTimeout: '30s',
-  retry: retry(3, '10s'),
-});
-// Short heartbeat timeout: a cancellation reaches the loader within seconds. Waiting for the
-// activity to finish cancelling means the clients are dead before the scratch database is dropped.
-const loading = summarizedActivities({
-  startToCloseTimeout: '12h',
-  heartbeatTimeout: '10s',
-  retry: retry(2, '10s'),
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
-// A replay cannot be repeated onto a half-replayed scratch database: one attempt, and a failure fails the check.
-const replaying = summarizedActivities({
-  startToCloseTimeout: '12h',
-  heartbeatTimeout: '30s',
-  retry: { maximumAttempts: 1 },
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
-const cleanup = summarizedActivities({ startToCloseTimeout: '5m', retry: retry(10, '2s') });
-const notify = summarizedActivities({
-  startToCloseTimeout: '30s',
-  retry: { ...retry(10, '1s'), maximumInterval: '30s' },
-});
+const quick = activities(restoreChecks);
+const reading = activities(backupReads);
+const loading = activities(restoreLoads);
+const replaying = activities(binlogReplays);
+const cleanup = activities(scratchCleanup);
+const notify = activities(notifications);
 
 /**
  * A short, stable tag of a long name (FNV-1a, 32 bits, hex): tells apart names that share a cut prefix. Written
@@ -510,12 +485,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
     // 6. RDS: the newest snapshot in the DR region, restored there.
     const rds = svc.rds;
     if (input.rds && rds) {
-      const drSide = summarizedActivities({
-        startToCloseTimeout: '3h',
-        heartbeatTimeout: '2m',
-        retry: retry(3, '30s'),
-        taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
-      });
+      const drSide = drActivities(plan, rdsRestores);
       rdsInstance = {
         region: plan.regions.dr,
         instance: keepingRunTag(
@@ -581,12 +551,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
       }
       if (rdsInstance) {
         const target = rdsInstance;
-        const drCleanup = summarizedActivities({
-          startToCloseTimeout: '1h',
-          heartbeatTimeout: '2m',
-          retry: retry(10, '10s'),
-          taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
-        });
+        const drCleanup = drActivities(plan, rdsCleanup);
         try {
           const d = await run.step(
             'deleteRestoredRdsInstance',

@@ -20,9 +20,7 @@ import type { Activities } from '../workers/adapters';
 import {
   APPROVAL_SIGNATURE_MAX,
   approvalMessage,
-  drTaskQueue,
   ErrorType,
-  NON_RETRYABLE,
   type Approval,
   type RunbookStatus,
   type StepRecord,
@@ -38,7 +36,7 @@ import {
   type ApprovalReceipt,
 } from './messages';
 import { renderPage, type ChildGate, type PageGate } from './page';
-import { summarizedActivities } from './steps';
+import { drActivities, reads } from './activity-options';
 import { reasonOf } from './plan';
 
 export interface GateRule {
@@ -144,14 +142,7 @@ export class RunbookRun {
    */
   requireSignedApprovals(plan: Pick<ServicePlan, 'approvalPolicy' | 'regions'>): void {
     if (plan.approvalPolicy !== 'signed') return;
-    this.signatures = summarizedActivities(
-      {
-        taskQueue: drTaskQueue(workflowInfo().taskQueue, plan.regions.dr),
-        startToCloseTimeout: '30s',
-        retry: { maximumAttempts: 3, initialInterval: '1s', nonRetryableErrorTypes: NON_RETRYABLE },
-      },
-      this,
-    );
+    this.signatures = drActivities(plan, reads, this);
     this.publish();
   }
 

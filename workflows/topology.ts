@@ -7,13 +7,14 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import type { ServicePlan } from '../activities/inventory';
 import { ErrorType, type Topology } from './contract';
 import type { RunbookRun } from './runbook';
-import { notifyPeople, type StepActivities } from './steps';
+import type { RunbookActivities } from './activity-options';
+import { notifyPeople } from './steps';
 
-export async function readLiveTopology(run: RunbookRun, plan: ServicePlan, acts: StepActivities): Promise<Topology> {
+export async function readLiveTopology(run: RunbookRun, plan: ServicePlan, acts: RunbookActivities): Promise<Topology> {
   const service = plan.service.name;
   const topology = await run.step(
     'topology',
-    () => acts.quick.discoverTopology({ service }),
+    () => acts.reads.discoverTopology({ service }),
     (t) => t.detail,
   );
   run.topology = topology;
@@ -24,7 +25,7 @@ export async function readLiveTopology(run: RunbookRun, plan: ServicePlan, acts:
 /** Notify people now, then fail the run with SplitBrain. */
 export async function stopOnSplit(
   plan: ServicePlan,
-  acts: StepActivities,
+  acts: RunbookActivities,
   topology: Topology,
   runbook: string,
 ): Promise<never> {

@@ -38,7 +38,7 @@ const EventType = proto.api.enums.v1.EventType;
 /**
  * From the server being back to the run's end, at most: the steps left after switch-dns take a few
  * seconds; a task dispatched to a poll that the restart cut off is retried after its step's timeout
- * (at most 30 s for every failover step: workflows/steps.ts), plus a 10 s workflow task timeout.
+ * (at most 30 s for every failover step: workflows/activity-options.ts), plus a 10 s workflow task timeout.
  * A worker that stopped polling would take minutes or never.
  */
 const AFTER_RESTART_MS = 75_000;

@@ -11,7 +11,7 @@ import type { Service } from '../../config/inventory';
 import { runMetadata } from '../../cli/run-metadata';
 import { failover } from '../../workflows';
 import { drTaskQueue } from '../../workflows/contract';
-import { activitySummary } from '../../workflows/steps';
+import { activitySummary } from '../../workflows/activity-summaries';
 import { workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv } from '../helpers/stubs';
 
