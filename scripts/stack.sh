@@ -591,6 +591,16 @@ cmd_test() {
     }
     console.log(`${n.passed} passed, ${n.failed} failed, ${n.skipped} skipped`);
   ' "${counted[@]}") || SUMMARY="0 passed, 1 failed"
+  # Where the time went: the slowest test files of every project (what to look at to make the suite faster).
+  node -e '
+    const fs = require("fs");
+    const files = process.argv.slice(1).filter(fs.existsSync).flatMap((f) => require(f).testResults);
+    const secs = (r) => (r.endTime - r.startTime) / 1000;
+    const total = files.reduce((s, r) => s + secs(r), 0);
+    console.log(`slowest test files (of ${files.length}, ${Math.round(total)} s in all):`);
+    for (const r of files.sort((a, b) => secs(b) - secs(a)).slice(0, 15))
+      console.log(`  ${secs(r).toFixed(0).padStart(5)} s  ${r.name.replace(process.cwd() + "/", "")}`);
+  ' "$results" "$chaos" "$audit" || true
   return $rc
 }
 
