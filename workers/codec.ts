@@ -2,8 +2,8 @@
  * Opt-in payload encryption: a PayloadCodec that seals every payload (workflow inputs and
  * results, activity inputs and results, signal and update arguments, queries, memos, heartbeat
  * details) with AES-256-GCM before it leaves the process, so Temporal's history holds
- * ciphertext only. Workers, drctl, the schedules script, the tests and the codec server
- * (scripts/codec-server.ts, for the Web UI) all build it from the same keyring:
+ * ciphertext only. Workers, drctl (its schedules too), the tests and the codec server
+ * (cli/codec-server.ts, for the Web UI) all build it from the same keyring:
  *
  *   DRBOOK_PAYLOAD_KEYS=/etc/drbook/payload-keys   a 0600 file, one key a line: "<id> <base64 of 32 bytes>"
  *

@@ -1,6 +1,6 @@
 /**
  * binlogArchive({ services?, concurrency? }): the binlog RPO, on its own schedule (every few
- * minutes, scripts/schedules.ts). For each service with `backup.binlogArchive` (or each one named):
+ * minutes, cli/schedules.ts). For each service with `backup.binlogArchive` (or each one named):
  *
  *   FLUSH BINARY LOGS → every closed log not yet in a destination → every destination (+ .sha256)
  *
