@@ -1,10 +1,10 @@
 /**
  * How activities fail: a typed ApplicationFailure that names the resource. Whether it is retried
- * comes from the one table of failure types in workflows/contract.ts (`failure()` lives there so
+ * comes from the one table of failure types in contract/failures.ts (`failure()` lives there so
  * workflow code raises its failures the same way).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, failure } from '../workflows/contract';
+import { ErrorType, failure } from '../contract';
 
 export { failure };
 

@@ -7,7 +7,7 @@
  *
  *   DRBOOK_PAYLOAD_KEYS=<keyring> node -r ts-node/register/transpile-only cli/codec-server.ts
  *
- *   DRBOOK_PAYLOAD_KEYS     the keyring the workers use (workers/codec.ts); required
+ *   DRBOOK_PAYLOAD_KEYS     the keyring the workers use (contract/codec.ts); required
  *   DRBOOK_CODEC_PORT       port (default 8888 + DRBOOK_PORT_OFFSET)
  *   DRBOOK_CODEC_HOST       address to listen on (default 127.0.0.1); any address other than loopback
  *                           needs DRBOOK_CODEC_TOKEN_FILE, or the server refuses to start
@@ -28,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { payloadCodecFromEnv, PAYLOAD_KEYS_ENV } from '../workers/codec';
+import { payloadCodecFromEnv, PAYLOAD_KEYS_ENV } from '../contract/codec';
 
 export interface CodecServerOptions {
   codec: PayloadCodec;

@@ -6,9 +6,9 @@ import os from 'node:os';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { Command } from 'commander';
-import { InventoryError, type Inventory } from '../config/inventory';
+import { InventoryError, type Inventory } from '../contract';
 import { loadInventory } from '../config/load';
-import { dataConverterFromEnv } from '../workers/codec';
+import { dataConverterFromEnv } from '../contract/codec';
 
 /** A problem the operator can fix: printed as one line, exit code 1, no stack trace. */
 export class OperatorError extends Error {}

@@ -11,7 +11,7 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { Command, CommanderError } from 'commander';
-import { TASK_QUEUE } from '../workflows/contract';
+import { TASK_QUEUE } from '../contract';
 import { registerApproveCommands } from './commands/approve';
 import { registerBackupCommands } from './commands/backups';
 import { registerDrillCommands } from './commands/drill';

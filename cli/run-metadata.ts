@@ -4,7 +4,7 @@
  * details (Markdown): the inventory's view of the service at start. Names and addresses only; secret
  * references are never read here.
  */
-import { targetsFor, type Service } from '../config/inventory';
+import { targetsFor, type Service } from '../contract';
 
 export interface RunMetadata {
   staticSummary: string;

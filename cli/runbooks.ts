@@ -15,7 +15,7 @@ import {
   resolveSplitInput,
   restoreTestInput,
   serviceRolesInput,
-} from '../workflows/contract';
+} from '../contract';
 import { workflowIdFor } from '../workflows/runbook';
 import { OperatorError, stamp, type DrctlContext } from './context';
 import { runMetadata } from './run-metadata';

@@ -24,8 +24,7 @@ import {
   type ScheduleOptions,
 } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import type { Inventory, SERVICE_SCHEDULE_KINDS } from '../config/inventory';
-import { TASK_QUEUE, type LaunchInput } from '../workflows/contract';
+import { type Inventory, type SERVICE_SCHEDULE_KINDS, TASK_QUEUE, type LaunchInput } from '../contract';
 import { workflowIdFor } from '../workflows/runbook';
 import { RUNBOOKS } from './runbooks';
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { InventoryError, parseInventory, type Inventory, type SecretRef } from './inventory';
+import { InventoryError, parseInventory, type Inventory, type SecretRef } from '../contract';
 
 export const DEFAULT_INVENTORY = path.join(__dirname, 'sandbox.yaml');
 

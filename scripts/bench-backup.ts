@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import YAML from 'yaml';
-import type { Inventory } from '../config/inventory';
+import type { Inventory } from '../contract';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
 import { awsConnectionFromInventory } from '../activities/aws/clients';
 import { writeClientDefaults } from '../activities/mysql/dump';

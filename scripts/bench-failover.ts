@@ -14,10 +14,9 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { loadInventory } from '../config/load';
-import { buildAdapters } from '../workers/adapters';
+import { buildAdapters } from '../activities';
 import { failback, failover } from '../workflows';
-import { drTaskQueue, type RunbookStatus } from '../workflows/contract';
-import { approveUpdate, statusQuery } from '../workflows/messages';
+import { drTaskQueue, type RunbookStatus, approveUpdate, statusQuery } from '../contract';
 import { busyMark, machineAtEnd, machineAtStart, median, roundsOption } from './bench/shared-machine';
 
 type Event = temporal.api.history.v1.IHistoryEvent;

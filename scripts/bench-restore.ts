@@ -27,7 +27,7 @@ import { pipeline } from 'node:stream/promises';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
 import { writeClientDefaults } from '../activities/mysql/dump';
-import { buildAdapters } from '../workers/adapters';
+import { buildAdapters } from '../activities';
 // The steps serviceBackup takes after a dump (verify every copy, write the signed manifest), as the tests use them.
 import { publishBackup } from '../test/helpers/backups';
 import { dropBenchDatabase, ensureBenchDatabase } from './bench/database';

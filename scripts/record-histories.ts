@@ -39,7 +39,7 @@ import {
   restoreTest,
   serviceRoles,
 } from '../workflows';
-import { abortSignal, monitorStateQuery } from '../workflows/messages';
+import { abortSignal, monitorStateQuery } from '../contract';
 import { isolatedBackups, type IsolatedBackups } from '../test/helpers/backups';
 import { readEstate } from '../test/helpers/estate';
 import { approveGates, startRunbook } from '../test/helpers/drive';

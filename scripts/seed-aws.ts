@@ -38,7 +38,7 @@ import {
 import { CreateBucketCommand, HeadBucketCommand, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { CreateTopicCommand } from '@aws-sdk/client-sns';
 import { loadInventory } from '../config/load';
-import type { Service } from '../config/inventory';
+import type { Service } from '../contract';
 import { AwsClients, awsConnectionFromInventory, s3ClientFor, type AwsConnection } from '../activities/aws/clients';
 
 // A fixed AMI id moto ships with; any id works against the emulator.

@@ -7,17 +7,16 @@
  *   DRBOOK_QUEUES      which sides this worker serves: "primary,dr" (default; one worker does both
  *                      locally), "primary" in the primary region, "dr" in the DR region
  *   DRBOOK_METRICS_PORT  Prometheus metrics on 127.0.0.1:<port> (default 9464; 0 turns them off)
- *   DRBOOK_PAYLOAD_KEYS  keyring file: payloads encrypted with AES-256-GCM (workers/codec.ts; off when unset)
+ *   DRBOOK_PAYLOAD_KEYS  keyring file: payloads encrypted with AES-256-GCM (contract/codec.ts; off when unset)
  *   TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*, TEMPORAL_PROFILE  via @temporalio/envconfig
  */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { sweepOrphanWorkDirs } from '../activities/workdirs';
-import { InventoryError } from '../config/inventory';
+import { InventoryError, drTaskQueue, TASK_QUEUE } from '../contract';
 import { loadInventory } from '../config/load';
-import { drTaskQueue, TASK_QUEUE } from '../workflows/contract';
-import { buildAdapters } from './adapters';
-import { payloadCodecFromEnv } from './codec';
+import { buildAdapters } from '../activities';
+import { payloadCodecFromEnv } from '../contract/codec';
 
 /**
  * What an embedding process may add to the worker (the chaos suite adds its fault hooks this way,

@@ -11,10 +11,9 @@ import {
   workflowInfo,
   type ActivityInterfaceFor,
 } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
-import type { Activities } from '../workers/adapters';
+import { type ServicePlan, drTaskQueue, NON_RETRYABLE } from '../contract';
+import type { Activities } from '../activities';
 import { NO_STEP, withSummaries, type RunSteps } from './activity-summaries';
-import { drTaskQueue, NON_RETRYABLE } from './contract';
 
 /** The one retry policy: `maximumAttempts` tries, backoff doubling from `initialInterval`. */
 export function retry(

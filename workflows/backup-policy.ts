@@ -3,7 +3,7 @@
  * workflow can make them deterministically and unit tests can prove them on a synthetic
  * history: grandfather-father-son retention and 3-2-1 / RPO compliance.
  */
-import type { BackupCompliance, BackupCopy } from './contract';
+import type { BackupCompliance, BackupCopy } from '../contract';
 
 /** "20250101T030000Z" → epoch ms. Backup ids are their run's start time (UTC). */
 export function backupTime(id: string): number {
@@ -227,15 +227,6 @@ export function assessCompliance(args: {
 }
 
 // ------------------------------------------------------------------ file trees (backup.paths)
-
-/**
- * A file tree's id in the destinations' keys: its host and path, every character but letters, digits, "." and "-"
- * written "_" (`primary-host:/srv/wiki/uploads` → `primary-host_srv_wiki_uploads`). The inventory refuses two trees
- * of a service with the same id.
- */
-export function fileTreeId(tree: { host: string; path: string }): string {
-  return `${tree.host}${tree.path.replace(/[^A-Za-z0-9.-]/g, '_')}`;
-}
 
 export type FileTreeLevel = 'full' | 'differential' | 'incremental';
 

@@ -14,23 +14,15 @@ import {
   ApplicationFailure,
   ChildWorkflowFailure,
   continueAsNew,
-  defineQuery,
   executeChild,
   metricMeter,
   patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
 import {
-  assessCompliance,
-  backupIdAt,
+  type ServicePlan,
   fileTreeId,
-  offlineCopiesVerified,
-  planFileTreeLevel,
-  planRetention,
-} from './backup-policy';
-import {
   BackupErrorType,
   ErrorType,
   nightlyBackupInput,
@@ -41,10 +33,13 @@ import {
   type BackupManifest,
   type FileTreeManifest,
   type NightlyBackupSummary,
-  type RunbookStatus,
   type ServiceBackupResult,
   type StepRecord,
-} from './contract';
+  type BackupStatus,
+  backupStatusQuery,
+  type NightlyBackupProgress,
+} from '../contract';
+import { assessCompliance, backupIdAt, offlineCopiesVerified, planFileTreeLevel, planRetention } from './backup-policy';
 import { recordBackupAge } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { complianceFacts, publishStatusPage } from './page';
@@ -58,24 +53,13 @@ import {
 } from './activity-options';
 import { notifyPeople } from './steps';
 
-/** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
-export type BackupStatus = Pick<
-  RunbookStatus,
-  'runbook' | 'service' | 'phase' | 'steps' | 'pendingApproval' | 'measured' | 'targets'
-> & {
-  backupId: string;
-  compliance: BackupCompliance[];
-  failures: { service: string; type: string; reason: string }[];
-};
-export const backupStatusQuery = defineQuery<BackupStatus>('status');
-
 // Streaming steps heartbeat every few seconds; a dead worker is noticed in two minutes, not hours.
 const streaming = activities(backupStreams);
 const quick = activities(backupBookkeeping);
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Failures that mean the live estate refused the source (workflows/contract.ts), alerted at once. */
+/** Failures that mean the live estate refused the source (contract/failures.ts), alerted at once. */
 const REFUSED_SOURCE: string[] = [ErrorType.SourceNotWritable, ErrorType.SplitBrain, ErrorType.TopologyUnknown];
 
 /** Named steps with timings, for `status`; a failed step records the activity's own message. */
@@ -685,17 +669,6 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
 }
 
 // ------------------------------------------------------------------ the fleet
-
-/** What a nightly run hands to its continuation: progress so far, never data. */
-export interface NightlyBackupProgress {
-  backupId: string;
-  /** Services not yet started (null: not yet listed). */
-  remaining: string[] | null;
-  requested: number;
-  succeeded: NightlyBackupSummary['succeeded'];
-  failed: NightlyBackupSummary['failed'];
-  runs: number;
-}
 
 export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupProgress): Promise<NightlyBackupSummary> {
   const input = parseInput(nightlyBackupInput, rawInput);

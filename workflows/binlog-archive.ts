@@ -12,8 +12,15 @@
  */
 import { ActivityFailure, ApplicationFailure, patched, setHandler } from '@temporalio/workflow';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
-import { backupStatusQuery, publishBackupPage, type BackupStatus } from './backup';
-import { BackupErrorType, binlogArchiveInput, parseInput, type StepRecord } from './contract';
+import {
+  backupStatusQuery,
+  type BackupStatus,
+  BackupErrorType,
+  binlogArchiveInput,
+  parseInput,
+  type StepRecord,
+} from '../contract';
+import { publishBackupPage } from './backup';
 import { planFor, reasonOf } from './plan';
 import { activities, binlogArchives, runbookActivities, serviceListing } from './activity-options';
 import { notifyPeople } from './steps';

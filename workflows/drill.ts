@@ -41,12 +41,9 @@ import {
   type DrillFinding,
   type DrillInput,
   type DrillReport,
-  type RunbookStatus,
   type StepRecord,
-} from './contract';
-import { failback, type FailbackReport } from './failback';
-import { failover, type FailoverReport } from './failover';
-import {
+  type FailbackReport,
+  type FailoverReport,
   abortSignal,
   approveSignal,
   approveUpdate,
@@ -56,7 +53,10 @@ import {
   DrRunbook,
   DrService,
   statusQuery,
-} from './messages';
+  type DrillStatus,
+} from '../contract';
+import { failback } from './failback';
+import { failover } from './failover';
 import { planFor, reasonOf } from './plan';
 import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
@@ -64,14 +64,6 @@ import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, workflowIdFor } from './runbook';
 import { activities, drActivities, drillChecks, drillCopies, reports } from './activity-options';
 import { round1 } from './steps';
-
-/** `status` of a drill: the operator contract's fields, plus the child runbooks and which one waits. */
-export type DrillStatus = RunbookStatus & {
-  scope: DrillInput['scope'];
-  children: { runbook: string; workflowId: string; state: 'running' | 'completed' | 'failed' }[];
-  /** The child run approvals go to now (drctl approve sends its update there). */
-  activeChild: string | null;
-};
 
 const iso = (ms: number) => new Date(ms).toISOString();
 /** A drill id that sorts by time and is safe in object keys and database names. */

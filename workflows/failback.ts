@@ -15,29 +15,20 @@ import {
   failbackInput,
   failure,
   parseInput,
-  type Approval,
   type FailbackInput,
-  type StepRecord,
-} from './contract';
-import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
-import type { ServicePlan } from '../activities/inventory';
+  DrMode,
+  DrOutcome,
+  DrRunbook,
+  DrService,
+  type ServicePlan,
+  type FailbackReport,
+} from '../contract';
 import { holdServiceLockIfPatched } from './lock';
 import { approvalsByMode, gateApprovals, planFor } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
 import { runbookActivities, type RunbookActivities } from './activity-options';
 import { allSteps, approvalTimeoutMs, notifyPeople, round1 } from './steps';
 import { readLiveTopology } from './topology';
-
-export interface FailbackReport {
-  runbook: 'failback';
-  service: string;
-  outcome: 'completed' | 'already-in-place';
-  measured: { rtoSeconds: number | null; rpoSeconds: number | null };
-  targets: { rtoSeconds: number; rpoSeconds: number };
-  steps: StepRecord[];
-  approvals: Approval[];
-  notes: string[];
-}
 
 export async function failback(rawInput: FailbackInput): Promise<FailbackReport> {
   const input = parseInput(failbackInput, rawInput);

@@ -10,17 +10,19 @@
  * Runs as workflow id `failover-<service>`, so one failover per service at a time.
  */
 import { ApplicationFailure, executeChild, patched, sleep, workflowInfo } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
 import {
+  type ServicePlan,
   ErrorType,
   failoverInput,
   parseInput,
   type Approval,
   type FailoverInput,
-  type ReadinessReport,
-  type StepRecord,
-} from './contract';
-import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
+  DrMode,
+  DrOutcome,
+  DrRunbook,
+  DrService,
+  type FailoverReport,
+} from '../contract';
 import { approvalsByMode, gateApprovals, planFor, reasonOf } from './plan';
 import { runbookActivities, type RunbookActivities } from './activity-options';
 import { allSteps, approvalTimeoutMs, notifyPeople, round1 } from './steps';
@@ -29,26 +31,6 @@ import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
 import { requireWorkflowId, RunbookRun, startedByMonitor } from './runbook';
 import { readLiveTopology } from './topology';
-
-export interface FailoverReport {
-  runbook: 'failover';
-  service: string;
-  mode: 'real' | 'drill';
-  strategy: string;
-  outcome: 'completed' | 'dry-run';
-  reason: string;
-  incidentStartedAt: string;
-  recoveredAt: string | null;
-  newPrimary: string | null;
-  measured: { rtoSeconds: number | null; rpoSeconds: number | null };
-  targets: { rtoSeconds: number; rpoSeconds: number };
-  rtoMet: boolean | null;
-  rpoMet: boolean | null;
-  steps: StepRecord[];
-  approvals: Approval[];
-  notes: string[];
-  readiness?: ReadinessReport;
-}
 
 export async function failover(rawInput: FailoverInput): Promise<FailoverReport> {
   const input = parseInput(failoverInput, rawInput);

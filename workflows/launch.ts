@@ -8,9 +8,8 @@
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ParentClosePolicy, startChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { launchInput, parseInput, type LaunchResult } from './contract';
+import { launchInput, parseInput, type LaunchResult, DrOutcome, DrRunbook, DrService } from '../contract';
 import { drDrill } from './drill';
-import { DrOutcome, DrRunbook, DrService } from './messages';
 import { publishStatusPage } from './page';
 import { workflowIdFor } from './runbook';
 

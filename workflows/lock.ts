@@ -21,8 +21,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  defineQuery,
-  defineSignal,
   ParentClosePolicy,
   patched,
   setHandler,
@@ -30,23 +28,21 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ServicePlan } from '../activities/inventory';
-import { ErrorType, parseInput, serviceLockInput, type ServiceLockInput } from './contract';
+import {
+  type ServicePlan,
+  ErrorType,
+  parseInput,
+  serviceLockInput,
+  type ServiceLockInput,
+  type ServiceLockState,
+  lockHolderQuery,
+  releaseLockSignal,
+} from '../contract';
 import { publishStatusPage } from './page';
 import { requireWorkflowId, workflowIdFor, type RunbookRun } from './runbook';
-import type { Activities } from '../workers/adapters';
+import type { Activities } from '../activities';
 
 type LockActivities = Pick<Activities, 'readServiceLock'>;
-
-export interface ServiceLockState {
-  service: string;
-  /** The workflow id of the run that holds the lock. */
-  holder: string;
-  since: string;
-}
-
-export const releaseLockSignal = defineSignal<[{ by: string }]>('release');
-export const lockHolderQuery = defineQuery<ServiceLockState>('holder');
 
 /** The patch id every runbook that takes the lock guards it with (docs/workflow-changes.md). */
 export const SERVICE_LOCK_PATCH = 'service-lock';

@@ -21,10 +21,17 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { ErrorType, monitorInput, parseInput, type MonitorInput } from './contract';
+import {
+  ErrorType,
+  monitorInput,
+  parseInput,
+  type MonitorInput,
+  monitorStateQuery,
+  statusQuery,
+  type MonitorState,
+} from '../contract';
 import { failover } from './failover';
 import { SERVICE_LOCK_PATCH } from './lock';
-import { monitorStateQuery, statusQuery, type MonitorState } from './messages';
 import { renderStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
 import { requireWorkflowId, workflowIdFor } from './runbook';

@@ -7,26 +7,13 @@
  * page never changes what a run replays.
  */
 import { setCurrentDetails } from '@temporalio/workflow';
-import { APPROVAL_SIGNATURE_NAMESPACE, type Approval, type BackupCompliance, type StepRecord } from './contract';
-
-export interface PageGate {
-  step: string;
-  question: string;
-  /** Distinct approvers still needed. */
-  needed: number;
-  approvers: string[];
-  deadline: string;
-  requireOverrideRpo: boolean;
-  requireUnfencedAck: boolean;
-  approvedBy: string[];
-  /** Under the inventory's `signed` policy: the exact message an approval's signature covers (approvalMessage). */
-  signing?: { message: string } | null;
-}
-
-/** A child runbook's gate as its parent (the drill) shows it: approvals sent to the parent are relayed there. */
-export interface ChildGate extends PageGate {
-  child: string;
-}
+import {
+  APPROVAL_SIGNATURE_NAMESPACE,
+  type Approval,
+  type BackupCompliance,
+  type StepRecord,
+  type PageGate,
+} from '../contract';
 
 export interface RunbookPage {
   runbook: string;

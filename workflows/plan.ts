@@ -4,7 +4,7 @@
  * failure), before anything else has happened.
  */
 import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
+import type { ServicePlan } from '../contract';
 import { activities, serviceLookup } from './activity-options';
 
 const { describeService } = activities(serviceLookup);

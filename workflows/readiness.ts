@@ -10,9 +10,8 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { metricMeter, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
-import { backupTime } from './backup-policy';
 import {
+  type ServicePlan,
   NETWORK_DEVICE,
   parseInput,
   readinessInput,
@@ -21,8 +20,11 @@ import {
   type ReadinessReport,
   type StepRecord,
   type Topology,
-} from './contract';
-import { DrOutcome, DrRunbook, DrService } from './messages';
+  DrOutcome,
+  DrRunbook,
+  DrService,
+} from '../contract';
+import { backupTime } from './backup-policy';
 import { recordBackupAge } from './metrics';
 import { publishStatusPage } from './page';
 import { planFor, reasonOf } from './plan';

@@ -17,31 +17,20 @@ import {
   parseInput,
   resolveSplitInput,
   serviceRolesInput,
-  type Approval,
   type ResolveSplitInput,
   type ServiceRolesInput,
-  type StepRecord,
   type Topology,
-} from './contract';
-import { DrMode, DrOutcome, DrRunbook, DrService } from './messages';
+  DrMode,
+  DrOutcome,
+  DrRunbook,
+  DrService,
+  type ResolveSplitReport,
+} from '../contract';
 import { publishStatusPage } from './page';
 import { planFor, productionApprovals } from './plan';
 import { requireWorkflowId, RunbookRun } from './runbook';
 import { runbookActivities } from './activity-options';
 import { approvalTimeoutMs, notifyPeople } from './steps';
-
-export interface ResolveSplitReport {
-  runbook: 'resolve';
-  service: string;
-  kept: string;
-  fenced: string[];
-  /** Per fenced member: transactions it holds that the kept writer lacks (not replicated, not discarded). */
-  divergence: Record<string, number>;
-  topology: Topology;
-  steps: StepRecord[];
-  approvals: Approval[];
-  notes: string[];
-}
 
 export async function resolveSplit(rawInput: ResolveSplitInput): Promise<ResolveSplitReport> {
   const input = parseInput(resolveSplitInput, rawInput);

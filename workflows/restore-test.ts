@@ -16,8 +16,8 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import type { ValidationQuery } from '../activities/restore';
-import { backupIdAt, fileTreeId } from './backup-policy';
 import {
+  fileTreeId,
   ErrorType,
   parseInput,
   RestoreErrorType,
@@ -27,8 +27,11 @@ import {
   type RestoreTestInput,
   type RestoreTestReport,
   type RestoreTestResult,
-} from './contract';
-import { DrOutcome, DrRunbook, DrService } from './messages';
+  DrOutcome,
+  DrRunbook,
+  DrService,
+} from '../contract';
+import { backupIdAt } from './backup-policy';
 import { recordRestoreTest } from './metrics';
 import { planFor, reasonOf } from './plan';
 import { RunbookRun } from './runbook';

@@ -15,9 +15,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { ServicePlan } from '../activities/inventory';
-import type { Activities } from '../workers/adapters';
 import {
+  type ServicePlan,
   APPROVAL_SIGNATURE_MAX,
   approvalMessage,
   ErrorType,
@@ -25,8 +24,6 @@ import {
   type RunbookStatus,
   type StepRecord,
   type Topology,
-} from './contract';
-import {
   abortSignal,
   approveSignal,
   approveUpdate,
@@ -34,8 +31,11 @@ import {
   statusQuery,
   type AbortRequest,
   type ApprovalReceipt,
-} from './messages';
-import { renderPage, type ChildGate, type PageGate } from './page';
+  type ChildGate,
+  type PageGate,
+} from '../contract';
+import type { Activities } from '../activities';
+import { renderPage } from './page';
 import { drActivities, reads } from './activity-options';
 import { reasonOf } from './plan';
 

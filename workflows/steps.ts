@@ -2,7 +2,7 @@
  * Step plumbing the runbooks share: people notifications, approval deadlines, steps run together.
  */
 import { workflowInfo } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
+import type { ServicePlan } from '../contract';
 import type { RunbookActivities } from './activity-options';
 
 /** Each approval deadline is a quarter of the RTO budget left (at least 2 minutes): reminder plus abort use half. */

@@ -4,8 +4,7 @@
  * human's fence may act on a service with two writers.
  */
 import { ApplicationFailure } from '@temporalio/workflow';
-import type { ServicePlan } from '../activities/inventory';
-import { ErrorType, type Topology } from './contract';
+import { type ServicePlan, ErrorType, type Topology } from '../contract';
 import type { RunbookRun } from './runbook';
 import type { RunbookActivities } from './activity-options';
 import { notifyPeople } from './steps';

@@ -1,7 +1,7 @@
 /**
  * Signed approvals (inventory `approvals.policy: signed`): an approval carries an SSH signature
  * (`ssh-keygen -Y sign`, namespace `drbook-approval`) over the run's approval message (workflow id, run id,
- * step, flags: approvalMessage in workflows/contract.ts). It is checked here, on the worker, with
+ * step, flags: approvalMessage in contract/approvals.ts). It is checked here, on the worker, with
  * `ssh-keygen -Y verify` against the public keys the inventory lists for the named approver, written to an
  * allowed_signers file in a private work directory. The answer names the key that signed (its SHA256
  * fingerprint), so a workflow counts one key once, whatever name it came under.
@@ -9,8 +9,7 @@
 import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { publicKeyBody, type Inventory } from '../../config/inventory';
-import { APPROVAL_SIGNATURE_NAMESPACE, armorSshSignature } from '../../workflows/contract';
+import { publicKeyBody, type Inventory, APPROVAL_SIGNATURE_NAMESPACE, armorSshSignature } from '../../contract';
 import { privateWorkDir } from '../workdirs';
 
 export type SignatureVerdict = { valid: true; key: string } | { valid: false; reason: string };

@@ -12,7 +12,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { appendFileSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
-import type { Inventory } from '../../config/inventory';
+import type { Inventory } from '../../contract';
 import { resolveSecret } from '../../config/load';
 
 export interface AwsConnection {

@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ChangeResourceRecordSetsCommand, waitUntilResourceRecordSetsChanged } from '@aws-sdk/client-route-53';
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { aws, failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 import { createAwsActivities, hostedZoneIdFor, tagFilters } from './index';

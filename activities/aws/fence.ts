@@ -12,7 +12,7 @@ import {
   StopInstancesCommand,
   waitUntilInstanceStopped,
 } from '@aws-sdk/client-ec2';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { aws, failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 import { tagFilters } from './index';

@@ -11,7 +11,7 @@ import {
   ListResourceRecordSetsCommand,
   type HostedZone,
 } from '@aws-sdk/client-route-53';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { aws, failure } from '../errors';
 import type { AwsClients } from './clients';
 

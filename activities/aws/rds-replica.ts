@@ -20,7 +20,7 @@ import {
   PromoteReadReplicaCommand,
   waitUntilDBInstanceDeleted,
 } from '@aws-sdk/client-rds';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { aws, awsFailure, failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 import type { AwsClients } from './clients';

@@ -7,7 +7,7 @@
  */
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { DeleteDBSnapshotCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
-import { BACKUP_ID } from '../../workflows/contract';
+import { BACKUP_ID } from '../../contract';
 import { aws, awsFailure } from '../errors';
 import type { AwsClients } from './clients';
 import { rdsSnapshotId } from './snapshots';

@@ -21,7 +21,7 @@ import {
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { Context } from '@temporalio/activity';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { aws, awsFailure, failure } from '../errors';
 import type { AwsClients } from './clients';
 import { tagFilters } from './index';

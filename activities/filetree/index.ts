@@ -24,9 +24,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Service } from '../../config/inventory';
-import { fileTreeId, type FileTreeBackupRef, type FileTreeLevel } from '../../workflows/backup-policy';
 import {
+  type Service,
+  fileTreeId,
   BackupErrorType,
   BACKUP_ID,
   ErrorType,
@@ -35,7 +35,8 @@ import {
   type BackupDestinationName,
   type FileTreeEntry,
   type FileTreeManifest,
-} from '../../workflows/contract';
+} from '../../contract';
+import type { FileTreeBackupRef, FileTreeLevel } from '../../workflows/backup-policy';
 import { failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 import { activityContext, collect, Digest, exitOf, FanOut, toolVersion } from '../mysql/dump';

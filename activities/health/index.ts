@@ -4,7 +4,7 @@
  * healthy check on the DR side).
  */
 import { heartbeat } from '@temporalio/activity';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { failure } from '../errors';
 
 export interface HttpProbe {

@@ -3,24 +3,8 @@
  * service here, so an unknown name fails before any side effect; the answer holds
  * references and names only (no secret values), so it is safe in workflow history.
  */
-import { replicationAddress, targetsFor, type Inventory, type Service } from '../../config/inventory';
-import { ErrorType } from '../../workflows/contract';
+import { replicationAddress, targetsFor, type Inventory, ErrorType, type ServicePlan } from '../../contract';
 import { failure } from '../errors';
-
-export interface ServicePlan {
-  service: Service;
-  regions: Inventory['regions'];
-  targets: { rtoSeconds: number; rpoSeconds: number };
-  approvers: string[];
-  /** How approvals prove who sent them (inventory `approvals.policy`); absent in plans recorded before it existed. */
-  approvalPolicy?: 'named' | 'signed';
-  notificationTargets: string[];
-  /**
-   * Where the service's database servers listen for the estate (for the application webhook): their replication
-   * address, not the worker's route to them. No credentials.
-   */
-  endpoints: Record<string, { host: string; port: number }>;
-}
 
 export function createInventoryActivities(inventory: Inventory) {
   return {

@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { DrMode } from '../../workflows/messages';
+import { DrMode } from '../../contract';
 
 export interface ServiceLockHolder {
   /** The workflow id of the run holding the lock. */

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import { ApplicationFailure } from '@temporalio/common';
-import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
 import { archivedBinlogName, binlogKey, binlogRoot, checksumLine } from '../storage/layout';

@@ -4,14 +4,13 @@
  * The inventory names a service's members (database.primary = the home side, replica, drServer); each member is
  * read for read_only, SHOW REPLICA STATUS (its Master_Host:Master_Port matched against the members' replication
  * addresses) and its GTID position, and the service gets one state: normal, failed-over, degraded, split or
- * unknown (workflows/contract.ts). Every runbook acts on that: the backup reads from the member writable now and
+ * unknown (contract/topology.ts). Every runbook acts on that: the backup reads from the member writable now and
  * refuses a fenced one, the monitor probes the writable member, readiness reports the state, failover refuses a
  * service already failed over and failback one at home, and a split stops them all.
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { Service } from '../../config/inventory';
-import { ErrorType, type Topology, type TopologyMember, type TopologyState } from '../../workflows/contract';
+import { type Service, ErrorType, type Topology, type TopologyMember, type TopologyState } from '../../contract';
 import { failure } from '../errors';
 import { createMysqlActivities, type MysqlPools } from './index';
 

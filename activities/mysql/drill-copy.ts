@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type mysql from 'mysql2/promise';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 import { loaderOptions, writeClientDefaults } from './dump';

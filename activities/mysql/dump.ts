@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../workflows/contract';
+import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import {

@@ -4,8 +4,7 @@
  * input or result.
  */
 import mysql from 'mysql2/promise';
-import { replicationAddress, type MysqlServer } from '../../config/inventory';
-import { ErrorType } from '../../workflows/contract';
+import { replicationAddress, type MysqlServer, ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { transactionsBehind, type GtidFlavor } from './gtid';
 

@@ -1,6 +1,6 @@
 /**
  * Scratch is never production, read from the servers themselves: the inventory may be wrong about what a server is
- * (config/inventory.ts already refuses a scratch named like a member, or at a member's host:port).
+ * (contract/inventory.ts already refuses a scratch named like a member, or at a member's host:port).
  *
  * Before a restore, a point-in-time replay or a drill copy writes into a scratch server, the server is read:
  *   - a replica (SHOW ALL SLAVES STATUS has a row): refused, its writes would be errant transactions;
@@ -14,8 +14,7 @@
  * Each refusal is ScratchIsProduction (non-retryable), raised before the activity writes anything.
  */
 import type mysql from 'mysql2/promise';
-import { productionMembers, type Service } from '../../config/inventory';
-import { ErrorType } from '../../workflows/contract';
+import { productionMembers, type Service, ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from './index';
 

@@ -11,7 +11,7 @@ import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { heartbeat } from '@temporalio/activity';
 import type mysql from 'mysql2/promise';
-import { ErrorType, PLAIN_DATABASE_NAME } from '../../workflows/contract';
+import { ErrorType, PLAIN_DATABASE_NAME } from '../../contract';
 import { failure } from '../errors';
 import { mariadbErrantTransactions, transactionsBehind, type GtidFlavor } from './gtid';
 import { collect, exitOf, loaderOptions, REFUSED_CLIENT_COMMAND, writeClientDefaults } from './dump';

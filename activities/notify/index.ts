@@ -3,9 +3,8 @@
  * primary) and people (webhook and SNS targets from the inventory). Every call carries
  * an idempotency key, so a receiver can drop the duplicate a retried activity may send.
  */
-import type { Inventory, SecretRef } from '../../config/inventory';
+import { type Inventory, type SecretRef, ErrorType } from '../../contract';
 import { resolveWebhookUrl } from '../../config/load';
-import { ErrorType } from '../../workflows/contract';
 import { failure } from '../errors';
 import type { AwsFailoverActivities } from '../aws/failover';
 

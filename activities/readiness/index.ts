@@ -6,7 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
-import type { ReadinessReport } from '../../workflows/contract';
+import type { ReadinessReport } from '../../contract';
 import { rootCauseMessage } from '../errors';
 
 export interface PreviousReadiness {

@@ -8,7 +8,7 @@
 import type { Client } from '@temporalio/client';
 import type { LoadedDataConverter, Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import type { Approval } from '../../workflows/contract';
+import type { Approval } from '../../contract';
 
 type History = temporal.api.history.v1.IHistory;
 

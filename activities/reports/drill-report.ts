@@ -6,8 +6,7 @@
  */
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import type { Inventory } from '../../config/inventory';
-import type { DrillFinding, DrillReport, DrillTrendPoint, StepRecord, Approval } from '../../workflows/contract';
+import type { Inventory, DrillFinding, DrillReport, DrillTrendPoint, StepRecord, Approval } from '../../contract';
 import { FileStore, type BackupStore, type BackupStores } from '../storage/destinations';
 import { approvalMessagesOf, withIdentities, type ApprovalMessage } from './approvals';
 import { renderSvg, timelineSpec, trendSpec, type TimelineStep, type TrendPoint } from './charts';

@@ -4,7 +4,7 @@
  * machines; Markdown and a self-contained HTML page (no scripts, no external assets) for people,
  * each with pass/fail per check, the timings against the tier's targets, and the earlier tests.
  */
-import type { RestoreTestReport } from '../../workflows/contract';
+import type { RestoreTestReport } from '../../contract';
 import type { BackupStore, BackupStores } from '../storage/destinations';
 import { renderSvg, trendSpec, type TrendPoint } from './charts';
 

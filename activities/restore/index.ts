@@ -21,7 +21,7 @@ import {
   type BackupDestinationName,
   type BackupManifest,
   type RestoreCheck,
-} from '../../workflows/contract';
+} from '../../contract';
 import { failure } from '../errors';
 import { mysqlFailure, type MysqlPools } from '../mysql';
 import { Digest, loaderOptions, writeClientDefaults } from '../mysql/dump';

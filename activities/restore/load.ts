@@ -29,7 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
-import { ErrorType, RestoreErrorType } from '../../workflows/contract';
+import { ErrorType, RestoreErrorType } from '../../contract';
 import { failure } from '../errors';
 import { REFUSED_CLIENT_COMMAND } from '../mysql/dump';
 import { addKeysStatement, deferSecondaryKeys, type DeferredKeys } from './deferred-keys';

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { RestoreErrorType, type BackupDestinationName, type RestoreCheck } from '../../workflows/contract';
+import { RestoreErrorType, type BackupDestinationName, type RestoreCheck } from '../../contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import { activityContext, collect, Digest, exitOf } from '../mysql/dump';

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ErrorType, RestoreErrorType, type BackupDestinationName } from '../../workflows/contract';
+import { ErrorType, RestoreErrorType, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import type { MysqlPools } from '../mysql';

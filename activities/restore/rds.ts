@@ -12,7 +12,7 @@ import {
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { Context } from '@temporalio/activity';
-import { ErrorType } from '../../workflows/contract';
+import { ErrorType } from '../../contract';
 import type { AwsClients } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
 

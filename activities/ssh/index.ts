@@ -8,8 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
-import type { SshHost } from '../../config/inventory';
-import { ErrorType } from '../../workflows/contract';
+import { type SshHost, ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 

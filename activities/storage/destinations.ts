@@ -23,10 +23,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { Inventory, SecretRef, Service } from '../../config/inventory';
+import { type Inventory, type SecretRef, type Service, ErrorType, type BackupDestinationName } from '../../contract';
 import { resolvePath, resolveSecret } from '../../config/load';
 import { gfsClass, gfsLockDays, type RetentionPolicy } from '../../workflows/backup-policy';
-import { ErrorType, type BackupDestinationName } from '../../workflows/contract';
 import { s3ClientFor, type AwsConnection } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
 import { ATTEMPT, MANIFEST_FILE } from './layout';

@@ -12,14 +12,14 @@ import {
 } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Inventory } from '../../config/inventory';
 import {
+  type Inventory,
   BackupErrorType,
   BACKUP_ID,
   ErrorType,
   type BackupDestinationName,
   type BackupManifest,
-} from '../../workflows/contract';
+} from '../../contract';
 import { s3ClientFor, type AwsClients } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
 import type { BackupStores } from './destinations';

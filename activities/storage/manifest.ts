@@ -12,8 +12,14 @@
  */
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Inventory, SecretRef } from '../../config/inventory';
-import { BackupErrorType, ErrorType, RestoreErrorType, type BackupManifest } from '../../workflows/contract';
+import {
+  type Inventory,
+  type SecretRef,
+  BackupErrorType,
+  ErrorType,
+  RestoreErrorType,
+  type BackupManifest,
+} from '../../contract';
 import { failure } from '../errors';
 import type { BackupStore } from './destinations';
 import { isBackupObjectKey, manifestKey, signatureKey, type BackupKind } from './layout';

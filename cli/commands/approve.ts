@@ -9,9 +9,11 @@ import {
   approvalMessage,
   type Approval,
   type RunbookStatus,
-} from '../../workflows/contract';
-import type { DrillStatus } from '../../workflows/drill';
-import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+  type DrillStatus,
+  abortSignal,
+  approveUpdate,
+  statusQuery,
+} from '../../contract';
 import { OperatorError, type DrctlContext } from '../context';
 
 interface ApproveOptions {

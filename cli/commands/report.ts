@@ -11,7 +11,7 @@ import {
   runbookView,
   type ReportView,
 } from '../../activities/reports/drill-report';
-import type { DrillReport } from '../../workflows/contract';
+import type { DrillReport } from '../../contract';
 import { OperatorError, type DrctlContext } from '../context';
 import { resultOf } from './runs';
 

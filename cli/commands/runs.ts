@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import type { Command } from 'commander';
-import type { RunbookStatus } from '../../workflows/contract';
+import type { RunbookStatus } from '../../contract';
 import type { DrctlContext } from '../context';
 
 interface RunRow {

@@ -5,9 +5,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { rootCauseMessage } from '../../activities/errors';
-import type { RunbookStatus, Topology } from '../../workflows/contract';
-import type { DrillStatus } from '../../workflows/drill';
-import { statusQuery } from '../../workflows/messages';
+import { type RunbookStatus, type Topology, type DrillStatus, statusQuery } from '../../contract';
 import { workflowIdFor } from '../../workflows/runbook';
 import type { DrctlContext } from '../context';
 import { runOf } from '../runbooks';

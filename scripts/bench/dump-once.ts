@@ -6,8 +6,8 @@
  *   node -r ts-node/register/transpile-only scripts/bench/dump-once.ts <inventory.yaml> <service> <destination> <backupId>
  */
 import { loadInventory } from '../../config/load';
-import { buildAdapters } from '../../workers/adapters';
-import type { BackupDestinationName } from '../../workflows/contract';
+import { buildAdapters } from '../../activities';
+import type { BackupDestinationName } from '../../contract';
 import { MemorySampler } from './rss';
 
 async function main() {

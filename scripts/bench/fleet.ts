@@ -22,9 +22,9 @@ import type { Connection as MysqlConnection } from 'mysql2/promise';
 import type { LoadedInventory } from '../../config/load';
 import { s3ClientFor, awsConnectionFromInventory } from '../../activities/aws/clients';
 import { BackupStores } from '../../activities/storage/destinations';
-import { buildAdapters } from '../../workers/adapters';
+import { buildAdapters } from '../../activities';
 import { nightlyBackup } from '../../workflows';
-import { drTaskQueue, type NightlyBackupSummary } from '../../workflows/contract';
+import { drTaskQueue, type NightlyBackupSummary } from '../../contract';
 import { absoluteSecrets, benchService, writeInventory } from '../bench-backup';
 
 type HistoryEvent = NonNullable<

@@ -138,7 +138,7 @@ function granted(side: Side): Set<string> {
   return new Set((document.Statement ?? []).flatMap((s) => list(s.Action)));
 }
 
-/** Which worker's role made a call: the DR region's queue is `<base>-<dr region>` (workflows/contract.ts). */
+/** Which worker's role made a call: the DR region's queue is `<base>-<dr region>` (contract/names.ts). */
 const sideOf = (call: RecordedAwsCall, drRegion: string): Side =>
   call.taskQueue.endsWith(`-${drRegion}`) ? 'dr' : 'primary';
 

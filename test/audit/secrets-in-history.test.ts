@@ -5,7 +5,7 @@
  * private key, the webhook URLs and their token. Inputs, results, failures and heartbeats are all in the history: none of
  * these values may appear there, in clear or in a payload.
  */
-import { payloadCodecFromEnv } from '../../workers/codec';
+import { payloadCodecFromEnv } from '../../contract/codec';
 import { sandboxSecrets, secretsIn } from '../helpers/secrets';
 import { sandbox, temporal } from '../helpers/stack';
 

@@ -16,7 +16,7 @@ import { awsConnectionFromInventory } from '../../activities/aws/clients';
 import { BackupStores, type S3Store } from '../../activities/storage/destinations';
 import { backupRoot, checksumLine, manifestKey, serviceRoot } from '../../activities/storage/layout';
 import { serviceBackup } from '../../workflows';
-import type { BackupManifest } from '../../workflows/contract';
+import type { BackupManifest } from '../../contract';
 import { recordChaos } from '../helpers/chaos';
 import { cut, pass, proxyEstate, type ProxiedEstate } from '../helpers/fault-proxy';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';

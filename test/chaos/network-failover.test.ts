@@ -11,7 +11,7 @@
  */
 import type { WorkflowFailedError, WorkflowHandle } from '@temporalio/client';
 import { failover } from '../../workflows';
-import { statusQuery } from '../../workflows/messages';
+import { statusQuery } from '../../contract';
 import { recordChaos } from '../helpers/chaos';
 import { activityRetries, approvedFailback, approvedFailover } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';

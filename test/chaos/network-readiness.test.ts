@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readiness } from '../../workflows';
-import type { ReadinessReport } from '../../workflows/contract';
+import type { ReadinessReport } from '../../contract';
 import { ensureRecentBackup } from '../helpers/backups';
 import { recordChaos } from '../helpers/chaos';
 import { activityRetries } from '../helpers/drive';

@@ -21,8 +21,8 @@ import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activ
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { BackupStores } from '../../activities/storage/destinations';
 import { manifestKey } from '../../activities/storage/layout';
-import type { Activities } from '../../workers/adapters';
-import type { BackupManifest } from '../../workflows/contract';
+import type { Activities } from '../../activities';
+import type { BackupManifest } from '../../contract';
 import { serviceBackup } from '../../workflows';
 import { backupTime } from '../../workflows/backup-policy';
 import type { TemporalHarness } from './stack';

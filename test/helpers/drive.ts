@@ -6,9 +6,15 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { runDrctl } from '../../cli/drctl';
 import { failback, failover } from '../../workflows';
-import type { Approval, FailoverInput, RunbookStatus } from '../../workflows/contract';
-import type { DrillStatus } from '../../workflows/drill';
-import { approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import {
+  type Approval,
+  type FailoverInput,
+  type RunbookStatus,
+  type DrillStatus,
+  approveSignal,
+  approveUpdate,
+  statusQuery,
+} from '../../contract';
 import { atGate, eventually, type TemporalHarness } from './stack';
 
 type Runbook<I extends { service: string }, R> = (input: I) => Promise<R>;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import type { LoadedInventory } from '../../config/load';
-import type { Adapters } from '../../workers/adapters';
+import type { Adapters } from '../../activities';
 import { sql } from './stack';
 
 export async function readEstate(loaded: LoadedInventory, adapters: Adapters) {

@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { replicationAddress, type Inventory } from '../../config/inventory';
+import { replicationAddress, type Inventory } from '../../contract';
 import { resolvePath, type LoadedInventory } from '../../config/load';
 import { fingerprintOf, knownHostKeys } from '../../activities/ssh';
 

@@ -20,10 +20,9 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../../config/load';
-import { buildAdapters, type Activities } from '../../workers/adapters';
-import { dataConverterFromEnv } from '../../workers/codec';
-import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
-import { statusQuery } from '../../workflows/messages';
+import { buildAdapters, type Activities } from '../../activities';
+import { dataConverterFromEnv } from '../../contract/codec';
+import { drTaskQueue, type RunbookStatus, statusQuery } from '../../contract';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const SANDBOX_INVENTORY = path.join(ROOT, 'config', 'sandbox.yaml');

@@ -5,11 +5,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { ServicePlan } from '../../activities/inventory';
+import { type ServicePlan, targetsFor, type Topology, type TopologyMember, type TopologyState } from '../../contract';
 import { createServiceLockActivities } from '../../activities/locks';
-import { targetsFor } from '../../config/inventory';
 import { classifyTopology } from '../../activities/mysql/discovery';
-import type { Topology, TopologyMember, TopologyState } from '../../workflows/contract';
 import { sandbox, TEST_SERVER_BINARY } from './stack';
 
 const loaded = sandbox();

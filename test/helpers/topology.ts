@@ -7,7 +7,7 @@
  * it should be; it returns what it changed. It works through adapters of its own, never a test's proxies.
  */
 import type { LoadedInventory } from '../../config/load';
-import type { Adapters } from '../../workers/adapters';
+import type { Adapters } from '../../activities';
 import { approvedFailback } from './drive';
 import { readEstate } from './estate';
 import { buildAdapters, sandbox, type TemporalHarness } from './stack';

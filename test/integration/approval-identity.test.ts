@@ -8,7 +8,7 @@
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { runDrctl } from '../../cli/drctl';
 import { failback, failover } from '../../workflows';
-import { approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { approveSignal, approveUpdate, statusQuery } from '../../contract';
 import { readEstate } from '../helpers/estate';
 import { atGate, buildAdapters, eventually, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -11,8 +11,15 @@ import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { LoadedInventory } from '../../config/load';
 import { failover } from '../../workflows';
-import { APPROVAL_SIGNATURE_NAMESPACE, approvalMessage, type Approval } from '../../workflows/contract';
-import { abortSignal, approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import {
+  APPROVAL_SIGNATURE_NAMESPACE,
+  approvalMessage,
+  type Approval,
+  abortSignal,
+  approveSignal,
+  approveUpdate,
+  statusQuery,
+} from '../../contract';
 import { drctlOn, startRunbook } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';
 import {

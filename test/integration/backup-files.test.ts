@@ -33,8 +33,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { fileTreeManifestKey } from '../../activities/storage/layout';
 import { restoreTest, serviceBackup } from '../../workflows';
-import { fileTreeId } from '../../workflows/backup-policy';
-import type { FileTreeManifest, ServiceBackupResult } from '../../workflows/contract';
+import { fileTreeId, type FileTreeManifest, type ServiceBackupResult } from '../../contract';
 import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, failureType, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { resolveSecret } from '../../config/load';
 import { checksumLine, dumpKey, manifestKey, signatureKey } from '../../activities/storage/layout';
-import type { BackupManifest } from '../../workflows/contract';
+import type { BackupManifest } from '../../contract';
 import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql } from '../helpers/stack';
 

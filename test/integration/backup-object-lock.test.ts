@@ -23,7 +23,7 @@ import { PART_SIZE } from '../../activities/storage/destinations';
 import { manifestKey, signatureKey } from '../../activities/storage/layout';
 import { serviceBackup } from '../../workflows';
 import { backupIdAt, planRetention } from '../../workflows/backup-policy';
-import type { ServiceBackupResult } from '../../workflows/contract';
+import type { ServiceBackupResult } from '../../contract';
 import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 

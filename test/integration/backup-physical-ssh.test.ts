@@ -18,7 +18,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { utils } from 'ssh2';
 import { fingerprintOf } from '../../activities/ssh';
 import { serviceBackup } from '../../workflows';
-import type { BackupManifest } from '../../workflows/contract';
+import type { BackupManifest } from '../../contract';
 import { isolatedBackups, type IsolatedBackups } from '../helpers/backups';
 import { netns } from '../helpers/estate';
 import { sandboxSecrets } from '../helpers/secrets';

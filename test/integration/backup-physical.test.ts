@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { archiveRule } from '../../activities/storage';
 import { serviceBackup } from '../../workflows';
-import type { BackupManifest, ServiceBackupResult } from '../../workflows/contract';
+import type { BackupManifest, ServiceBackupResult } from '../../contract';
 import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -12,7 +12,7 @@ import type { LoadedInventory } from '../../config/load';
 import { AwsClients, awsConnectionFromInventory } from '../../activities/aws/clients';
 import { BackupStores } from '../../activities/storage/destinations';
 import { serviceBackup } from '../../workflows';
-import type { ServiceBackupResult } from '../../workflows/contract';
+import type { ServiceBackupResult } from '../../contract';
 import { buildAdapters, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 
 const base = sandbox();

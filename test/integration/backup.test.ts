@@ -14,13 +14,12 @@ import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
 import { GetBucketLifecycleConfigurationCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import type { LoadedInventory } from '../../config/load';
-import { resolveSecret } from '../../config/load';
+import { type LoadedInventory, resolveSecret } from '../../config/load';
 import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activities/aws/clients';
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { planRetention } from '../../workflows/backup-policy';
 import { nightlyBackup } from '../../workflows';
-import type { BackupManifest, NightlyBackupSummary } from '../../workflows/contract';
+import type { BackupManifest, NightlyBackupSummary } from '../../contract';
 import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 

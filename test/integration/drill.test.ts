@@ -7,11 +7,10 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { DrillReport } from '../../workflows/contract';
+import { type DrillReport, statusQuery } from '../../contract';
 import { ensureRecentBackup } from '../helpers/backups';
 import { readEstate } from '../helpers/estate';
 import { drctlOn, drillChildAtGate } from '../helpers/drive';
-import { statusQuery } from '../../workflows/messages';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
 jest.setTimeout(240_000);

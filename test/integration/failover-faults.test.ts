@@ -10,7 +10,7 @@ import type { WorkflowFailedError } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2';
 import type { LoadedInventory } from '../../config/load';
 import { failback, failover, serviceBackup } from '../../workflows';
-import { abortSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import { abortSignal, approveUpdate, statusQuery } from '../../contract';
 import { recordChaos } from '../helpers/chaos';
 import { approvedFailback, approvedFailover, approveFully, approveGates, startRunbook } from '../helpers/drive';
 import { readEstate, writeLoad } from '../helpers/estate';

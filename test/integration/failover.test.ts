@@ -9,7 +9,7 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { failover } from '../../workflows';
-import { approveUpdate, abortSignal, statusQuery } from '../../workflows/messages';
+import { approveUpdate, abortSignal, statusQuery } from '../../contract';
 import { readEstate, writeLoad } from '../helpers/estate';
 import { approvedFailback } from '../helpers/drive';
 import {

@@ -22,11 +22,20 @@ import type { RowDataPacket } from 'mysql2';
 import { resolveSecret } from '../../config/load';
 import { MysqlPools } from '../../activities/mysql';
 import { createMysqlTopologyActivities } from '../../activities/mysql/topology';
-import { abortSignal, statusQuery } from '../../workflows/messages';
+import { abortSignal, statusQuery } from '../../contract';
 import { approvedFailback, approvedFailover } from '../helpers/drive';
 import { readEstate, writeLoad } from '../helpers/estate';
-import { atGate, buildAdapters, eventually, failureType, ROOT, sandbox, sql, temporal } from '../helpers/stack';
-import type { TemporalHarness } from '../helpers/stack';
+import {
+  atGate,
+  buildAdapters,
+  eventually,
+  failureType,
+  ROOT,
+  sandbox,
+  sql,
+  temporal,
+  type TemporalHarness,
+} from '../helpers/stack';
 
 jest.setTimeout(300_000);
 

@@ -16,7 +16,7 @@ import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { temporal as proto } from '@temporalio/proto';
 import { createCodecServer, listen } from '../../cli/codec-server';
-import { ENCRYPTED_ENCODING, KEY_ID_KEY, payloadCodecFromEnv, type EncryptionCodec } from '../../workers/codec';
+import { ENCRYPTED_ENCODING, KEY_ID_KEY, payloadCodecFromEnv, type EncryptionCodec } from '../../contract/codec';
 import { failover } from '../../workflows';
 import { buildAdapters, ROOT, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -15,7 +15,7 @@ import type { ScheduleHandle } from '@temporalio/client';
 import { awsConnectionFromInventory, AwsClients } from '../../activities/aws/clients';
 import { resolvePath, type LoadedInventory } from '../../config/load';
 import { scheduleOptions, drbookSchedules } from '../../cli/schedules';
-import type { ReadinessReport } from '../../workflows/contract';
+import type { ReadinessReport } from '../../contract';
 import { ensureRecentBackup } from '../helpers/backups';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -3,7 +3,7 @@
  * the real sandbox components, through the read-only `readiness` workflow.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import type { ReadinessReport } from '../../workflows/contract';
+import type { ReadinessReport } from '../../contract';
 import { readiness } from '../../workflows';
 import { ensureRecentBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, temporal, type TemporalHarness } from '../helpers/stack';

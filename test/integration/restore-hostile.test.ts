@@ -17,8 +17,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import type { RowDataPacket } from 'mysql2/promise';
 import { failover, restoreTest, serviceBackup } from '../../workflows';
 import { backupIdAt } from '../../workflows/backup-policy';
-import { approveUpdate } from '../../workflows/messages';
-import type { RestoreTestResult } from '../../workflows/contract';
+import { approveUpdate, type RestoreTestResult } from '../../contract';
 import { isolatedBackups, tamperWithDump } from '../helpers/backups';
 import { atGate, buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { reportRoot } from '../../activities/reports/restore-test';
 import { restoreTest, serviceBackup } from '../../workflows';
-import type { RestoreTestReport, RunbookStatus } from '../../workflows/contract';
+import type { RestoreTestReport, RunbookStatus } from '../../contract';
 import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 

@@ -14,7 +14,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { RowDataPacket } from 'mysql2/promise';
 import { reportRoot } from '../../activities/reports/restore-test';
 import { binlogArchive, restoreTest, serviceBackup } from '../../workflows';
-import type { RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
+import type { RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../contract';
 import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 

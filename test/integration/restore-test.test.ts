@@ -16,7 +16,7 @@ import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { reportRoot } from '../../activities/reports/restore-test';
 import { manifestKey, signatureKey } from '../../activities/storage/layout';
 import { restoreTest, serviceBackup } from '../../workflows';
-import type { BackupManifest, RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../workflows/contract';
+import type { BackupManifest, RestoreTestReport, RestoreTestResult, RunbookStatus } from '../../contract';
 import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, eventually, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 

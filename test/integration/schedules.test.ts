@@ -7,11 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ScheduleClient, ScheduleDescription } from '@temporalio/client';
-import { parseInventory } from '../../config/inventory';
+import { parseInventory, type LaunchResult, type DrillStatus, statusQuery } from '../../contract';
 import { drbookSchedules, reconcileSchedules, scheduleOptions, type ScheduleApi } from '../../cli/schedules';
-import type { LaunchResult } from '../../workflows/contract';
-import type { DrillStatus } from '../../workflows/drill';
-import { statusQuery } from '../../workflows/messages';
 import { ensureRecentBackup } from '../helpers/backups';
 import { buildAdapters, eventually, sandbox, temporal, type TemporalHarness } from '../helpers/stack';
 

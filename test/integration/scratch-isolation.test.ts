@@ -1,6 +1,6 @@
 /**
  * Scratch is never production, at run time, on the real stack. The inventory can be wrong about what a server is,
- * so these inventories lie after validation (config/inventory.ts refuses the same lies at load): a scratch entry
+ * so these inventories lie after validation (contract/inventory.ts refuses the same lies at load): a scratch entry
  * under a new name at the address of a real production member. Before anything is written, the target is read
  * (activities/mysql/scratch-isolation.ts) and refused with ScratchIsProduction:
  * - the restore test into "scratch" that is shop's replica: the run fails at check scratch-isolated, the restore is
@@ -15,7 +15,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { LoadedInventory } from '../../config/load';
 import { restoreTest } from '../../workflows';
-import type { RestoreTestResult } from '../../workflows/contract';
+import type { RestoreTestResult } from '../../contract';
 import { backupIdAt } from '../../workflows/backup-policy';
 import { isolatedBackups, publishBackup } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { failback, failover, monitor } from '../../workflows';
-import { abortSignal, monitorStateQuery } from '../../workflows/messages';
+import { abortSignal, monitorStateQuery } from '../../contract';
 import { approvedFailover, approveGates, startRunbook } from '../helpers/drive';
 import {
   atGate,

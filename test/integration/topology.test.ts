@@ -20,8 +20,7 @@ import {
   restoreTest,
   serviceBackup,
 } from '../../workflows';
-import type { ReadinessReport, Topology } from '../../workflows/contract';
-import { approveUpdate, monitorStateQuery } from '../../workflows/messages';
+import { type ReadinessReport, type Topology, approveUpdate, monitorStateQuery } from '../../contract';
 import { isolatedBackups } from '../helpers/backups';
 import { approveGates, approvedFailback, approvedFailover, drctlOn, startRunbook } from '../helpers/drive';
 import { readEstate } from '../helpers/estate';

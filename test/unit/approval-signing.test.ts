@@ -8,9 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createApprovalActivities } from '../../activities/approvals';
-import type { Inventory } from '../../config/inventory';
-import { approvalMessage } from '../../workflows/contract';
-import { approvalPayload, renderPage, signCommand, type PageGate } from '../../workflows/page';
+import { type Inventory, approvalMessage, type PageGate } from '../../contract';
+import { approvalPayload, renderPage, signCommand } from '../../workflows/page';
 import { sandbox } from '../helpers/stack';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'drbook-test-signing-'));

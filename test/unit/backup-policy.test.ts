@@ -1,10 +1,10 @@
 /** Retention (grandfather-father-son), 3-2-1 / RPO compliance and file-tree levels on synthetic histories. */
 import { compareFileTrees } from '../../activities/filetree';
+import { fileTreeId } from '../../contract';
 import {
   assessCompliance,
   backupIdAt,
   backupTime,
-  fileTreeId,
   gfsClass,
   gfsLockDays,
   offlineCopiesVerified,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import YAML from 'yaml';
-import { InventoryError, parseInventory } from '../../config/inventory';
+import { InventoryError, parseInventory } from '../../contract';
 import { expandEnv, loadInventory } from '../../config/load';
 import { SANDBOX_INVENTORY } from '../helpers/stack';
 

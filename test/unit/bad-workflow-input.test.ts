@@ -1,7 +1,7 @@
 /**
  * Bad workflow inputs, generated (fast-check): wrong types, missing fields, unknown keys, huge
  * strings, numbers out of range, wrong enum values, malformed service names, dates and backup ids,
- * non-objects, several problems at once — for every runbook's input schema (workflows/contract.ts).
+ * non-objects, several problems at once — for every runbook's input schema (contract/inputs.ts).
  * Each one must be rejected by parseInput with a non-retryable InvalidInput failure whose message
  * names the offending field path. A sample then runs through the real workflows on the
  * time-skipping server: each fails naming the field, and its history holds no command at all (no
@@ -34,7 +34,7 @@ import {
   restoreTestInput,
   serviceBackupInput,
   serviceRolesInput,
-} from '../../workflows/contract';
+} from '../../contract';
 import * as workflows from '../../workflows';
 import { sandbox, workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv } from '../helpers/stubs';

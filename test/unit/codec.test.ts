@@ -1,5 +1,5 @@
 /**
- * Payload encryption (workers/codec.ts) and the codec server (cli/codec-server.ts), without
+ * Payload encryption (contract/codec.ts) and the codec server (cli/codec-server.ts), without
  * Temporal: real AES-256-GCM, a real HTTP server on loopback. The path through the Temporal dev
  * server is test/integration/payload-encryption.test.ts.
  */
@@ -18,7 +18,7 @@ import {
   loadKeyring,
   parseKeyring,
   payloadCodecFromEnv,
-} from '../../workers/codec';
+} from '../../contract/codec';
 import { codecServerSettings, createCodecServer, isLoopback, listen } from '../../cli/codec-server';
 
 const key = () => randomBytes(32).toString('base64');

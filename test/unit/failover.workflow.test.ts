@@ -7,8 +7,14 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { failover } from '../../workflows';
-import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
-import { abortSignal, approveSignal, approveUpdate, statusQuery } from '../../workflows/messages';
+import {
+  drTaskQueue,
+  type RunbookStatus,
+  abortSignal,
+  approveSignal,
+  approveUpdate,
+  statusQuery,
+} from '../../contract';
 import { failureType, workflowBundle } from '../helpers/stack';
 import { CHANGES, stubs, timeSkippingEnv, type Estate } from '../helpers/stubs';
 

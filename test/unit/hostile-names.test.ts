@@ -13,11 +13,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import YAML from 'yaml';
-import { InventoryError, parseInventory } from '../../config/inventory';
+import { InventoryError, parseInventory, drTaskQueue } from '../../contract';
 import { expandEnv } from '../../config/load';
 import { optionValue, writeClientDefaults } from '../../activities/mysql/dump';
 import { readiness } from '../../workflows';
-import { drTaskQueue } from '../../workflows/contract';
 import { SANDBOX_INVENTORY, workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv } from '../helpers/stubs';
 

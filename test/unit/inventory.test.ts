@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { dataFilesHost, InventoryError, parseInventory, replicationAddress, targetsFor } from '../../config/inventory';
+import { dataFilesHost, InventoryError, parseInventory, replicationAddress, targetsFor } from '../../contract';
 import { expandEnv, loadInventory } from '../../config/load';
 import { MysqlPools } from '../../activities/mysql';
 import { SANDBOX_INVENTORY } from '../helpers/stack';

@@ -6,9 +6,8 @@
 import type { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { drTaskQueue } from '../../workflows/contract';
+import { drTaskQueue, monitorStateQuery, statusQuery } from '../../contract';
 import { monitor, type failover } from '../../workflows';
-import { monitorStateQuery, statusQuery } from '../../workflows/messages';
 import { failureType, workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv } from '../helpers/stubs';
 

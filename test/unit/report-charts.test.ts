@@ -5,7 +5,7 @@
  */
 import { renderSvg, trendSpec, trendValues, type TrendPoint } from '../../activities/reports/charts';
 import { renderRestoreReportHtml, restoreTrend } from '../../activities/reports/restore-test';
-import type { RestoreTestReport } from '../../workflows/contract';
+import type { RestoreTestReport } from '../../contract';
 
 const points: TrendPoint[] = [
   {

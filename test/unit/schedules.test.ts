@@ -5,7 +5,7 @@
  * (test/integration/schedules.test.ts does the same against the dev server.)
  */
 import { ScheduleNotFoundError, type ScheduleOptions } from '@temporalio/client';
-import { parseInventory } from '../../config/inventory';
+import { parseInventory } from '../../contract';
 import { drbookSchedules, reconcileSchedules, type ScheduleApi } from '../../cli/schedules';
 import { sandbox } from '../helpers/stack';
 

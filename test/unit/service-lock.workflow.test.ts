@@ -8,9 +8,14 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { failback, failover, monitor, serviceLock } from '../../workflows';
-import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
-import { releaseLockSignal } from '../../workflows/lock';
-import { abortSignal, monitorStateQuery, statusQuery } from '../../workflows/messages';
+import {
+  drTaskQueue,
+  type RunbookStatus,
+  releaseLockSignal,
+  abortSignal,
+  monitorStateQuery,
+  statusQuery,
+} from '../../contract';
 import { failureType, workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv, type Estate } from '../helpers/stubs';
 

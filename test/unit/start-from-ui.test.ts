@@ -23,7 +23,7 @@ import {
   serviceBackupInput,
   serviceLockInput,
   serviceRolesInput,
-} from '../../workflows/contract';
+} from '../../contract';
 import { workflowIdFor } from '../../workflows/runbook';
 
 const SCHEMAS: Record<string, z.ZodType> = {

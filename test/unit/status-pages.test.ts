@@ -8,9 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { binlogArchive, launchRunbook, monitor, readiness, serviceLock, serviceRoles } from '../../workflows';
-import { drTaskQueue } from '../../workflows/contract';
-import { monitorStateQuery, type MonitorState } from '../../workflows/messages';
-import { releaseLockSignal } from '../../workflows/lock';
+import { drTaskQueue, monitorStateQuery, type MonitorState, releaseLockSignal } from '../../contract';
 import { workflowBundle } from '../helpers/stack';
 import { plan, stubs, timeSkippingEnv } from '../helpers/stubs';
 

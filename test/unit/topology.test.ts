@@ -4,7 +4,7 @@
  * test/integration/topology.test.ts.
  */
 import { classifyTopology, membersOf } from '../../activities/mysql/discovery';
-import type { TopologyMember } from '../../workflows/contract';
+import type { TopologyMember } from '../../contract';
 import { sandbox } from '../helpers/stack';
 
 const replicating = (from: string | null): NonNullable<TopologyMember['replication']> => ({

@@ -8,8 +8,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { failover, monitor } from '../../workflows';
-import { drTaskQueue, type RunbookStatus } from '../../workflows/contract';
-import { approveUpdate, statusQuery } from '../../workflows/messages';
+import { drTaskQueue, type RunbookStatus, approveUpdate, statusQuery } from '../../contract';
 import { workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv, type Estate } from '../helpers/stubs';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import YAML from 'yaml';
-import { parseInventory } from '../../config/inventory';
+import { parseInventory } from '../../contract';
 import { expandEnv } from '../../config/load';
 import { createNotifyActivities } from '../../activities/notify';
 import { SANDBOX_INVENTORY } from '../helpers/stack';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import YAML from 'yaml';
-import { InventoryError, parseInventory } from '../../config/inventory';
+import { InventoryError, parseInventory } from '../../contract';
 import { expandEnv } from '../../config/load';
 import { createInventoryActivities } from '../../activities/inventory';
 import { createNotifyActivities } from '../../activities/notify';

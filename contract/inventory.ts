@@ -7,8 +7,8 @@
  * services named in workflow inputs, while the passwords stay on the worker.
  */
 import { z } from 'zod';
-import { fileTreeId } from '../workflows/backup-policy';
-import { NETWORK_DEVICE, PLAIN_DATABASE_NAME } from '../workflows/contract';
+import { fileTreeId } from './backup';
+import { NETWORK_DEVICE, PLAIN_DATABASE_NAME } from './names';
 
 export const TIERS = ['critical', 'important', 'normal'] as const;
 export type Tier = (typeof TIERS)[number];

@@ -1,37 +1,16 @@
 /**
  * What operators send and read while a runbook runs: the `status` query, the `approve`
  * signal (Web UI) and update (CLI: a synchronous answer, validated), the `abort` signal,
- * and the search attributes that let them filter runs in the Web UI.
+ * the service lock's own messages, and the search attributes that let them filter runs in the Web UI.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { Approval, RunbookStatus } from './contract';
-import type { ChildGate } from './page';
-
-export interface AbortRequest {
-  by: string;
-  reason: string;
-}
-
-export interface MonitorState {
-  service: string;
-  consecutiveFailures: number;
-  firstFailedAt: string | null;
-  lastHealthyAt: string | null;
-  lastCheck: { at: string; ok: boolean; detail: string } | null;
-  cooldownUntil: string | null;
-  incidents: { detectedAt: string; incidentStartedAt: string; failover: string; started: boolean; detail: string }[];
-}
-
-export interface ApprovalReceipt {
-  accepted: true;
-  step: string;
-  approver: string;
-  /** Distinct approvers still needed at this gate after this one. */
-  stillNeeded: number;
-}
+import type { AbortRequest, Approval, ApprovalReceipt, ChildGate } from './approvals';
+import type { BackupStatus, MonitorState, RunbookStatus, ServiceLockState } from './status';
 
 export const statusQuery = defineQuery<RunbookStatus>('status');
+/** `status` of backup runs (nightlyBackup, serviceBackup, binlogArchive): their own shape. */
+export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
 /** The monitor's own view: consecutive failures, the incident start, cooldown, incidents declared. */
 export const monitorStateQuery = defineQuery<MonitorState>('monitorState');
@@ -43,6 +22,10 @@ export const abortSignal = defineSignal<[AbortRequest]>('abort');
  * page then shows the gate and the signal to paste, and relays the approvals it receives. Not for operators.
  */
 export const childGateSignal = defineSignal<[ChildGate | null]>('childGate');
+
+/** serviceLock (`lock-<service>`): its holder signals `release` on every exit path; `holder` names who holds it. */
+export const releaseLockSignal = defineSignal<[{ by: string }]>('release');
+export const lockHolderQuery = defineQuery<ServiceLockState>('holder');
 
 export const DrService = defineSearchAttributeKey('DrService', SearchAttributeType.KEYWORD);
 export const DrRunbook = defineSearchAttributeKey('DrRunbook', SearchAttributeType.KEYWORD);
