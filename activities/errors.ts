@@ -4,9 +4,9 @@
  * workflow code raises its failures the same way).
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { ErrorType, failure } from '../contract';
+import { driverFailure, ErrorType, failure } from '../contract';
 
-export { failure };
+export { driverFailure, failure };
 
 const AWS_NOT_FOUND = /NotFound|NoSuch|DoesNotExist|InvalidInstanceID|Malformed/;
 const AWS_DENIED =

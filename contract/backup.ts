@@ -1,5 +1,4 @@
 /** Backups: the manifests every copy is checked against, their results and compliance. */
-import { ErrorType } from './failures';
 
 // ------------------------------------------------------------------ nightly backup
 // Layout, in every destination (a file-system root or an S3 bucket + prefix):
@@ -7,17 +6,6 @@ import { ErrorType } from './failures';
 //   <prefix><service>/logical/<backupId>/dump.sql.zst.sha256   `sha256sum -c` format
 //   <prefix><service>/logical/<backupId>/manifest.json         written last, only once every copy is verified
 // A backup is verified iff its manifest.json exists: restore tests and retention trust nothing else.
-
-export const BackupErrorType = {
-  /** A copy's size or SHA-256 read back from storage differs from what was written. */
-  BackupCorrupt: ErrorType.BackupCorrupt,
-  /** mariadb-dump / zstd exited non-zero (stderr in the message). */
-  DumpFailed: ErrorType.DumpFailed,
-  /** One or more steps of a service's backup failed; the message names each. */
-  BackupFailed: ErrorType.BackupFailed,
-  /** A backup with this id already has a manifest: backups are never rewritten. */
-  BackupExists: ErrorType.BackupExists,
-} as const;
 
 export const BACKUP_DESTINATIONS = ['local', 'primary', 'offsite'] as const;
 export type BackupDestinationName = (typeof BACKUP_DESTINATIONS)[number];

@@ -1,5 +1,4 @@
 /** The quarterly DR drill: its report, findings and trend. */
-import { ErrorType } from './failures';
 import type { Approval } from './approvals';
 import type { StepRecord } from './status';
 
@@ -7,11 +6,6 @@ import type { StepRecord } from './status';
 // Reports, in the service's primary backup destination (or a local reports directory):
 //   <prefix><service>/reports/drill/<drillId>.{json,md,html}
 // Trend = the earlier JSON drill reports listed from there.
-
-export const DrillErrorType = {
-  /** The drill ran and at least one finding is critical (a step failed, a target was missed); the report says which. */
-  DrillFailed: ErrorType.DrillFailed,
-} as const;
 
 export interface DrillFinding {
   severity: 'info' | 'warning' | 'critical';

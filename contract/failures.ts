@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
  * Every ApplicationFailure type drbook raises, and whether a retry can help. `false`: the same call fails
  * the same way until a human changes something (or the data is hostile), so the step fails at once.
  * `failure()` and every retry policy (NON_RETRYABLE) read this one table; a driver's own code
- * (ECONNREFUSED, a throttled AWS call) is not listed and stays retryable.
+ * (ECONNREFUSED, a throttled AWS call: `driverFailure()`) is not listed and stays retryable.
  */
 const FAILURE_RETRYABLE = {
   UnknownService: false,
@@ -74,9 +74,19 @@ const FAILURE_RETRYABLE = {
   RestoreTestFailed: false,
   PitrArchiveGap: false,
   RdsRestoreFailed: true,
+  /** An RDS instance did not reach the state waited for in time (it may still get there: wait again). */
+  RdsWaitTimedOut: true,
   SnapshotFailed: true,
   RecloneFailed: true,
   DrillFailed: false,
+  /** A connection cut off mid-read (the driver's own code, kept as the type): says nothing of the server, read again. */
+  ECONNRESET: true,
+  /** A MySQL driver error without a code of its own. */
+  MysqlError: true,
+  /** An ssh2 client error without a code of its own. */
+  SshError: true,
+  /** A local destination's file-system error without a code of its own. */
+  FileSystemError: true,
   SshExecFailed: true,
   SshTimeout: true,
   WebhookFailed: true,
@@ -96,15 +106,31 @@ export const NON_RETRYABLE: ErrorType[] = (Object.keys(FAILURE_RETRYABLE) as Err
   (t) => !FAILURE_RETRYABLE[t],
 );
 
-/**
- * A typed failure; its retryability comes from the table above. `type` is an ErrorType or a driver's own
- * code (ECONNRESET): a type the table does not list is retryable.
- */
-export function failure(type: string, message: string, details?: Record<string, unknown>): ApplicationFailure {
+/** A typed failure; its retryability comes from the table above, and only a type the table lists is accepted. */
+export function failure(type: ErrorType, message: string, details?: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({
     type,
     message,
-    nonRetryable: (NON_RETRYABLE as string[]).includes(type),
+    nonRetryable: !FAILURE_RETRYABLE[type],
+    details: details ? [details] : undefined,
+  });
+}
+
+/**
+ * A driver's or the OS's own error code as the failure's type (ECONNREFUSED, ER_LOCK_WAIT_TIMEOUT, EIO), or
+ * `fallback` when it gave none. A code is not in the table: a human did not cause it, so it is retried.
+ */
+export function driverFailure(
+  code: string | undefined,
+  fallback: ErrorType,
+  message: string,
+  details?: Record<string, unknown>,
+): ApplicationFailure {
+  if (code === undefined) return failure(fallback, message, details);
+  return ApplicationFailure.create({
+    type: code,
+    message,
+    nonRetryable: false,
     details: details ? [details] : undefined,
   });
 }

@@ -1,31 +1,11 @@
 /** The monthly restore test: its checks, report and result. */
-import { BackupErrorType, type BackupManifest } from './backup';
-import { ErrorType } from './failures';
+import type { BackupManifest } from './backup';
 import type { StepRecord } from './status';
 
 // ------------------------------------------------------------------ monthly restore test
 // Reports, in the service's primary backup destination (or its first one):
 //   <prefix><service>/reports/restore-test/<testId>.{json,md,html}
 // History = the earlier JSON reports listed from there.
-
-export const RestoreErrorType = {
-  /** The dump object's size or SHA-256 differs from its manifest: nothing was restored. */
-  BackupCorrupt: BackupErrorType.BackupCorrupt,
-  /** The manifest is missing, unreadable, or not a drbook backup manifest. */
-  ManifestInvalid: ErrorType.ManifestInvalid,
-  /** The manifest's signature is missing or does not verify with any key of the worker's keyring. */
-  ManifestUnauthenticated: ErrorType.ManifestUnauthenticated,
-  /** No verified backup (manifest present) of the service, or not the one asked for. */
-  NoVerifiedBackup: ErrorType.NoVerifiedBackup,
-  /** Fetch | zstd -d | mariadb failed (stderr in the message). */
-  RestoreFailed: ErrorType.RestoreFailed,
-  /** The backup holds a mariadb client command (or other input a restore never runs): nothing of it ran. */
-  RestoreRefused: ErrorType.RestoreRefused,
-  /** The restore ran, and at least one check failed; the message names each. */
-  RestoreTestFailed: ErrorType.RestoreTestFailed,
-  /** Point-in-time recovery: the binlog archive lacks a log between the backup's position and the point. */
-  PitrArchiveGap: ErrorType.PitrArchiveGap,
-} as const;
 
 /**
  * One check of a restore test. `gate: true` checks decide pass/fail; `gate: false` ones are

@@ -23,7 +23,6 @@ import {
 import {
   type ServicePlan,
   fileTreeId,
-  BackupErrorType,
   ErrorType,
   nightlyBackupInput,
   parseInput,
@@ -657,7 +656,7 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     status.phase = 'failed';
     publishBackupPage(status, `FAILED (${status.failures.length} failures)`);
     throw ApplicationFailure.create({
-      type: BackupErrorType.BackupFailed,
+      type: ErrorType.BackupFailed,
       message: `${service} backup ${backupId} failed: ${status.failures.map((f) => `${f.reason} [${f.type}]`).join('; ')}`,
       nonRetryable: true,
       details: [result],

@@ -15,10 +15,10 @@ import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
 import {
   backupStatusQuery,
   type BackupStatus,
-  BackupErrorType,
   binlogArchiveInput,
   parseInput,
   type StepRecord,
+  ErrorType,
 } from '../contract';
 import { publishBackupPage } from './backup';
 import { planFor, reasonOf } from './plan';
@@ -82,7 +82,7 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
       rec.state = 'failed';
       rec.detail = reasonOf(err);
       result.failed.push({ service, reason: reasonOf(err) });
-      status.failures.push({ service, type: BackupErrorType.BackupFailed, reason: reasonOf(err) });
+      status.failures.push({ service, type: ErrorType.BackupFailed, reason: reasonOf(err) });
       if (patched('binlog-archive-failure-alert')) await alertFailed(service, reasonOf(err), rec);
     } finally {
       rec.endedAt = new Date().toISOString();
@@ -120,7 +120,7 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
   );
   if (result.failed.length)
     throw ApplicationFailure.create({
-      type: BackupErrorType.BackupFailed,
+      type: ErrorType.BackupFailed,
       message: `binlog archive failed for ${result.failed.map((f) => `${f.service}: ${f.reason}`).join('; ')}`,
       nonRetryable: true,
       details: [result],

@@ -32,7 +32,6 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import {
-  DrillErrorType,
   drillInput,
   ErrorType,
   failure,
@@ -202,7 +201,7 @@ export async function drDrill(rawInput: DrillInput): Promise<DrillReport> {
   run.tag([{ key: DrOutcome, value: outcome }]);
   if (outcome === 'failed') {
     throw ApplicationFailure.create({
-      type: DrillErrorType.DrillFailed,
+      type: ErrorType.DrillFailed,
       message: `drill ${drillId} of ${svc.name} failed: ${findings
         .filter((f) => f.severity === 'critical')
         .map((f) => f.text)

@@ -20,7 +20,6 @@ import {
   fileTreeId,
   ErrorType,
   parseInput,
-  RestoreErrorType,
   restoreTestInput,
   type BackupManifest,
   type RestoreCheck,
@@ -195,7 +194,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
         const typed = err instanceof ApplicationFailure ? err.type : null;
         // A refused scratch server is its own finding: the restore never began (nothing was written there).
         const named =
-          typed === RestoreErrorType.BackupCorrupt
+          typed === ErrorType.BackupCorrupt
             ? 'checksum'
             : typed === ErrorType.ScratchIsProduction
               ? 'scratch-isolated'
@@ -632,7 +631,7 @@ export async function restoreTest(rawInput: RestoreTestInput): Promise<RestoreTe
   if (report.outcome === 'failed') {
     const failed = checks.find((c) => c.name === report.failedCheck);
     throw ApplicationFailure.create({
-      type: RestoreErrorType.RestoreTestFailed,
+      type: ErrorType.RestoreTestFailed,
       message: `restore test of ${svc.name} failed at check ${report.failedCheck}: ${failed?.detail ?? reasonOf(thrown)} (report: ${report.links?.html ?? 'not stored'})`,
       nonRetryable: true,
       details: [result],

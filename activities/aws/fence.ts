@@ -90,9 +90,13 @@ export function createAwsFenceActivities(clients: AwsClients) {
       const after = await aws(what, () => ec2.send(new DescribeSecurityGroupsCommand({ Filters: tagFilters(tags) })));
       const left = (after.SecurityGroups ?? []).filter((g) => g.IpPermissions?.length);
       if (left.length)
-        throw failure('FenceFailed', `ingress still open on ${left.map((g) => g.GroupId).join(', ')} after revoking`, {
-          tags,
-        });
+        throw failure(
+          ErrorType.FenceFailed,
+          `ingress still open on ${left.map((g) => g.GroupId).join(', ')} after revoking`,
+          {
+            tags,
+          },
+        );
       const ids = groups.map((g) => g.GroupId!);
       return { action, resources: ids, detail: `every ingress rule of ${ids.join(', ')} revoked (${revoked} rule(s))` };
     },

@@ -142,9 +142,13 @@ export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<
           if (done(s)) return s;
           await onEach(s);
           if (Date.now() > deadline)
-            throw failure('RdsWaitTimedOut', `${String(progress.instance)}: still not ${String(progress.waitingFor)}`, {
-              ...progress,
-            });
+            throw failure(
+              ErrorType.RdsWaitTimedOut,
+              `${String(progress.instance)}: still not ${String(progress.waitingFor)}`,
+              {
+                ...progress,
+              },
+            );
           await sleep(pause);
         }
       })(),

@@ -27,10 +27,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import {
   type Service,
   fileTreeId,
-  BackupErrorType,
   BACKUP_ID,
   ErrorType,
-  RestoreErrorType,
   type BackupCopy,
   type BackupDestinationName,
   type FileTreeEntry,
@@ -221,26 +219,26 @@ async function readFileTreeManifest(
   const signature = await store.get(`${fileTreeBackupRoot(service, tree, backupId)}${SIGNATURE_FILE}`);
   if (signature === null || !stores.keyring.verify(text, signature))
     throw refuse(
-      RestoreErrorType.ManifestUnauthenticated,
+      ErrorType.ManifestUnauthenticated,
       `${at}: ${signature === null ? 'not signed' : 'the signature does not verify with any backup-signing key of this worker'}`,
     );
   let m: FileTreeManifest;
   try {
     m = JSON.parse(text) as FileTreeManifest;
   } catch (err) {
-    throw refuse(RestoreErrorType.ManifestInvalid, `${at}: not JSON: ${(err as Error).message}`);
+    throw refuse(ErrorType.ManifestInvalid, `${at}: not JSON: ${(err as Error).message}`);
   }
   const own = (k: unknown, file: string) => isFileTreeObjectKey(k, service, tree, backupId, file);
   if (m.format !== 'drbook-filetree/1' || m.id !== backupId || m.service !== service || m.tree !== tree)
-    throw refuse(RestoreErrorType.ManifestInvalid, `${at}: names ${m.service}/${m.tree}/${m.id} (${m.format})`);
+    throw refuse(ErrorType.ManifestInvalid, `${at}: names ${m.service}/${m.tree}/${m.id} (${m.format})`);
   if (
     !own(m.object?.key, FILE_TREE_ARCHIVE) ||
     !own(m.snapshot?.key, FILE_TREE_SNAPSHOT) ||
     !own(m.files?.key, FILE_TREE_LIST)
   )
-    throw refuse(RestoreErrorType.ManifestInvalid, `${at}: names objects that are not this backup's`);
+    throw refuse(ErrorType.ManifestInvalid, `${at}: names objects that are not this backup's`);
   if (!Array.isArray(m.restoreChain) || !m.restoreChain.every((id) => BACKUP_ID.test(id) && id < backupId))
-    throw refuse(RestoreErrorType.ManifestInvalid, `${at}: restoreChain ${JSON.stringify(m.restoreChain)}`);
+    throw refuse(ErrorType.ManifestInvalid, `${at}: restoreChain ${JSON.stringify(m.restoreChain)}`);
   return m;
 }
 
@@ -330,7 +328,7 @@ export function createFileTreeActivities(
         const key = fileTreeManifestKey(service, tree, backupId);
         if ((await store.get(key)) !== null)
           throw refuse(
-            BackupErrorType.BackupExists,
+            ErrorType.BackupExists,
             `${store.location(key)} exists: file-tree backup ${backupId} of ${service}/${tree} is never rewritten`,
           );
       }
@@ -360,7 +358,7 @@ export function createFileTreeActivities(
           const body = await readAll(store, p.snapshot.key);
           if (sha256(body) !== p.snapshot.sha256)
             throw refuse(
-              BackupErrorType.BackupCorrupt,
+              ErrorType.BackupCorrupt,
               `${store.location(p.snapshot.key)}: SHA-256 ${sha256(body)}, the signed manifest of ${parent} names ${p.snapshot.sha256}`,
             );
           snapshotInput = body;
@@ -430,12 +428,12 @@ export function createFileTreeActivities(
           );
         if (archived.code !== 0)
           throw failure(
-            BackupErrorType.DumpFailed,
+            ErrorType.DumpFailed,
             `tar on ${cfg.host} for ${cfg.path} exited ${archived.code}: ${tarStderr() || '(no output)'}`,
             { host: cfg.host },
           );
         if (compressed.code !== 0)
-          throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`);
+          throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`);
         if (abort.signal.aborted) throw abort.signal.reason;
         const archiveSha = digest.hex();
         const versions = await Promise.all(writers.map((w) => w.writer.finish()));
@@ -456,7 +454,7 @@ export function createFileTreeActivities(
             );
             if (snap.code !== 0)
               throw failure(
-                BackupErrorType.DumpFailed,
+                ErrorType.DumpFailed,
                 `${cfg.host}: reading tar's snapshot exited ${snap.code}: ${snap.stderr}`,
               );
             const entries = await listTree(ssh, cfg.path, cfg.exclude);
@@ -556,14 +554,14 @@ export function createFileTreeActivities(
             const actual = hash.digest('hex');
             if (bytes !== o.size || actual !== o.sha256)
               throw refuse(
-                BackupErrorType.BackupCorrupt,
+                ErrorType.BackupCorrupt,
                 `${store.location(o.key)}: read back ${bytes} bytes with SHA-256 ${actual}; written ${o.size} bytes with SHA-256 ${o.sha256}`,
               );
           }
           const line = await store.get(`${object.key}.sha256`);
           if (line !== checksumLine(object.sha256, FILE_TREE_ARCHIVE))
             throw refuse(
-              BackupErrorType.BackupCorrupt,
+              ErrorType.BackupCorrupt,
               `${store.location(`${object.key}.sha256`)} does not hold ${object.sha256}`,
             );
           return {
@@ -596,7 +594,7 @@ export function createFileTreeActivities(
         const store = stores.store(service, copy.destination);
         const existing = await store.get(key);
         if (existing !== null && existing !== body)
-          throw refuse(BackupErrorType.BackupExists, `${store.location(key)} already holds another manifest`);
+          throw refuse(ErrorType.BackupExists, `${store.location(key)} already holds another manifest`);
         if (existing === body && (await store.get(sigKey)) === signature) continue;
         await store.put(sigKey, signature);
         await store.put(key, body);
@@ -667,7 +665,7 @@ export function createFileTreeActivities(
               const m = await readFileTreeManifest(stores, store, service, tree, id);
               if (!m || m.chain !== target.chain)
                 throw refuse(
-                  RestoreErrorType.ManifestInvalid,
+                  ErrorType.ManifestInvalid,
                   `${store.label}: ${id} of chain ${target.chain} is ${m ? `of chain ${m.chain}` : 'missing'}`,
                 );
               chain.push(m);
@@ -683,7 +681,7 @@ export function createFileTreeActivities(
                   const actual = digest.hex();
                   if (digest.bytes !== m.object.size || actual !== m.object.sha256)
                     throw refuse(
-                      BackupErrorType.BackupCorrupt,
+                      ErrorType.BackupCorrupt,
                       `${store.location(m.object.key)}: ${digest.bytes} bytes with SHA-256 ${actual}; the signed manifest of ${m.id} names ${m.object.size} bytes with SHA-256 ${m.object.sha256}: nothing was extracted`,
                     );
                 }
@@ -692,7 +690,7 @@ export function createFileTreeActivities(
             const listBody = await readAll(store, target.files.key);
             if (sha256(listBody) !== target.files.sha256)
               throw refuse(
-                BackupErrorType.BackupCorrupt,
+                ErrorType.BackupCorrupt,
                 `${store.location(target.files.key)}: SHA-256 ${sha256(listBody)}, the signed manifest names ${target.files.sha256}`,
               );
             picked = { store, chain, list: JSON.parse(listBody.toString('utf8')) as FileTreeEntry[] };
@@ -704,7 +702,7 @@ export function createFileTreeActivities(
         }
         if (!picked)
           throw refuse(
-            refusals.some((r) => /SHA-256/.test(r)) ? BackupErrorType.BackupCorrupt : ErrorType.NoVerifiedBackup,
+            refusals.some((r) => /SHA-256/.test(r)) ? ErrorType.BackupCorrupt : ErrorType.NoVerifiedBackup,
             `no destination holds a whole, intact chain of ${service}/${tree}/${backupId}: ${refusals.join('; ')}`,
           );
 
@@ -721,7 +719,7 @@ export function createFileTreeActivities(
             into = made1.stdout.toString('utf8').trim();
             if (made1.code !== 0 || !into)
               throw failure(
-                RestoreErrorType.RestoreFailed,
+                ErrorType.RestoreFailed,
                 `${cfg.host}: ${intoAsked ? `${intoAsked} is not an empty directory` : 'mktemp -d failed'}: ${made1.stderr}`,
               );
             made = !intoAsked;
@@ -738,7 +736,7 @@ export function createFileTreeActivities(
               ]);
               if (done.code !== 0)
                 throw failure(
-                  RestoreErrorType.RestoreFailed,
+                  ErrorType.RestoreFailed,
                   `${cfg.host}: extracting ${m.id} (${m.level}) into ${into} exited ${done.code}: ${stderr()}`,
                 );
             }

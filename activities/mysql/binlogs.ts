@@ -22,7 +22,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import { ApplicationFailure } from '@temporalio/common';
-import { BackupErrorType, ErrorType, type BackupDestinationName } from '../../contract';
+import { ErrorType, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
 import { archivedBinlogName, binlogKey, binlogRoot, checksumLine } from '../storage/layout';
@@ -100,7 +100,7 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
         const size = have.get(log.file);
         if (size !== undefined && size !== log.size)
           throw ApplicationFailure.create({
-            type: BackupErrorType.BackupExists,
+            type: ErrorType.BackupExists,
             message: `${store.location(`${root}${log.file}`)} holds ${size} bytes, the server's log ${log.size}: an archived log is never overwritten`,
             nonRetryable: true,
           });
@@ -133,13 +133,13 @@ export function createBinlogArchiveActivities(stores: BackupStores, pools: Mysql
           const stderr = collect(child.stderr);
           const { code } = await exitOf(child, bin);
           if (code !== 0)
-            throw failure(BackupErrorType.DumpFailed, `${bin} for ${server} ${log.name} exited ${code}: ${stderr()}`, {
+            throw failure(ErrorType.DumpFailed, `${bin} for ${server} ${log.name} exited ${code}: ${stderr()}`, {
               server,
             });
           const file = path.join(work, log.name);
           const size = (await stat(file)).size;
           if (size !== log.size)
-            throw failure(BackupErrorType.DumpFailed, `${log.name}: read ${size} bytes, the server lists ${log.size}`);
+            throw failure(ErrorType.DumpFailed, `${log.name}: read ${size} bytes, the server lists ${log.size}`);
           const hash = createHash('sha256');
           for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 }))
             hash.update(chunk as Buffer);

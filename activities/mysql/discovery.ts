@@ -120,7 +120,9 @@ export function createTopologyDiscoveryActivities(serviceNamed: (service: string
     // transient fault is), so the retry reads it again. Refused and timed-out members are evidence.
     const reset = read.find((m) => m.error !== null && TRANSIENT.test(m.error));
     if (reset)
-      throw failure('ECONNRESET', `${service}: reading ${reset.server} was cut off: ${reset.error}`, { service });
+      throw failure(ErrorType.ECONNRESET, `${service}: reading ${reset.server} was cut off: ${reset.error}`, {
+        service,
+      });
     return classifyTopology(service, read);
   }
 

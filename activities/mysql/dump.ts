@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { Context } from '@temporalio/activity';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { BackupErrorType, ErrorType, type BackupCopy, type BackupDestinationName } from '../../contract';
+import { ErrorType, type BackupCopy, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import {
@@ -257,7 +257,7 @@ export function exitOf(child: ChildProcess, bin: string): Promise<{ code: number
       reject(
         err.code === 'ENOENT'
           ? failure(ErrorType.NotConfigured, `${bin} is not installed on this worker`)
-          : failure(BackupErrorType.DumpFailed, `${bin}: ${err.message}`),
+          : failure(ErrorType.DumpFailed, `${bin}: ${err.message}`),
       ),
     );
     child.once('close', (code, signal) => resolve({ code, signal }));
@@ -275,7 +275,7 @@ function dumpFailure(bin: string, server: string, code: number | null, stderr: s
   const message = `${bin} on ${server} exited ${code}: ${stderr || '(no output)'}`;
   if (/\b1045\b|Access denied/i.test(stderr)) return failure(ErrorType.DatabaseAuthFailed, message, { server });
   if (/\b1049\b|Unknown database/i.test(stderr)) return failure(ErrorType.ResourceNotFound, message, { server });
-  return failure(BackupErrorType.DumpFailed, message, { server });
+  return failure(ErrorType.DumpFailed, message, { server });
 }
 
 const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
@@ -406,7 +406,7 @@ export async function binlogCreatedAt(engine: 'mariadb' | 'mysql', defaultsFile:
   const { code } = await exitOf(child, bin);
   const m = FORMAT_DESCRIPTION.exec(out());
   if (code !== 0 || !m)
-    throw failure(BackupErrorType.DumpFailed, `${bin} could not read when ${log} was created (exit ${code}): ${err()}`);
+    throw failure(ErrorType.DumpFailed, `${bin} could not read when ${log} was created (exit ${code}): ${err()}`);
   return `20${m[1]}${m[2]}${m[3]}T${m[4].padStart(2, '0')}${m[5]}${m[6]}Z`;
 }
 
@@ -567,15 +567,14 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
 
         const [, dumped, compressed, teed] = await streamed;
         if (dumped.code !== 0) throw dumpFailure(bin, server, dumped.code, dumpStderr());
-        if (teed.code !== 0)
-          throw failure(BackupErrorType.DumpFailed, `tee exited ${teed.code}: ${teeStderr()}`, { server });
+        if (teed.code !== 0) throw failure(ErrorType.DumpFailed, `tee exited ${teed.code}: ${teeStderr()}`, { server });
         if (compressed.code !== 0)
-          throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
+          throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
         if (abort.signal.aborted) throw abort.signal.reason;
         const sizes = ZSTD_SIZES.exec(zstdStderr());
         if (!sizes || Number(sizes[2]) !== digest.bytes)
           throw failure(
-            BackupErrorType.DumpFailed,
+            ErrorType.DumpFailed,
             `zstd's byte counts (${sizes ? `${sizes[2]} B out` : 'not reported'}) do not match the ${digest.bytes} B received`,
             { server },
           );

@@ -5,7 +5,7 @@
  */
 import mysql from 'mysql2/promise';
 import { replicationAddress, type MysqlServer, ErrorType } from '../../contract';
-import { failure } from '../errors';
+import { driverFailure, failure } from '../errors';
 import { transactionsBehind, type GtidFlavor } from './gtid';
 
 export interface MysqlTarget {
@@ -120,7 +120,7 @@ export function mysqlFailure(server: string, err: unknown): Error {
   if (e.code === 'ER_ACCESS_DENIED_ERROR' || e.code === 'ER_DBACCESS_DENIED_ERROR') {
     return failure(ErrorType.DatabaseAuthFailed, message, { server });
   }
-  return failure(e.code ?? 'MysqlError', message, { server });
+  return driverFailure(e.code, ErrorType.MysqlError, message, { server });
 }
 
 /**

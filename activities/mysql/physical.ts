@@ -26,7 +26,6 @@ import type { RowDataPacket } from 'mysql2/promise';
 import {
   dataFilesHost,
   type MysqlServer,
-  BackupErrorType,
   ErrorType,
   type BackupCopy,
   type BackupDestinationName,
@@ -293,13 +292,13 @@ export function createPhysicalBackupActivities(
         if (copied.code !== 0) {
           const auth = /Access denied|\b1045\b/i.test(report);
           throw failure(
-            auth ? ErrorType.DatabaseAuthFailed : BackupErrorType.DumpFailed,
+            auth ? ErrorType.DatabaseAuthFailed : ErrorType.DumpFailed,
             `mariabackup on ${sshHost ?? 'the worker'} for ${server} exited ${copied.code}: ${report.slice(-1500) || '(no output)'}`,
             { server },
           );
         }
         if (compressed.code !== 0)
-          throw failure(BackupErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
+          throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
         if (abort.signal.aborted) throw abort.signal.reason;
         const sha256 = digest.hex();
         const versions = await Promise.all(writers.map((w) => w.writer.finish()));

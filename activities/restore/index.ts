@@ -17,7 +17,6 @@ import mysql, { type RowDataPacket } from 'mysql2/promise';
 import {
   BACKUP_ID,
   ErrorType,
-  RestoreErrorType,
   type BackupDestinationName,
   type BackupManifest,
   type RestoreCheck,
@@ -83,7 +82,7 @@ function activityContext(): Context | null {
 
 function corrupt(message: string, details: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({
-    type: RestoreErrorType.BackupCorrupt,
+    type: ErrorType.BackupCorrupt,
     message,
     nonRetryable: true,
     details: [details],
@@ -250,7 +249,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
       const from = wanted ? found.find((f) => f.ids.includes(wanted)) : undefined;
       if (!wanted || !from) {
         throw failure(
-          RestoreErrorType.NoVerifiedBackup,
+          ErrorType.NoVerifiedBackup,
           backupId
             ? `no verified ${kind} backup ${backupId} of ${service} in ${ordered.map((s) => s.label).join(', ')}`
             : `no verified ${kind} backup of ${service} (no manifest.json) in ${ordered.map((s) => s.label).join(', ')}`,
@@ -378,7 +377,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
           reject(
             err.code === 'ENOENT'
               ? failure(ErrorType.NotConfigured, 'zstd is not installed on this worker')
-              : failure(RestoreErrorType.RestoreFailed, `zstd: ${err.message}`),
+              : failure(ErrorType.RestoreFailed, `zstd: ${err.message}`),
           ),
         );
         zstd.once('close', (code) => resolve(code));
@@ -418,10 +417,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
           );
         }
         const zstdFailed = () =>
-          failure(
-            RestoreErrorType.RestoreFailed,
-            `zstd -d of ${store.location(key)} exited ${code}: ${zstdErr.trim()}`,
-          );
+          failure(ErrorType.RestoreFailed, `zstd -d of ${store.location(key)} exited ${code}: ${zstdErr.trim()}`);
         // zstd's own complaint (a corrupt frame) first; then the loader's; a zstd that lost its reader last.
         const lostReader = /Write error|Broken pipe|Connection reset/i.test(zstdErr);
         if (code !== 0 && code !== null && !lostReader) throw zstdFailed();
@@ -430,7 +426,7 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
         if (code !== 0) throw zstdFailed();
         const missing = databases.filter((d) => !router.seen.includes(d.source)).map((d) => d.source);
         if (missing.length)
-          throw failure(RestoreErrorType.RestoreFailed, `the dump holds no database ${missing.join(', ')}`, {
+          throw failure(ErrorType.RestoreFailed, `the dump holds no database ${missing.join(', ')}`, {
             missing,
           });
         return {

@@ -29,7 +29,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
-import { ErrorType, RestoreErrorType } from '../../contract';
+import { ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { REFUSED_CLIENT_COMMAND } from '../mysql/dump';
 import { addKeysStatement, deferSecondaryKeys, type DeferredKeys } from './deferred-keys';
@@ -95,7 +95,7 @@ class LoaderSession {
         this.onFail(
           err.code === 'ENOENT'
             ? failure(ErrorType.NotConfigured, 'the mariadb client is not installed on this worker')
-            : failure(RestoreErrorType.RestoreFailed, `mariadb client: ${err.message}`),
+            : failure(ErrorType.RestoreFailed, `mariadb client: ${err.message}`),
         );
         resolve({ code: null, signal: null });
       });
@@ -113,7 +113,7 @@ class LoaderSession {
     // A client command inside a statement (the router refuses those that start one): the client refused it.
     const refused = REFUSED_CLIENT_COMMAND.test(stderr);
     return failure(
-      refused ? RestoreErrorType.RestoreRefused : RestoreErrorType.RestoreFailed,
+      refused ? ErrorType.RestoreRefused : ErrorType.RestoreFailed,
       `mariadb client session ${this.index} exited ${code}: ${stderr}${refused ? ' (a client command in the backup: refused, nothing of it ran)' : ''}`,
     );
   }
@@ -276,7 +276,7 @@ export class DumpRouter extends Writable {
     if (!this.inStatement && !this.delimiterBlock && trimmed.trimStart().startsWith('\\')) {
       // No SQL statement starts with a backslash: this is a client command (\! runs a shell, \. reads a file).
       throw failure(
-        RestoreErrorType.RestoreRefused,
+        ErrorType.RestoreRefused,
         `line ${this.lines} of the dump is a mariadb client command, refused (a restore never runs one): ${JSON.stringify(trimmed.slice(0, 200))}`,
         { line: this.lines },
       );
@@ -371,10 +371,7 @@ export class DumpRouter extends Writable {
     const source = Buffer.from(quoted.replace(/``/g, '`'), 'latin1').toString('utf8');
     const scratch = this.rename.get(source);
     if (!scratch)
-      throw failure(
-        RestoreErrorType.RestoreFailed,
-        `the dump names database "${source}", which the manifest does not list`,
-      );
+      throw failure(ErrorType.RestoreFailed, `the dump names database "${source}", which the manifest does not list`);
     return scratch;
   }
 
@@ -427,7 +424,7 @@ export class DumpRouter extends Writable {
     this.check();
     if (this.insertTo || this.createLines || !this.completed)
       throw failure(
-        RestoreErrorType.RestoreFailed,
+        ErrorType.RestoreFailed,
         `the dump ends ${this.insertTo ? 'inside an INSERT statement' : 'without its "-- Dump completed" line'}: truncated`,
       );
     const exits = await Promise.all(this.sessions.map((s) => s.end()));

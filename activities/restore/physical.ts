@@ -20,7 +20,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
-import { RestoreErrorType, type BackupDestinationName, type RestoreCheck } from '../../contract';
+import { type BackupDestinationName, type RestoreCheck, ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import { activityContext, collect, Digest, exitOf } from '../mysql/dump';
@@ -46,7 +46,7 @@ export interface PhysicalRestoreResult {
 }
 
 function restoreFailed(message: string): ApplicationFailure {
-  return failure(RestoreErrorType.RestoreFailed, message);
+  return failure(ErrorType.RestoreFailed, message);
 }
 
 async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
@@ -131,7 +131,7 @@ export function createPhysicalRestoreActivities(stores: BackupStores) {
         const digest = meter.hex();
         if (meter.bytes !== size || digest !== sha256)
           throw ApplicationFailure.create({
-            type: RestoreErrorType.BackupCorrupt,
+            type: ErrorType.BackupCorrupt,
             message: `${store.location(key)}: read ${meter.bytes} bytes with SHA-256 ${digest}; the manifest says ${size} bytes with SHA-256 ${sha256}`,
             nonRetryable: true,
           });

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ErrorType, RestoreErrorType, type BackupDestinationName } from '../../contract';
+import { ErrorType, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { privateWorkDir } from '../workdirs';
 import type { MysqlPools } from '../mysql';
@@ -223,7 +223,7 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
       const startLog = from.binlogFile ? LOG_NAME.exec(from.binlogFile) : null;
       if (!startLog || (!from.gtid && from.binlogPos === null))
         throw failure(
-          RestoreErrorType.PitrArchiveGap,
+          ErrorType.PitrArchiveGap,
           `the backup records no binlog position (file ${from.binlogFile ?? 'none'}): nothing to replay from`,
         );
       // Events applied to a production member would be changes nobody made there: read the server first.
@@ -236,7 +236,7 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
       const archived = chainFrom(
         listed.map((o) => o.key.slice(root.length)),
         { file: from.binlogFile!, createdAt: from.binlogCreatedAt ?? null },
-        (why) => failure(RestoreErrorType.PitrArchiveGap, `${store.location(root)} ${why}`, { service }),
+        (why) => failure(ErrorType.PitrArchiveGap, `${store.location(root)} ${why}`, { service }),
       );
 
       const ctx = activityContext();
@@ -276,7 +276,7 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
           const actual = hash.digest('hex');
           if (actual !== expected)
             throw ApplicationFailure.create({
-              type: RestoreErrorType.BackupCorrupt,
+              type: ErrorType.BackupCorrupt,
               message: `${store.location(key)}: SHA-256 ${actual}, its .sha256 says ${expected ?? '(missing)'}`,
               nonRetryable: true,
             });
@@ -295,7 +295,7 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
         ]);
         if (endExit.code !== 0)
           throw failure(
-            RestoreErrorType.RestoreFailed,
+            ErrorType.RestoreFailed,
             `mariadb-binlog ${archived[archived.length - 1].name} exited ${endExit.code}: ${endErr()}`,
           );
         const archiveEndsAt = end.lastEventAt;
@@ -339,10 +339,10 @@ export function createPointInTimeActivities(stores: BackupStores, pools: MysqlPo
           if (b.status === 'rejected') throw b.reason;
           if (c.status === 'rejected') throw c.reason;
           if (b.value.code !== 0)
-            throw failure(RestoreErrorType.RestoreFailed, `mariadb-binlog exited ${b.value.code}: ${binlogErr()}`);
+            throw failure(ErrorType.RestoreFailed, `mariadb-binlog exited ${b.value.code}: ${binlogErr()}`);
           if (c.value.code !== 0)
             throw failure(
-              RestoreErrorType.RestoreFailed,
+              ErrorType.RestoreFailed,
               `replaying into ${db.scratch} on ${server}: mariadb exited ${c.value.code}: ${clientErr()}`,
             );
           if (results[0].status === 'rejected') throw results[0].reason;

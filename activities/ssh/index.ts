@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import { type SshHost, ErrorType } from '../../contract';
-import { failure } from '../errors';
+import { driverFailure, failure } from '../errors';
 import { whileHeartbeating } from '../liveness';
 
 export interface SshTarget {
@@ -211,8 +211,9 @@ export function sshFailure(target: SshTarget, err: Error & { level?: string }, p
     return failure(ErrorType.SshAuthFailed, `${target.name}: the worker's key was refused for user ${target.user}`, {
       host: target.name,
     });
-  const type = err.level === 'client-timeout' ? 'SshTimeout' : ((err as NodeJS.ErrnoException).code ?? 'SshError');
-  return failure(type, `${target.name} (${target.host}:${target.port}): ${err.message}`, { host: target.name });
+  const message = `${target.name} (${target.host}:${target.port}): ${err.message}`;
+  if (err.level === 'client-timeout') return failure(ErrorType.SshTimeout, message, { host: target.name });
+  return driverFailure((err as NodeJS.ErrnoException).code, ErrorType.SshError, message, { host: target.name });
 }
 
 /** Resolve an inventory host into a connectable target (reads key and known_hosts on the worker). */

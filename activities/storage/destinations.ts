@@ -27,7 +27,7 @@ import { type Inventory, type SecretRef, type Service, ErrorType, type BackupDes
 import { resolvePath, resolveSecret } from '../../config/load';
 import { gfsClass, gfsLockDays, type RetentionPolicy } from '../../workflows/backup-policy';
 import { s3ClientFor, type AwsConnection } from '../aws/clients';
-import { aws, awsFailure, failure } from '../errors';
+import { aws, awsFailure, driverFailure, failure } from '../errors';
 import { ATTEMPT, MANIFEST_FILE } from './layout';
 import { ManifestKeyring } from './manifest';
 
@@ -284,8 +284,9 @@ function earlierAttemptsFolder(key: string): string | null {
 
 function fileFailure(label: string, err: Error): Error {
   const code = (err as NodeJS.ErrnoException).code;
-  const type = code === 'EACCES' || code === 'EPERM' ? ErrorType.AccessDenied : (code ?? 'FileSystemError');
-  return failure(type, `local destination ${label}: ${err.message}`, { destination: label });
+  const message = `local destination ${label}: ${err.message}`;
+  if (code === 'EACCES' || code === 'EPERM') return failure(ErrorType.AccessDenied, message, { destination: label });
+  return driverFailure(code, ErrorType.FileSystemError, message, { destination: label });
 }
 
 export class S3Store implements BackupStore {

@@ -12,14 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  type Inventory,
-  BackupErrorType,
-  BACKUP_ID,
-  ErrorType,
-  type BackupDestinationName,
-  type BackupManifest,
-} from '../../contract';
+import { type Inventory, BACKUP_ID, ErrorType, type BackupDestinationName, type BackupManifest } from '../../contract';
 import { s3ClientFor, type AwsClients } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
 import type { BackupStores } from './destinations';
@@ -60,7 +53,7 @@ export interface LifecycleApplied {
 
 function corrupt(message: string, details: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({
-    type: BackupErrorType.BackupCorrupt,
+    type: ErrorType.BackupCorrupt,
     message,
     nonRetryable: true,
     details: [details],
@@ -202,7 +195,7 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
         const existing = await store.get(key);
         if (existing !== null && existing !== body)
           throw ApplicationFailure.create({
-            type: BackupErrorType.BackupExists,
+            type: ErrorType.BackupExists,
             message: `${store.location(key)} already holds another manifest: ${manifest.kind} backup ${manifest.id} of ${manifest.service} is never rewritten`,
             nonRetryable: true,
           });

@@ -12,16 +12,8 @@
  */
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import {
-  type Inventory,
-  type SecretRef,
-  BackupErrorType,
-  ErrorType,
-  RestoreErrorType,
-  type BackupManifest,
-} from '../../contract';
+import { type Inventory, type SecretRef, ErrorType, type BackupManifest } from '../../contract';
 import { failure } from '../errors';
-import type { BackupStore } from './destinations';
 import { isBackupObjectKey, manifestKey, signatureKey, type BackupKind } from './layout';
 
 type SigningConfig = Inventory['backupSigning'];
@@ -109,8 +101,14 @@ export interface VerifiedManifest {
  * ManifestInvalid (missing, unreadable, not this backup's) or ManifestUnauthenticated (no signature,
  * or one that does not verify with the worker's keyring), naming the destination's location.
  */
+/** What reading a manifest needs of a destination (a BackupStore, storage/destinations.ts, has it). */
+interface ManifestSource {
+  location(key: string): string;
+  get(key: string): Promise<string | null>;
+}
+
 export async function readVerifiedManifest(
-  store: BackupStore,
+  store: ManifestSource,
   keyring: ManifestKeyring,
   service: string,
   backupId: string,
@@ -121,13 +119,13 @@ export async function readVerifiedManifest(
   const refuse = (type: string, why: string) =>
     ApplicationFailure.create({ type, message: `${at}: ${why}`, nonRetryable: true, details: [{ location: at }] });
   const text = await store.get(key);
-  if (text === null) throw refuse(RestoreErrorType.ManifestInvalid, 'missing');
+  if (text === null) throw refuse(ErrorType.ManifestInvalid, 'missing');
   const signature = await store.get(signatureKey(service, backupId, kind));
   let signedBy: string | null = null;
   if (signature === null) {
     if (!keyring.acceptsUnsigned(backupId))
       throw refuse(
-        RestoreErrorType.ManifestUnauthenticated,
+        ErrorType.ManifestUnauthenticated,
         `not signed (no ${store.location(signatureKey(service, backupId, kind))}); an unsigned manifest is accepted only ` +
           'for a backup older than backupSigning.acceptUnsignedBefore in the inventory',
       );
@@ -135,7 +133,7 @@ export async function readVerifiedManifest(
     signedBy = keyring.verify(text, signature);
     if (!signedBy)
       throw refuse(
-        RestoreErrorType.ManifestUnauthenticated,
+        ErrorType.ManifestUnauthenticated,
         `the signature does not verify with any backup-signing key of this worker (${keyring.keyIds().join(', ')}): ` +
           'the manifest was changed after it was signed, or signed by another key',
       );
@@ -144,17 +142,17 @@ export async function readVerifiedManifest(
   try {
     m = JSON.parse(text) as BackupManifest;
   } catch (err) {
-    throw refuse(RestoreErrorType.ManifestInvalid, `not JSON: ${(err as Error).message}`);
+    throw refuse(ErrorType.ManifestInvalid, `not JSON: ${(err as Error).message}`);
   }
   if (m.format !== 'drbook-backup/1')
-    throw refuse(RestoreErrorType.ManifestInvalid, `format ${JSON.stringify(m.format)}, expected drbook-backup/1`);
+    throw refuse(ErrorType.ManifestInvalid, `format ${JSON.stringify(m.format)}, expected drbook-backup/1`);
   if (m.id !== backupId || m.service !== service || (m.kind ?? 'logical') !== kind)
-    throw refuse(RestoreErrorType.ManifestInvalid, `names backup ${m.service}/${m.id} (${m.kind})`);
+    throw refuse(ErrorType.ManifestInvalid, `names backup ${m.service}/${m.id} (${m.kind})`);
   if (!m.object?.sha256 || !Number.isInteger(m.object.size) || !Array.isArray(m.tables) || !m.databases?.length)
-    throw refuse(RestoreErrorType.ManifestInvalid, 'lacks object.sha256, object.size, databases or tables');
+    throw refuse(ErrorType.ManifestInvalid, 'lacks object.sha256, object.size, databases or tables');
   if (!isBackupObjectKey(m.object.key, service, backupId, kind))
     throw refuse(
-      RestoreErrorType.ManifestInvalid,
+      ErrorType.ManifestInvalid,
       `object.key ${JSON.stringify(m.object.key)} is not an object of this backup`,
     );
   return { manifest: m, objectKey: m.object.key, signedBy };
@@ -163,13 +161,13 @@ export async function readVerifiedManifest(
 /** The object a restore step was asked to read must be the one the signed manifest names, byte for byte. */
 export function requireManifestObject(
   verified: VerifiedManifest,
-  store: BackupStore,
+  store: ManifestSource,
   asked: { size?: number; sha256: string },
 ): void {
   const { object } = verified.manifest;
   if (object.sha256 !== asked.sha256 || (asked.size !== undefined && object.size !== asked.size))
     throw ApplicationFailure.create({
-      type: RestoreErrorType.ManifestInvalid,
+      type: ErrorType.ManifestInvalid,
       message: `${store.location(verified.objectKey)}: the signed manifest names ${object.size} bytes with SHA-256 ${object.sha256}, the step was given ${asked.size ?? '?'} bytes with SHA-256 ${asked.sha256}`,
       nonRetryable: true,
     });
@@ -177,7 +175,7 @@ export function requireManifestObject(
 
 /** Backups are never rewritten: refuse an id that already has a manifest in any of the destinations. */
 export async function refuseExistingBackup(
-  stores: BackupStore[],
+  stores: ManifestSource[],
   service: string,
   backupId: string,
   kind: BackupKind,
@@ -186,7 +184,7 @@ export async function refuseExistingBackup(
     const key = manifestKey(service, backupId, kind);
     if ((await store.get(key)) !== null)
       throw ApplicationFailure.create({
-        type: BackupErrorType.BackupExists,
+        type: ErrorType.BackupExists,
         message: `${store.location(key)} exists: ${kind} backup ${backupId} of ${service} is already taken; backups are never rewritten (use a new backup id)`,
         nonRetryable: true,
       });
