@@ -16,12 +16,10 @@
  *   npm run bench:backup -- [--rounds 3] [--force] [--no-fleet] [--fleet-only] [--fleet-services 200] [--drop]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import YAML from 'yaml';
-import type { Inventory } from '../contract';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
 import { awsConnectionFromInventory } from '../activities/aws/clients';
 import { writeClientDefaults } from '../activities/mysql/dump';
@@ -30,6 +28,7 @@ import { dropBenchDatabase, ensureBenchDatabase, type BenchDatabase } from './be
 import { runFleet } from './bench/fleet';
 import type { MemoryPeaks } from './bench/rss';
 import { busyMark, machineAtEnd, machineAtStart, median, roundsOption, type MachineLoad } from './bench/shared-machine';
+import { absoluteSecrets, benchService, writeInventory } from './bench/inventory';
 
 const ROOT = path.join(__dirname, '..');
 const SIZES = [
@@ -48,76 +47,6 @@ function option(name: string, fallback: number): number {
 const log = (s: string) => console.log(s);
 const mb = (bytes: number) => bytes / 1e6;
 const fmt = (n: number, d = 1) => n.toFixed(d);
-
-/** Secret references made absolute, so a generated inventory can live in any directory. */
-export function absoluteSecrets(loaded: LoadedInventory): Inventory {
-  const inv = structuredClone(loaded.inventory);
-  const abs = (ref: { file: string } | { env: string }) => {
-    if ('file' in ref) ref.file = path.resolve(loaded.baseDir, ref.file);
-  };
-  for (const s of Object.values(inv.mysqlServers)) abs(s.password);
-  for (const h of Object.values(inv.sshHosts)) {
-    abs(h.privateKey);
-    if ('knownHostsFile' in h.hostKey)
-      h.hostKey.knownHostsFile = path.resolve(loaded.baseDir, h.hostKey.knownHostsFile);
-  }
-  if (inv.aws.accessKeyId) abs(inv.aws.accessKeyId);
-  if (inv.aws.secretAccessKey) abs(inv.aws.secretAccessKey);
-  for (const svc of inv.services) {
-    if (svc.database?.replication) abs(svc.database.replication.password);
-    const local = svc.backup?.destinations.local;
-    if (local) local.path = path.resolve(loaded.baseDir, local.path);
-  }
-  return inv;
-}
-
-/** A benchmark service: one database on the stack's primary, a local directory and the primary-region bucket. */
-export function benchService(
-  base: Inventory,
-  name: string,
-  database: string,
-  localDir: string,
-  prefix: string,
-): Inventory['services'][number] {
-  const shop = base.services.find((s) => s.backup?.destinations.primary)!;
-  const primary = shop.database!.primary;
-  return {
-    name,
-    tier: 'normal',
-    strategy: 'cold',
-    health: { ...shop.health, elbTargetGroup: undefined, httpUrl: undefined, mysqlPing: false },
-    database: {
-      engine: 'mariadb',
-      primary,
-      // Cold needs a drServer; the primary itself (not the writable scratch server: two writers would be a split).
-      drServer: primary,
-      heartbeatTable: 'drbook.heartbeat',
-      heartbeatEvent: 'drbook.heartbeat_tick',
-    },
-    autoFailover: false,
-    backup: {
-      databases: [database],
-      paths: [],
-      files: { full: 'weekly', between: 'differential', stateDir: '/var/lib/drbook' },
-      physical: false,
-      binlogArchive: false,
-      source: 'writable',
-      destinations: {
-        local: { path: localDir },
-        primary: { ...shop.backup!.destinations.primary!, prefix },
-        offsite: { ...shop.backup!.destinations.offsite!, prefix },
-      },
-      archive: shop.backup!.archive,
-      retention: { daily: 7, weekly: 4, monthly: 12 },
-    },
-  };
-}
-
-/** Write an inventory to a file and load it the way a worker does (config/load.ts). */
-export function writeInventory(inv: Inventory, file: string): LoadedInventory {
-  writeFileSync(file, YAML.stringify(inv, { aliasDuplicateObjects: false }), { mode: 0o600 });
-  return loadInventory(file);
-}
 
 interface Measured {
   seconds: number;

@@ -25,7 +25,7 @@ import { BackupStores } from '../../activities/storage/destinations';
 import { buildAdapters } from '../../activities';
 import { nightlyBackup } from '../../workflows';
 import { drTaskQueue, type NightlyBackupSummary } from '../../contract';
-import { absoluteSecrets, benchService, writeInventory } from '../bench-backup';
+import { absoluteSecrets, benchService, writeInventory } from './inventory';
 
 type HistoryEvent = NonNullable<
   Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>['events']
