@@ -81,7 +81,8 @@ const graph = importGraph();
 
 test('the graph is read: every layer has files and imports', () => {
   const folders = new Set([...graph.keys()].map(folder));
-  for (const f of ['contract', 'workflows', 'activities', 'workers', 'config', 'scripts']) expect(folders).toContain(f);
+  for (const f of ['contract', 'workflows', 'activities', 'workers', 'config', 'cli', 'scripts'])
+    expect(folders).toContain(f);
   expect([...graph.values()].flat().length).toBeGreaterThan(200);
 });
 
