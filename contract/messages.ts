@@ -6,11 +6,10 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AbortRequest, Approval, ApprovalReceipt, ChildGate } from './approvals';
-import type { BackupStatus, MonitorState, RunbookStatus, ServiceLockState } from './status';
+import type { MonitorState, RunbookStatus, ServiceLockState } from './status';
 
+/** Every run's `status`: a RunbookStatus, or one that extends it (a drill's DrillStatus, a backup's BackupStatus). */
 export const statusQuery = defineQuery<RunbookStatus>('status');
-/** `status` of backup runs (nightlyBackup, serviceBackup, binlogArchive): their own shape. */
-export const backupStatusQuery = defineQuery<BackupStatus>('status');
 
 /** The monitor's own view: consecutive failures, the incident start, cooldown, incidents declared. */
 export const monitorStateQuery = defineQuery<MonitorState>('monitorState');

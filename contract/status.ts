@@ -33,11 +33,12 @@ export interface RunbookStatus {
   topology?: Topology;
 }
 
-/** `status` for backup runs: the operator contract's fields, plus what a backup run has to say. */
-export type BackupStatus = Pick<
-  RunbookStatus,
-  'runbook' | 'service' | 'phase' | 'steps' | 'pendingApproval' | 'measured' | 'targets'
-> & {
+/**
+ * `status` of a backup run (nightlyBackup, serviceBackup, binlogArchive): a RunbookStatus, so the one `status` query
+ * serves it, plus what a backup has to say. A backup has no gate and recovers nothing: it never has approvals, and
+ * its RTO clock does not run (as the monitor's).
+ */
+export type BackupStatus = RunbookStatus & {
   backupId: string;
   compliance: BackupCompliance[];
   failures: { service: string; type: string; reason: string }[];

@@ -35,8 +35,9 @@ import {
   type ServiceBackupResult,
   type StepRecord,
   type BackupStatus,
-  backupStatusQuery,
+  statusQuery,
   type NightlyBackupProgress,
+  type RunbookStatus,
 } from '../contract';
 import { assessCompliance, backupIdAt, offlineCopiesVerified, planFileTreeLevel, planRetention } from './backup-policy';
 import { recordBackupAge } from './metrics';
@@ -88,6 +89,20 @@ class Steps {
     this.list.push({ name, state: 'skipped', attempts: 0, detail: why });
     this.onChange();
   }
+}
+
+/** The RunbookStatus fields of a run without a gate or a running RTO clock (a backup), targets until it has a plan. */
+export function gateless(): Omit<RunbookStatus, 'runbook' | 'service' | 'phase' | 'steps'> {
+  return {
+    pendingApproval: null,
+    measured: { rtoSeconds: null, rpoSeconds: null },
+    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    rtoClock: { startedAt: '', usedSeconds: 0, leftSeconds: 0 },
+    approvals: [],
+    rejectedApprovals: [],
+    aborted: null,
+    notes: [],
+  };
 }
 
 /**
@@ -144,19 +159,18 @@ export async function serviceBackup(rawInput: unknown): Promise<ServiceBackupRes
     service: input.service,
     phase: 'planning',
     steps: steps.list,
-    pendingApproval: null,
-    measured: { rtoSeconds: null, rpoSeconds: null },
-    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    ...gateless(),
     backupId,
     compliance: [],
     failures: [],
   };
-  setHandler(backupStatusQuery, () => status);
+  setHandler(statusQuery, () => status);
   steps.onChange = () => publishBackupPage(status);
   publishBackupPage(status);
 
   const plan: ServicePlan = await planFor(input.service);
   status.targets = plan.targets;
+  status.rtoClock.leftSeconds = plan.targets.rtoSeconds;
   const { service: svc, regions } = plan;
   const backup = svc.backup;
   if (!backup) {
@@ -681,14 +695,12 @@ export async function nightlyBackup(rawInput: unknown, carried?: NightlyBackupPr
     service: input.services?.join(',') ?? '*',
     phase: 'listing services',
     steps: steps.list,
-    pendingApproval: null,
-    measured: { rtoSeconds: null, rpoSeconds: null },
-    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    ...gateless(),
     backupId: progress.backupId,
     compliance,
     failures: progress.failed,
   };
-  setHandler(backupStatusQuery, () => status);
+  setHandler(statusQuery, () => status);
   steps.onChange = () => publishBackupPage(status);
   publishBackupPage(status);
 

@@ -13,14 +13,14 @@
 import { ActivityFailure, ApplicationFailure, patched, setHandler } from '@temporalio/workflow';
 import type { BinlogArchiveResult } from '../activities/mysql/binlogs';
 import {
-  backupStatusQuery,
+  statusQuery,
   type BackupStatus,
   binlogArchiveInput,
   parseInput,
   type StepRecord,
   ErrorType,
 } from '../contract';
-import { publishBackupPage } from './backup';
+import { gateless, publishBackupPage } from './backup';
 import { planFor, reasonOf } from './plan';
 import { activities, binlogArchives, runbookActivities, serviceListing } from './activity-options';
 import { notifyPeople } from './steps';
@@ -42,14 +42,12 @@ export async function binlogArchive(rawInput: unknown): Promise<BinlogArchiveRun
     service: input.services?.join(',') ?? '*',
     phase: 'listing services',
     steps,
-    pendingApproval: null,
-    measured: { rtoSeconds: null, rpoSeconds: null },
-    targets: { rtoSeconds: 0, rpoSeconds: 0 },
+    ...gateless(),
     backupId: '',
     compliance: [],
     failures: [],
   };
-  setHandler(backupStatusQuery, () => status);
+  setHandler(statusQuery, () => status);
   publishBackupPage(status);
 
   let services: string[];

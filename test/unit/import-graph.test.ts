@@ -145,3 +145,15 @@ test('the literal finder finds one written across lines', () => {
   expect(LITERAL_TYPE.some((re) => [...text.matchAll(re)].length > 0)).toBe(true);
   expect(LITERAL_TYPE.some((re) => [...'failure(ErrorType.NotReady, m)'.matchAll(re)].length > 0)).toBe(false);
 });
+
+test('messages are defined in contract/ only, each name once per kind (one `status` query)', () => {
+  const defined = [...graph.keys()].flatMap((file) =>
+    [
+      ...readFileSync(join(ROOT, file), 'utf8').matchAll(/\bdefine(Query|Signal|Update)\s*(?:<[^(]*>)?\(\s*'([^']+)'/g),
+    ].map((m) => ({ file, kind: m[1], name: m[2] })),
+  );
+  expect(defined.length).toBeGreaterThan(5);
+  expect(defined.filter((d) => folder(d.file) !== 'contract').map((d) => `${d.file}: ${d.kind} ${d.name}`)).toEqual([]);
+  const keys = defined.map((d) => `${d.kind} ${d.name}`);
+  expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+});
