@@ -3,7 +3,7 @@
  *
  *   mariabackup --backup --stream=xbstream | zstd | SHA-256 | every destination at once
  *
- * mariabackup copies the server's data files, so it runs where they are (contract/inventory.ts dataFilesHost): on
+ * mariabackup copies the server's data files, so it runs where they are (contract/inventory/fields.ts dataFilesHost): on
  * the server's `sshHost` over SSH (ssh2, pinned host key) when it has one, its stdout streamed back through the
  * channel; on the worker only when the server has no sshHost and its host is the worker's own (127.0.0.1 /
  * localhost); anything else is refused by the inventory. On its host mariabackup connects through the server's

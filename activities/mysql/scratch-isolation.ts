@@ -1,6 +1,6 @@
 /**
  * Scratch is never production, read from the servers themselves: the inventory may be wrong about what a server is
- * (contract/inventory.ts already refuses a scratch named like a member, or at a member's host:port).
+ * (contract/inventory/index.ts already refuses a scratch named like a member, or at a member's host:port).
  *
  * Before a restore, a point-in-time replay or a drill copy writes into a scratch server, the server is read:
  *   - a replica (SHOW ALL SLAVES STATUS has a row): refused, its writes would be errant transactions;

@@ -1,6 +1,6 @@
 /**
  * Scratch is never production, at run time, on the real stack. The inventory can be wrong about what a server is,
- * so these inventories lie after validation (contract/inventory.ts refuses the same lies at load): a scratch entry
+ * so these inventories lie after validation (contract/inventory/index.ts refuses the same lies at load): a scratch entry
  * under a new name at the address of a real production member. Before anything is written, the target is read
  * (activities/mysql/scratch-isolation.ts) and refused with ScratchIsProduction:
  * - the restore test into "scratch" that is shop's replica: the run fails at check scratch-isolated, the restore is

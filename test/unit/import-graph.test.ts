@@ -157,3 +157,11 @@ test('messages are defined in contract/ only, each name once per kind (one `stat
   const keys = defined.map((d) => `${d.kind} ${d.name}`);
   expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
 });
+
+test('every file of contract/ is under 400 lines', () => {
+  const long = [...graph.keys()]
+    .filter((file) => folder(file) === 'contract')
+    .map((file) => ({ file, lines: readFileSync(join(ROOT, file), 'utf8').split('\n').length }))
+    .filter((f) => f.lines > 400);
+  expect(long).toEqual([]);
+});
