@@ -116,7 +116,47 @@ export const inventorySchema = z
   })
   .strict()
   // Also beside other problems (zod skips a refinement once a field failed): every problem is listed at once.
-  .superRefine((inv, ctx) => checkReferences(inv, ctx), { when: (payload) => referencesReadable(payload.value) });
+  .superRefine((inv, ctx) => crossChecks(inv, ctx), { when: (payload) => isRecord(payload.value) });
+
+/** The checks across sections, each run where the sections it reads are readable (the rest may be half valid). */
+function crossChecks(inv: Inventory, ctx: ReferenceIssues): void {
+  const doc: unknown = inv;
+  if (serversReadable(doc)) checkServerHosts(inv, ctx);
+  checkSignedApprovers(inv, ctx);
+  if (referencesReadable(doc)) checkReferences(inv, ctx);
+}
+
+function serversReadable(v: unknown): boolean {
+  return (
+    isRecord(v) && isRecord(v.sshHosts) && isRecord(v.mysqlServers) && Object.values(v.mysqlServers).every(isRecord)
+  );
+}
+
+/** Every MySQL server's SSH host exists. */
+function checkServerHosts(inv: Inventory, ctx: ReferenceIssues): void {
+  for (const [name, server] of Object.entries(inv.mysqlServers)) {
+    if (server.sshHost !== undefined && !(server.sshHost in inv.sshHosts))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mysqlServers', name, 'sshHost'],
+        message: `unknown SSH host "${server.sshHost}"`,
+      });
+  }
+}
+
+/** The signed approval policy needs a key for every approver. Read defensively: the rest may be half valid. */
+function checkSignedApprovers(inv: Inventory, ctx: ReferenceIssues): void {
+  const policy: unknown = isRecord(inv.approvals) ? inv.approvals.policy : undefined;
+  if (policy !== 'signed' || !Array.isArray(inv.approvers)) return;
+  inv.approvers.forEach((a: unknown, i) => {
+    if (isRecord(a) && !(Array.isArray(a.sshKeys) && a.sshKeys.length))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['approvers', i, 'sshKeys'],
+        message: `the signed approval policy needs at least one SSH public key for ${String(a.name)}`,
+      });
+  });
+}
 
 interface ReferenceIssues {
   addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void;
@@ -133,20 +173,6 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
       });
     }
   };
-  for (const [name, server] of Object.entries(inv.mysqlServers)) {
-    ref('sshHosts', server.sshHost, ['mysqlServers', name, 'sshHost']);
-  }
-  // Read defensively: this check also runs beside other problems, on a document that may be half valid.
-  const policy: unknown = isRecord(inv.approvals) ? inv.approvals.policy : undefined;
-  if (policy === 'signed' && Array.isArray(inv.approvers))
-    inv.approvers.forEach((a: unknown, i) => {
-      if (isRecord(a) && !(Array.isArray(a.sshKeys) && a.sshKeys.length))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['approvers', i, 'sshKeys'],
-          message: `the signed approval policy needs at least one SSH public key for ${String(a.name)}`,
-        });
-    });
   const backedUp = inv.services.filter((s) => s.backup).map((s) => s.name);
   if (backedUp.length && !inv.backupSigning)
     ctx.addIssue({
@@ -337,14 +363,15 @@ export function parseInventory(doc: unknown, source = 'inventory'): Inventory {
   const result = inventorySchema.safeParse(doc);
   if (!result.success) {
     const problems = inventoryProblems(result.error);
-    // An int or format failure stops zod's refinements: check the references on the document itself.
-    if (referencesReadable(doc))
-      checkReferences(doc as Inventory, {
-        addIssue({ path, message }) {
-          const line = `${path.join('.')}: ${message}`;
-          if (!problems.includes(line)) problems.push(line);
-        },
-      });
+    // An int or format failure stops zod's refinements: run the cross-checks on the document itself, each where
+    // the sections it reads are readable.
+    const issues: ReferenceIssues = {
+      addIssue({ path, message }) {
+        const line = `${path.join('.')}: ${message}`;
+        if (!problems.includes(line)) problems.push(line);
+      },
+    };
+    if (isRecord(doc)) crossChecks(doc as Inventory, issues);
     throw new InventoryError(source, problems);
   }
   return result.data;
