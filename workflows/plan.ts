@@ -34,13 +34,10 @@ export function productionApprovals(svc: Pick<ServicePlan['service'], 'tier'>): 
 
 /**
  * What a gate asks for: the production rule since 'production-approvals'. A run that passed a gate before the change
- * replays with the count it asked for then (`before`: by mode, or one), so its recorded history still matches.
+ * replays with the count it asked for then: by mode at failover's and failback's own gates (two only for a real
+ * failover of a critical service), one at the others (no `modeBefore`).
  */
-export function gateApprovals(svc: Pick<ServicePlan['service'], 'tier'>, before: number): number {
-  return patched('production-approvals') ? productionApprovals(svc) : before;
-}
-
-/** The count failover and failback gates asked for before 'production-approvals': two only for a real failover. */
-export function approvalsByMode(svc: Pick<ServicePlan['service'], 'tier'>, mode: 'real' | 'drill'): number {
-  return svc.tier === 'critical' && mode === 'real' ? 2 : 1;
+export function gateApprovals(svc: Pick<ServicePlan['service'], 'tier'>, modeBefore?: 'real' | 'drill'): number {
+  if (patched('production-approvals')) return productionApprovals(svc);
+  return modeBefore === 'real' ? productionApprovals(svc) : 1;
 }

@@ -29,6 +29,7 @@ import { recordBackupAge } from './metrics';
 import { publishStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
 import { activities, drActivities, readinessChecks, runbookActivities } from './activity-options';
+import { dnsRecord } from './dns';
 import { notifyPeople } from './steps';
 
 /** Set by Temporal on every run a schedule starts. */
@@ -179,12 +180,7 @@ export async function readiness(rawInput: unknown): Promise<ReadinessReport> {
   const dns = svc.dns;
   if (dns) {
     await check('dns-record-present', async () => {
-      const rec = await drSide.readDnsRecord({
-        zone: dns.hostedZone,
-        zoneId: dns.hostedZoneId,
-        name: dns.record,
-        type: dns.type,
-      });
+      const rec = await drSide.readDnsRecord(dnsRecord(dns));
       if (!rec) throw new CheckFailed(`${dns.record} ${dns.type} is missing from ${dns.hostedZone}`);
       return `${rec.name} ${rec.type} ${rec.values.join(',')} ttl ${rec.ttl}`;
     });

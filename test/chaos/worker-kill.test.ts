@@ -7,7 +7,7 @@
  * The first worker is the real one with a hold (test/helpers/held-worker.ts): it stops at the
  * chosen point and says so, and only then is it killed, so each run hits its boundary exactly.
  *
- * A warm failover's boundaries (workflows/failover.ts), and the case that kills the worker there:
+ * A warm failover's boundaries (workflows/failover/), and the case that kills the worker there:
  *   start → plan (describeService) → assess (measureReplicaLag)   nothing changed yet: as at the gate
  *   assess → approval gate                                         at the approval gate
  *   approval → fence (fencePrimary + removeVip)                    after approval, before fence

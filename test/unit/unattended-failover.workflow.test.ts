@@ -1,5 +1,5 @@
 /**
- * autoFailover never acknowledges an unfenced old primary by itself (workflows/failover.ts): a
+ * autoFailover never acknowledges an unfenced old primary by itself (workflows/failover/fence.ts): a
  * monitor-started failover whose fence did not hold cuts the old primary off through the AWS API
  * (`awsFence`), or stops before promotion at the `unfenced` gate for a human. Stubbed estate on the
  * time-skipping server; the AWS fence itself against the emulator: test/integration/aws-fence.test.ts.
