@@ -22,7 +22,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
 import { awsConnectionFromInventory } from '../activities/aws/clients';
-import { writeClientDefaults } from '../activities/mysql/dump';
+import { writeClientDefaults } from '../activities/process/defaults-file';
 import { BackupStores } from '../activities/storage/destinations';
 import { dropBenchDatabase, ensureBenchDatabase, type BenchDatabase } from './bench/database';
 import { runFleet } from './bench/fleet';

@@ -26,7 +26,7 @@ import { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { loadInventory, resolveSecret, type LoadedInventory } from '../config/load';
-import { writeClientDefaults } from '../activities/mysql/dump';
+import { writeClientDefaults } from '../activities/process/defaults-file';
 import { buildAdapters } from '../activities';
 // The steps serviceBackup takes after a dump (verify every copy, write the signed manifest), as the tests use them.
 import { publishBackup } from '../test/helpers/backups';

@@ -15,15 +15,14 @@ import { ChangeResourceRecordSetsCommand, waitUntilResourceRecordSetsChanged } f
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { ErrorType } from '../../contract';
 import { aws, failure } from '../errors';
-import { whileHeartbeating } from '../liveness';
+import { whileHeartbeating } from '../process/heartbeat';
 import { createAwsActivities, hostedZoneIdFor, tagFilters } from './index';
 import type { AwsClients } from './clients';
 
 const WAIT_SECONDS = 600;
 
-export function createAwsFailoverActivities(clients: AwsClients) {
-  const read = createAwsActivities(clients);
-
+/** The DR compute: stopped instances tagged for DR started, and stopped again after failback. */
+function createDrComputeActivities(clients: AwsClients) {
   async function instanceIds(region: string, tags: Record<string, string>, states: string[]) {
     const out = await aws(`EC2 instances tagged ${JSON.stringify(tags)} (${region})`, () =>
       clients.ec2(region).send(
@@ -93,7 +92,14 @@ export function createAwsFailoverActivities(clients: AwsClients) {
       }
       return { stopped: running };
     },
+  };
+}
 
+/** Traffic and people: the DNS record switched, an SNS message published. */
+function createTrafficActivities(clients: AwsClients) {
+  const read = createAwsActivities(clients);
+
+  return {
     /** UPSERT the record to `value` with `ttl`, then wait until Route 53 reports INSYNC. */
     async switchDnsRecord({
       zone,
@@ -169,6 +175,13 @@ export function createAwsFailoverActivities(clients: AwsClients) {
       );
       return { messageId: out.MessageId ?? '' };
     },
+  };
+}
+
+export function createAwsFailoverActivities(clients: AwsClients) {
+  return {
+    ...createDrComputeActivities(clients),
+    ...createTrafficActivities(clients),
   };
 }
 

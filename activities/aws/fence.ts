@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ErrorType } from '../../contract';
 import { aws, failure } from '../errors';
-import { whileHeartbeating } from '../liveness';
+import { whileHeartbeating } from '../process/heartbeat';
 import { tagFilters } from './index';
 import type { AwsClients } from './clients';
 

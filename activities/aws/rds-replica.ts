@@ -22,7 +22,7 @@ import {
 } from '@aws-sdk/client-rds';
 import { ErrorType } from '../../contract';
 import { aws, awsFailure, failure } from '../errors';
-import { whileHeartbeating } from '../liveness';
+import { whileHeartbeating } from '../process/heartbeat';
 import type { AwsClients } from './clients';
 
 /** Written before PromoteReadReplica: `<ISO time> <workflow id>/<run id>`. */
@@ -85,7 +85,8 @@ function markedAt(value: string | undefined): number | null {
   return Number.isNaN(t) ? null : t;
 }
 
-export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<RdsReplicaTiming> = {}) {
+/** An RDS instance read, tagged and waited for, with this worker's polling budget. */
+function rdsInstances(clients: AwsClients, timing: Partial<RdsReplicaTiming>) {
   const t = { ...DEFAULT_TIMING, ...timing };
   const keepsSource = clients.connection.emulator?.rdsKeepsReplicaSourceAfterPromote === true;
 
@@ -155,6 +156,13 @@ export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<
     );
   }
 
+  return { t, readInstance, mustRead, promoted, tag, pollUntil };
+}
+
+/** The DR read replica promoted, once, however often the step is retried. */
+function createPromoteActivities(clients: AwsClients, timing: Partial<RdsReplicaTiming> = {}) {
+  const { t, mustRead, promoted, tag, pollUntil } = rdsInstances(clients, timing);
+
   return {
     /**
      * Promote the RDS DR read replica to a standalone instance, once. Before PromoteReadReplica the request is
@@ -219,7 +227,14 @@ export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<
         requestedBy: last.tags[PROMOTE_REQUESTED_TAG] ?? null,
       };
     },
+  };
+}
 
+/** After failback: the DR read replica created again from the primary. */
+function createRecreateActivities(clients: AwsClients, timing: Partial<RdsReplicaTiming> = {}) {
+  const { t, readInstance, mustRead, promoted, pollUntil } = rdsInstances(clients, timing);
+
+  return {
     /**
      * After failback: make the DR instance a read replica of the primary again. RDS cannot demote a promoted
      * instance, so it is deleted with a final snapshot (the writes it took while it was primary are kept there)
@@ -310,6 +325,13 @@ export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<
       );
       return { instance, recreated, finalSnapshot, replicaOf: ready.replicaOf! };
     },
+  };
+}
+
+export function createRdsReplicaActivities(clients: AwsClients, timing: Partial<RdsReplicaTiming> = {}) {
+  return {
+    ...createPromoteActivities(clients, timing),
+    ...createRecreateActivities(clients, timing),
   };
 }
 

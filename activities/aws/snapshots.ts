@@ -20,11 +20,11 @@ import {
   ModifyDBInstanceCommand,
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
-import { Context } from '@temporalio/activity';
 import { ErrorType } from '../../contract';
 import { aws, awsFailure, failure } from '../errors';
 import type { AwsClients } from './clients';
 import { tagFilters } from './index';
+import { heartbeat } from '../process/heartbeat';
 
 export interface VolumeSnapshot {
   volumeId: string;
@@ -54,14 +54,6 @@ const TAG_SERVICE = 'drbook:service';
 const TAG_SOURCE = 'drbook:source-snapshot';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called directly (tests): nobody to tell.
-  }
-}
-
 /** RDS snapshot identifiers: letters, digits, single hyphens, starting with a letter. */
 export const rdsSnapshotId = (service: string, backupId: string) => `drbook-${service}-${backupId.toLowerCase()}`;
 
@@ -71,7 +63,8 @@ const asTags = (tags: Record<string, string>): Tag[] => Object.entries(tags).map
  * `drKmsKeyId`: a KMS key of the DR region. An encrypted snapshot is copied there re-encrypted with it: a KMS key
  * never leaves its region, and AWS refuses a cross-region copy of an encrypted RDS snapshot without one.
  */
-export function createSnapshotActivities(clients: AwsClients, { drKmsKeyId }: { drKmsKeyId?: string } = {}) {
+/** Snapshots found by their tags, and waited for until they complete. */
+function snapshotReads(clients: AwsClients) {
   async function snapshotsTagged(region: string, tags: Record<string, string>): Promise<Snapshot[]> {
     const out = await aws(`EBS snapshots tagged ${JSON.stringify(tags)} (${region})`, () =>
       clients.ec2(region).send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: tagFilters(tags) })),
@@ -119,6 +112,14 @@ export function createSnapshotActivities(clients: AwsClients, { drKmsKeyId }: { 
       await sleep(POLL_MS);
     }
   }
+
+  return { snapshotsTagged, waitForSnapshots, dbSnapshot, waitForDbSnapshot };
+}
+
+/** EBS: the tagged volumes snapshotted, and the snapshots copied to the DR region. */
+function createVolumeSnapshotActivities(clients: AwsClients, options: { drKmsKeyId?: string } = {}) {
+  const { drKmsKeyId } = options;
+  const { snapshotsTagged, waitForSnapshots } = snapshotReads(clients);
 
   return {
     /** Snapshot every volume carrying the service's backup tags (primary region) and wait for them. */
@@ -229,7 +230,15 @@ export function createSnapshotActivities(clients: AwsClients, { drKmsKeyId }: { 
       );
       return copies;
     },
+  };
+}
 
+/** RDS: the instance snapshotted, the snapshot copied to the DR region, the backup settings enforced. */
+function createRdsSnapshotActivities(clients: AwsClients, options: { drKmsKeyId?: string } = {}) {
+  const { drKmsKeyId } = options;
+  const { dbSnapshot, waitForDbSnapshot } = snapshotReads(clients);
+
+  return {
     /** A manual RDS snapshot named after the backup, waited for until available. */
     async snapshotRdsInstance({
       service,
@@ -334,6 +343,13 @@ export function createSnapshotActivities(clients: AwsClients, { drKmsKeyId }: { 
         enforced: drift.length > 0 && enforce,
       };
     },
+  };
+}
+
+export function createSnapshotActivities(clients: AwsClients, options: { drKmsKeyId?: string } = {}) {
+  return {
+    ...createVolumeSnapshotActivities(clients, options),
+    ...createRdsSnapshotActivities(clients, options),
   };
 }
 

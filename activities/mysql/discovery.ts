@@ -12,7 +12,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { type Service, ErrorType, type Topology, type TopologyMember, type TopologyState } from '../../contract';
 import { failure } from '../errors';
-import { createMysqlActivities, type MysqlPools } from './index';
+import { createMysqlActivities, type MysqlActivities, type MysqlPools } from './index';
 
 type Members = { server: string; role: TopologyMember['role'] }[];
 
@@ -74,40 +74,46 @@ export function classifyTopology(
 const TRANSIENT = /ECONNRESET|EPIPE|PROTOCOL_CONNECTION_LOST/;
 
 /** `serviceNamed` looks a service up in the worker's inventory (and fails, typed, for an unknown one). */
-export function createTopologyDiscoveryActivities(serviceNamed: (service: string) => Service, pools: MysqlPools) {
-  const read = createMysqlActivities(pools);
-
-  async function readMember(server: string, role: TopologyMember['role'], home: boolean): Promise<TopologyMember> {
-    const member: TopologyMember = {
-      server,
-      role,
-      home,
-      reachable: false,
-      error: null,
-      readOnly: null,
-      replication: null,
-      gtidPosition: null,
+/** One member as it answers now: reachable, read_only, replication, GTID position; or the error it gave. */
+async function readMember(
+  read: MysqlActivities,
+  server: string,
+  role: TopologyMember['role'],
+  home: boolean,
+): Promise<TopologyMember> {
+  const member: TopologyMember = {
+    server,
+    role,
+    home,
+    reachable: false,
+    error: null,
+    readOnly: null,
+    replication: null,
+    gtidPosition: null,
+  };
+  try {
+    const info = await read.pingDatabase({ server });
+    member.reachable = true;
+    member.readOnly = info.readOnly;
+    const r = await read.readReplicationStatus({ server });
+    member.replication = {
+      configured: r.configured,
+      ioRunning: r.ioRunning,
+      sqlRunning: r.sqlRunning,
+      source: r.sourceHost === null ? null : `${r.sourceHost}:${r.sourcePort}`,
+      sourceServer: r.sourceServer,
+      secondsBehind: r.secondsBehind,
+      lastError: r.lastIoError || r.lastSqlError,
     };
-    try {
-      const info = await read.pingDatabase({ server });
-      member.reachable = true;
-      member.readOnly = info.readOnly;
-      const r = await read.readReplicationStatus({ server });
-      member.replication = {
-        configured: r.configured,
-        ioRunning: r.ioRunning,
-        sqlRunning: r.sqlRunning,
-        source: r.sourceHost === null ? null : `${r.sourceHost}:${r.sourcePort}`,
-        sourceServer: r.sourceServer,
-        secondsBehind: r.secondsBehind,
-        lastError: r.lastIoError || r.lastSqlError,
-      };
-      member.gtidPosition = (await read.readGtidPosition({ server })).gtids;
-    } catch (err) {
-      member.error = (err as Error).message;
-    }
-    return member;
+    member.gtidPosition = (await read.readGtidPosition({ server })).gtids;
+  } catch (err) {
+    member.error = (err as Error).message;
   }
+  return member;
+}
+
+export function createTopologyDiscoveryActivities(serviceNamed: (service: string) => Service, pools: MysqlPools) {
+  const servers = createMysqlActivities(pools);
 
   /** Every member read at once; a member that does not answer is evidence too (reachable: false, the error). */
   async function discover(service: string): Promise<Topology> {
@@ -115,7 +121,7 @@ export function createTopologyDiscoveryActivities(serviceNamed: (service: string
     const members = membersOf(svc);
     if (members.length === 0)
       throw failure(ErrorType.NotConfigured, `service ${service} has no database members to read`, { service });
-    const read = await Promise.all(members.map((m) => readMember(m.server, m.role, m.role === 'primary')));
+    const read = await Promise.all(members.map((m) => readMember(servers, m.server, m.role, m.role === 'primary')));
     // A connection reset says nothing about the server: fail the attempt (retryable, as every other step's
     // transient fault is), so the retry reads it again. Refused and timed-out members are evidence.
     const reset = read.find((m) => m.error !== null && TRANSIENT.test(m.error));

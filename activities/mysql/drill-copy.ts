@@ -10,14 +10,12 @@
  * The replica is never promoted, its read_only never changes, and production traffic never
  * sees the copy. Passwords reach the client tools through a 0600 defaults file, never argv.
  */
-import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type mysql from 'mysql2/promise';
 import { ErrorType } from '../../contract';
 import { failure } from '../errors';
-import { whileHeartbeating } from '../liveness';
-import { loaderOptions, writeClientDefaults } from './dump';
+import { dumpInto } from '../process/mysql-client';
+import { quoteIdentifier, quoteName } from '../process/quote';
 import { mysqlFailure, type MysqlPools } from './index';
 import type { ScratchIsolation } from './scratch-isolation';
 
@@ -33,86 +31,63 @@ export interface DrillCopy {
   seconds: number;
 }
 
-const quoteId = (name: string) => `\`${name.replace(/`/g, '``')}\``;
-const quoteName = (qualified: string) => qualified.split('.').map(quoteId).join('.');
-
 /** drill_<id>_<db>, within MySQL's 64-character identifier limit. */
 export function scratchDatabaseName(copyId: string, database: string): string {
   const id = copyId.toLowerCase().replace(/[^a-z0-9]/g, '');
   return `drill_${id}_${database}`.slice(0, 64);
 }
 
-export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchIsolation) {
-  /** The pool's connection helper, with driver errors raised inside `fn` named by server too. */
-  const withConnection = <T>(server: string, fn: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> =>
-    pools.withConnection(server, async (conn) => {
-      try {
-        return await fn(conn);
-      } catch (err) {
-        if (err instanceof ApplicationFailure) throw err;
-        throw mysqlFailure(server, err);
-      }
-    });
-  const rows = async (conn: mysql.PoolConnection, sql: string, params: unknown[] = []) =>
-    (await conn.query<mysql.RowDataPacket[]>(sql, params))[0];
-
-  /** mariadb-dump <db> from one server piped into mariadb <scratchDb> on another; stderr of either names the failure. */
-  async function pipeDatabase(source: string, database: string, target: string, scratchDb: string): Promise<void> {
-    const from = await writeClientDefaults(pools.target(source));
-    const to = await writeClientDefaults(pools.target(target));
-    const clientOptions = await loaderOptions();
+/** The pool's connection helper, with driver errors raised inside `fn` named by server too. */
+const withConnection = <T>(
+  pools: MysqlPools,
+  server: string,
+  fn: (conn: mysql.PoolConnection) => Promise<T>,
+): Promise<T> =>
+  pools.withConnection(server, async (conn) => {
     try {
-      await new Promise<void>((resolve, reject) => {
-        // No --databases: the dump carries no CREATE DATABASE / USE, so it loads into the scratch name.
-        const dump = spawn(
-          'mariadb-dump',
-          [
-            `--defaults-extra-file=${from.file}`,
-            '--single-transaction',
-            '--skip-lock-tables',
-            '--routines',
-            '--triggers',
-            '--skip-events',
-            '--', // the name is never an option
-            database,
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        // Another server's dump: no client command in it runs on the worker (loaderOptions).
-        const load = spawn('mariadb', [`--defaults-extra-file=${to.file}`, ...clientOptions, '--batch', scratchDb], {
-          stdio: ['pipe', 'ignore', 'pipe'],
-        });
-        let dumpErr = '';
-        let loadErr = '';
-        dump.stderr.on('data', (d: Buffer) => (dumpErr += d.toString()));
-        load.stderr.on('data', (d: Buffer) => (loadErr += d.toString()));
-        dump.stdout.pipe(load.stdin);
-        load.stdin.on('error', () => undefined); // reported through the exit codes below
-        let pending = 2;
-        const codes: Record<string, number | null> = {};
-        const done = (name: string) => (code: number | null) => {
-          codes[name] = code;
-          if (--pending > 0) return;
-          if (codes.dump === 0 && codes.load === 0) resolve();
-          else
-            reject(
-              failure(
-                ErrorType.CommandFailed,
-                `copy ${source}/${database} → ${target}/${scratchDb} failed: mariadb-dump exit ${codes.dump} ${dumpErr.trim()}; mariadb exit ${codes.load} ${loadErr.trim()}`,
-              ),
-            );
-        };
-        dump.on('error', reject);
-        load.on('error', reject);
-        dump.on('close', done('dump'));
-        load.on('close', done('load'));
-      });
-    } finally {
-      await rm(from.dir, { recursive: true, force: true });
-      await rm(to.dir, { recursive: true, force: true });
+      return await fn(conn);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      throw mysqlFailure(server, err);
     }
-  }
+  });
+const rows = async (conn: mysql.PoolConnection, sql: string, params: unknown[] = []) =>
+  (await conn.query<mysql.RowDataPacket[]>(sql, params))[0];
 
+/** mariadb-dump <db> from one server piped into mariadb <scratchDb> on another; stderr of either names the failure. */
+async function pipeDatabase(
+  pools: MysqlPools,
+  source: string,
+  database: string,
+  target: string,
+  scratchDb: string,
+  names: unknown,
+) {
+  const copied = await dumpInto({
+    from: pools.target(source),
+    to: pools.target(target),
+    // No --databases: the dump carries no CREATE DATABASE / USE, so it loads into the scratch name.
+    dumpArgs: [
+      '--single-transaction',
+      '--skip-lock-tables',
+      '--routines',
+      '--triggers',
+      '--skip-events',
+      '--', // the name is never an option
+      database,
+    ],
+    loadArgs: ['--batch', scratchDb],
+    progress: () => ({ copying: names }),
+  });
+  if (copied.dump.code !== 0 || copied.load.code !== 0)
+    throw failure(
+      ErrorType.CommandFailed,
+      `copy ${source}/${database} → ${target}/${scratchDb} failed: mariadb-dump exit ${copied.dump.code} ${copied.dumpErr}; mariadb exit ${copied.load.code} ${copied.loadErr}`,
+    );
+}
+
+/** The copy taken (the replica paused, dated, copied, resumed), and the replica made sure to apply again. */
+function createCopyActivities(pools: MysqlPools, isolation: ScratchIsolation) {
   return {
     /**
      * Copy the DR replica's databases into fresh scratch databases, consistent at one GTID position.
@@ -137,7 +112,7 @@ export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchI
       const names = databases.map((source) => ({ source, scratch: scratchDatabaseName(copyId, source) }));
       // Read before the replica is paused or anything is created: the scratch is nobody's member, live.
       await isolation.requireScratch(scratch, 'copying the DR replica into it');
-      return withConnection(replica, async (conn) => {
+      return withConnection(pools, replica, async (conn) => {
         const [status] = await rows(conn, 'SHOW SLAVE STATUS');
         if (!status)
           throw failure(ErrorType.ReplicationBroken, `${replica} is not a replica: an isolated drill copies a replica`);
@@ -154,18 +129,13 @@ export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchI
             );
             dataAt = hb?.t === null || hb?.t === undefined ? null : Math.round(Number(hb.t) * 1000);
           }
-          await withConnection(scratch, async (s) => {
+          await withConnection(pools, scratch, async (s) => {
             for (const n of names) {
-              await rows(s, `DROP DATABASE IF EXISTS ${quoteId(n.scratch)}`);
-              await rows(s, `CREATE DATABASE ${quoteId(n.scratch)}`);
+              await rows(s, `DROP DATABASE IF EXISTS ${quoteIdentifier(n.scratch)}`);
+              await rows(s, `CREATE DATABASE ${quoteIdentifier(n.scratch)}`);
             }
           });
-          await whileHeartbeating(
-            { copying: names },
-            (async () => {
-              for (const n of names) await pipeDatabase(replica, n.source, scratch, n.scratch);
-            })(),
-          );
+          for (const n of names) await pipeDatabase(pools, replica, n.source, scratch, n.scratch, names);
           return {
             replica,
             scratch,
@@ -181,6 +151,21 @@ export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchI
       });
     },
 
+    /** Make sure a replica applies again (the copy resumes it itself; this is the teardown's belt and braces). */
+    async resumeReplicaSqlThread({ replica }: { replica: string }): Promise<{ resumed: boolean }> {
+      return withConnection(pools, replica, async (conn) => {
+        const [status] = await rows(conn, 'SHOW SLAVE STATUS');
+        if (!status || status.Slave_SQL_Running === 'Yes') return { resumed: false };
+        await rows(conn, 'START SLAVE SQL_THREAD');
+        return { resumed: true };
+      });
+    },
+  };
+}
+
+/** The drill copy checked (it answers, holds rows, takes a write, passes the queries), and dropped again. */
+function createCheckActivities(pools: MysqlPools, isolation: ScratchIsolation) {
+  return {
     /** The DR copy is healthy when it answers, holds tables with rows, takes a write, and passes the service's queries. */
     async verifyDrillCopy({
       scratch,
@@ -196,7 +181,7 @@ export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchI
       wroteAt: number;
       checks: { name: string; ok: boolean; got: string }[];
     }> {
-      return withConnection(scratch, async (conn) => {
+      return withConnection(pools, scratch, async (conn) => {
         let tables = 0;
         let total = 0;
         for (const d of databases) {
@@ -207,19 +192,22 @@ export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchI
           );
           tables += t.length;
           for (const { t: table } of t) {
-            const [c] = await rows(conn, `SELECT COUNT(*) AS n FROM ${quoteId(d.scratch)}.${quoteId(String(table))}`);
+            const [c] = await rows(
+              conn,
+              `SELECT COUNT(*) AS n FROM ${quoteIdentifier(d.scratch)}.${quoteIdentifier(String(table))}`,
+            );
             total += Number(c.n);
           }
         }
         if (tables === 0)
           throw failure(ErrorType.HealthCheckFailed, `the DR copy on ${scratch} holds no tables`, { scratch });
-        const probe = `${quoteId(databases[0].scratch)}.\`drbook_drill_probe\``;
+        const probe = `${quoteIdentifier(databases[0].scratch)}.\`drbook_drill_probe\``;
         await rows(conn, `CREATE TABLE IF NOT EXISTS ${probe} (id INT PRIMARY KEY, at TIMESTAMP(6) NOT NULL)`);
         await rows(conn, `REPLACE INTO ${probe} (id, at) VALUES (1, NOW(6))`);
         const [w] = await rows(conn, `SELECT UNIX_TIMESTAMP(at) AS t FROM ${probe} WHERE id = 1`);
         const checks: { name: string; ok: boolean; got: string }[] = [];
         for (const q of queries) {
-          await rows(conn, `USE ${quoteId(databases[0].scratch)}`);
+          await rows(conn, `USE ${quoteIdentifier(databases[0].scratch)}`);
           const [r] = await rows(conn, q.sql);
           const got = String(Object.values(r ?? {})[0]);
           checks.push({ name: q.name, ok: got === String(q.expect), got });
@@ -247,29 +235,23 @@ export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchI
     }): Promise<{ dropped: string[] }> {
       const ours = databases.map((d) => scratchDatabaseName(copyId, d));
       // Only what exists: a DROP ... IF EXISTS is binlogged even when nothing is dropped (errant on a member).
-      const existing = await withConnection(scratch, async (conn) =>
+      const existing = await withConnection(pools, scratch, async (conn) =>
         (
           await rows(conn, 'SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?)', [ours])
         ).map((r) => String(r.s)),
       );
       if (!existing.length) return { dropped: [] };
       await isolation.requireScratch(scratch, 'dropping the drill copy on it');
-      await withConnection(scratch, async (conn) => {
-        for (const d of existing) await rows(conn, `DROP DATABASE IF EXISTS ${quoteId(d)}`);
+      await withConnection(pools, scratch, async (conn) => {
+        for (const d of existing) await rows(conn, `DROP DATABASE IF EXISTS ${quoteIdentifier(d)}`);
       });
       return { dropped: existing };
     },
-
-    /** Make sure a replica applies again (the copy resumes it itself; this is the teardown's belt and braces). */
-    async resumeReplicaSqlThread({ replica }: { replica: string }): Promise<{ resumed: boolean }> {
-      return withConnection(replica, async (conn) => {
-        const [status] = await rows(conn, 'SHOW SLAVE STATUS');
-        if (!status || status.Slave_SQL_Running === 'Yes') return { resumed: false };
-        await rows(conn, 'START SLAVE SQL_THREAD');
-        return { resumed: true };
-      });
-    },
   };
+}
+
+export function createDrillCopyActivities(pools: MysqlPools, isolation: ScratchIsolation) {
+  return { ...createCopyActivities(pools, isolation), ...createCheckActivities(pools, isolation) };
 }
 
 export type DrillCopyActivities = ReturnType<typeof createDrillCopyActivities>;

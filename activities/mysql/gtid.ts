@@ -9,6 +9,9 @@
 
 export type GtidFlavor = 'mariadb' | 'mysql';
 
+/** The flavour of a server, from its VERSION() ("10.11.6-MariaDB-log", "8.0.36"). */
+export const flavorOfVersion = (version: string): GtidFlavor => (/mariadb/i.test(version) ? 'mariadb' : 'mysql');
+
 export function parseMariadbPosition(pos: string): Map<number, bigint> {
   const byDomain = new Map<number, bigint>();
   for (const part of pos

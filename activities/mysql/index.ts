@@ -6,7 +6,8 @@
 import mysql from 'mysql2/promise';
 import { replicationAddress, type MysqlServer, ErrorType } from '../../contract';
 import { driverFailure, failure } from '../errors';
-import { transactionsBehind, type GtidFlavor } from './gtid';
+import { quoteName } from '../process/quote';
+import { flavorOfVersion, transactionsBehind, type GtidFlavor } from './gtid';
 
 export interface MysqlTarget {
   host: string;
@@ -246,7 +247,7 @@ export function createMysqlActivities(pools: MysqlPools) {
       server,
       reachable: true,
       version,
-      flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql',
+      flavor: flavorOfVersion(version),
       readOnly: Number(rows[0].ro) === 1,
       serverId: Number(rows[0].id),
       latencyMs: Date.now() - started,
@@ -274,14 +275,7 @@ export function createMysqlActivities(pools: MysqlPools) {
   }
 
   async function heartbeatAt(server: string, table: string): Promise<number | null> {
-    const rows = await query(
-      pools,
-      server,
-      `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${table
-        .split('.')
-        .map((p) => `\`${p}\``)
-        .join('.')}`,
-    );
+    const rows = await query(pools, server, `SELECT UNIX_TIMESTAMP(MAX(ts)) AS t FROM ${quoteName(table)}`);
     const t = text(rows[0]?.t);
     return t === '' ? null : Math.round(Number(t) * 1000);
   }

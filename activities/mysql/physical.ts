@@ -17,11 +17,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import {
   dataFilesHost,
@@ -31,20 +28,18 @@ import {
   type BackupDestinationName,
 } from '../../contract';
 import { failure } from '../errors';
-import { privateWorkDir } from '../workdirs';
-import { openHostStream, shellQuote, type SshTarget } from '../ssh';
-import {
-  checkObjectLocks,
-  writtenCopies,
-  type BackupStore,
-  type BackupStores,
-  type BackupWriter,
-} from '../storage/destinations';
+import { collect, exitOf, toolVersion } from '../process/child';
+import { clientDefaultsText, writeClientDefaults, type ClientTarget } from '../process/defaults-file';
+import { activityContext, heartbeatEvery } from '../process/heartbeat';
+import { shellQuote } from '../process/quote';
+import { Upload } from '../process/upload';
+import { compressInto } from '../process/zstd';
+import { openHostStream, type SshTarget } from '../ssh';
+import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
 import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
-import { activityContext, collect, Digest, exitOf, FanOut, optionValue, toolVersion } from './dump';
 import { createTopologyDiscoveryActivities } from './discovery';
-import { mysqlFailure, type MysqlPools, type MysqlTarget } from './index';
+import { mysqlFailure, type MysqlPools } from './index';
 
 export interface PhysicalBackupResult {
   service: string;
@@ -81,15 +76,6 @@ const WORK_DIR_PREFIX = 'drbook-mariabackup-';
 /** mariabackup's report: "MySQL binlog position: filename 'binlog.000003', position '1234', GTID of the last change '0-1-5'". */
 const POSITION = /binlog position: filename '([^']+)', position '?(\d+)'?(?:, GTID of the last change '([^']*)')?/;
 
-/** Counts the bytes of the xbstream on their way to zstd. */
-export class Counter extends Transform {
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    cb(null, chunk);
-  }
-}
-
 /** A running backup tool: its stdout, stderr text so far, and its exit. */
 interface Source {
   stdout: Readable;
@@ -98,20 +84,6 @@ interface Source {
   version: () => string | null;
   exit: Promise<{ code: number | null }>;
   kill(): void;
-}
-
-/** The [client] options mariabackup connects with: through the socket on its host when there is one. */
-function defaultsText(target: MysqlTarget, socket: string | undefined): string {
-  const where = socket
-    ? [`socket=${optionValue(socket)}`]
-    : [`host=${optionValue(target.host)}`, `port=${target.port}`];
-  return [
-    '[client]',
-    `user=${optionValue(target.user)}`,
-    `password=${optionValue(target.password)}`,
-    ...where,
-    '',
-  ].join('\n');
 }
 
 function versionTap(stderr: Readable): () => string | null {
@@ -129,12 +101,15 @@ function versionTap(stderr: Readable): () => string | null {
   return () => version;
 }
 
-/** mariabackup on the worker itself. */
-async function localSource(args: string[], defaults: string, cleanups: (() => Promise<void>)[]): Promise<Source> {
-  const dir = await privateWorkDir('mariabackup');
+/** mariabackup on the worker itself, connecting as `target` (through `socket` when given). */
+async function localSource(
+  args: string[],
+  target: ClientTarget,
+  socket: string | undefined,
+  cleanups: (() => Promise<void>)[],
+): Promise<Source> {
+  const { dir, file } = await writeClientDefaults(target, { kind: 'mariabackup', socket });
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'client.cnf');
-  await writeFile(file, defaults, { mode: 0o600 });
   const child: ChildProcess = spawn('mariabackup', [`--defaults-extra-file=${file}`, ...args, `--target-dir=${dir}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -173,6 +148,43 @@ async function sshSource(ssh: SshTarget, args: string[], defaults: string): Prom
   };
 }
 
+/** The server's version, data directory and databases (all but the system schemas), read before the copy. */
+async function readServer(pools: MysqlPools, server: string) {
+  try {
+    const [v] = await pools.pool(server).query<RowDataPacket[]>('SELECT VERSION() AS v, @@datadir AS d');
+    const [dbs] = await pools
+      .pool(server)
+      .query<RowDataPacket[]>(
+        "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('information_schema', 'performance_schema', 'sys') ORDER BY 1",
+      );
+    return { version: String(v[0].v), datadir: String(v[0].d), databases: dbs.map((r) => String(r.s)) };
+  } catch (err) {
+    throw mysqlFailure(server, err);
+  }
+}
+
+/** mariabackup's exit, as a failure an operator and a retry policy can act on. */
+function copyFailure(where: string, server: string, code: number | null, report: string): Error {
+  const auth = /Access denied|\b1045\b/i.test(report);
+  return failure(
+    auth ? ErrorType.DatabaseAuthFailed : ErrorType.DumpFailed,
+    `mariabackup on ${where} for ${server} exited ${code}: ${report.slice(-1500) || '(no output)'}`,
+    { server },
+  );
+}
+
+/** Where mariabackup must run for `server`: on its sshHost, or on the worker when its files are the worker's. */
+function copyHost(servers: Record<string, MysqlServer>, pools: MysqlPools, server: string): string | null {
+  const config = servers[server];
+  const where = config ? dataFilesHost(config) : null;
+  if (where === null)
+    throw failure(
+      ErrorType.NotConfigured,
+      `physical backup of ${server} (${pools.target(server).host}) must run on its host: give mysqlServers.${server}.sshHost in the inventory`,
+    );
+  return where === 'worker' ? null : where.ssh;
+}
+
 export function createPhysicalBackupActivities(
   stores: BackupStores,
   pools: MysqlPools,
@@ -180,9 +192,9 @@ export function createPhysicalBackupActivities(
   servers: Record<string, MysqlServer>,
   options: { zstdLevel?: number; zstdThreads?: number } = {},
 ) {
-  const level = options.zstdLevel ?? 1;
-  const threads = options.zstdThreads ?? 0;
+  const zstdOptions = { level: options.zstdLevel ?? 1, threads: options.zstdThreads ?? 0 };
   const live = createTopologyDiscoveryActivities((name) => stores.service(name), pools);
+
   return {
     /**
      * A physical copy (the whole server) of the member writable now, or a healthy replica of it with
@@ -221,88 +233,38 @@ export function createPhysicalBackupActivities(
       const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
       const key = backupKey(service, backupId, 'physical', attempt);
       const target = pools.target(server);
-
-      let version: string;
-      let datadir: string;
-      let databases: string[];
-      try {
-        const [v] = await pools.pool(server).query<RowDataPacket[]>('SELECT VERSION() AS v, @@datadir AS d');
-        version = String(v[0].v);
-        datadir = String(v[0].d);
-        const [dbs] = await pools
-          .pool(server)
-          .query<RowDataPacket[]>(
-            "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('information_schema', 'performance_schema', 'sys') ORDER BY 1",
-          );
-        databases = dbs.map((r) => String(r.s));
-      } catch (err) {
-        throw mysqlFailure(server, err);
-      }
+      const { version, datadir, databases } = await readServer(pools, server);
 
       // --target-dir (added where it runs: its private directory) holds mariabackup's own checkpoint files only;
       // with --stream the data goes to stdout.
       const args = ['--backup', '--stream=xbstream', `--datadir=${datadir}`];
-      const config = servers[server];
-      const where = config ? dataFilesHost(config) : null;
-      if (where === null)
-        throw failure(
-          ErrorType.NotConfigured,
-          `physical backup of ${server} (${target.host}) must run on its host: give mysqlServers.${server}.sshHost in the inventory`,
-        );
-      const sshHost = where === 'worker' ? null : where.ssh;
-      const ranOn = sshHost ?? 'local';
-      const defaults = defaultsText(target, config?.socket);
+      const sshHost = copyHost(servers, pools, server);
+      const socket = servers[server]?.socket;
 
       const cleanups: (() => Promise<void>)[] = [];
-      const writers: { store: BackupStore; writer: BackupWriter }[] = [];
-      const abort = new AbortController();
-      const onCancel = () => abort.abort(new Error('cancelled'));
-      ctx?.cancellationSignal.addEventListener('abort', onCancel);
-      if (ctx?.cancellationSignal.aborted) onCancel(); // cancelled before the listener: 'abort' will not fire again
-      let heartbeat: NodeJS.Timeout | undefined;
+      const upload = new Upload();
+      let stopBeat = () => {};
       let source: Source | undefined;
-      let zstd: ChildProcess | undefined;
       try {
-        for (const store of targets) writers.push({ store, writer: store.openWriter(key, (err) => abort.abort(err)) });
+        const fanOut = upload.open(targets, key);
         source = sshHost
-          ? await sshSource(sshTargets(sshHost), args, defaults)
-          : await localSource(args, defaults, cleanups);
-        zstd = spawn('zstd', ['-q', `-${level}`, `-T${threads}`, '-c'], { stdio: ['pipe', 'pipe', 'pipe'] });
-        const zstdStderr = collect(zstd.stderr);
-        const zstdExit = exitOf(zstd, 'zstd');
-        const counter = new Counter();
-        const digest = new Digest();
-        const src = source;
-        const z = zstd;
-        abort.signal.addEventListener('abort', () => {
-          src.kill();
-          z.kill('SIGKILL');
-        });
-        heartbeat = setInterval(
-          () => ctx?.heartbeat({ phase: 'physical backup', copiedBytes: counter.bytes, writtenBytes: digest.bytes }),
+          ? await sshSource(sshTargets(sshHost), args, clientDefaultsText(target, socket))
+          : await localSource(args, target, socket, cleanups);
+        const running = source;
+        upload.onAbort(() => running.kill());
+        const { zstd, counter, digest, done } = compressInto(upload, fanOut, source.stdout, zstdOptions);
+        stopBeat = heartbeatEvery(
+          () => ({ phase: 'physical backup', copiedBytes: counter.bytes, writtenBytes: digest.bytes }),
           HEARTBEAT_MS,
         );
-        const [, , copied, compressed] = await Promise.all([
-          pipeline(source.stdout, counter, zstd.stdin!, { signal: abort.signal }),
-          pipeline(zstd.stdout!, digest, new FanOut(writers.map((w) => w.writer.stream)), { signal: abort.signal }),
-          source.exit,
-          zstdExit,
-        ]);
+        const [compressed, copied] = await Promise.all([done, source.exit]);
         const report = source.stderr();
-        if (copied.code !== 0) {
-          const auth = /Access denied|\b1045\b/i.test(report);
-          throw failure(
-            auth ? ErrorType.DatabaseAuthFailed : ErrorType.DumpFailed,
-            `mariabackup on ${sshHost ?? 'the worker'} for ${server} exited ${copied.code}: ${report.slice(-1500) || '(no output)'}`,
-            { server },
-          );
-        }
+        if (copied.code !== 0) throw copyFailure(sshHost ?? 'the worker', server, copied.code, report);
         if (compressed.code !== 0)
-          throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstdStderr()}`, { server });
-        if (abort.signal.aborted) throw abort.signal.reason;
+          throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstd.stderr()}`, { server });
+        upload.throwIfAborted();
         const sha256 = digest.hex();
-        const versions = await Promise.all(writers.map((w) => w.writer.finish()));
-        const locations = await Promise.all(writers.map((w) => w.writer.publish()));
+        const copies = await upload.complete();
         await Promise.all(
           targets.map((s) =>
             s.put(checksumKey(service, backupId, 'physical', attempt), checksumLine(sha256, BACKUP_FILE.physical)),
@@ -320,8 +282,8 @@ export function createPhysicalBackupActivities(
           position: { binlogFile: m?.[1] ?? null, binlogPos: m ? Number(m[2]) : null, gtid: m?.[3] || null },
           databases,
           object: { key, size: digest.bytes, sha256, compression: 'zstd', uncompressedSize: counter.bytes },
-          copies: writtenCopies(targets, locations, versions),
-          ranOn,
+          copies,
+          ranOn: sshHost ?? 'local',
           tools: {
             mariabackup: source.version() ?? (sshHost ? 'unknown' : await toolVersion('mariabackup')),
             zstd: await toolVersion('zstd'),
@@ -329,15 +291,11 @@ export function createPhysicalBackupActivities(
           },
         };
       } catch (err) {
-        const reason = abort.signal.aborted && abort.signal.reason instanceof Error ? abort.signal.reason : err;
-        abort.abort(reason);
-        await Promise.all(writers.map((w) => w.writer.abort()));
-        throw reason;
+        return await upload.fail(err);
       } finally {
-        clearInterval(heartbeat);
-        ctx?.cancellationSignal.removeEventListener('abort', onCancel);
+        stopBeat();
+        upload.close();
         source?.kill();
-        if (zstd && zstd.exitCode === null) zstd.kill('SIGKILL');
         for (const c of cleanups) await c();
       }
     },

@@ -14,33 +14,36 @@
  * compressed size on the worker's disk and a download that no longer overlaps the load.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { heartbeat } from '@temporalio/activity';
 import { type Inventory, ErrorType, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
-import { collect, exitOf, loaderOptions, REFUSED_CLIENT_COMMAND, writeClientDefaults } from '../mysql/dump';
 import type { MysqlPools } from '../mysql';
 import type { ScratchIsolation } from '../mysql/scratch-isolation';
 import type { BackupStores } from '../storage/destinations';
 import { readVerifiedManifest, requireManifestObject } from '../storage/manifest';
 import { privateWorkDir } from '../workdirs';
+import { collect, exitOf } from '../process/child';
+import { writeClientDefaults } from '../process/defaults-file';
+import { heartbeatEvery } from '../process/heartbeat';
+import { loaderOptions, REFUSED_CLIENT_COMMAND } from '../process/mysql-client';
+import { quoteIdentifier } from '../process/quote';
+import { Digest } from '../process/streams';
+import { startUnzstd } from '../process/zstd';
 
 /** Line `n` (1-based) of a zstd-compressed file, cut to 200 characters: the statement the client refused. */
 async function lineOf(file: string, n: number): Promise<string | null> {
-  const zstd = spawn('zstd', ['-d', '-c', '-q', file], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const zstd = startUnzstd({ file, stderr: 'ignore' });
   try {
     let i = 0;
-    for await (const line of createInterface({ input: zstd.stdout, crlfDelay: Infinity }))
+    for await (const line of createInterface({ input: zstd.child.stdout!, crlfDelay: Infinity }))
       if (++i === n) return line.slice(0, 200);
     return null;
   } finally {
-    zstd.kill('SIGKILL');
+    zstd.child.kill('SIGKILL');
   }
 }
 
@@ -80,23 +83,15 @@ export function createColdRestoreActivities(
       const work = await privateWorkDir('cold');
       const spooled = path.join(work, 'dump.sql.zst');
       let defaults: { dir: string; file: string } | null = null;
-      let bytes = 0;
-      const beat = setInterval(() => heartbeat({ bytes }), 2000);
+      const digest = new Digest();
+      const stopBeat = heartbeatEvery(() => ({ bytes: digest.bytes }));
       try {
         // 1. Verify: the whole object through SHA-256 into a private file; the DR server is not touched yet.
-        const digest = createHash('sha256');
-        const hashing = new Transform({
-          transform(chunk: Buffer, _enc, done) {
-            digest.update(chunk);
-            bytes += chunk.length;
-            done(null, chunk);
-          },
-        });
         const source = await store.read(verified.objectKey);
-        await pipeline(source, hashing, createWriteStream(spooled, { mode: 0o600 })).catch((err: Error) => {
+        await pipeline(source, digest, createWriteStream(spooled, { mode: 0o600 })).catch((err: Error) => {
           throw failure(ErrorType.RestoreFailed, `fetching ${backupId}: ${err.message}`, { server });
         });
-        const got = digest.digest('hex');
+        const got = digest.hex();
         if (got !== sha256) {
           throw failure(
             ErrorType.BackupCorrupt,
@@ -110,25 +105,24 @@ export function createColdRestoreActivities(
         // never hands out a connection whose writes skip the binlog.
         await pools.withPrivateSession(server, async (conn) => {
           await conn.query('SET SESSION sql_log_bin = 0');
-          for (const db of databases) await conn.query(`DROP DATABASE IF EXISTS \`${db.replace(/`/g, '``')}\``);
+          for (const db of databases) await conn.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(db)}`);
         });
         defaults = await writeClientDefaults(pools.target(server));
         // Everything awaited before the first spawn: between a spawn and its exitOf() nothing may yield to the
         // event loop. A small dump lets zstd exit and close while an await runs (the first loaderOptions() runs
         // `mariadb --help`), and a 'close' listener attached after that waits forever.
         const clientOptions = await loaderOptions();
-        const zstd = spawn('zstd', ['-d', '-c', '-q', spooled], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const zstd = startUnzstd({ file: spooled });
         const load = spawn(
           'mariadb',
           [`--defaults-extra-file=${defaults.file}`, ...clientOptions, '--init-command=SET SESSION sql_log_bin=0'],
           { stdio: ['pipe', 'ignore', 'pipe'] },
         );
-        const zstdErr = collect(zstd.stderr);
         const loadErr = collect(load.stderr);
         const [z, l, down] = await Promise.allSettled([
-          exitOf(zstd, 'zstd'),
+          zstd.exit,
           exitOf(load, 'mariadb'),
-          pipeline(zstd.stdout, load.stdin),
+          pipeline(zstd.child.stdout!, load.stdin),
         ]);
         // The loader's own failure first: a broken pipe upstream is only its consequence.
         if (l.status === 'rejected') throw l.reason;
@@ -148,17 +142,17 @@ export function createColdRestoreActivities(
         }
         if (z.status === 'rejected') throw z.reason;
         if (z.value.code !== 0)
-          throw failure(ErrorType.RestoreFailed, `zstd -d exited ${z.value.code}: ${zstdErr()}`, { server });
+          throw failure(ErrorType.RestoreFailed, `zstd -d exited ${z.value.code}: ${zstd.stderr()}`, { server });
         if (down.status === 'rejected')
           throw failure(ErrorType.RestoreFailed, `streaming ${backupId}: ${(down.reason as Error).message}`, {
             server,
           });
       } finally {
-        clearInterval(beat);
+        stopBeat();
         await rm(work, { recursive: true, force: true });
         if (defaults) await rm(defaults.dir, { recursive: true, force: true });
       }
-      return { server, databases, bytes, seconds: (Date.now() - started) / 1000 };
+      return { server, databases, bytes: digest.bytes, seconds: (Date.now() - started) / 1000 };
     },
   };
 }

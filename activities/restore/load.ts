@@ -26,13 +26,12 @@
  * --sandbox), and a line that starts a statement with a client command (`\! cmd`) is refused here,
  * named, before any session sees it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { ErrorType } from '../../contract';
 import { failure } from '../errors';
-import { REFUSED_CLIENT_COMMAND } from '../mysql/dump';
+import { quoteIdentifier } from '../process/quote';
 import { addKeysStatement, deferSecondaryKeys, type DeferredKeys } from './deferred-keys';
+import { LoaderSession } from './loader-session';
 
 export interface LoadProgress {
   /** Decompressed dump bytes routed so far. */
@@ -46,104 +45,6 @@ export interface LoadProgress {
 const NL = 0x0a;
 const INSERT_PREFIX = Buffer.from('INSERT INTO ');
 const STATEMENT_END = Buffer.from(';\n');
-
-const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
-
-/** One `mariadb` client session fed through its stdin; `sync()` resolves once everything written so far has run. */
-class LoaderSession {
-  readonly child: ChildProcess;
-  private out = '';
-  private stderr = '';
-  private syncs = 0;
-  private readonly waiting = new Map<string, () => void>();
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  currentDb: string | null = null;
-
-  constructor(
-    readonly index: number,
-    defaultsFile: string,
-    clientOptions: string[],
-    private readonly onFail: (err: Error) => void,
-  ) {
-    this.child = spawn(
-      'mariadb',
-      // --unbuffered: a barrier's marker must reach stdout at once, not when the client exits.
-      [
-        `--defaults-extra-file=${defaultsFile}`,
-        ...clientOptions,
-        '--batch',
-        '--skip-column-names',
-        '--unbuffered',
-        '--max-allowed-packet=1G',
-      ],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    this.child.stdin!.on('error', () => undefined); // surfaced through the exit code and stderr
-    this.child.stdout!.on('data', (d: Buffer) => {
-      this.out += d.toString('latin1');
-      for (const [marker, resolve] of this.waiting) {
-        if (this.out.includes(marker)) {
-          this.waiting.delete(marker);
-          resolve();
-        }
-      }
-      if (this.waiting.size === 0) this.out = '';
-    });
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err: NodeJS.ErrnoException) => {
-        this.onFail(
-          err.code === 'ENOENT'
-            ? failure(ErrorType.NotConfigured, 'the mariadb client is not installed on this worker')
-            : failure(ErrorType.RestoreFailed, `mariadb client: ${err.message}`),
-        );
-        resolve({ code: null, signal: null });
-      });
-      this.child.once('close', (code, signal) => {
-        if (code !== 0 && signal === null) this.onFail(this.failure(code));
-        for (const resolve of this.waiting.values()) resolve();
-        this.waiting.clear();
-        resolve({ code, signal });
-      });
-    });
-  }
-
-  failure(code: number | null): Error {
-    const stderr = this.stderr.trim() || '(no output)';
-    // A client command inside a statement (the router refuses those that start one): the client refused it.
-    const refused = REFUSED_CLIENT_COMMAND.test(stderr);
-    return failure(
-      refused ? ErrorType.RestoreRefused : ErrorType.RestoreFailed,
-      `mariadb client session ${this.index} exited ${code}: ${stderr}${refused ? ' (a client command in the backup: refused, nothing of it ran)' : ''}`,
-    );
-  }
-
-  /** Write with backpressure. */
-  async write(data: Buffer | string): Promise<void> {
-    const stdin = this.child.stdin!;
-    if (!stdin.write(data)) await Promise.race([once(stdin, 'drain'), this.exited]);
-  }
-
-  get busy(): boolean {
-    return this.child.stdin!.writableNeedDrain;
-  }
-
-  async sync(): Promise<void> {
-    const marker = `drbook-sync-${this.index}-${++this.syncs}`;
-    const done = new Promise<void>((resolve) => this.waiting.set(marker, resolve));
-    await this.write(`SELECT '${marker}';\n`);
-    await Promise.race([done, this.exited]);
-  }
-
-  async end(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    this.child.stdin!.end();
-    return this.exited;
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  }
-}
 
 type Mode = 'control' | 'data';
 
@@ -313,7 +214,9 @@ export class DumpRouter extends Writable {
       if (this.parallel > 1 && /^(LOCK TABLES .* WRITE|UNLOCK TABLES);$/.test(trimmed)) return;
       const created = /^CREATE DATABASE (\/\*!32312 IF NOT EXISTS\*\/ )?`((?:[^`]|``)+)`(.*)$/s.exec(text);
       if (created) {
-        await this.control(`CREATE DATABASE ${created[1] ?? ''}${ident(this.scratchName(created[2]))}${created[3]}`);
+        await this.control(
+          `CREATE DATABASE ${created[1] ?? ''}${quoteIdentifier(this.scratchName(created[2]))}${created[3]}`,
+        );
         return;
       }
       const used = /^USE `((?:[^`]|``)+)`;\s*$/.exec(text);
@@ -321,7 +224,7 @@ export class DumpRouter extends Writable {
         const source = used[1].replace(/``/g, '`');
         this.seen.push(Buffer.from(source, 'latin1').toString('utf8'));
         this.currentDb = this.scratchName(used[1]);
-        await this.control(`USE ${ident(this.currentDb)};\n`);
+        await this.control(`USE ${quoteIdentifier(this.currentDb)};\n`);
         this.sessions[0].currentDb = this.currentDb;
         return;
       }
@@ -394,7 +297,7 @@ export class DumpRouter extends Writable {
     }
     const session = this.pickSession();
     if (session.currentDb !== this.currentDb && this.currentDb) {
-      await session.write(`USE ${ident(this.currentDb)};\n`);
+      await session.write(`USE ${quoteIdentifier(this.currentDb)};\n`);
       session.currentDb = this.currentDb;
     }
     this.insertTo = session;

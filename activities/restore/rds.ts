@@ -11,10 +11,10 @@ import {
   type DBInstance,
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
-import { Context } from '@temporalio/activity';
 import { ErrorType } from '../../contract';
 import type { AwsClients } from '../aws/clients';
 import { aws, awsFailure, failure } from '../errors';
+import { heartbeat } from '../process/heartbeat';
 
 export const RESTORED_RDS_INSTANCE = /^drbook-restore-test-[a-z0-9-]{1,40}$/;
 const POLL_MS = 5000;
@@ -31,25 +31,18 @@ export interface RestoredRdsInstance {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function heartbeat(details: unknown): void {
+/** The instance as RDS describes it now; null when there is none. */
+async function describe(clients: AwsClients, region: string, instance: string): Promise<DBInstance | null> {
   try {
-    Context.current().heartbeat(details);
-  } catch {
-    // called directly
+    const out = await clients.rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance }));
+    return out.DBInstances?.[0] ?? null;
+  } catch (err) {
+    if (/DBInstanceNotFound/.test((err as Error).name)) return null;
+    throw awsFailure(err, `RDS instance ${instance} (${region})`);
   }
 }
 
 export function createRdsRestoreActivities(clients: AwsClients) {
-  async function describe(region: string, instance: string): Promise<DBInstance | null> {
-    try {
-      const out = await clients.rds(region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance }));
-      return out.DBInstances?.[0] ?? null;
-    } catch (err) {
-      if (/DBInstanceNotFound/.test((err as Error).name)) return null;
-      throw awsFailure(err, `RDS instance ${instance} (${region})`);
-    }
-  }
-
   return {
     /**
      * Restore the newest available snapshot of `sourceInstance` in the DR region (the nightly backup's
@@ -87,7 +80,7 @@ export function createRdsRestoreActivities(clients: AwsClients) {
             (s.DBSnapshotIdentifier?.startsWith(`drbook-${service}-`) || s.DBInstanceIdentifier === sourceInstance),
         )
         .sort((a, b) => (b.SnapshotCreateTime?.getTime() ?? 0) - (a.SnapshotCreateTime?.getTime() ?? 0));
-      const existing = await describe(region, instance);
+      const existing = await describe(clients, region, instance);
       const tagged = existing?.TagList?.find((t) => t.Key === 'drbook:restored-from')?.Value;
       const snapshot = tagged ?? snapshots[0]?.DBSnapshotIdentifier;
       if (!snapshot)
@@ -115,7 +108,7 @@ export function createRdsRestoreActivities(clients: AwsClients) {
         );
       }
       for (;;) {
-        const db = await describe(region, instance);
+        const db = await describe(clients, region, instance);
         if (!db)
           throw failure(ErrorType.ResourceNotFound, `RDS instance ${instance} (${region}) disappeared while restoring`);
         if (db.DBInstanceStatus === 'available') {
@@ -147,7 +140,7 @@ export function createRdsRestoreActivities(clients: AwsClients) {
     }): Promise<{ instance: string; region: string; deleted: boolean }> {
       if (!RESTORED_RDS_INSTANCE.test(instance))
         throw failure(ErrorType.InvalidInput, `refusing to delete "${instance}": not a restore-test instance`);
-      const db = await describe(region, instance);
+      const db = await describe(clients, region, instance);
       if (!db) return { instance, region, deleted: false };
       if (db.DBInstanceStatus !== 'deleting') {
         await aws(`RDS instance ${instance} (${region})`, () =>
@@ -160,7 +153,7 @@ export function createRdsRestoreActivities(clients: AwsClients) {
           ),
         );
       }
-      while (await describe(region, instance)) {
+      while (await describe(clients, region, instance)) {
         heartbeat({ instance, status: 'deleting' });
         await sleep(POLL_MS);
       }

@@ -10,7 +10,8 @@ import { PassThrough } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import { type SshHost, ErrorType } from '../../contract';
 import { driverFailure, failure } from '../errors';
-import { whileHeartbeating } from '../liveness';
+import { whileHeartbeating } from '../process/heartbeat';
+import { shellQuote } from '../process/quote';
 
 export interface SshTarget {
   name: string;
@@ -43,9 +44,6 @@ export function knownHostKeys(text: string, host: string, port: number): string[
   }
   return keys;
 }
-
-/** Single-quote for a POSIX shell. */
-export const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export interface CommandResult {
   host: string;

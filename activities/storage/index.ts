@@ -10,7 +10,6 @@ import {
   PutBucketLifecycleConfigurationCommand,
   type LifecycleRule,
 } from '@aws-sdk/client-s3';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { type Inventory, BACKUP_ID, ErrorType, type BackupDestinationName, type BackupManifest } from '../../contract';
 import { s3ClientFor, type AwsClients } from '../aws/clients';
@@ -27,6 +26,7 @@ import {
   serviceRoot,
   type BackupKind,
 } from './layout';
+import { heartbeat } from '../process/heartbeat';
 
 export interface VerifiedCopy {
   destination: BackupDestinationName;
@@ -60,14 +60,6 @@ function corrupt(message: string, details: Record<string, unknown>): Application
   });
 }
 
-function heartbeat(details: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called directly (tests, benchmarks): nobody to tell.
-  }
-}
-
 const DAY = 86400;
 const days = (seconds: number) => Math.max(1, Math.ceil(seconds / DAY));
 
@@ -93,7 +85,8 @@ export function archiveRule(
   };
 }
 
-export function createStorageActivities(stores: BackupStores, inventory: Inventory, awsClients: AwsClients) {
+/** What a backup run needs: the services it covers, each copy read back, the manifest written last. */
+function createCopyActivities(stores: BackupStores, inventory: Inventory) {
   return {
     /** The services a nightly run covers: the ones asked for (each must exist and have a backup section), or all. */
     /** The services to back up (every one with a backup section, or those named); `binlogArchive`: only those with the archive on. */
@@ -207,7 +200,12 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       }
       return { manifestKey: key };
     },
+  };
+}
 
+/** Retention: the backups listed, and those past retention deleted. */
+function createRetentionActivities(stores: BackupStores) {
+  return {
     /** Every backup of a service in every destination, newest first, and whether its manifest is there. */
     async listBackups({
       service,
@@ -281,7 +279,12 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       }
       return locked.length ? { deleted, locked } : { deleted };
     },
+  };
+}
 
+/** The S3 lifecycle rules that move older backups to colder storage, applied. */
+function createArchiveActivities(stores: BackupStores, inventory: Inventory, awsClients: AwsClients) {
+  return {
     /**
      * The archive lifecycle (Standard-IA, Glacier, Deep Archive, expiry; abort stale uploads) on every
      * backup bucket, one rule per service, other rules left alone. Bucket configuration is an AWS API
@@ -332,6 +335,14 @@ export function createStorageActivities(stores: BackupStores, inventory: Invento
       }
       return applied;
     },
+  };
+}
+
+export function createStorageActivities(stores: BackupStores, inventory: Inventory, awsClients: AwsClients) {
+  return {
+    ...createCopyActivities(stores, inventory),
+    ...createRetentionActivities(stores),
+    ...createArchiveActivities(stores, inventory, awsClients),
   };
 }
 

@@ -1,5 +1,5 @@
 /** Retention (grandfather-father-son), 3-2-1 / RPO compliance and file-tree levels on synthetic histories. */
-import { compareFileTrees } from '../../activities/filetree';
+import { compareFileTrees } from '../../activities/filetree/listing';
 import { fileTreeId } from '../../contract';
 import {
   assessCompliance,

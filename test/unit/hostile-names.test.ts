@@ -15,7 +15,7 @@ import { Worker } from '@temporalio/worker';
 import YAML from 'yaml';
 import { InventoryError, parseInventory, drTaskQueue } from '../../contract';
 import { expandEnv } from '../../config/load';
-import { optionValue, writeClientDefaults } from '../../activities/mysql/dump';
+import { optionValue, writeClientDefaults } from '../../activities/process/defaults-file';
 import { readiness } from '../../workflows';
 import { SANDBOX_INVENTORY, workflowBundle } from '../helpers/stack';
 import { stubs, timeSkippingEnv } from '../helpers/stubs';
