@@ -16,7 +16,7 @@ import {
   restoreTestInput,
   serviceRolesInput,
 } from '../contract';
-import { workflowIdFor } from '../workflows/runbook';
+import { workflowIdFor } from '../workflows/workflow-ids';
 import { OperatorError, stamp, type DrctlContext } from './context';
 import { runMetadata } from './run-metadata';
 

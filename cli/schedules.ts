@@ -25,7 +25,7 @@ import {
 } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { type Inventory, type SERVICE_SCHEDULE_KINDS, TASK_QUEUE, type LaunchInput } from '../contract';
-import { workflowIdFor } from '../workflows/runbook';
+import { workflowIdFor } from '../workflows/workflow-ids';
 import { RUNBOOKS } from './runbooks';
 
 export const SCHEDULE_PREFIX = 'drbook-';

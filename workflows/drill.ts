@@ -60,7 +60,8 @@ import { planFor, reasonOf } from './plan';
 import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
-import { requireWorkflowId, RunbookRun, workflowIdFor } from './runbook';
+import { RunbookRun } from './runbook';
+import { requireWorkflowId, workflowIdFor } from './workflow-ids';
 import { activities, drActivities, drillChecks, drillCopies, reports } from './activity-options';
 import { round1 } from './steps';
 

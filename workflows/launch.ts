@@ -11,7 +11,7 @@ import { ParentClosePolicy, startChild, upsertSearchAttributes, workflowInfo } f
 import { launchInput, parseInput, type LaunchResult, DrOutcome, DrRunbook, DrService } from '../contract';
 import { drDrill } from './drill';
 import { publishStatusPage } from './page';
-import { workflowIdFor } from './runbook';
+import { workflowIdFor } from './workflow-ids';
 
 const RUNBOOKS = { drill: drDrill } as const;
 

@@ -39,7 +39,8 @@ import {
   releaseLockSignal,
 } from '../contract';
 import { publishStatusPage } from './page';
-import { requireWorkflowId, workflowIdFor, type RunbookRun } from './runbook';
+import type { RunbookRun } from './runbook';
+import { requireWorkflowId, workflowIdFor } from './workflow-ids';
 import type { Activities } from '../activities';
 
 type LockActivities = Pick<Activities, 'readServiceLock'>;

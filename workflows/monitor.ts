@@ -34,7 +34,7 @@ import { failover } from './failover';
 import { SERVICE_LOCK_PATCH } from './lock';
 import { renderStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
-import { requireWorkflowId, workflowIdFor } from './runbook';
+import { requireWorkflowId, workflowIdFor } from './workflow-ids';
 import { activities, healthProbes, runbookActivities } from './activity-options';
 import { notifyPeople } from './steps';
 

@@ -28,7 +28,8 @@ import {
 } from '../contract';
 import { publishStatusPage } from './page';
 import { planFor, productionApprovals } from './plan';
-import { requireWorkflowId, RunbookRun } from './runbook';
+import { RunbookRun } from './runbook';
+import { requireWorkflowId } from './workflow-ids';
 import { runbookActivities } from './activity-options';
 import { approvalTimeoutMs, notifyPeople } from './steps';
 

@@ -16,9 +16,21 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import {
+  abortFailure,
+  approvalProblem,
+  distinct,
+  pageGateOf,
+  pendingApprovalOf,
+  satisfied,
+  signatureVerdict,
+  unsigned,
+  type GateRule,
+  type PendingGate,
+  type RunPage,
+  type SignatureCheck,
+} from './approvals';
+import {
   type ServicePlan,
-  APPROVAL_SIGNATURE_MAX,
-  approvalMessage,
   ErrorType,
   type Approval,
   type RunbookStatus,
@@ -34,31 +46,9 @@ import {
   type ChildGate,
   type PageGate,
 } from '../contract';
-import type { Activities } from '../activities';
 import { renderPage } from './page';
 import { drActivities, reads } from './activity-options';
 import { reasonOf } from './plan';
-
-export interface GateRule {
-  /** Distinct approvers needed (productionApprovals: 2 for a critical service, whatever the mode). */
-  needed: number;
-  /** Expected data loss exceeds the RPO target: one approval must say overrideRpo. */
-  requireOverrideRpo?: boolean;
-  /** The old primary is (or may be) unfenced: one approval must say acknowledgeUnfenced. */
-  requireUnfencedAck?: boolean;
-  /** How long to wait before the reminder, and again before aborting. */
-  timeoutMs: number;
-  /** Called once when the first deadline passes (notify again). */
-  onReminder?: () => Promise<void>;
-  /** What the approvers are asked, shown in `status`. */
-  question: string;
-}
-
-interface PendingGate extends GateRule {
-  step: string;
-  deadline: number;
-  approvals: Approval[];
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -78,22 +68,9 @@ export class RunbookRun {
   /** Steps running now, in start order (several run together in places). */
   private readonly running: string[] = [];
   /** Under the inventory's `signed` policy: where signatures are checked (null: `named`, the approver's name counts). */
-  private signatures: { verifyApprovalSignature: Activities['verifyApprovalSignature'] } | null = null;
+  private signatures: SignatureCheck | null = null;
   /** What the run's page says besides the steps: the input's mode and reason, the child it waits on, the outcome. */
-  private page: {
-    mode: string | null;
-    reason: string | null;
-    child: string | null;
-    /** The gate the child waits at, as the child told this run (drill). */
-    childGate: ChildGate | null;
-    outcome: string | null;
-  } = {
-    mode: null,
-    reason: null,
-    child: null,
-    childGate: null,
-    outcome: null,
-  };
+  private page: RunPage = { mode: null, reason: null, child: null, childGate: null, outcome: null };
 
   constructor(
     readonly runbook: string,
@@ -190,30 +167,7 @@ export class RunbookRun {
   }
 
   private pageGate(): PageGate | null {
-    const p = this.pending;
-    return p
-      ? {
-          step: p.step,
-          question: p.question,
-          needed: Math.max(0, p.needed - distinct(p.approvals)),
-          approvers: this.approvers,
-          deadline: iso(p.deadline),
-          requireOverrideRpo: Boolean(p.requireOverrideRpo),
-          requireUnfencedAck: Boolean(p.requireUnfencedAck),
-          approvedBy: p.approvals.map((a) => a.approver),
-          signing: this.signatures
-            ? {
-                message: approvalMessage({
-                  workflowId: workflowInfo().workflowId,
-                  runId: workflowInfo().runId,
-                  step: p.step,
-                  overrideRpo: Boolean(p.requireOverrideRpo),
-                  acknowledgeUnfenced: Boolean(p.requireUnfencedAck),
-                }),
-              }
-            : null,
-        }
-      : null;
+    return this.pending && pageGateOf(this.pending, this.approvers, Boolean(this.signatures));
   }
 
   get phase(): string {
@@ -275,17 +229,7 @@ export class RunbookRun {
       service: this.service,
       phase: this.phase,
       steps: this.steps.map((s) => ({ ...s })),
-      pendingApproval: this.pending
-        ? {
-            step: this.pending.step,
-            needed: this.pending.needed - distinct(this.pending.approvals),
-            approvers: this.approvers,
-            deadline: iso(this.pending.deadline),
-            question: this.pending.question,
-            requireOverrideRpo: Boolean(this.pending.requireOverrideRpo),
-            requireUnfencedAck: Boolean(this.pending.requireUnfencedAck),
-          }
-        : null,
+      pendingApproval: this.pending && pendingApprovalOf(this.pending, this.approvers),
       measured: { ...this.measured },
       targets: this.targets,
       rtoClock: { startedAt: iso(this.clockStartedAt), usedSeconds: used, leftSeconds: this.targets.rtoSeconds - used },
@@ -362,7 +306,7 @@ export class RunbookRun {
     };
     this.steps.push(record);
     this.phase = `waiting for approval: ${step}`;
-    const done = () => this.aborted !== null || this.satisfied();
+    const done = () => this.aborted !== null || (this.pending !== null && satisfied(this.pending));
     try {
       await this.tellParentDrill();
       if (!(await condition(done, timeoutMs))) {
@@ -397,32 +341,10 @@ export class RunbookRun {
     }
   }
 
-  private satisfied(): boolean {
-    const p = this.pending;
-    if (!p) return false;
-    return (
-      distinct(p.approvals) >= p.needed &&
-      (!p.requireOverrideRpo || p.approvals.some((a) => a.overrideRpo)) &&
-      (!p.requireUnfencedAck || p.approvals.some((a) => a.acknowledgeUnfenced))
-    );
-  }
-
   /** Why an approval cannot be accepted now, or null. */
   private checkApproval(a: Approval): string | null {
-    if (!a || typeof a.approver !== 'string' || typeof a.step !== 'string')
-      return 'an approval needs { step, approver }';
-    if (this.signatures && (typeof a.signature !== 'string' || !a.signature.trim()))
-      return `the approval policy is "signed": an approval needs a signature by ${a.approver}'s SSH key over this run's approval message (drctl approve signs; the run's page shows the message)`;
-    if (this.signatures && a.signature!.length > APPROVAL_SIGNATURE_MAX)
-      return `the signature is longer than ${APPROVAL_SIGNATURE_MAX} characters`;
-    if (!this.approvers.includes(a.approver)) {
-      return `${ErrorType.ApproverNotAllowed}: "${a.approver}" is not an approver in the inventory (${this.approvers.join(', ')})`;
-    }
-    if (!this.pending) return `no approval is pending (phase: ${this.phase})`;
-    if (a.step !== this.pending.step) return `the pending approval is for step "${this.pending.step}", not "${a.step}"`;
-    if (this.pending.approvals.some((x) => x.approver === a.approver))
-      return `${a.approver} has already approved ${a.step}`;
-    return null;
+    const signed = Boolean(this.signatures);
+    return approvalProblem(a, { signed, approvers: this.approvers, pending: this.pending, phase: this.phase });
   }
 
   /**
@@ -430,7 +352,7 @@ export class RunbookRun {
    * it ran) and one key once. A refusal is recorded and fails the update with its reason.
    */
   private async acceptSigned(a: Approval): Promise<ApprovalReceipt> {
-    const verdict = await this.checkSignature(a);
+    const verdict = this.signatures ? await signatureVerdict(this.signatures, a) : null;
     // Checked here, with no await before accept(): two approvals signed by one key and verified at the same time
     // must not both count.
     const same =
@@ -447,23 +369,6 @@ export class RunbookRun {
       throw ApplicationFailure.create({ type: ErrorType.ApprovalRejected, message: problem, nonRetryable: true });
     }
     return this.accept(a, typeof verdict === 'object' && verdict ? verdict.key : undefined);
-  }
-
-  /**
-   * Under `signed`: the signing key's fingerprint, or why the signature does not count (wrong run, step or flags, a
-   * key not listed for the approver). Null under `named`. A key that already approved is refused by the caller.
-   */
-  private async checkSignature(a: Approval): Promise<{ key: string } | string | null> {
-    if (!this.signatures) return null;
-    const { workflowId, runId } = workflowInfo();
-    const message = approvalMessage({ workflowId, runId, ...a });
-    const verdict = await this.signatures.verifyApprovalSignature({
-      approver: a.approver,
-      message,
-      signature: a.signature ?? '',
-    });
-    if (!verdict.valid) return verdict.reason;
-    return { key: verdict.key };
   }
 
   private accept(a: Approval, signedWith?: string): ApprovalReceipt {
@@ -488,54 +393,4 @@ export class RunbookRun {
       `abort requested by ${this.aborted.by} while changing the estate: finishing the run rather than leaving it half-done`,
     );
   }
-}
-
-/** An approval without its signature (checked once; status, page and reports keep the key's fingerprint instead). */
-function unsigned(a: Approval): Approval {
-  if (!a || typeof a !== 'object' || !('signature' in a)) return a;
-  const rest = { ...a };
-  delete rest.signature;
-  return rest;
-}
-
-function distinct(approvals: Approval[]): number {
-  return new Set(approvals.map((a) => a.approver)).size;
-}
-
-function abortFailure(req: AbortRequest, before: string): ApplicationFailure {
-  return ApplicationFailure.create({
-    type: ErrorType.Aborted,
-    message: `aborted by ${req.by} before ${before}: ${req.reason}`,
-    nonRetryable: true,
-  });
-}
-
-export function workflowIdFor(runbook: string, service: string): string {
-  return `${runbook}-${service}`;
-}
-
-/**
- * One runbook of a kind per service at a time: Temporal refuses a second run with the same
- * workflow id, so the id must be `<runbook>-<service>`; a hand-typed other id is refused here.
- */
-export function requireWorkflowId(runbook: string, service: string): void {
-  const expected = workflowIdFor(runbook, service);
-  const actual = workflowInfo().workflowId;
-  if (actual !== expected) {
-    throw ApplicationFailure.create({
-      type: ErrorType.InvalidInput,
-      message: `a ${runbook} of ${service} must run as workflow id "${expected}" (got "${actual}"), so that only one can run at a time`,
-      nonRetryable: true,
-    });
-  }
-}
-
-/**
- * Whether this run is a child of `monitor-<service>` in its own namespace. The SDK names a parent's id,
- * run and namespace, not its type; the id stands for the type because a monitor refuses any other id
- * and the only other workflow that starts failovers (the drill) runs as `drill-<service>`.
- */
-export function startedByMonitor(service: string): boolean {
-  const { parent, namespace } = workflowInfo();
-  return parent?.workflowId === workflowIdFor('monitor', service) && parent.namespace === namespace;
 }

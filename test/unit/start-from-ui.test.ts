@@ -24,7 +24,7 @@ import {
   serviceLockInput,
   serviceRolesInput,
 } from '../../contract';
-import { workflowIdFor } from '../../workflows/runbook';
+import { workflowIdFor } from '../../workflows/workflow-ids';
 
 const SCHEMAS: Record<string, z.ZodType> = {
   failover: failoverInput,

@@ -14,6 +14,9 @@ const MAX_FILE_LINES = 400;
 const CONVERTED = [
   'failover',
   'failback',
+  'runbook',
+  'approvals',
+  'workflow-ids',
   'steps',
   'plan',
   'lock',

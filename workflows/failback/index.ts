@@ -17,7 +17,8 @@ import { failbackInput, parseInput, type FailbackInput, type FailbackReport } fr
 import { holdServiceLockIfPatched } from '../lock';
 import { DrMode, DrOutcome, DrRunbook, DrService } from '../../contract';
 import { planFor } from '../plan';
-import { requireWorkflowId, RunbookRun } from '../runbook';
+import { RunbookRun } from '../runbook';
+import { requireWorkflowId } from '../workflow-ids';
 import { notifyPeople } from '../steps';
 import { finish, type Failback } from './context';
 import { failBackHot } from './hot';

@@ -1,0 +1,36 @@
+/**
+ * The workflow-id rule: one runbook of a kind per service at a time, because Temporal refuses a second run with the
+ * same id, `<runbook>-<service>`. Workflows, the CLI and the tests build ids with workflowIdFor.
+ */
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ErrorType } from '../contract';
+
+export function workflowIdFor(runbook: string, service: string): string {
+  return `${runbook}-${service}`;
+}
+
+/**
+ * One runbook of a kind per service at a time: Temporal refuses a second run with the same
+ * workflow id, so the id must be `<runbook>-<service>`; a hand-typed other id is refused here.
+ */
+export function requireWorkflowId(runbook: string, service: string): void {
+  const expected = workflowIdFor(runbook, service);
+  const actual = workflowInfo().workflowId;
+  if (actual !== expected) {
+    throw ApplicationFailure.create({
+      type: ErrorType.InvalidInput,
+      message: `a ${runbook} of ${service} must run as workflow id "${expected}" (got "${actual}"), so that only one can run at a time`,
+      nonRetryable: true,
+    });
+  }
+}
+
+/**
+ * Whether this run is a child of `monitor-<service>` in its own namespace. The SDK names a parent's id,
+ * run and namespace, not its type; the id stands for the type because a monitor refuses any other id
+ * and the only other workflow that starts failovers (the drill) runs as `drill-<service>`.
+ */
+export function startedByMonitor(service: string): boolean {
+  const { parent, namespace } = workflowInfo();
+  return parent?.workflowId === workflowIdFor('monitor', service) && parent.namespace === namespace;
+}
