@@ -15,8 +15,8 @@ import {
   resolveSplitInput,
   restoreTestInput,
   serviceRolesInput,
+  workflowIdFor,
 } from '../contract';
-import { workflowIdFor } from '../workflows/workflow-ids';
 import { OperatorError, stamp, type DrctlContext } from './context';
 import { runMetadata } from './run-metadata';
 

@@ -24,8 +24,7 @@ import {
   type ScheduleOptions,
 } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { type Inventory, type SERVICE_SCHEDULE_KINDS, TASK_QUEUE, type LaunchInput } from '../contract';
-import { workflowIdFor } from '../workflows/workflow-ids';
+import { type Inventory, type SERVICE_SCHEDULE_KINDS, TASK_QUEUE, type LaunchInput, workflowIdFor } from '../contract';
 import { RUNBOOKS } from './runbooks';
 
 export const SCHEDULE_PREFIX = 'drbook-';

@@ -28,3 +28,11 @@ export const serviceName = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a service
 /** Backup ids are the run's start time, so they sort by age and name the night they belong to. */
 export const BACKUP_ID = /^\d{8}T\d{6}Z$/;
 export const backupId = z.string().regex(BACKUP_ID, 'a backup id like 20250101T030000Z');
+
+/**
+ * The workflow-id rule: one runbook of a kind per service at a time, because Temporal refuses a second run with the
+ * same id. Workflows enforce it (workflows/workflow-ids.ts); the CLI, activities and tests build ids with it.
+ */
+export function workflowIdFor(runbook: string, service: string): string {
+  return `${runbook}-${service}`;
+}

@@ -53,6 +53,7 @@ import {
   DrService,
   statusQuery,
   type DrillStatus,
+  workflowIdFor,
 } from '../contract';
 import { failback } from './failback';
 import { failover } from './failover';
@@ -61,7 +62,7 @@ import { recordMeasured } from './metrics';
 import { holdServiceLockIfPatched } from './lock';
 import { readiness } from './readiness';
 import { RunbookRun } from './runbook';
-import { requireWorkflowId, workflowIdFor } from './workflow-ids';
+import { requireWorkflowId } from './workflow-ids';
 import { activities, drActivities, drillChecks, drillCopies, reports } from './activity-options';
 import { round1 } from './steps';
 

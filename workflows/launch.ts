@@ -8,10 +8,17 @@
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ParentClosePolicy, startChild, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { launchInput, parseInput, type LaunchResult, DrOutcome, DrRunbook, DrService } from '../contract';
+import {
+  launchInput,
+  parseInput,
+  type LaunchResult,
+  DrOutcome,
+  DrRunbook,
+  DrService,
+  workflowIdFor,
+} from '../contract';
 import { drDrill } from './drill';
 import { publishStatusPage } from './page';
-import { workflowIdFor } from './workflow-ids';
 
 const RUNBOOKS = { drill: drDrill } as const;
 

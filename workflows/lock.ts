@@ -37,10 +37,11 @@ import {
   type ServiceLockState,
   lockHolderQuery,
   releaseLockSignal,
+  workflowIdFor,
 } from '../contract';
 import { publishStatusPage } from './page';
 import type { RunbookRun } from './runbook';
-import { requireWorkflowId, workflowIdFor } from './workflow-ids';
+import { requireWorkflowId } from './workflow-ids';
 import type { Activities } from '../activities';
 
 type LockActivities = Pick<Activities, 'readServiceLock'>;

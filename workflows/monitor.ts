@@ -29,12 +29,13 @@ import {
   monitorStateQuery,
   statusQuery,
   type MonitorState,
+  workflowIdFor,
 } from '../contract';
 import { failover } from './failover';
 import { SERVICE_LOCK_PATCH } from './lock';
 import { renderStatusPage } from './page';
 import { planFor, reasonOf } from './plan';
-import { requireWorkflowId, workflowIdFor } from './workflow-ids';
+import { requireWorkflowId } from './workflow-ids';
 import { activities, healthProbes, runbookActivities } from './activity-options';
 import { notifyPeople } from './steps';
 

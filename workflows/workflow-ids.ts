@@ -1,13 +1,9 @@
 /**
- * The workflow-id rule: one runbook of a kind per service at a time, because Temporal refuses a second run with the
- * same id, `<runbook>-<service>`. Workflows, the CLI and the tests build ids with workflowIdFor.
+ * The workflow-id rule as workflows enforce it: a run under another id than workflowIdFor's (contract/names.ts) is
+ * refused, and a failover knows its monitor by that id.
  */
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import { ErrorType } from '../contract';
-
-export function workflowIdFor(runbook: string, service: string): string {
-  return `${runbook}-${service}`;
-}
+import { ErrorType, workflowIdFor } from '../contract';
 
 /**
  * One runbook of a kind per service at a time: Temporal refuses a second run with the same

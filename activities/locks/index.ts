@@ -5,7 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { DrMode } from '../../contract';
+import { DrMode, workflowIdFor } from '../../contract';
 
 export interface ServiceLockHolder {
   /** The workflow id of the run holding the lock. */
@@ -19,7 +19,7 @@ export function createServiceLockActivities() {
     async readServiceLock({ service }: { service: string }): Promise<ServiceLockHolder | null> {
       const { client } = Context.current();
       try {
-        const handle = client.workflow.getHandle(`lock-${service}`);
+        const handle = client.workflow.getHandle(workflowIdFor('lock', service));
         const info = await handle.describe();
         if (info.status.name !== 'RUNNING') return null;
         const since = info.startTime.toISOString();
@@ -41,7 +41,7 @@ export function createServiceLockActivities() {
      */
     async cancelIsolatedDrill({ service, reason }: { service: string; reason: string }): Promise<string | null> {
       const { client, log } = Context.current();
-      const handle = client.workflow.getHandle(`drill-${service}`);
+      const handle = client.workflow.getHandle(workflowIdFor('drill', service));
       try {
         const info = await handle.describe();
         if (info.status.name !== 'RUNNING' || info.typedSearchAttributes.get(DrMode) !== 'isolated') return null;

@@ -10,7 +10,14 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { type Service, ErrorType, type Topology, type TopologyMember, type TopologyState } from '../../contract';
+import {
+  type Service,
+  ErrorType,
+  type Topology,
+  type TopologyMember,
+  type TopologyState,
+  workflowIdFor,
+} from '../../contract';
 import { failure } from '../errors';
 import { createMysqlActivities, type MysqlActivities, type MysqlPools } from './index';
 
@@ -178,7 +185,7 @@ export function createTopologyDiscoveryActivities(serviceNamed: (service: string
       return null; // called outside an activity (tests): no Temporal to ask
     }
     try {
-      const info = await client.workflow.getHandle(`failover-${service}`).describe();
+      const info = await client.workflow.getHandle(workflowIdFor('failover', service)).describe();
       return info.status.name === 'COMPLETED' && info.closeTime ? info.closeTime.toISOString() : null;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;

@@ -5,8 +5,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { rootCauseMessage } from '../../activities/errors';
-import { type RunbookStatus, type Topology, type DrillStatus, statusQuery } from '../../contract';
-import { workflowIdFor } from '../../workflows/workflow-ids';
+import { type RunbookStatus, type Topology, type DrillStatus, statusQuery, workflowIdFor } from '../../contract';
 import type { DrctlContext } from '../context';
 import { runOf } from '../runbooks';
 

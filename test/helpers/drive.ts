@@ -14,6 +14,7 @@ import {
   approveSignal,
   approveUpdate,
   statusQuery,
+  workflowIdFor,
 } from '../../contract';
 import { atGate, eventually, type TemporalHarness } from './stack';
 
@@ -146,7 +147,7 @@ export async function drillChildAtGate(
   await eventually(
     async () => {
       const s = (await t.client.workflow
-        .getHandle(`drill-${service}`)
+        .getHandle(workflowIdFor('drill', service))
         .query(statusQuery)
         .catch(() => null)) as DrillStatus | null;
       if (s?.activeChild !== `${runbook}-${service}`) return null;

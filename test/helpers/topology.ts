@@ -8,6 +8,7 @@
  */
 import type { LoadedInventory } from '../../config/load';
 import type { Adapters } from '../../activities';
+import { workflowIdFor } from '../../contract';
 import { approvedFailback } from './drive';
 import { readEstate } from './estate';
 import { buildAdapters, sandbox, type TemporalHarness } from './stack';
@@ -28,7 +29,7 @@ async function restore(loaded: LoadedInventory, adapters: Adapters, t: TemporalH
   const shop = services.find((s) => s.name === 'shop')!;
   const db = shop.database!;
   const changed: string[] = [];
-  await t.terminate(services.flatMap((s) => [`failover-${s.name}`, `failback-${s.name}`, `drill-${s.name}`]));
+  await t.terminate(services.flatMap((s) => ['failover', 'failback', 'drill'].map((r) => workflowIdFor(r, s.name))));
 
   // First: readEstate needs the DR instance, which a failed failback may have left deleted.
   const rds = shop.rds!;

@@ -23,8 +23,8 @@ import {
   serviceBackupInput,
   serviceLockInput,
   serviceRolesInput,
+  workflowIdFor,
 } from '../../contract';
-import { workflowIdFor } from '../../workflows/workflow-ids';
 
 const SCHEMAS: Record<string, z.ZodType> = {
   failover: failoverInput,

@@ -12,13 +12,20 @@
 import { ApplicationFailure, executeChild, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { runbookActivities } from '../activity-options';
 import { Compensations } from '../compensations';
-import { ErrorType, failoverInput, parseInput, type FailoverInput, type FailoverReport } from '../../contract';
+import {
+  ErrorType,
+  failoverInput,
+  parseInput,
+  type FailoverInput,
+  type FailoverReport,
+  workflowIdFor,
+} from '../../contract';
 import { holdServiceLockIfPatched } from '../lock';
 import { DrMode, DrOutcome, DrRunbook, DrService } from '../../contract';
 import { planFor } from '../plan';
 import { readiness } from '../readiness';
 import { RunbookRun } from '../runbook';
-import { requireWorkflowId, startedByMonitor, workflowIdFor } from '../workflow-ids';
+import { requireWorkflowId, startedByMonitor } from '../workflow-ids';
 import { notifyPeople } from '../steps';
 import { approve } from './approve';
 import { assess, refuseIfFailedOver } from './assess';
