@@ -14,7 +14,6 @@ import { compressInto } from '../process/zstd';
 import { openHostStream, runOnHost, type SshTarget } from '../ssh';
 import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
 import {
-  checksumLine,
   FILE_TREE_ARCHIVE,
   FILE_TREE_LIST,
   FILE_TREE_SNAPSHOT,
@@ -171,8 +170,7 @@ async function archive(
     if (compressed.code !== 0) throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstd.stderr()}`);
     upload.throwIfAborted();
     const archiveSha = digest.hex();
-    const copies = await upload.complete();
-    await Promise.all(targets.map((s) => s.put(`${key}.sha256`, checksumLine(archiveSha, FILE_TREE_ARCHIVE))));
+    const copies = await upload.complete(archiveSha);
     return { copies, sha256: archiveSha, size: digest.bytes, uncompressedSize: counter.bytes };
   } catch (err) {
     return await upload.fail(err);

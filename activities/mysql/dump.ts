@@ -16,23 +16,20 @@
  * directory, removed when the dump ends; never on a command line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { ErrorType, type BackupCopy, type BackupDestinationName } from '../../contract';
+import { ErrorType, type BackupDestinationName } from '../../contract';
 import { failure } from '../errors';
 import { collect, exitOf, killAll, toolVersion } from '../process/child';
 import { writeClientDefaults } from '../process/defaults-file';
-import { activityContext, heartbeatEvery } from '../process/heartbeat';
+import { heartbeatEvery } from '../process/heartbeat';
 import { Digest } from '../process/streams';
 import { Upload } from '../process/upload';
 import { startZstd, ZSTD_SIZES } from '../process/zstd';
-import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
-import { checksumKey, checksumLine, dumpKey, newAttempt } from '../storage/layout';
-import { refuseExistingBackup } from '../storage/manifest';
-import { createTopologyDiscoveryActivities } from './discovery';
+import type { BackupStores, WrittenCopy } from '../storage/destinations';
+import { databaseBackups } from './backup-start';
 import {
   binlogCreatedAt,
   countRows,
@@ -60,18 +57,7 @@ export interface DumpResult {
   rowCounts: { exact: boolean; method: string };
   object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
   /** Copies written (not yet verified: verifyCopy reads each back). */
-  copies: {
-    destination: BackupDestinationName;
-    kind: 'file' | 's3';
-    region: string | null;
-    offsite: boolean;
-    location: string;
-    /** The S3 object version this attempt wrote, where the bucket keeps versions. */
-    versionId?: string;
-    /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
-    objectLock?: BackupCopy['objectLock'];
-    encryption?: BackupCopy['encryption'];
-  }[];
+  copies: WrittenCopy[];
   tools: Record<string, string>;
 }
 
@@ -246,8 +232,7 @@ async function openSource(
 }
 
 export function createDumpActivities(stores: BackupStores, pools: MysqlPools, options: DumpOptions = {}) {
-  const zstdOptions = { level: options.zstdLevel ?? 1, threads: options.zstdThreads ?? 0 };
-  const live = createTopologyDiscoveryActivities((name) => stores.service(name), pools);
+  const backups = databaseBackups(stores, pools, options);
 
   return {
     /**
@@ -270,27 +255,15 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
       /** A member to read from instead of the live one (refused if fenced). */
       source?: string;
     }): Promise<DumpResult> {
-      const svc = stores.service(service);
-      if (!svc.database)
-        throw failure(ErrorType.NotConfigured, `service ${service} has no database to dump`, { service });
-      const { server, topology } = await live.backupSource(service, {
-        named: source,
-        preferReplica: svc.backup.source === 'replica',
+      const { backup, engine, server, topology, targets, key, startedAt } = await backups.start({
+        service,
+        backupId,
+        kind: 'logical',
+        source,
+        destinations,
       });
-      const engine = svc.database.engine;
-      const databases = svc.backup.databases;
-      const targets: BackupStore[] = stores
-        .forService(service)
-        .filter((s) => !destinations || destinations.includes(s.name));
-      if (targets.length === 0) throw failure(ErrorType.NotConfigured, `service ${service} has no backup destination`);
-
-      const ctx = activityContext();
-      const startedAt = new Date().toISOString();
+      const databases = backup.databases;
       const command = dumpCommand(engine, databases);
-      await checkObjectLocks(targets);
-      await refuseExistingBackup(targets, service, backupId, 'logical');
-      const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
-      const key = dumpKey(service, backupId, attempt);
 
       const defaults = await writeClientDefaults(pools.target(server));
       let conn: PoolConnection | undefined;
@@ -302,7 +275,7 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         const opened = await openSource(pools, server, service, topology.writable, engine);
         conn = opened.conn;
         const fanOut = upload.open(targets, key);
-        const run = await startDump(command, defaults, upload, fanOut, zstdOptions, children);
+        const run = await startDump(command, defaults, upload, fanOut, backups.zstd, children);
         sideCopy = run.sideCopy;
         stopBeat = heartbeatEvery(() => ({ phase: 'dumping', writtenBytes: run.digest.bytes }), HEARTBEAT_MS);
         const counted = await countAtSnapshot(conn, engine, databases, opened.snapshot, run.head, run.streamed);
@@ -315,14 +288,10 @@ export function createDumpActivities(stores: BackupStores, pools: MysqlPools, op
         // Which log that is even after RESET MASTER restarts the numbering: the binlog archive keys logs by
         // name and creation time, and point-in-time recovery starts from exactly this one.
         const binlogCreated =
-          svc.backup.binlogArchive && binlogFile
+          backup.binlogArchive && binlogFile
             ? await binlogCreatedAt(engine, defaults.file, binlogFile).catch(() => null)
             : null;
-        const copies = await upload.complete();
-        // The .sha256 file follows its object: `sha256sum -c dump.sql.zst.sha256` works from any copy.
-        await Promise.all(
-          targets.map((s) => s.put(checksumKey(service, backupId, 'logical', attempt), checksumLine(sha256))),
-        );
+        const copies = await upload.complete(sha256);
         return {
           service,
           backupId,

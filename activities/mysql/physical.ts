@@ -16,29 +16,20 @@
  * --target-dir=dir`, then copy back (docs/backup.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { RowDataPacket } from 'mysql2/promise';
-import {
-  dataFilesHost,
-  type MysqlServer,
-  ErrorType,
-  type BackupCopy,
-  type BackupDestinationName,
-} from '../../contract';
+import { dataFilesHost, type MysqlServer, ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { collect, exitOf, toolVersion } from '../process/child';
 import { clientDefaultsText, writeClientDefaults, type ClientTarget } from '../process/defaults-file';
-import { activityContext, heartbeatEvery } from '../process/heartbeat';
+import { heartbeatEvery } from '../process/heartbeat';
 import { shellQuote } from '../process/quote';
 import { Upload } from '../process/upload';
 import { compressInto } from '../process/zstd';
 import { openHostStream, type SshTarget } from '../ssh';
-import { checkObjectLocks, type BackupStore, type BackupStores } from '../storage/destinations';
-import { BACKUP_FILE, backupKey, checksumKey, checksumLine, newAttempt } from '../storage/layout';
-import { refuseExistingBackup } from '../storage/manifest';
-import { createTopologyDiscoveryActivities } from './discovery';
+import type { BackupStores, WrittenCopy } from '../storage/destinations';
+import { databaseBackups } from './backup-start';
 import { mysqlFailure, type MysqlPools } from './index';
 
 export interface PhysicalBackupResult {
@@ -53,17 +44,7 @@ export interface PhysicalBackupResult {
   position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
   databases: string[];
   object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
-  copies: {
-    destination: BackupDestinationName;
-    kind: 'file' | 's3';
-    region: string | null;
-    offsite: boolean;
-    location: string;
-    versionId?: string;
-    /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
-    objectLock?: BackupCopy['objectLock'];
-    encryption?: BackupCopy['encryption'];
-  }[];
+  copies: WrittenCopy[];
   /** 'local' or the SSH host it ran on. */
   ranOn: string;
   tools: Record<string, string>;
@@ -192,8 +173,7 @@ export function createPhysicalBackupActivities(
   servers: Record<string, MysqlServer>,
   options: { zstdLevel?: number; zstdThreads?: number } = {},
 ) {
-  const zstdOptions = { level: options.zstdLevel ?? 1, threads: options.zstdThreads ?? 0 };
-  const live = createTopologyDiscoveryActivities((name) => stores.service(name), pools);
+  const backups = databaseBackups(stores, pools, options);
 
   return {
     /**
@@ -212,26 +192,17 @@ export function createPhysicalBackupActivities(
       /** A member to copy instead of the live one (refused if fenced). */
       source?: string;
     }): Promise<PhysicalBackupResult> {
-      const svc = stores.service(service);
-      if (!svc.database) throw failure(ErrorType.NotConfigured, `service ${service} has no database to back up`);
-      const { server } = await live.backupSource(service, {
-        named,
-        preferReplica: svc.backup.source === 'replica',
+      const { engine, server, targets, key, startedAt } = await backups.start({
+        service,
+        backupId,
+        kind: 'physical',
+        source: named,
       });
-      const engine = svc.database.engine;
       if (engine !== 'mariadb')
         throw failure(
           ErrorType.NotConfigured,
           `physical backups use mariabackup; ${server} is ${engine} (xtrabackup is not wired yet)`,
         );
-      const targets: BackupStore[] = stores.forService(service);
-      if (targets.length === 0) throw failure(ErrorType.NotConfigured, `service ${service} has no backup destination`);
-      const ctx = activityContext();
-      const startedAt = new Date().toISOString();
-      await checkObjectLocks(targets);
-      await refuseExistingBackup(targets, service, backupId, 'physical');
-      const attempt = newAttempt(ctx?.info.attempt ?? 1, randomBytes(4).toString('hex'));
-      const key = backupKey(service, backupId, 'physical', attempt);
       const target = pools.target(server);
       const { version, datadir, databases } = await readServer(pools, server);
 
@@ -252,7 +223,7 @@ export function createPhysicalBackupActivities(
           : await localSource(args, target, socket, cleanups);
         const running = source;
         upload.onAbort(() => running.kill());
-        const { zstd, counter, digest, done } = compressInto(upload, fanOut, source.stdout, zstdOptions);
+        const { zstd, counter, digest, done } = compressInto(upload, fanOut, source.stdout, backups.zstd);
         stopBeat = heartbeatEvery(
           () => ({ phase: 'physical backup', copiedBytes: counter.bytes, writtenBytes: digest.bytes }),
           HEARTBEAT_MS,
@@ -264,12 +235,7 @@ export function createPhysicalBackupActivities(
           throw failure(ErrorType.DumpFailed, `zstd exited ${compressed.code}: ${zstd.stderr()}`, { server });
         upload.throwIfAborted();
         const sha256 = digest.hex();
-        const copies = await upload.complete();
-        await Promise.all(
-          targets.map((s) =>
-            s.put(checksumKey(service, backupId, 'physical', attempt), checksumLine(sha256, BACKUP_FILE.physical)),
-          ),
-        );
+        const copies = await upload.complete(sha256);
         const m = POSITION.exec(report);
         return {
           service,

@@ -4,12 +4,15 @@
  * fails, or the activity cancelled), and on failure every writer aborted (no partial file, no unfinished multipart
  * upload) with the first cause reported.
  */
+import path from 'node:path';
 import { writtenCopies, type BackupStore, type BackupWriter } from '../storage/destinations';
+import { checksumLine } from '../storage/layout';
 import { activityContext } from './heartbeat';
 import { FanOut } from './streams';
 
 export class Upload {
   private readonly writers: { store: BackupStore; writer: BackupWriter }[] = [];
+  private key = '';
   private readonly aborter = new AbortController();
   private readonly ctx = activityContext();
   private readonly onCancel = () => this.aborter.abort(new Error('cancelled'));
@@ -26,6 +29,7 @@ export class Upload {
 
   /** Open `key` in every target; the FanOut writes to all of them. */
   open(targets: BackupStore[], key: string): FanOut {
+    this.key = key;
     for (const store of targets)
       this.writers.push({ store, writer: store.openWriter(key, (err) => this.aborter.abort(err)) });
     return new FanOut(this.writers.map((w) => w.writer.stream));
@@ -41,10 +45,15 @@ export class Upload {
     if (this.aborter.signal.aborted) throw this.aborter.signal.reason;
   }
 
-  /** Two phases: a file copy becomes visible only once every destination has all the bytes. The copies written. */
-  async complete() {
+  /**
+   * Two phases: a file copy becomes visible only once every destination has all the bytes. Then the `.sha256` beside
+   * each copy (`sha256sum -c <file>.sha256` works from any of them). The copies written.
+   */
+  async complete(sha256: string) {
     const versions = await Promise.all(this.writers.map((w) => w.writer.finish()));
     const locations = await Promise.all(this.writers.map((w) => w.writer.publish()));
+    const line = checksumLine(sha256, path.posix.basename(this.key));
+    await Promise.all(this.writers.map((w) => w.store.put(`${this.key}.sha256`, line)));
     return writtenCopies(
       this.writers.map((w) => w.store),
       locations,

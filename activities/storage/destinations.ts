@@ -26,6 +26,7 @@ export {
   type CopyLock,
   type LockPolicy,
   type StoredObject,
+  type WrittenCopy,
 } from './store';
 
 /** Every backup destination of every service, built from the inventory on the worker. */

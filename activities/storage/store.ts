@@ -64,6 +64,20 @@ export interface BackupWriter {
   abort(): Promise<void>;
 }
 
+/** One copy an upload wrote (not yet verified: verifyCopy reads each back). */
+export interface WrittenCopy {
+  destination: BackupDestinationName;
+  kind: 'file' | 's3';
+  region: string | null;
+  offsite: boolean;
+  location: string;
+  /** The S3 object version this attempt wrote, where the bucket keeps versions. */
+  versionId?: string;
+  /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
+  objectLock?: CopyLock;
+  encryption?: CopyEncryption;
+}
+
 /**
  * The copies one upload wrote, as the manifest records them: each destination, where the object landed, and what
  * its writer's finish() reported (S3 version, Object Lock, encryption). `locations` and `finished` follow `targets`.
@@ -72,7 +86,7 @@ export function writtenCopies(
   targets: BackupStore[],
   locations: string[],
   finished: Awaited<ReturnType<BackupWriter['finish']>>[],
-) {
+): WrittenCopy[] {
   return targets.map((s, i) => ({
     destination: s.name,
     kind: s.kind,
