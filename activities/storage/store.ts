@@ -5,24 +5,17 @@
 import { type Readable, type Writable } from 'node:stream';
 import { type ObjectLockMode } from '@aws-sdk/client-s3';
 import { type RetentionPolicy } from '../../workflows/backup-policy';
-import { type BackupDestinationName } from '../../contract';
+import { type BackupCopy, type BackupDestinationName } from '../../contract';
 
 /** S3 multipart: 8 MiB parts, two in flight per destination, so memory stays flat however big the dump. */
 export const PART_SIZE = 8 * 1024 * 1024;
 export const QUEUE_SIZE = 2;
 
-/** S3 Object Lock on a copy: who may shorten it (GOVERNANCE: holders of the bypass permission; COMPLIANCE: nobody). */
-export interface CopyLock {
-  mode: ObjectLockMode;
-  /** ISO 8601, UTC: the object version cannot be deleted or overwritten before this. */
-  retainUntil: string;
-}
+/** S3 Object Lock on a copy, as the manifest records it (contract BackupCopy.objectLock). */
+export type CopyLock = NonNullable<BackupCopy['objectLock']>;
 
 /** Server-side encryption of a copy (destination `encryption`): SSE-KMS under the destination's key. */
-export interface CopyEncryption {
-  algorithm: 'aws:kms';
-  kmsKeyId: string;
-}
+export type CopyEncryption = NonNullable<BackupCopy['encryption']>;
 
 /**
  * How a destination locks what it writes: the mode, and how many days from the write. An object of a backup is
@@ -64,19 +57,8 @@ export interface BackupWriter {
   abort(): Promise<void>;
 }
 
-/** One copy an upload wrote (not yet verified: verifyCopy reads each back). */
-export interface WrittenCopy {
-  destination: BackupDestinationName;
-  kind: 'file' | 's3';
-  region: string | null;
-  offsite: boolean;
-  location: string;
-  /** The S3 object version this attempt wrote, where the bucket keeps versions. */
-  versionId?: string;
-  /** S3 Object Lock on the copy (destination objectLock): recorded in the manifest. */
-  objectLock?: CopyLock;
-  encryption?: CopyEncryption;
-}
+/** One copy an upload wrote (not yet verified: verifyCopy reads each back, adding size, SHA-256 and the time). */
+export type WrittenCopy = Omit<BackupCopy, 'size' | 'sha256' | 'verifiedAt'>;
 
 /**
  * The copies one upload wrote, as the manifest records them: each destination, where the object landed, and what
