@@ -88,9 +88,8 @@ async function bundleDir(interceptorModules: string[]): Promise<string> {
 }
 
 /**
- * The folders the bundle's digest reads: every top-level folder of ours with sources, test/ aside. Listed rather
- * than guessed, and checked against the bundle's own source map (test/unit/workflow-bundle.test.ts), so a new
- * folder the workflows import (as contract/ was) cannot be left out and serve a stale bundle.
+ * The folders the bundle's digest reads: every top-level folder of ours with sources, test/ aside. A new folder
+ * the workflows import (as contract/ was) must be added here, or an edit to it serves a stale bundle.
  */
 export const BUNDLE_SOURCE_DIRS = ['contract', 'workflows', 'activities', 'config', 'workers', 'cli'];
 
