@@ -77,10 +77,14 @@ export class LoaderSession {
     );
   }
 
-  /** Write with backpressure. */
+  /**
+   * Write with backpressure. A client that exits while a write waits for its pipe to drain makes that wait fail with
+   * EPIPE before the exit is seen; the write then waits for the exit, so the session's own failure (its exit code and
+   * stderr, through onFail) is what the load reports, not the broken pipe.
+   */
   async write(data: Buffer | string): Promise<void> {
     const stdin = this.child.stdin!;
-    if (!stdin.write(data)) await Promise.race([once(stdin, 'drain'), this.exited]);
+    if (!stdin.write(data)) await Promise.race([once(stdin, 'drain').catch(() => this.exited), this.exited]);
   }
 
   get busy(): boolean {
