@@ -7,6 +7,7 @@
  */
 export * from './approvals';
 export * from './backup';
+export * from './backup-policy';
 export * from './drill';
 export * from './failures';
 export * from './inputs';

@@ -3,15 +3,17 @@
  * workflow can make them deterministically and unit tests can prove them on a synthetic
  * history: grandfather-father-son retention and 3-2-1 / RPO compliance.
  */
-import type { BackupCompliance, BackupCopy } from '../contract';
-
-/** "20250101T030000Z" → epoch ms. Backup ids are their run's start time (UTC). */
-export function backupTime(id: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(id);
-  if (!m) throw new Error(`not a backup id: ${id}`);
-  const [, y, mo, d, h, mi, s] = m.map(Number);
-  return Date.UTC(y, mo - 1, d, h, mi, s);
-}
+import {
+  backupTime,
+  isoWeek,
+  utcDay,
+  utcMonth,
+  type BackupCompliance,
+  type BackupCopy,
+  type FileTreeBackupRef,
+  type FileTreeLevel,
+  type RetentionPolicy,
+} from '../contract';
 
 /** epoch ms → backup id. */
 export function backupIdAt(ms: number): string {
@@ -21,54 +23,9 @@ export function backupIdAt(ms: number): string {
     .replace(/\.\d{3}Z$/, 'Z');
 }
 
-export interface RetentionPolicy {
-  daily: number;
-  weekly: number;
-  monthly: number;
-}
-
 export interface RetentionPlan {
   keep: { id: string; reasons: string[] }[];
   remove: string[];
-}
-
-const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-const month = (ms: number) => new Date(ms).toISOString().slice(0, 7);
-/** ISO 8601 week ("2025-W01"): weeks start on Monday; the week's year is its Thursday's. */
-function isoWeek(ms: number): string {
-  const d = new Date(ms);
-  const thursday = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 3 - ((d.getUTCDay() + 6) % 7));
-  const year = new Date(thursday).getUTCFullYear();
-  const week = 1 + Math.floor((thursday - Date.UTC(year, 0, 1)) / (7 * 86400000));
-  return `${year}-W${String(week).padStart(2, '0')}`;
-}
-
-/** A backup's grandfather-father-son class: what it is kept (and, under Object Lock, locked) as. */
-export type GfsClass = 'daily' | 'weekly' | 'monthly';
-
-/**
- * The class a backup has from the moment it is written, in one destination: the monthly if it is the first verified
- * backup of its UTC month there, else the weekly if the first of its ISO week, else a daily. Decidable at upload
- * (only EARLIER verified backups count), so an Object Lock can be set for the class's period on the first write
- * (a lock can be extended but never shortened) and retention's `first` anchor keeps exactly these as weeklies and
- * monthlies. A class the policy keeps none of (weekly: 0) is not given.
- */
-export function gfsClass(id: string, earlierVerified: string[], policy: RetentionPolicy): GfsClass {
-  const t = backupTime(id);
-  const earlier = earlierVerified.filter((e) => e < id).map(backupTime);
-  if (policy.monthly > 0 && !earlier.some((e) => month(e) === month(t))) return 'monthly';
-  if (policy.weekly > 0 && !earlier.some((e) => isoWeek(e) === isoWeek(t))) return 'weekly';
-  return 'daily';
-}
-
-/**
- * How many days a backup of `cls` is locked for: the span retention keeps that class over (a month counted as 31
- * days, its longest), and never less than the daily period. Retention may keep it longer (slots are only used up
- * by weeks and months that have a backup); it never wants it gone before the lock ends in steady state.
- */
-export function gfsLockDays(cls: GfsClass, policy: RetentionPolicy): number {
-  const days = { daily: policy.daily, weekly: policy.weekly * 7, monthly: policy.monthly * 31 }[cls];
-  return Math.max(policy.daily, days);
 }
 
 /**
@@ -97,9 +54,9 @@ export function planRetention(
     .reverse();
   if (verified.length) keep(verified[0], 'newest verified');
   for (const [name, count, bucket] of [
-    ['daily', policy.daily, day],
+    ['daily', policy.daily, utcDay],
     ['weekly', policy.weekly, isoWeek],
-    ['monthly', policy.monthly, month],
+    ['monthly', policy.monthly, utcMonth],
   ] as const) {
     // Newest period first; within a period, the backup that stands for it (daily: always the day's newest).
     const chosen = new Map<string, string>();
@@ -228,19 +185,10 @@ export function assessCompliance(args: {
 
 // ------------------------------------------------------------------ file trees (backup.paths)
 
-export type FileTreeLevel = 'full' | 'differential' | 'incremental';
-
 export interface FileTreePolicy {
   /** A full when the newest full is not of this day / ISO week / month. */
   full: 'daily' | 'weekly' | 'monthly';
   between: 'differential' | 'incremental';
-}
-
-/** A verified backup of one tree: its id, level and chain (the id of the full it builds on). */
-export interface FileTreeBackupRef {
-  id: string;
-  level: FileTreeLevel;
-  chain: string;
 }
 
 export interface FileTreeLevelPlan {
@@ -265,7 +213,7 @@ export function planFileTreeLevel(
   const earlier = previous.filter((b) => b.id < backupId).sort((a, b) => a.id.localeCompare(b.id));
   const full = earlier.filter((b) => b.level === 'full').pop();
   if (!full) return { level: 'full', parent: null, chain: backupId, why: 'no verified full backup of this tree' };
-  const bucket = { daily: day, weekly: isoWeek, monthly: month }[policy.full];
+  const bucket = { daily: utcDay, weekly: isoWeek, monthly: utcMonth }[policy.full];
   const then = bucket(backupTime(full.id));
   const now = bucket(backupTime(backupId));
   if (then !== now)

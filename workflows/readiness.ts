@@ -23,8 +23,8 @@ import {
   DrOutcome,
   DrRunbook,
   DrService,
+  backupTime,
 } from '../contract';
-import { backupTime } from './backup-policy';
 import { recordBackupAge } from './metrics';
 import { publishStatusPage } from './page';
 import { planFor, reasonOf } from './plan';

@@ -3,8 +3,14 @@
  * out by the worker, then tar's snapshot after it and the tree's per-file list beside it.
  */
 import { randomBytes } from 'node:crypto';
-import type { FileTreeBackupRef, FileTreeLevel } from '../../workflows/backup-policy';
-import { BACKUP_ID, ErrorType, type BackupCopy, type FileTreeManifest } from '../../contract';
+import {
+  BACKUP_ID,
+  ErrorType,
+  type BackupCopy,
+  type FileTreeBackupRef,
+  type FileTreeLevel,
+  type FileTreeManifest,
+} from '../../contract';
 import { failure } from '../errors';
 import { collect, toolVersion } from '../process/child';
 import { activityContext, heartbeatEvery, whileHeartbeating } from '../process/heartbeat';

@@ -74,7 +74,7 @@ export const binlogKey = (service: string, server: string, file: string) => `${b
  */
 export const archivedBinlogName = (log: string, createdAt: string) => `${log}@${createdAt}`;
 
-/** A file tree's backups: `<service>/files/<tree>/` (tree: fileTreeId in workflows/backup-policy.ts). */
+/** A file tree's backups: `<service>/files/<tree>/` (tree: fileTreeId in contract/backup.ts). */
 export const FILE_TREE_ARCHIVE = 'tree.tar.zst';
 export const FILE_TREE_SNAPSHOT = 'tree.snar';
 export const FILE_TREE_LIST = 'files.json';

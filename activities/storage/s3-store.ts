@@ -18,8 +18,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { gfsClass, gfsLockDays } from '../../workflows/backup-policy';
-import { ErrorType, type BackupDestinationName } from '../../contract';
+import { ErrorType, gfsClass, gfsLockDays, type BackupDestinationName } from '../../contract';
 import { aws, awsFailure, failure } from '../errors';
 import { ATTEMPT, MANIFEST_FILE } from './layout';
 import {

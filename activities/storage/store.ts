@@ -4,8 +4,7 @@
  */
 import { type Readable, type Writable } from 'node:stream';
 import { type ObjectLockMode } from '@aws-sdk/client-s3';
-import { type RetentionPolicy } from '../../workflows/backup-policy';
-import { type BackupCopy, type BackupDestinationName } from '../../contract';
+import { type BackupCopy, type BackupDestinationName, type RetentionPolicy } from '../../contract';
 
 /** S3 multipart: 8 MiB parts, two in flight per destination, so memory stays flat however big the dump. */
 export const PART_SIZE = 8 * 1024 * 1024;

@@ -22,9 +22,8 @@ import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { BackupStores } from '../../activities/storage/destinations';
 import { manifestKey } from '../../activities/storage/layout';
 import type { Activities } from '../../activities';
-import type { BackupManifest } from '../../contract';
+import { backupTime, type BackupManifest } from '../../contract';
 import { serviceBackup } from '../../workflows';
-import { backupTime } from '../../workflows/backup-policy';
 import type { TemporalHarness } from './stack';
 
 export type IsolatedBackups = ReturnType<typeof isolatedBackups>;

@@ -1,16 +1,12 @@
 /** Retention (grandfather-father-son), 3-2-1 / RPO compliance and file-tree levels on synthetic histories. */
 import { compareFileTrees } from '../../activities/filetree/listing';
-import { fileTreeId } from '../../contract';
+import { backupTime, fileTreeId, gfsClass, gfsLockDays, type FileTreeBackupRef } from '../../contract';
 import {
   assessCompliance,
   backupIdAt,
-  backupTime,
-  gfsClass,
-  gfsLockDays,
   offlineCopiesVerified,
   planFileTreeLevel,
   planRetention,
-  type FileTreeBackupRef,
 } from '../../workflows/backup-policy';
 
 const DAY = 86400000;

@@ -100,6 +100,13 @@ test('nothing outside workers/ (and test/) imports workers/', () => {
   expect(intoWorkers).toEqual([]);
 });
 
+test('activities/ import nothing from workflows/ (shared decisions live in contract/)', () => {
+  const intoWorkflows = [...graph]
+    .filter(([file]) => folder(file) === 'activities')
+    .flatMap(([file, targets]) => targets.filter((t) => folder(t) === 'workflows').map((t) => `${file} -> ${t}`));
+  expect(intoWorkflows).toEqual([]);
+});
+
 test('there is no import cycle among our files', () => {
   expect(cycles(graph).map((scc) => scc.join(' <-> '))).toEqual([]);
 });
