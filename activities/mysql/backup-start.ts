@@ -5,14 +5,31 @@
  * yet), and this attempt's own object key, so a retry never writes over another attempt's.
  */
 import { randomBytes } from 'node:crypto';
-import { ErrorType, type BackupDestinationName } from '../../contract';
+import { ErrorType, type BackupDestinationName, type BackupManifest } from '../../contract';
 import { failure } from '../errors';
 import { activityContext } from '../process/heartbeat';
 import { checkObjectLocks, type BackupStores } from '../storage/destinations';
+import type { WrittenCopy } from '../storage/store';
 import { backupKey, newAttempt, type BackupKind } from '../storage/layout';
 import { refuseExistingBackup } from '../storage/manifest';
 import { createTopologyDiscoveryActivities } from './discovery';
 import type { MysqlPools } from './index';
+
+/** What a database backup run (the dump, the physical copy) reports: its manifest before the copies are verified. */
+export interface DatabaseBackupRun {
+  service: string;
+  backupId: string;
+  server: string;
+  engine: 'mariadb' | 'mysql';
+  version: string;
+  startedAt: string;
+  endedAt: string;
+  databases: string[];
+  object: BackupManifest['object'];
+  /** Copies written (not yet verified: verifyCopy reads each back). */
+  copies: WrittenCopy[];
+  tools: Record<string, string>;
+}
 
 async function startDatabaseBackup(
   stores: BackupStores,

@@ -28,8 +28,8 @@ import { heartbeatEvery } from '../process/heartbeat';
 import { Digest } from '../process/streams';
 import { Upload } from '../process/upload';
 import { startZstd, ZSTD_SIZES } from '../process/zstd';
-import type { BackupStores, WrittenCopy } from '../storage/destinations';
-import { databaseBackups } from './backup-start';
+import type { BackupStores } from '../storage/destinations';
+import { databaseBackups, type DatabaseBackupRun } from './backup-start';
 import {
   binlogCreatedAt,
   countRows,
@@ -43,22 +43,10 @@ import {
 } from './dump-snapshot';
 import { mysqlFailure, type MysqlPools } from './index';
 
-export interface DumpResult {
-  service: string;
-  backupId: string;
-  server: string;
-  engine: 'mariadb' | 'mysql';
-  version: string;
-  startedAt: string;
-  endedAt: string;
+export interface DumpResult extends DatabaseBackupRun {
   position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null; binlogCreatedAt?: string };
-  databases: string[];
   tables: { database: string; table: string; rows: number }[];
   rowCounts: { exact: boolean; method: string };
-  object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
-  /** Copies written (not yet verified: verifyCopy reads each back). */
-  copies: WrittenCopy[];
-  tools: Record<string, string>;
 }
 
 export interface DumpOptions {

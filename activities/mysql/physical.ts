@@ -28,26 +28,15 @@ import { shellQuote } from '../process/quote';
 import { Upload } from '../process/upload';
 import { compressInto } from '../process/zstd';
 import { openHostStream, type SshTarget } from '../ssh';
-import type { BackupStores, WrittenCopy } from '../storage/destinations';
-import { databaseBackups } from './backup-start';
+import type { BackupStores } from '../storage/destinations';
+import { databaseBackups, type DatabaseBackupRun } from './backup-start';
 import { mysqlFailure, type MysqlPools } from './index';
 
-export interface PhysicalBackupResult {
-  service: string;
-  backupId: string;
-  server: string;
-  engine: 'mariadb' | 'mysql';
-  version: string;
-  startedAt: string;
-  endedAt: string;
+export interface PhysicalBackupResult extends DatabaseBackupRun {
   /** Where the copy sits in the binlog (from mariabackup's own report). */
   position: { gtid: string | null; binlogFile: string | null; binlogPos: number | null };
-  databases: string[];
-  object: { key: string; size: number; sha256: string; compression: 'zstd'; uncompressedSize: number };
-  copies: WrittenCopy[];
   /** 'local' or the SSH host it ran on. */
   ranOn: string;
-  tools: Record<string, string>;
 }
 
 const HEARTBEAT_MS = 5000;
