@@ -1,5 +1,5 @@
 /**
- * Scratch database and RDS restore-test names (workflows/restore-test.ts): whatever the length of the service or
+ * Scratch database and RDS restore-test names (workflows/restore-test/names.ts): whatever the length of the service or
  * database names, each run's names keep its run tag (two restore tests never drop each other's databases), stay
  * valid for the activities that refuse anything else, and names that used to fit are unchanged.
  */
@@ -11,7 +11,7 @@ import {
   restoredRdsInstanceNameBeforeRunTagKept,
   scratchNames,
   scratchNamesBeforeRunTagKept,
-} from '../../workflows/restore-test';
+} from '../../workflows/restore-test/names';
 
 const serviceName = fc.stringMatching(/^[a-z][a-z0-9-]{0,62}$/);
 const runTag = fc.stringMatching(/^[a-z0-9]{8}$/);

@@ -24,6 +24,8 @@ const CONVERTED = [
   'activity-options',
   'activity-summaries',
   'dns',
+  'restore-test',
+  'drill',
 ];
 
 function filesOf(module: string): string[] {
