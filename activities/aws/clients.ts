@@ -21,7 +21,7 @@ export interface AwsConnection {
   /** Connect and idle-socket timeouts (ms) of the SDK's HTTP handler. */
   timeouts?: { connectMs: number; idleMs: number };
   /** Where the emulator differs from AWS in what a step checks (inventory `aws.emulator`). */
-  emulator?: { rdsKeepsReplicaSourceAfterPromote: boolean };
+  emulator?: { rdsKeepsReplicaSourceAfterPromote: boolean; rdsPromotesBeforeAnswering?: boolean };
 }
 
 /** The HTTP handler's timeouts: a silent network fails the call (TimeoutError, named by `aws()`), never hangs. */

@@ -35,7 +35,9 @@ export interface RdsReplicaTiming {
    * A request recorded this long ago, on an instance still available and still a replica, and never accepted,
    * is taken as lost (the worker died between the tag and the call, or RDS refused it as busy) and is made
    * again. On AWS a second request while a promotion is under way is refused with InvalidDBInstanceState,
-   * which is waited on like the first, so a request made again never promotes twice.
+   * which is waited on like the first, so a request made again never promotes twice. On an emulator that
+   * promotes before it answers (inventory `aws.emulator.rdsPromotesBeforeAnswering`) it is 0: there a request
+   * on an instance still a replica was never made.
    */
   requestLostAfterMs: number;
   /** Polling interval bounds while waiting for RDS. */
@@ -87,7 +89,8 @@ function markedAt(value: string | undefined): number | null {
 
 /** An RDS instance read, tagged and waited for, with this worker's polling budget. */
 function rdsInstances(clients: AwsClients, timing: Partial<RdsReplicaTiming>) {
-  const t = { ...DEFAULT_TIMING, ...timing };
+  const atOnce = clients.connection.emulator?.rdsPromotesBeforeAnswering === true;
+  const t = { ...DEFAULT_TIMING, ...(atOnce ? { requestLostAfterMs: 0 } : {}), ...timing };
   const keepsSource = clients.connection.emulator?.rdsKeepsReplicaSourceAfterPromote === true;
 
   async function readInstance(region: string, instance: string): Promise<RdsState | null> {

@@ -68,10 +68,16 @@ export const inventorySchema = z
          * real checks always apply. `rdsKeepsReplicaSourceAfterPromote`: a plain moto keeps an instance's
          * ReadReplicaSourceDBInstanceIdentifier after PromoteReadReplica (AWS clears it, and so does the local
          * stack's moto, scripts/moto-server.py), so "no longer a replica" is also read from the
-         * drbook:promote-accepted tag drbook writes once the promotion is accepted.
+         * drbook:promote-accepted tag drbook writes once the promotion is accepted. `rdsPromotesBeforeAnswering`:
+         * moto applies PromoteReadReplica before it answers (RDS takes minutes, refusing a second request
+         * meanwhile), so a request found on an instance still a replica was lost and is made again at once, not
+         * after the 2 minutes a request on AWS is given.
          */
         emulator: z
-          .object({ rdsKeepsReplicaSourceAfterPromote: z.boolean().default(false) })
+          .object({
+            rdsKeepsReplicaSourceAfterPromote: z.boolean().default(false),
+            rdsPromotesBeforeAnswering: z.boolean().default(false),
+          })
           .strict()
           .optional(),
       })

@@ -126,18 +126,41 @@ describe('RDS DR replica: promoted once whatever the retries, re-created after f
   });
 
   test('an attempt that finds a fresh request waits for it instead of calling PromoteReadReplica', async () => {
-    // What a killed attempt leaves after its tag and its call, before it could record the acceptance.
-    await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/earlier-attempt`);
-    let settled = false;
-    const retry = adapters.activities.promoteRdsReplica(target).finally(() => (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 4000));
-    expect(settled).toBe(false);
-    expect(proxy.promotions()).toHaveLength(0);
-    // The earlier attempt's promotion goes through (straight to moto, not through the proxy).
-    await direct.rds(dr.region).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: dr.instance }));
-    await tagDr(PROMOTE_ACCEPTED_TAG, `${new Date().toISOString()} failover-shop/earlier-attempt`);
-    expect(await retry).toMatchObject({ alreadyPromoted: false, requests: 0 });
-    expect(proxy.promotions()).toHaveLength(0);
+    // As on AWS, where a promotion takes minutes: the emulator's "promotes before answering" off.
+    const connection = awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir);
+    const emulator = { ...connection.emulator!, rdsPromotesBeforeAnswering: false };
+    const clients = new AwsClients({ ...connection, emulator });
+    try {
+      // What a killed attempt leaves after its tag and its call, before it could record the acceptance.
+      await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/earlier-attempt`);
+      let settled = false;
+      const retry = createRdsReplicaActivities(clients)
+        .promoteRdsReplica(target)
+        .finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      expect(settled).toBe(false);
+      expect(proxy.promotions()).toHaveLength(0);
+      // The earlier attempt's promotion goes through (straight to moto, not through the proxy).
+      await direct.rds(dr.region).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: dr.instance }));
+      await tagDr(PROMOTE_ACCEPTED_TAG, `${new Date().toISOString()} failover-shop/earlier-attempt`);
+      expect(await retry).toMatchObject({ alreadyPromoted: false, requests: 0 });
+      expect(proxy.promotions()).toHaveLength(0);
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  test('on the emulator, which promotes before it answers, a request on a replica was lost: made again at once', async () => {
+    expect(loaded.inventory.aws.emulator?.rdsPromotesBeforeAnswering).toBe(true);
+    // What an attempt killed between its tag and its call leaves: a request, no promotion.
+    await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/killed-before-call`);
+    const started = Date.now();
+    expect(await adapters.activities.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: false, requests: 1 });
+    expect(Date.now() - started).toBeLessThan(30_000); // not the 2 minutes a request on AWS is given
+    expect(proxy.promotions()).toHaveLength(1);
+    // And a retry after that finds it promoted: still the one promotion.
+    expect(await adapters.activities.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: true, requests: 0 });
+    expect(proxy.promotions()).toHaveLength(1);
   });
 
   test('InvalidDBInstanceState from PromoteReadReplica is "in progress": waited on, asked again only once stale', async () => {

@@ -242,7 +242,10 @@ describe('inventory', () => {
 
   test('emulator settings (aws.emulator) only with an emulator endpoint: on AWS the real checks apply', () => {
     const { inventory } = loadInventory(SANDBOX_INVENTORY, {});
-    expect(inventory.aws.emulator).toEqual({ rdsKeepsReplicaSourceAfterPromote: true });
+    expect(inventory.aws.emulator).toEqual({
+      rdsKeepsReplicaSourceAfterPromote: true,
+      rdsPromotesBeforeAnswering: true,
+    });
     const doc = sandboxDoc();
     delete doc.aws.endpoint;
     expect(problemsOf(doc)).toEqual([expect.stringMatching(/^aws\.emulator: .*aws\.endpoint/)]);
