@@ -10,14 +10,17 @@
 #   scripts/stack.sh stop      stop everything (data under .data/ is kept)
 #   scripts/stack.sh restart-temporal   stop and start only the Temporal dev server (its SQLite file persists)
 #   scripts/stack.sh up        install + start + a worker; prints the Web UI URL   (README: Quick start)
-#   scripts/stack.sh test      install + start + the whole test suite (DRBOOK_SKIP_CHAOS=1 leaves out the
-#                              chaos suite); stops what it started
-#   eval "$(scripts/stack.sh env)"   this stack's settings in your shell (to run npx jest by hand)
+#   scripts/stack.sh test      install + start + the whole test suite, the chaos suite on a second stack beside
+#                              this one (DRBOOK_SKIP_CHAOS=1 leaves it out); stops what it started
+#   scripts/stack.sh jest ARGS npx jest against this stack, its AWS calls recorded for the IAM audit
+#   eval "$(scripts/stack.sh env)"   this stack's settings in your shell (to run npx jest by hand); `env second`:
+#                              those of the second stack `test` runs the chaos suite on
 #
 # Every command is idempotent. Ports move with the environment variables below.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SELF=$ROOT/scripts/stack.sh
 export DRBOOK_DATA=${DRBOOK_DATA:-$ROOT/.data}
 # DRBOOK_PORT_OFFSET moves every default port at once, so a second stack (another checkout,
 # a CI run beside a developer's stack) can run on the same machine with its own DRBOOK_DATA.
@@ -547,40 +550,131 @@ cmd_up() {
   echo "drbook is up. Web UI: http://127.0.0.1:$DRBOOK_UI_PORT  (stop with: scripts/stack.sh stop)"
 }
 
+# ---------------------------------------------------------------- test
+# What `env` prints: one stack's settings, each derived from DRBOOK_PORT_OFFSET and DRBOOK_DATA unless set.
+STACK_VARS=(DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT
+  DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT
+  DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET
+  DRBOOK_REPLICA_SOCKET DRBOOK_WIKI_UPLOADS DRBOOK_FILETREE_STATE)
+
+# `test` runs the chaos project on a second stack beside this one: ports 50 up (no default port of one stack is one
+# of the other's), its data directory inside this one's, its own network namespaces and AWS call log.
+SECOND_OFFSET=$((OFF + 50))
+SECOND_DATA=$DRBOOK_DATA/stack2
+on_second_stack() { # command...: run with the second stack's settings (this stack's unset, so they are derived anew)
+  local unset=() v
+  for v in "${STACK_VARS[@]}" DRBOOK_AWS_CALL_LOG; do unset+=(-u "$v"); done
+  env "${unset[@]}" DRBOOK_PORT_OFFSET="$SECOND_OFFSET" DRBOOK_DATA="$SECOND_DATA" "$@"
+}
+
+# npx jest against this stack, every AWS call an activity makes recorded in its call log (worker processes the
+# tests start inherit it), which test/audit/aws-policy.test.ts checks against deploy/iam.
+cmd_jest() {
+  require_runtime
+  export DRBOOK_AWS_CALL_LOG=${DRBOOK_AWS_CALL_LOG:-$RUN/aws-calls.jsonl}
+  cd "$ROOT" && npx jest "$@"
+}
+
+# One part of `test`, in the background: its output to $PARTS/<name>.log (printed when the part ends), its exit
+# status to <name>.rc, its pid in PART_PIDS. A jest part's results go to <name>.json.
+declare -A PART_PIDS=()
+part() { # name command...
+  local name=$1
+  shift
+  {
+    local status=0
+    "$@" >"$PARTS/$name.log" 2>&1 || status=$?
+    echo "$status" >"$PARTS/$name.rc"
+    log "$name: done (exit $status)"
+    cat "$PARTS/$name.log"
+  } &
+  PART_PIDS[$name]=$!
+}
+jest_part() { part "$@" --json --outputFile="$PARTS/$1.json"; } # name command...: jest's results to <name>.json
+wait_parts() { # name...: wait for these parts; fails if one of them did
+  local name failed=0
+  for name in "$@"; do
+    wait "${PART_PIDS[$name]}" || true
+    unset "PART_PIDS[$name]"
+    [ "$(cat "$PARTS/$name.rc" 2>/dev/null)" = 0 ] || failed=1
+  done
+  return "$failed"
+}
+kill_tree() { # pid: the process and everything it started, children first
+  local child
+  for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+
+# Types, lint (no floating promises, no Node built-ins in workflows), format, the compose file.
+static_checks() {
+  cd "$ROOT" && npx tsc --noEmit -p . && npx eslint . && npx prettier --check . --log-level warn &&
+    bash scripts/check-compose.sh
+}
+
+# This stack's settings as shell exports, or (`env second`) those of the second stack `test` runs beside it.
+cmd_env() {
+  if [ "${1:-}" = second ]; then
+    on_second_stack "$SELF" env
+    return
+  fi
+  local v
+  for v in "${STACK_VARS[@]}" DRBOOK_INVENTORY; do printf 'export %s=%q\n' "$v" "${!v}"; done
+  # The pinned node first on PATH: npx jest, bin/drctl and the scripts run on it.
+  printf 'export PATH=%q:"$PATH"\n' "$NODE_BIN"
+}
+
 cmd_test() {
   cmd_install
-  local rc=0 results=$DRBOOK_DATA/run/jest-results.json chaos=$DRBOOK_DATA/run/jest-chaos.json
-  local audit=$DRBOOK_DATA/run/jest-audit.json
-  local counted=("$results" "$audit") # a separate statement: its words are expanded before "local" assigns
-  # Static checks first: types, lint (no floating promises, no Node built-ins in workflows), format, compose file.
-  log "static checks: tsc, eslint, prettier, docker-compose.yml"
-  (cd "$ROOT" && npx tsc --noEmit -p . && npx eslint . && npx prettier --check . --log-level warn && bash scripts/check-compose.sh) || {
+  local rc=0 second=
+  [ -n "${DRBOOK_SKIP_CHAOS:-}" ] || second=1
+  PARTS=$RUN/test
+  # Whatever happens (a service that fails to start included), the last line is the count, after the stops: of
+  # the parts still running and of the stacks this run started (one that was already running is left running).
+  SUMMARY="0 passed, 1 failed"
+  STOP_FIRST=
+  STOP_SECOND=
+  running temporal || STOP_FIRST=1
+  [ -z "$second" ] || on_second_stack "$SELF" status >/dev/null || STOP_SECOND=1
+  trap 'for p in "${PART_PIDS[@]}"; do kill_tree "$p"; done
+    [ -z "$STOP_SECOND" ] || on_second_stack "$SELF" stop
+    [ -z "$STOP_FIRST" ] || cmd_stop
+    echo "$SUMMARY"' EXIT
+  mkdir -p "$PARTS"
+  rm -f "$PARTS"/* "$RUN/chaos.jsonl" "$RUN/aws-calls.jsonl" "$SECOND_DATA/run/chaos.jsonl" \
+    "$SECOND_DATA/run/aws-calls.jsonl"
+  local more=()
+  [ $# -eq 0 ] || more=(--passWithNoTests) # test paths given: a project none of whose files match is no failure
+  # The static checks (one core: tsc, eslint and prettier are single-threaded) and the unit project (no service
+  # needed) run while the stacks start; the rest waits for the static checks, so a type error still stops the run.
+  log "static checks (tsc, eslint, prettier, docker-compose.yml) and the unit project, in the background"
+  part static static_checks
+  jest_part unit cmd_jest --runInBand --selectProjects unit "${more[@]}" "$@"
+  cmd_start
+  [ -z "$second" ] || on_second_stack "$SELF" start
+  wait_parts static || {
     echo "static checks failed"
-    echo "0 passed, 1 failed"
     return 1
   }
-  # Whatever happens (a service that fails to start included), the last line is the count, after the stops.
-  SUMMARY="0 passed, 1 failed"
-  if running temporal; then
-    trap 'echo "$SUMMARY"' EXIT
-  else
-    trap 'cmd_stop; echo "$SUMMARY"' EXIT # stop only what this run started
-  fi
-  cmd_start
-  rm -f "$results" "$chaos" "$audit" "$RUN/chaos.jsonl" "$RUN/aws-calls.jsonl"
-  # Every AWS call an activity makes, for the IAM policy audit (test/audit/aws-policy.test.ts); worker processes
-  # the tests start inherit it.
-  export DRBOOK_AWS_CALL_LOG=$RUN/aws-calls.jsonl
-  (cd "$ROOT" && npx jest --runInBand --json --outputFile="$results" --selectProjects unit integration e2e "$@") || rc=$?
-  # The chaos suite (bounded: each test has its own deadline) after the main suite, then its results table.
-  if [ -z "${DRBOOK_SKIP_CHAOS:-}" ]; then
-    (cd "$ROOT" && npx jest --runInBand --json --outputFile="$chaos" --selectProjects chaos --passWithNoTests) || rc=$?
-    node_ts test/helpers/chaos.ts || true
-    counted+=("$chaos")
-  fi
-  # Then the audits over what the suite left behind (every workflow history scanned for secrets; the AWS calls
-  # checked against deploy/iam).
-  (cd "$ROOT" && npx jest --runInBand --json --outputFile="$audit" --selectProjects audit) || rc=$?
+  # The main suite on this stack and the chaos project (bounded: each test has its own deadline) on the second,
+  # side by side: the chaos tests mostly wait (for a workflow task to time out, a fault to be noticed).
+  log "integration and e2e projects on this stack${second:+, chaos project on the second (offset $SECOND_OFFSET)}"
+  jest_part main cmd_jest --runInBand --selectProjects integration e2e "${more[@]}" "$@"
+  [ -z "$second" ] ||
+    jest_part chaos on_second_stack "$SELF" jest --runInBand --selectProjects chaos --passWithNoTests "$@"
+  wait_parts unit main ${second:+chaos} || rc=1
+  if [ -n "$second" ]; then DRBOOK_DATA=$SECOND_DATA node_ts test/helpers/chaos.ts || true; fi
+  # Then the audits over what the suite left behind, on each stack: every workflow history scanned for secrets,
+  # every log and temp file; the AWS calls of both stacks checked against deploy/iam; command lines sampled while
+  # runbooks run (on this stack).
+  local calls=$RUN/aws-calls.jsonl
+  [ -z "$second" ] || calls=$calls:$SECOND_DATA/run/aws-calls.jsonl
+  jest_part audit env DRBOOK_AUDIT_AWS_CALL_LOGS="$calls" "$SELF" jest --runInBand --selectProjects audit
+  [ -z "$second" ] || jest_part audit2 on_second_stack "$SELF" jest --runInBand --selectProjects audit \
+    --testPathPattern 'secrets-in-history|secrets-on-disk'
+  wait_parts audit ${second:+audit2} || rc=1
+  local results=()
+  for p in unit main ${second:+chaos} audit ${second:+audit2}; do results+=("$PARTS/$p.json"); done
   SUMMARY=$(node -e '
     const fs = require("fs");
     const n = { passed: 0, failed: 0, skipped: 0 };
@@ -590,17 +684,24 @@ cmd_test() {
       n.passed += r.numPassedTests; n.failed += r.numFailedTests; n.skipped += r.numPendingTests;
     }
     console.log(`${n.passed} passed, ${n.failed} failed, ${n.skipped} skipped`);
-  ' "${counted[@]}") || SUMMARY="0 passed, 1 failed"
-  # Where the time went: the slowest test files of every project (what to look at to make the suite faster).
+  ' "${results[@]}") || SUMMARY="0 passed, 1 failed"
+  # Where the time went: the slowest test files of every project (what to look at to make the suite faster), and
+  # how long each part took from its start to its end.
   node -e '
     const fs = require("fs");
-    const files = process.argv.slice(1).filter(fs.existsSync).flatMap((f) => require(f).testResults);
+    const runs = process.argv.slice(1).filter(fs.existsSync).map((f) => [f, require(f)]);
+    const files = runs.flatMap(([, r]) => r.testResults);
     const secs = (r) => (r.endTime - r.startTime) / 1000;
     const total = files.reduce((s, r) => s + secs(r), 0);
+    for (const [f, r] of runs) {
+      const end = Math.max(r.startTime, ...r.testResults.map((t) => t.endTime));
+      const name = f.replace(/.*\//, "").replace(/\.json$/, "");
+      console.log(`part ${name.padEnd(7)} ${Math.round((end - r.startTime) / 1000)} s`);
+    }
     console.log(`slowest test files (of ${files.length}, ${Math.round(total)} s in all):`);
     for (const r of files.sort((a, b) => secs(b) - secs(a)).slice(0, 15))
       console.log(`  ${secs(r).toFixed(0).padStart(5)} s  ${r.name.replace(process.cwd() + "/", "")}`);
-  ' "$results" "$chaos" "$audit" || true
+  ' "${results[@]}" || true
   return $rc
 }
 
@@ -608,17 +709,11 @@ case "${1:-}" in
   install) cmd_install ;;
   start) cmd_start ;;
   status) cmd_status ;;
-  env) for v in DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT \
-    DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_INVENTORY \
-    DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET DRBOOK_REPLICA_SOCKET \
-    DRBOOK_WIKI_UPLOADS DRBOOK_FILETREE_STATE; do
-    printf 'export %s=%q\n' "$v" "${!v}"
-  done
-  # The pinned node first on PATH: npx jest, bin/drctl and the scripts run on it.
-  printf 'export PATH=%q:"$PATH"\n' "$NODE_BIN" ;;
+  env) shift; cmd_env "$@" ;;
   stop) cmd_stop ;;
   restart-temporal) stop_pid temporal && start_temporal ;;
   up) cmd_up ;;
   test) shift; cmd_test "$@" ;;
-  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
+  jest) shift; cmd_jest "$@" ;;
+  *) sed -n '2,18p' "$0" >&2; exit 2 ;;
 esac

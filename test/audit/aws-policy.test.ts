@@ -1,6 +1,7 @@
 /**
  * Runs after the suite (scripts/stack.sh test sets DRBOOK_AWS_CALL_LOG for it): every AWS call an activity made
- * was recorded by the SDK middleware in activities/aws/clients.ts, with the task queue the activity ran on. The
+ * was recorded by the SDK middleware in activities/aws/clients.ts, with the task queue the activity ran on, in its
+ * stack's call log (DRBOOK_AUDIT_AWS_CALL_LOGS lists them all, ':'-separated, when the suite ran on two stacks). The
  * IAM policies the workers run under (deploy/iam/) must grant each call's IAM actions on the side that made it
  * (the base queue: primary-worker.json; the DR region's queue: dr-worker.json), and must grant nothing no runbook
  * called, save the few actions below that only paths the sandbox does not take call, each with its reason. The policies are also checked by
@@ -13,9 +14,11 @@ import type { RecordedAwsCall } from '../../activities/aws/clients';
 import { sandbox } from '../helpers/stack';
 
 const ROOT = path.join(__dirname, '../..');
-const CALL_LOG =
+const CALL_LOGS = (
+  process.env.DRBOOK_AUDIT_AWS_CALL_LOGS ??
   process.env.DRBOOK_AWS_CALL_LOG ??
-  path.join(process.env.DRBOOK_DATA ?? path.join(ROOT, '.data'), 'run/aws-calls.jsonl');
+  path.join(process.env.DRBOOK_DATA ?? path.join(ROOT, '.data'), 'run/aws-calls.jsonl')
+).split(path.delimiter);
 
 type Side = 'primary' | 'dr';
 const POLICY: Record<Side, string> = {
@@ -177,15 +180,16 @@ describe('the IAM policies in deploy/iam', () => {
 
 describe('every AWS action the runbooks called during the suite', () => {
   test('is granted to the side that called it, and nothing else is granted', () => {
-    if (!existsSync(CALL_LOG))
-      throw new Error(
-        `no AWS call log at ${CALL_LOG}: run the suite with DRBOOK_AWS_CALL_LOG set (stack.sh test does)`,
-      );
+    for (const log of CALL_LOGS)
+      if (!existsSync(log))
+        throw new Error(`no AWS call log at ${log}: run the suite with DRBOOK_AWS_CALL_LOG set (stack.sh test does)`);
     const { inventory } = sandbox();
-    const calls = readFileSync(CALL_LOG, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as RecordedAwsCall);
+    const calls = CALL_LOGS.flatMap((log) =>
+      readFileSync(log, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as RecordedAwsCall),
+    );
     expect(calls.length).toBeGreaterThan(100); // the suite ran real runbooks before this
 
     const called: Record<Side, Map<string, Set<string>>> = { primary: new Map(), dr: new Map() };
