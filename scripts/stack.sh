@@ -606,6 +606,22 @@ kill_tree() { # pid: the process and everything it started, children first
   kill "$1" 2>/dev/null || true
 }
 
+# Integration test files `test` runs on the second stack after the chaos project (not on this one), so that both
+# stacks end about together. Any file runs on either stack; a name here that matches no file drops nothing.
+SECOND_STACK_TESTS=(test/integration/fence.test.ts test/integration/service-lock.test.ts)
+
+# The second stack's share of `test`: the chaos project, then (a whole run) the integration files moved there.
+second_stack_tests() { # [test paths]
+  local status=0
+  on_second_stack "$SELF" jest --runInBand --selectProjects chaos --passWithNoTests \
+    --json --outputFile="$PARTS/chaos.json" "$@" || status=$?
+  if [ $# -eq 0 ]; then
+    on_second_stack "$SELF" jest --runInBand --selectProjects integration --passWithNoTests \
+      --json --outputFile="$PARTS/main2.json" "${SECOND_STACK_TESTS[@]}" || status=$?
+  fi
+  return "$status"
+}
+
 # Types, lint (no floating promises, no Node built-ins in workflows), format, the compose file.
 static_checks() {
   cd "$ROOT" && npx tsc --noEmit -p . && npx eslint . && npx prettier --check . --log-level warn &&
@@ -643,8 +659,12 @@ cmd_test() {
   mkdir -p "$PARTS"
   rm -f "$PARTS"/* "$RUN/chaos.jsonl" "$RUN/aws-calls.jsonl" "$SECOND_DATA/run/chaos.jsonl" \
     "$SECOND_DATA/run/aws-calls.jsonl"
-  local more=()
+  local more=() moved=() f
   [ $# -eq 0 ] || more=(--passWithNoTests) # test paths given: a project none of whose files match is no failure
+  if [ $# -eq 0 ] && [ -n "$second" ]; then
+    moved=(--testPathIgnorePatterns)
+    for f in "${SECOND_STACK_TESTS[@]}"; do moved+=("/${f//./\\.}\$"); done
+  fi
   # The static checks (one core: tsc, eslint and prettier are single-threaded) and the unit project (no service
   # needed) run while the stacks start; the rest waits for the static checks, so a type error still stops the run.
   log "static checks (tsc, eslint, prettier, docker-compose.yml) and the unit project, in the background"
@@ -658,10 +678,9 @@ cmd_test() {
   }
   # The main suite on this stack and the chaos project (bounded: each test has its own deadline) on the second,
   # side by side: the chaos tests mostly wait (for a workflow task to time out, a fault to be noticed).
-  log "integration and e2e projects on this stack${second:+, chaos project on the second (offset $SECOND_OFFSET)}"
-  jest_part main cmd_jest --runInBand --selectProjects integration e2e "${more[@]}" "$@"
-  [ -z "$second" ] ||
-    jest_part chaos on_second_stack "$SELF" jest --runInBand --selectProjects chaos --passWithNoTests "$@"
+  log "integration and e2e projects on this stack${second:+; the chaos project on the second (offset $SECOND_OFFSET)}"
+  jest_part main cmd_jest --runInBand --selectProjects integration e2e "${more[@]}" "${moved[@]}" "$@"
+  [ -z "$second" ] || part chaos second_stack_tests "$@"
   wait_parts unit main ${second:+chaos} || rc=1
   if [ -n "$second" ]; then DRBOOK_DATA=$SECOND_DATA node_ts test/helpers/chaos.ts || true; fi
   # Then the audits over what the suite left behind, on each stack: every workflow history scanned for secrets,
@@ -674,7 +693,12 @@ cmd_test() {
     --testPathPattern 'secrets-in-history|secrets-on-disk'
   wait_parts audit ${second:+audit2} || rc=1
   local results=()
-  for p in unit main ${second:+chaos} audit ${second:+audit2}; do results+=("$PARTS/$p.json"); done
+  local parts=(unit main)
+  [ -z "$second" ] || parts+=(chaos)
+  [ -z "$second" ] || [ $# -gt 0 ] || parts+=(main2)
+  parts+=(audit)
+  [ -z "$second" ] || parts+=(audit2)
+  for p in "${parts[@]}"; do results+=("$PARTS/$p.json"); done
   SUMMARY=$(node -e '
     const fs = require("fs");
     const n = { passed: 0, failed: 0, skipped: 0 };
