@@ -93,6 +93,7 @@ apt_install() {
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v zstd >/dev/null || missing+=(zstd)
+  command -v pgrep >/dev/null || missing+=(procps) # `test` ends the processes of its parts by parent id
   # myloader: the parallel loader bench:restore measures drbook's logical restore against (docs/benchmarks.md).
   command -v myloader >/dev/null || missing+=(mydumper)
   command -v java >/dev/null || missing+=(default-jre-headless)
