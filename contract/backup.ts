@@ -64,6 +64,46 @@ export interface BackupManifest {
   verified: true;
 }
 
+/** What a database backup tool (mariadb-dump, mariabackup) reports it wrote, as far as the manifest tells it. */
+export interface WrittenBackup {
+  server: string;
+  engine: BackupManifest['source']['engine'];
+  version: string;
+  startedAt: string;
+  endedAt: string;
+  position: BackupManifest['position'];
+  databases: string[];
+  object: BackupManifest['object'];
+  tools: Record<string, string>;
+}
+
+/**
+ * A database backup's manifest: what the tool wrote, its copies as verified and its row counts. Written last, once
+ * every copy is verified; the backup counts from then on.
+ */
+export function backupManifest(
+  of: { id: string; service: string; kind: BackupManifest['kind'] },
+  written: WrittenBackup,
+  copies: BackupCopy[],
+  counts: Pick<BackupManifest, 'tables' | 'rowCounts'>,
+): BackupManifest {
+  return {
+    format: 'drbook-backup/1',
+    ...of,
+    startedAt: written.startedAt,
+    endedAt: written.endedAt,
+    source: { server: written.server, engine: written.engine, version: written.version },
+    position: written.position,
+    databases: written.databases,
+    tables: counts.tables,
+    rowCounts: counts.rowCounts,
+    object: written.object,
+    copies,
+    tools: written.tools,
+    verified: true,
+  };
+}
+
 /** One entry of a file-tree backup's per-file list: the tree as it was when the backup was taken. */
 export interface FileTreeEntry {
   /** Relative to the tree's root, "/"-separated. */

@@ -109,14 +109,7 @@ export function offlineCopiesVerified(
   }).length;
 }
 
-/**
- * 3-2-1-1 (three verified copies, two media kinds, one off-site, one immutable) and the data-loss window
- * against the tier's RPO. Immutable: under S3 Object Lock, so the worker's own credentials (all a
- * compromised worker has) cannot delete it; a critical service without such a copy is a finding. The window is what a disaster just before this backup finished would have lost:
- * everything since the previous verified backup's snapshot (its id is its start time); with no
- * previous backup, the schedule's interval.
- */
-export function assessCompliance(args: {
+export interface ComplianceFacts {
   service: string;
   copies: Pick<BackupCopy, 'kind' | 'offsite' | 'objectLock'>[];
   /** The service's tier: a critical service needs an immutable or offline copy (3-2-1-1). */
@@ -131,41 +124,26 @@ export function assessCompliance(args: {
   intervalSeconds: number;
   /** With a binlog archive: when its newest log was closed. The data-loss window is then that log's age. */
   newestBinlogClosedAtMs?: number | null;
-}): BackupCompliance {
+}
+
+/**
+ * 3-2-1-1 (three verified copies, two media kinds, one off-site, one immutable) and the data-loss window
+ * against the tier's RPO. Immutable: under S3 Object Lock, so the worker's own credentials (all a
+ * compromised worker has) cannot delete it; a critical service without such a copy is a finding.
+ */
+export function assessCompliance(args: ComplianceFacts): BackupCompliance {
   const { service, copies, rpoSeconds } = args;
   const mediaKinds = [...new Set(copies.map((c) => c.kind))].sort();
   const offsite = copies.some((c) => c.offsite);
-  const problems: string[] = [];
-  if (copies.length < 3)
-    problems.push(`${copies.length} verified cop${copies.length === 1 ? 'y' : 'ies'}, 3-2-1 needs 3`);
-  if (mediaKinds.length < 2) problems.push(`one media kind (${mediaKinds.join('') || 'none'}), 3-2-1 needs 2`);
-  if (!offsite) problems.push('no off-site copy (DR region)');
   const immutableCopies = copies.filter((c) => c.objectLock).length;
   const offlineCopies = args.offlineCopies ?? 0;
-  if (args.tier === 'critical' && immutableCopies === 0 && offlineCopies === 0)
-    problems.push(
-      'no immutable or offline copy: 3-2-1-1 needs one for a critical service (a destination with objectLock, or an ' +
-        "offline one with a copy verified within its period), or every copy can be deleted with the worker's credentials",
-    );
+  const problems = copyProblems(args, mediaKinds, offsite, immutableCopies + offlineCopies);
   const ageSeconds = args.endedAtMs === null ? null : Math.max(0, Math.round((args.nowMs - args.endedAtMs) / 1000));
-  let exposureSeconds: number | null = null;
-  if (args.endedAtMs !== null) {
-    exposureSeconds = args.previousVerifiedId
-      ? Math.round((args.endedAtMs - backupTime(args.previousVerifiedId)) / 1000)
-      : args.intervalSeconds + Math.round((args.endedAtMs - backupTime(args.backupId!)) / 1000);
-  }
-  const binlogAt = args.newestBinlogClosedAtMs ?? null;
-  if (binlogAt !== null) exposureSeconds = Math.max(0, Math.round((args.nowMs - binlogAt) / 1000));
+  const exposureSeconds = dataLossWindow(args);
   const rpoMet = exposureSeconds !== null && exposureSeconds <= rpoSeconds;
   if (args.endedAtMs === null) problems.push('no verified backup');
-  else if (!rpoMet && binlogAt !== null)
-    problems.push(
-      `the newest archived binlog is ${human(exposureSeconds!)} old; the tier's RPO is ${human(rpoSeconds)} (archive binlogs more often)`,
-    );
   else if (!rpoMet)
-    problems.push(
-      `backups leave up to ${human(exposureSeconds!)} of data loss; the tier's RPO is ${human(rpoSeconds)} (a binlog archive or the replica must cover the gap)`,
-    );
+    problems.push(rpoProblem(exposureSeconds!, rpoSeconds, (args.newestBinlogClosedAtMs ?? null) !== null));
   return {
     service,
     copies: copies.length,
@@ -181,6 +159,48 @@ export function assessCompliance(args: {
     rpoMet,
     problems,
   };
+}
+
+/** What the copies lack for 3-2-1, and for 3-2-1-1 where the tier is critical. */
+function copyProblems(args: ComplianceFacts, mediaKinds: string[], offsite: boolean, immutable: number): string[] {
+  const { copies } = args;
+  const problems: string[] = [];
+  if (copies.length < 3)
+    problems.push(`${copies.length} verified cop${copies.length === 1 ? 'y' : 'ies'}, 3-2-1 needs 3`);
+  if (mediaKinds.length < 2) problems.push(`one media kind (${mediaKinds.join('') || 'none'}), 3-2-1 needs 2`);
+  if (!offsite) problems.push('no off-site copy (DR region)');
+  if (args.tier === 'critical' && immutable === 0)
+    problems.push(
+      'no immutable or offline copy: 3-2-1-1 needs one for a critical service (a destination with objectLock, or ' +
+        'an offline one with a copy verified within its period), or every copy can be deleted with the ' +
+        "worker's credentials",
+    );
+  return problems;
+}
+
+/**
+ * The window a disaster just before this backup finished would have lost: everything since the previous verified
+ * backup's snapshot (its id is its start time); with no previous backup, the schedule's interval. With a binlog
+ * archive, the newest archived log's age instead. Null without a verified backup (and no archive).
+ */
+function dataLossWindow(args: ComplianceFacts): number | null {
+  let exposureSeconds: number | null = null;
+  if (args.endedAtMs !== null) {
+    exposureSeconds = args.previousVerifiedId
+      ? Math.round((args.endedAtMs - backupTime(args.previousVerifiedId)) / 1000)
+      : args.intervalSeconds + Math.round((args.endedAtMs - backupTime(args.backupId!)) / 1000);
+  }
+  const binlogAt = args.newestBinlogClosedAtMs ?? null;
+  if (binlogAt !== null) exposureSeconds = Math.max(0, Math.round((args.nowMs - binlogAt) / 1000));
+  return exposureSeconds;
+}
+
+function rpoProblem(exposureSeconds: number, rpoSeconds: number, binlogArchive: boolean): string {
+  return binlogArchive
+    ? `the newest archived binlog is ${human(exposureSeconds)} old; the tier's RPO is ${human(rpoSeconds)} ` +
+        '(archive binlogs more often)'
+    : `backups leave up to ${human(exposureSeconds)} of data loss; the tier's RPO is ${human(rpoSeconds)} ` +
+        '(a binlog archive or the replica must cover the gap)';
 }
 
 // ------------------------------------------------------------------ file trees (backup.paths)

@@ -19,7 +19,7 @@ import { AwsClients, awsConnectionFromInventory, s3ClientFor } from '../../activ
 import { rdsSnapshotId } from '../../activities/aws/snapshots';
 import { planRetention } from '../../workflows/backup-policy';
 import { nightlyBackup } from '../../workflows';
-import type { BackupManifest, NightlyBackupSummary } from '../../contract';
+import { backupManifest, type BackupManifest, type NightlyBackupSummary } from '../../contract';
 import { isolatedBackups } from '../helpers/backups';
 import { buildAdapters, failureType, sandbox, sql, temporal, type TemporalHarness } from '../helpers/stack';
 
@@ -102,23 +102,8 @@ describe('nightly backup on the local stack', () => {
         false,
         false,
       ]);
-      const manifest: BackupManifest = {
-        format: 'drbook-backup/1',
-        id: backupId,
-        service: 'shop',
-        kind: 'logical',
-        startedAt: dump.startedAt,
-        endedAt: dump.endedAt,
-        source: { server: dump.server, engine: dump.engine, version: dump.version },
-        position: dump.position,
-        databases: dump.databases,
-        tables: dump.tables,
-        rowCounts: dump.rowCounts,
-        object: dump.object,
-        copies: dump.copies.map((c, i) => ({ ...c, ...verified[i] })),
-        tools: dump.tools,
-        verified: true,
-      };
+      const copies = dump.copies.map((c, i) => ({ ...c, ...verified[i] }));
+      const manifest = backupManifest({ id: backupId, service: 'shop', kind: 'logical' }, dump, copies, dump);
       await activities.writeManifest({ manifest });
       expect((await activities.listBackups({ service: 'shop' })).map((d) => d.backups[0])).toEqual(
         // The dump and its .sha256, the manifest and its signature.

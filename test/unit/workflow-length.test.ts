@@ -26,6 +26,9 @@ const CONVERTED = [
   'dns',
   'restore-test',
   'drill',
+  'backup',
+  'backup-policy',
+  'binlog-archive',
 ];
 
 function filesOf(module: string): string[] {
