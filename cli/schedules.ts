@@ -83,7 +83,8 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
       .filter((svc) => svc.restoreTest && svc.backup)
       .map((svc) => ({
         id: `${SCHEDULE_PREFIX}restore-test-${svc.name}`,
-        description: `monthly restore test of ${svc.name}: its newest verified backup restored and checked (docs/restore.md)`,
+        description:
+          `monthly restore test of ${svc.name}: its newest verified backup restored and checked ` + `(docs/restore.md)`,
         workflowType: RUNBOOKS['restore-test'].type,
         args: [{ service: svc.name }],
         workflowId: workflowIdFor('restore-test', svc.name),
@@ -127,7 +128,9 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
   readiness: ({ schedules: s, services }, taskQueue) =>
     services.map((svc) => ({
       id: `${SCHEDULE_PREFIX}readiness-${svc.name}`,
-      description: `hourly readiness of ${svc.name}: every read-only check its failover depends on${s.readiness.alertOnDrift ? '; alerts when a check starts failing or recovers' : ''}`,
+      description:
+        `hourly readiness of ${svc.name}: every read-only check its failover depends ` +
+        `on${s.readiness.alertOnDrift ? '; alerts when a check starts failing or recovers' : ''}`,
       workflowType: RUNBOOKS.readiness.type,
       args: [{ service: svc.name, ...(s.readiness.alertOnDrift ? { alertOnDrift: true } : {}) }],
       workflowId: workflowIdFor('readiness', svc.name),
@@ -145,7 +148,9 @@ export const SCHEDULE_KINDS: Record<string, (inv: ScheduledInventory, taskQueue:
       ? [
           {
             id: `${SCHEDULE_PREFIX}binlog-archive`,
-            description: `binlog archive every ${s.binlogArchive.everyMinutes} min of every service with backup.binlogArchive (docs/backup.md)`,
+            description:
+              `binlog archive every ${s.binlogArchive.everyMinutes} min of every service with ` +
+              `backup.binlogArchive (docs/backup.md)`,
             workflowType: 'binlogArchive',
             args: [{}],
             workflowId: 'binlog-archive',
@@ -303,7 +308,8 @@ export async function schedulesCommand(
     for (const id of ids.sort()) {
       const d = await client.schedule.getHandle(id).describe();
       print(
-        `${id}: next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}${d.state.paused ? ' (paused)' : ''} — ${d.state.note ?? ''}`,
+        `${id}: next ${d.info.nextActionTimes[0]?.toISOString() ?? '-'}${d.state.paused ? ' (paused)' : ''} ` +
+          `— ${d.state.note ?? ''}`,
       );
     }
     return [];

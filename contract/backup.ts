@@ -111,7 +111,9 @@ export interface FileTreeEntry {
   type: 'file' | 'dir' | 'symlink' | 'other';
   /** Permission bits in octal, as `stat -c %a` prints them ("644", "4755"). */
   mode: string;
-  /** Files and symlinks (a symlink's size is its target's length); not directories (their size is the file system's). */
+  /**
+   * Files and symlinks (a symlink's size is its target's length); not directories (their size is the file system's).
+   */
   size?: number;
   sha256?: string;
   /** A symlink's target, as stored (never followed). */
@@ -169,7 +171,10 @@ export interface BackupCompliance {
   rule3211?: boolean;
   /** Age of the newest verified backup when checked. */
   ageSeconds: number | null;
-  /** Data-loss window if disaster struck just before this backup: time since the previous verified one (or the schedule interval). */
+  /**
+   * Data-loss window if disaster struck just before this backup: time since the previous verified one (or the schedule
+   * interval).
+   */
   exposureSeconds: number | null;
   rpoSeconds: number;
   rpoMet: boolean;

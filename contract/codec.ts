@@ -122,7 +122,8 @@ export class EncryptionCodec implements PayloadCodec {
     const key = this.keyring.keys.get(keyId);
     if (!key)
       throw new PayloadKeyError(
-        `payload encrypted with key "${keyId}", which is not in the keyring (it has: ${[...this.keyring.keys.keys()].join(', ')}); add that key to ${PAYLOAD_KEYS_ENV}`,
+        `payload encrypted with key "${keyId}", which is not in the keyring (it ` +
+          `has: ${[...this.keyring.keys.keys()].join(', ')}); add that key to ${PAYLOAD_KEYS_ENV}`,
       );
     const data = Buffer.from(payload.data ?? new Uint8Array());
     if (data.length < IV_BYTES + TAG_BYTES)
@@ -135,7 +136,8 @@ export class EncryptionCodec implements PayloadCodec {
       plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
     } catch {
       throw new PayloadKeyError(
-        `payload encrypted with key "${keyId}" failed authentication (GCM tag): it was altered, or the key "${keyId}" in the keyring is not the one it was sealed with`,
+        `payload encrypted with key "${keyId}" failed authentication (GCM tag): it was altered, or the key ` +
+          `"${keyId}" in the keyring is not the one it was sealed with`,
       );
     }
     return temporal.api.common.v1.Payload.decode(plain);
@@ -148,7 +150,9 @@ export function payloadCodecFromEnv(env: NodeJS.ProcessEnv = process.env): Encry
   return file ? new EncryptionCodec(loadKeyring(file)) : undefined;
 }
 
-/** The data converter for Clients and Workers: the encryption codec when DRBOOK_PAYLOAD_KEYS is set, else the default. */
+/**
+ * The data converter for Clients and Workers: the encryption codec when DRBOOK_PAYLOAD_KEYS is set, else the default.
+ */
 export function dataConverterFromEnv(env: NodeJS.ProcessEnv = process.env): DataConverter | undefined {
   const codec = payloadCodecFromEnv(env);
   return codec ? { payloadCodecs: [codec] } : undefined;

@@ -37,7 +37,10 @@ export interface DrillReport {
   endedAt: string;
   /** Every step of the drill and of its child runbooks, with the runbook it belongs to (the timeline's lanes). */
   steps: (StepRecord & { runbook: string })[];
-  /** identity/via: the client identity Temporal recorded for each approval (read from history when the report is published). */
+  /**
+   * identity/via: the client identity Temporal recorded for each approval (read from history when the report is
+   * published).
+   */
   approvals: (Approval & { runbook: string; identity?: string | null; via?: string | null })[];
   measured: { rtoSeconds: number | null; rpoSeconds: number | null };
   targets: { rtoSeconds: number; rpoSeconds: number };

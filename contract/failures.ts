@@ -49,7 +49,9 @@ const FAILURE_RETRYABLE = {
   FenceFailed: true,
   /** Readiness failed: a drill does not start on an estate that is not ready. */
   NotReady: false,
-  /** A backup copy's size or SHA-256 differs from what was written / what the manifest says: read again, still corrupt. */
+  /**
+   * A backup copy's size or SHA-256 differs from what was written / what the manifest says: read again, still corrupt.
+   */
   BackupCorrupt: false,
   /** A backup holds something a restore never runs (a mariadb client command such as `\\! cmd`). */
   RestoreRefused: false,
@@ -79,7 +81,9 @@ const FAILURE_RETRYABLE = {
   SnapshotFailed: true,
   RecloneFailed: true,
   DrillFailed: false,
-  /** A connection cut off mid-read (the driver's own code, kept as the type): says nothing of the server, read again. */
+  /**
+   * A connection cut off mid-read (the driver's own code, kept as the type): says nothing of the server, read again.
+   */
   ECONNRESET: true,
   /** A MySQL driver error without a code of its own. */
   MysqlError: true,

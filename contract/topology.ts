@@ -20,7 +20,9 @@ export interface TopologyMember {
   /** Why it could not be read (reachable: false). */
   error: string | null;
   readOnly: boolean | null;
-  /** SHOW REPLICA STATUS; `source` is Master_Host:Master_Port, `sourceServer` the member at that replication address. */
+  /**
+   * SHOW REPLICA STATUS; `source` is Master_Host:Master_Port, `sourceServer` the member at that replication address.
+   */
   replication: {
     configured: boolean;
     ioRunning: boolean;

@@ -66,7 +66,10 @@ export function approvalProblem(
   if (signed && a.signature!.length > APPROVAL_SIGNATURE_MAX)
     return `the signature is longer than ${APPROVAL_SIGNATURE_MAX} characters`;
   if (!approvers.includes(a.approver)) {
-    return `${ErrorType.ApproverNotAllowed}: "${a.approver}" is not an approver in the inventory (${approvers.join(', ')})`;
+    return (
+      `${ErrorType.ApproverNotAllowed}: "${a.approver}" is not an approver in the inventory ` +
+      `(${approvers.join(', ')})`
+    );
   }
   if (!pending) return `no approval is pending (phase: ${run.phase})`;
   if (a.step !== pending.step) return `the pending approval is for step "${pending.step}", not "${a.step}"`;

@@ -137,7 +137,10 @@ export async function holdServiceLock(run: RunbookRun, plan: ServicePlan, reads:
         if (held || attempt >= 2) {
           throw ApplicationFailure.create({
             type: ErrorType.ServiceLocked,
-            message: `${service} is being changed by ${held?.holder ?? 'another run'}${held ? ` (since ${held.since})` : ''}: one topology change per service at a time; let it finish, or abort or terminate it, then start again`,
+            message:
+              `${service} is being changed ` +
+              `by ${held?.holder ?? 'another run'}${held ? ` (since ${held.since})` : ''}: one topology change ` +
+              `per service at a time; let it finish, or abort or terminate it, then start again`,
             nonRetryable: true,
             details: [{ service, holder: held?.holder ?? null }],
           });

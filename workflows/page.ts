@@ -70,7 +70,10 @@ export function approvalPayload(
 /** The shell command that signs `message` with the approver's SSH key and prints the signature on one line. */
 export function signCommand(message: string, key = '~/.ssh/id_ed25519'): string {
   const printf = message.replace(/\n/g, '\\n');
-  return `printf '${printf}' | ssh-keygen -Y sign -n ${APPROVAL_SIGNATURE_NAMESPACE} -f ${key} | sed '1d;$d' | tr -d '\\n'`;
+  return (
+    `printf '${printf}' | ssh-keygen -Y sign -n ${APPROVAL_SIGNATURE_NAMESPACE} -f ${key} | sed '1d;$d' | tr ` +
+    `-d '\\n'`
+  );
 }
 
 export function renderPage(p: RunbookPage): string {
@@ -202,7 +205,8 @@ function renderGate(workflowId: string, g: PageGate, child: string | null): stri
           signCommand(g.signing.message),
           '```',
           '',
-          `or \`drctl approve ${workflowId} --step ${g.step} --as <your name>${flags} --print-signature\` prints the whole input.`,
+          `or \`drctl approve ${workflowId} --step ${g.step} --as <your name>${flags} --print-signature\` prints ` +
+            `the whole input.`,
         ]
       : []),
     '',

@@ -67,7 +67,9 @@ export class RunbookRun {
   private changing = false;
   /** Steps running now, in start order (several run together in places). */
   private readonly running: string[] = [];
-  /** Under the inventory's `signed` policy: where signatures are checked (null: `named`, the approver's name counts). */
+  /**
+   * Under the inventory's `signed` policy: where signatures are checked (null: `named`, the approver's name counts).
+   */
   private signatures: SignatureCheck | null = null;
   /** What the run's page says besides the steps: the input's mode and reason, the child it waits on, the outcome. */
   private page: RunPage = { mode: null, reason: null, child: null, childGate: null, outcome: null };
@@ -317,7 +319,8 @@ export class RunbookRun {
         if (rule.onReminder) await rule.onReminder();
         if (!(await condition(done, timeoutMs))) {
           record.state = 'failed';
-          record.detail = `no approval after two deadlines (${Math.round((2 * timeoutMs) / 1000)} s): aborted before ${step}`;
+          const waited = Math.round((2 * timeoutMs) / 1000);
+          record.detail = `no approval after two deadlines (${waited} s): aborted before ${step}`;
           throw ApplicationFailure.create({
             type: ErrorType.ApprovalTimedOut,
             message: record.detail,
@@ -385,12 +388,15 @@ export class RunbookRun {
     };
   }
 
-  /** Abort is honoured before any change; once changes have begun it waits for the next gate (none is left half-done). */
+  /**
+   * Abort is honoured before any change; once changes have begun it waits for the next gate (none is left half-done).
+   */
   private honourAbort(next: string): void {
     if (!this.aborted) return;
     if (!this.changing) throw abortFailure(this.aborted, next);
     this.notes.push(
-      `abort requested by ${this.aborted.by} while changing the estate: finishing the run rather than leaving it half-done`,
+      `abort requested by ${this.aborted.by} while changing the estate: finishing the run rather than leaving ` +
+        `it half-done`,
     );
   }
 }

@@ -28,7 +28,9 @@ export async function notifyPeople(
 
 export const round1 = (n: number) => Math.round(n * 10) / 10;
 
-/** Run steps together; wait for every one of them, then fail with the first failure (none is left running unreported). */
+/**
+ * Run steps together; wait for every one of them, then fail with the first failure (none is left running unreported).
+ */
 export async function allSteps(steps: (Promise<unknown> | null | void)[]): Promise<void> {
   const results = await Promise.allSettled(steps.filter((s): s is Promise<unknown> => s instanceof Promise));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

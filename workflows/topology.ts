@@ -33,7 +33,9 @@ export async function stopOnSplit(
     plan,
     acts,
     `SPLIT BRAIN: ${service} has ${topology.writers.length} writable members (${topology.writers.join(', ')})`,
-    `${topology.detail}.\n${runbook} of ${service} refused. Every runbook of ${service} stops until all writers but one are fenced: drctl resolve ${service} --keep <member> --reason "..." (approved; it shows what each writer holds that the other lacks)`,
+    `${topology.detail}.\n${runbook} of ${service} refused. Every runbook of ${service} stops until all writers ` +
+      `but one are fenced: drctl resolve ${service} --keep <member> --reason "..." (approved; it shows what each ` +
+      `writer holds that the other lacks)`,
     'split-brain',
   ).catch(() => undefined);
   throw ApplicationFailure.create({

@@ -15,7 +15,9 @@ export function requireWorkflowId(runbook: string, service: string): void {
   if (actual !== expected) {
     throw ApplicationFailure.create({
       type: ErrorType.InvalidInput,
-      message: `a ${runbook} of ${service} must run as workflow id "${expected}" (got "${actual}"), so that only one can run at a time`,
+      message:
+        `a ${runbook} of ${service} must run as workflow id "${expected}" (got "${actual}"), so that only one ` +
+        `can run at a time`,
       nonRetryable: true,
     });
   }

@@ -4,11 +4,19 @@ import { fileTreeId } from '../backup';
 import { PLAIN_DATABASE_NAME } from '../names';
 import { duration, name, tagFilter, region } from './fields';
 
+/** The forms of a KMS key's name: key or alias ARN, alias/<name>, key id (mrk-: a multi-Region key). */
+const KMS_KEY_FORMS = [
+  /arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:(key|alias)\/[\w/+=,.@-]+/,
+  /alias\/[\w/+=,.@-]+/,
+  /(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}/,
+  /mrk-[0-9a-f]{32}/,
+];
+
 /** A KMS key: key id, key ARN, alias name or alias ARN (of the region it is used in: keys never leave theirs). */
 export const kmsKeyId = z
   .string()
   .regex(
-    /^(arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:(key|alias)\/[\w/+=,.@-]+|alias\/[\w/+=,.@-]+|(mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32})$/,
+    new RegExp(`^(${KMS_KEY_FORMS.map((form) => form.source).join('|')})$`),
     'a KMS key id, key ARN, alias/<name> or alias ARN',
   );
 
@@ -87,7 +95,9 @@ export const backup = z
       )
       .min(1),
     volumeTags: tagFilter.optional(),
-    /** File trees on the service's hosts, backed up over SSH with GNU tar's listed-incremental levels (docs/backup.md). */
+    /**
+     * File trees on the service's hosts, backed up over SSH with GNU tar's listed-incremental levels (docs/backup.md).
+     */
     paths: z
       .array(backupPath)
       .default([])

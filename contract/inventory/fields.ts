@@ -137,7 +137,8 @@ export const mysqlServer = z
     /**
      * The address OTHER servers replicate from this one at (CHANGE MASTER ... MASTER_HOST/MASTER_PORT), and what a
      * replica's Master_Host:Master_Port is matched against; also the address the application webhook is given.
-     * host/port above are the worker's own route (a bastion, a proxy, an admin network); omitted fields default to them.
+     * host/port above are the worker's own route (a bastion, a proxy, an admin network); omitted fields default to
+     * them.
      */
     replication: z
       .object({ host: z.string().min(1).optional(), port: port.optional() })

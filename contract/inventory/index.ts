@@ -184,7 +184,9 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
     ctx.addIssue({
       code: 'custom',
       path: ['backupSigning'],
-      message: `services with backups (${backedUp.join(', ')}) need a backup-signing key: manifests are signed and verified before any restore`,
+      message:
+        `services with backups (${backedUp.join(', ')}) need a backup-signing key: manifests are signed and ` +
+        `verified before any restore`,
     });
   const seen = new Set<string>();
   inv.services.forEach((svc, i) => {
@@ -223,7 +225,9 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
         ctx.addIssue({
           code: 'custom',
           path: at('backup', 'physical'),
-          message: `mariabackup must run where ${svc.database.primary}'s data files are: give mysqlServers.${svc.database.primary}.sshHost (its host ${server.host} is not the worker's)`,
+          message:
+            `mariabackup must run where ${svc.database.primary}'s data files are: give ` +
+            `mysqlServers.${svc.database.primary}.sshHost (its host ${server.host} is not the worker's)`,
         });
     }
     if (svc.backup && !svc.database) {
@@ -245,7 +249,9 @@ function checkReferences(inv: Inventory, ctx: ReferenceIssues): void {
         ctx.addIssue({
           code: 'custom',
           path: at('restoreTest', 'scratchServer'),
-          message: `${clash}: a restore writes restore_* databases there with sql_log_bin = 0 (and a point-in-time replay applies binlog events); name a server that is no service's primary, replica or drServer`,
+          message:
+            `${clash}: a restore writes restore_* databases there with sql_log_bin = 0 (and a point-in-time ` +
+            `replay applies binlog events); name a server that is no service's primary, replica or drServer`,
         });
       // A restoreTest input names its point-in-time queries: one name, one query.
       const names = new Set<string>();
