@@ -59,7 +59,9 @@ export function createApprovalActivities(inventory: Inventory) {
         const why = (r.stderr || r.stdout).trim().split('\n').pop() ?? `exit ${r.code}`;
         return {
           valid: false,
-          reason: `not a signature by a key listed for ${approver} over this run's approval message (ssh-keygen: ${why})`,
+          reason:
+            `not a signature by a key listed for ${approver} over this run's approval message ` +
+            `(ssh-keygen: ${why})`,
         };
       } finally {
         await rm(dir, { recursive: true, force: true });

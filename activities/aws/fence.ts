@@ -38,7 +38,9 @@ export function createAwsFenceActivities(clients: AwsClients) {
       action: 'stop-instance' | 'revoke-ingress';
       tags: Record<string, string>;
     }): Promise<AwsFenceResult> {
-      const what = `${action === 'stop-instance' ? 'EC2 instances' : 'security groups'} tagged ${JSON.stringify(tags)} (${region})`;
+      const what =
+        `${action === 'stop-instance' ? 'EC2 instances' : 'security groups'} ` +
+        `tagged ${JSON.stringify(tags)} (${region})`;
       const ec2 = clients.ec2(region);
       if (action === 'stop-instance') {
         const out = await aws(what, () =>

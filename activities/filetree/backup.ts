@@ -110,7 +110,8 @@ async function refuseExisting(targets: BackupStore[], r: BackupRequest) {
 async function parentSnapshot({ manifestOf }: FileTreeCatalog, ssh: SshTarget, stateDir: string, r: BackupRequest) {
   const pre = await runOnHost(
     ssh,
-    `tar --version | head -n1\n${r.parent ? `sha256sum < ${shellQuote(`${stateDir}/${r.parent}.snar`)} 2>/dev/null || echo none` : 'echo none'}`,
+    `tar --version | head -n1\n` +
+      (r.parent ? `sha256sum < ${shellQuote(`${stateDir}/${r.parent}.snar`)} 2>/dev/null || echo none` : 'echo none'),
   );
   const [tarVersion = 'unknown', hostSnapshot = 'none'] = pre.stdout.toString('utf8').split('\n');
   const found: ParentSnapshot = { restoreChain: [], snapshotFrom: 'none', input: null };
@@ -125,7 +126,8 @@ async function parentSnapshot({ manifestOf }: FileTreeCatalog, ssh: SshTarget, s
       if (sha256(body) !== p.snapshot.sha256)
         throw refuse(
           ErrorType.BackupCorrupt,
-          `${store.location(p.snapshot.key)}: SHA-256 ${sha256(body)}, the signed manifest of ${r.parent} names ${p.snapshot.sha256}`,
+          `${store.location(p.snapshot.key)}: SHA-256 ${sha256(body)}, the signed manifest of ${r.parent} ` +
+            `names ${p.snapshot.sha256}`,
         );
       found.input = body;
       found.snapshotFrom = 'storage';

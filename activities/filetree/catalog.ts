@@ -66,7 +66,10 @@ export async function readFileTreeManifest(
   if (signature === null || !stores.keyring.verify(text, signature))
     throw refuse(
       ErrorType.ManifestUnauthenticated,
-      `${at}: ${signature === null ? 'not signed' : 'the signature does not verify with any backup-signing key of this worker'}`,
+      `${at}: ` +
+        (signature === null
+          ? 'not signed'
+          : 'the signature does not verify with any backup-signing key of this worker'),
     );
   let m: FileTreeManifest;
   try {
@@ -97,7 +100,8 @@ export function fileTreeCatalog(stores: BackupStores) {
     if (!cfg)
       throw failure(
         ErrorType.NotConfigured,
-        `service ${service} has no file tree "${tree}" in backup.paths (it has: ${backup.paths.map(fileTreeId).join(', ') || 'none'})`,
+        `service ${service} has no file tree "${tree}" in backup.paths (it ` +
+          `has: ${backup.paths.map(fileTreeId).join(', ') || 'none'})`,
       );
     return { cfg, stateDir: `${backup.files.stateDir}/filetree/${tree}` };
   };

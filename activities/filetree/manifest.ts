@@ -63,7 +63,8 @@ export function createFileTreeManifestActivities(stores: BackupStores, { treeOf 
             if (bytes !== o.size || actual !== o.sha256)
               throw refuse(
                 ErrorType.BackupCorrupt,
-                `${store.location(o.key)}: read back ${bytes} bytes with SHA-256 ${actual}; written ${o.size} bytes with SHA-256 ${o.sha256}`,
+                `${store.location(o.key)}: read back ${bytes} bytes with SHA-256 ${actual}; written ${o.size} ` +
+                  `bytes with SHA-256 ${o.sha256}`,
               );
           }
           const line = await store.get(`${object.key}.sha256`);

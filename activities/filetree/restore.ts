@@ -93,7 +93,8 @@ async function fetchChain(
         if (digest.bytes !== m.object.size || actual !== m.object.sha256)
           throw refuse(
             ErrorType.BackupCorrupt,
-            `${store.location(m.object.key)}: ${digest.bytes} bytes with SHA-256 ${actual}; the signed manifest of ${m.id} names ${m.object.size} bytes with SHA-256 ${m.object.sha256}: nothing was extracted`,
+            `${store.location(m.object.key)}: ${digest.bytes} bytes with SHA-256 ${actual}; the signed manifest ` +
+              `of ${m.id} names ${m.object.size} bytes with SHA-256 ${m.object.sha256}: nothing was extracted`,
           );
       }
     })(),
@@ -102,7 +103,8 @@ async function fetchChain(
   if (sha256(listBody) !== target.files.sha256)
     throw refuse(
       ErrorType.BackupCorrupt,
-      `${store.location(target.files.key)}: SHA-256 ${sha256(listBody)}, the signed manifest names ${target.files.sha256}`,
+      `${store.location(target.files.key)}: SHA-256 ${sha256(listBody)}, the signed manifest ` +
+        `names ${target.files.sha256}`,
     );
   return { store, chain, list: JSON.parse(listBody.toString('utf8')) as FileTreeEntry[] };
 }
@@ -210,14 +212,16 @@ export function createFileTreeRestoreActivities(
             const made1 = await runOnHost(
               ssh,
               intoAsked
-                ? `mkdir -p -- ${shellQuote(intoAsked)} && [ -z "$(ls -A -- ${shellQuote(intoAsked)})" ] && echo ${shellQuote(intoAsked)}`
+                ? `mkdir -p -- ${shellQuote(intoAsked)} && [ -z "$(ls -A -- ${shellQuote(intoAsked)})" ] && ` +
+                    `echo ${shellQuote(intoAsked)}`
                 : 'umask 077; mktemp -d "${TMPDIR:-/tmp}/drbook-filetree-restore-XXXXXXXX"',
             );
             into = made1.stdout.toString('utf8').trim();
             if (made1.code !== 0 || !into)
               throw failure(
                 ErrorType.RestoreFailed,
-                `${cfg.host}: ${intoAsked ? `${intoAsked} is not an empty directory` : 'mktemp -d failed'}: ${made1.stderr}`,
+                `${cfg.host}: ${intoAsked ? `${intoAsked} is not an empty directory` : 'mktemp -d failed'}: ` +
+                  `${made1.stderr}`,
               );
             made = !intoAsked;
             await extractChain(ssh, cfg, picked, dir, into);

@@ -55,7 +55,8 @@ export function createHealthActivities() {
       }
       throw failure(
         ErrorType.HealthCheckFailed,
-        `${url} not healthy after ${timeoutSeconds} s (${attempts} checks): ${last?.status ?? 'no answer'} ${last?.detail ?? ''}`,
+        `${url} not healthy after ${timeoutSeconds} s (${attempts} ` +
+          `checks): ${last?.status ?? 'no answer'} ${last?.detail ?? ''}`,
         { url },
       );
     },

@@ -79,7 +79,9 @@ async function archivedIn(targets: BackupStore[], root: string) {
     if (size !== undefined && size !== log.size)
       throw ApplicationFailure.create({
         type: ErrorType.BackupExists,
-        message: `${store.location(`${root}${log.file}`)} holds ${size} bytes, the server's log ${log.size}: an archived log is never overwritten`,
+        message:
+          `${store.location(`${root}${log.file}`)} holds ${size} bytes, the server's log ${log.size}: an ` +
+          `archived log is never overwritten`,
         nonRetryable: true,
       });
     return size === log.size && have.has(`${log.file}.sha256`);

@@ -58,7 +58,9 @@ export function classifyTopology(
   let detail: string;
   if (writers.length >= 2) {
     state = 'split';
-    detail = `SPLIT: ${writers.join(' and ')} are all writable; fence all but one (drctl resolve) before any runbook runs`;
+    detail =
+      `SPLIT: ${writers.join(' and ')} are all writable; fence all but one (drctl resolve) before any ` +
+      `runbook runs`;
   } else if (writable === null) {
     state = unreachable.length ? 'unknown' : 'degraded';
     detail = unreachable.length
@@ -66,7 +68,9 @@ export function classifyTopology(
       : `degraded: no writable member (${members.map((m) => m.server).join(', ')} all read-only)`;
   } else if (writable !== home) {
     state = 'failed-over';
-    detail = `failed over to ${writable}${since ? ` since ${since}` : ''}, failback pending${fenced.length ? `; fenced: ${fenced.join(', ')}` : ''}${down}`;
+    detail =
+      `failed over to ${writable}${since ? ` since ${since}` : ''}, failback ` +
+      `pending${fenced.length ? `; fenced: ${fenced.join(', ')}` : ''}${down}`;
   } else {
     // At home: every replica must replicate from the home member (a cold drServer is a standby, not a replica).
     const broken = members.filter((m) => m.role === 'replica' && !replicas.includes(m.server)).map((m) => m.server);
@@ -161,7 +165,8 @@ export function createTopologyDiscoveryActivities(serviceNamed: (service: string
       if (m.readOnly && !replicating)
         throw failure(
           ErrorType.SourceNotWritable,
-          `${named} is read-only and replicates from nothing (fenced: its data stopped advancing); ${service}'s writable member is ${topology.writable ?? 'none'} (${topology.detail}): refusing to back it up`,
+          `${named} is read-only and replicates from nothing (fenced: its data stopped advancing); ${service}'s ` +
+            `writable member is ${topology.writable ?? 'none'} (${topology.detail}): refusing to back it up`,
           { service, source: named, writable: topology.writable },
         );
       return { server: named, topology };

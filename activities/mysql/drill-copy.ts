@@ -82,7 +82,8 @@ async function pipeDatabase(
   if (copied.dump.code !== 0 || copied.load.code !== 0)
     throw failure(
       ErrorType.CommandFailed,
-      `copy ${source}/${database} → ${target}/${scratchDb} failed: mariadb-dump exit ${copied.dump.code} ${copied.dumpErr}; mariadb exit ${copied.load.code} ${copied.loadErr}`,
+      `copy ${source}/${database} → ${target}/${scratchDb} failed: mariadb-dump ` +
+        `exit ${copied.dump.code} ${copied.dumpErr}; mariadb exit ${copied.load.code} ${copied.loadErr}`,
     );
 }
 
@@ -166,7 +167,9 @@ function createCopyActivities(pools: MysqlPools, isolation: ScratchIsolation) {
 /** The drill copy checked (it answers, holds rows, takes a write, passes the queries), and dropped again. */
 function createCheckActivities(pools: MysqlPools, isolation: ScratchIsolation) {
   return {
-    /** The DR copy is healthy when it answers, holds tables with rows, takes a write, and passes the service's queries. */
+    /**
+     * The DR copy is healthy when it answers, holds tables with rows, takes a write, and passes the service's queries.
+     */
     async verifyDrillCopy({
       scratch,
       databases,
@@ -187,7 +190,8 @@ function createCheckActivities(pools: MysqlPools, isolation: ScratchIsolation) {
         for (const d of databases) {
           const t = await rows(
             conn,
-            "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+            'SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = ' +
+              "'BASE TABLE'",
             [d.scratch],
           );
           tables += t.length;

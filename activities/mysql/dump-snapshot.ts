@@ -174,7 +174,8 @@ export async function noChangeBetween(
 
 export async function countRows(conn: PoolConnection, databases: string[]) {
   const [tables] = await conn.query<RowDataPacket[]>(
-    "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
+    'SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND ' +
+      "TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
     [databases],
   );
   const out: { database: string; table: string; rows: number }[] = [];

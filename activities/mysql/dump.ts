@@ -131,7 +131,8 @@ async function startDump(
     if (!sizes || Number(sizes[2]) !== digest.bytes)
       throw failure(
         ErrorType.DumpFailed,
-        `zstd's byte counts (${sizes ? `${sizes[2]} B out` : 'not reported'}) do not match the ${digest.bytes} B received`,
+        `zstd's byte counts (${sizes ? `${sizes[2]} B out` : 'not reported'}) do not match the ${digest.bytes} ` +
+          `B received`,
         { server },
       );
     return { uncompressedSize: Number(sizes[1]) };
@@ -185,8 +186,15 @@ function countMethod(
   if (exact)
     return snapshot.binlogPos === head.binlogPos
       ? `COUNT(*) in a snapshot at the dump's binlog position ${head.binlogFile}:${head.binlogPos}`
-      : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}; the dump's is at ${head.binlogPos}, and no binlog event between them changes ${databases.join(', ')}`;
-  return `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is at ${head.binlogFile}:${head.binlogPos}${engine === 'mysql' && !snapshot.locked ? ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)' : ` (the dumped tables changed in between, or the binlog could not be read)`}`;
+      : `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}; the dump's is ` +
+          `at ${head.binlogPos}, and no binlog event between them changes ${databases.join(', ')}`;
+  return (
+    `COUNT(*) in a snapshot at ${snapshot.binlogFile}:${snapshot.binlogPos}, the dump is ` +
+    `at ${head.binlogFile}:${head.binlogPos}` +
+    (engine === 'mysql' && !snapshot.locked
+      ? ' (no RELOAD privilege for FLUSH TABLES WITH READ LOCK)'
+      : ` (the dumped tables changed in between, or the binlog could not be read)`)
+  );
 }
 
 /** A session on the dump's source, its version, and the counting snapshot opened; a source fenced since is refused. */

@@ -124,7 +124,8 @@ async function lockHolders({ run, withConnection }: TopologySql, server: string)
     const mdl = await run(
       server,
       conn,
-      `SELECT THREAD_ID AS id, LOCK_MODE AS mode, CONCAT_WS('.', NULLIF(TABLE_SCHEMA, ''), NULLIF(TABLE_NAME, '')) AS obj
+      `SELECT THREAD_ID AS id, LOCK_MODE AS mode, ` +
+        `CONCAT_WS('.', NULLIF(TABLE_SCHEMA, ''), NULLIF(TABLE_NAME, '')) AS obj
          FROM information_schema.METADATA_LOCK_INFO WHERE THREAD_ID <> CONNECTION_ID()`,
       [],
       FENCE_STATEMENT_TIMEOUT_MS,
@@ -206,7 +207,9 @@ export function createFenceActivities(pools: MysqlPools, sql: TopologySql) {
                 fenced: false,
                 finalGtids: null,
                 blockers,
-                detail: `${server} answers, but read_only=ON is blocked: it waited ${FENCE_LOCK_WAIT_SECONDS} s for a lock ${blockedAttempts} time(s) in ${seconds} s; ${describeHolders(blockers)}: not fenced`,
+                detail:
+                  `${server} answers, but read_only=ON is blocked: it waited ${FENCE_LOCK_WAIT_SECONDS} s for a ` +
+                  `lock ${blockedAttempts} time(s) in ${seconds} s; ${describeHolders(blockers)}: not fenced`,
               };
             }
             return {
@@ -214,7 +217,9 @@ export function createFenceActivities(pools: MysqlPools, sql: TopologySql) {
               reachable: false,
               fenced: false,
               finalGtids: null,
-              detail: `${server} unreachable (${faults.join(', ')}; ${faults.length} attempts in ${seconds} s): not fenced`,
+              detail:
+                `${server} unreachable (${faults.join(', ')}; ${faults.length} attempts in ${seconds} s): ` +
+                `not fenced`,
             };
           }
           await new Promise((resolve) => setTimeout(resolve, FENCE_RETRY_PAUSE_MS));
@@ -299,7 +304,9 @@ export function createFenceCheckActivities(pools: MysqlPools, { run, withConnect
       return {
         members,
         writable,
-        detail: `writable: ${writable.join(', ') || 'none'}${unreachable.length ? `; unreachable: ${unreachable.join(', ')}` : ''}`,
+        detail:
+          `writable: ${writable.join(', ') || 'none'}` +
+          (unreachable.length ? `; unreachable: ${unreachable.join(', ')}` : ''),
       };
     },
     /** A real write on the (new) primary: the heartbeat row, stamped now. */
@@ -316,12 +323,14 @@ export function createFenceCheckActivities(pools: MysqlPools, { run, withConnect
         await run(
           server,
           conn,
-          `CREATE TABLE IF NOT EXISTS ${quoteName(heartbeatTable)} (server_id INT UNSIGNED NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL)`,
+          `CREATE TABLE IF NOT EXISTS ${quoteName(heartbeatTable)} (server_id INT UNSIGNED NOT NULL PRIMARY KEY, ` +
+            `ts TIMESTAMP(6) NOT NULL)`,
         );
         await run(
           server,
           conn,
-          `INSERT INTO ${quoteName(heartbeatTable)} (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY UPDATE ts = NOW(6)`,
+          `INSERT INTO ${quoteName(heartbeatTable)} (server_id, ts) VALUES (@@server_id, NOW(6)) ON DUPLICATE KEY ` +
+            `UPDATE ts = NOW(6)`,
         );
         const rows = await run(
           server,

@@ -3,8 +3,8 @@
  *
  *   mariabackup --backup --stream=xbstream | zstd | SHA-256 | every destination at once
  *
- * mariabackup copies the server's data files, so it runs where they are (contract/inventory/fields.ts dataFilesHost): on
- * the server's `sshHost` over SSH (ssh2, pinned host key) when it has one, its stdout streamed back through the
+ * mariabackup copies the server's data files, so it runs where they are (contract/inventory/fields.ts dataFilesHost):
+ * on the server's `sshHost` over SSH (ssh2, pinned host key) when it has one, its stdout streamed back through the
  * channel; on the worker only when the server has no sshHost and its host is the worker's own (127.0.0.1 /
  * localhost); anything else is refused by the inventory. On its host mariabackup connects through the server's
  * `socket` when the inventory gives one (what an SRE on the box does), else to host:port. Either way the credentials
@@ -43,7 +43,10 @@ const HEARTBEAT_MS = 5000;
 /** Private to one run of mariabackup: its defaults file and --target-dir (mariabackup's own checkpoint files). */
 const WORK_DIR_PREFIX = 'drbook-mariabackup-';
 
-/** mariabackup's report: "MySQL binlog position: filename 'binlog.000003', position '1234', GTID of the last change '0-1-5'". */
+/**
+ * mariabackup's report: "MySQL binlog position: filename 'binlog.000003', position '1234', GTID of the last change
+ * '0-1-5'".
+ */
 const POSITION = /binlog position: filename '([^']+)', position '?(\d+)'?(?:, GTID of the last change '([^']*)')?/;
 
 /** A running backup tool: its stdout, stderr text so far, and its exit. */
@@ -125,7 +128,8 @@ async function readServer(pools: MysqlPools, server: string) {
     const [dbs] = await pools
       .pool(server)
       .query<RowDataPacket[]>(
-        "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('information_schema', 'performance_schema', 'sys') ORDER BY 1",
+        "SELECT SCHEMA_NAME AS s FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('information_schema', " +
+          "'performance_schema', 'sys') ORDER BY 1",
       );
     return { version: String(v[0].v), datadir: String(v[0].d), databases: dbs.map((r) => String(r.s)) };
   } catch (err) {
@@ -150,7 +154,8 @@ function copyHost(servers: Record<string, MysqlServer>, pools: MysqlPools, serve
   if (where === null)
     throw failure(
       ErrorType.NotConfigured,
-      `physical backup of ${server} (${pools.target(server).host}) must run on its host: give mysqlServers.${server}.sshHost in the inventory`,
+      `physical backup of ${server} (${pools.target(server).host}) must run on its host: give ` +
+        `mysqlServers.${server}.sshHost in the inventory`,
     );
   return where === 'worker' ? null : where.ssh;
 }

@@ -1,5 +1,6 @@
 /**
- * Catching a replica up to the fenced primary's final position, and promoting it. Each step checks the server's state first, so a retried call is a success, not a second change.
+ * Catching a replica up to the fenced primary's final position, and promoting it. Each step checks the server's state
+ * first, so a retried call is a success, not a second change.
  */
 import { ErrorType } from '../../contract';
 import { failure } from '../errors';

@@ -155,7 +155,8 @@ export function createScratchIsolation(services: () => readonly Service[], pools
       if (reasons.length)
         throw failure(
           ErrorType.ScratchIsProduction,
-          `scratch server ${server} (${describeIdentity(roles.identity)}) is production: ${reasons.join('; ')}. Not ${purpose}: nothing was written to it`,
+          `scratch server ${server} (${describeIdentity(roles.identity)}) is production: ${reasons.join('; ')}. ` +
+            `Not ${purpose}: nothing was written to it`,
           { server, reasons },
         );
       return { identity: roles.identity, unreachable };
@@ -173,7 +174,8 @@ export function createScratchIsolation(services: () => readonly Service[], pools
       if (reasons.length)
         throw failure(
           ErrorType.ScratchIsProduction,
-          `${service}'s drServer ${server} (${describeIdentity(roles.identity)}) cannot take a restore: ${reasons.join('; ')}. Nothing was written to it`,
+          `${service}'s drServer ${server} (${describeIdentity(roles.identity)}) cannot take a ` +
+            `restore: ${reasons.join('; ')}. Nothing was written to it`,
           { service, server, reasons },
         );
       return { identity: roles.identity };

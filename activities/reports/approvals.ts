@@ -87,7 +87,10 @@ export async function approvalMessages(
   return out;
 }
 
-/** The approval messages of these runs (a drill and its children; the latest run of an id without runId), from their histories. */
+/**
+ * The approval messages of these runs (a drill and its children; the latest run of an id without runId), from their
+ * histories.
+ */
 export async function approvalMessagesOf(
   client: Client,
   runs: (string | { workflowId: string; runId?: string })[],

@@ -106,11 +106,13 @@ export function runbookView(
       ['run', workflowId],
       [
         'RTO',
-        `${secs(measured.rtoSeconds)} against ${targets.rtoSeconds} s: ${met(isMet(measured.rtoSeconds, targets.rtoSeconds))}`,
+        `${secs(measured.rtoSeconds)} against ${targets.rtoSeconds} ` +
+          `s: ${met(isMet(measured.rtoSeconds, targets.rtoSeconds))}`,
       ],
       [
         'RPO',
-        `${secs(measured.rpoSeconds)} against ${targets.rpoSeconds} s: ${met(isMet(measured.rpoSeconds, targets.rpoSeconds))}`,
+        `${secs(measured.rpoSeconds)} against ${targets.rpoSeconds} ` +
+          `s: ${met(isMet(measured.rpoSeconds, targets.rpoSeconds))}`,
       ],
     ],
     steps: steps.map((s) => ({ ...s, runbook })),
@@ -138,7 +140,8 @@ export function renderMarkdown(v: ReportView): string {
   lines.push('', '## Steps', '', '| runbook | step | state | started | took | detail |', '|---|---|---|---|---|---|');
   for (const s of v.steps)
     lines.push(
-      `| ${cell(s.runbook)} | ${cell(s.name)} | ${s.state} | ${s.startedAt ?? '—'} | ${duration(s)} | ${cell(s.detail)} |`,
+      `| ${cell(s.runbook)} | ${cell(s.name)} | ${s.state} | ${s.startedAt ?? '—'} | ${duration(s)} ` +
+        `| ${cell(s.detail)} |`,
     );
   lines.push('', '## Approvals', '');
   if (v.approvals.length === 0) lines.push('None needed.');
@@ -149,7 +152,8 @@ export function renderMarkdown(v: ReportView): string {
     );
     for (const a of v.approvals)
       lines.push(
-        `| ${cell(a.runbook)} | ${cell(a.step)} | ${cell(a.approver)} | ${cell(identityOf(a))} | ${cell(a.via ?? '—')} | ${a.at ?? '—'} | ${cell(a.comment)} |`,
+        `| ${cell(a.runbook)} | ${cell(a.step)} | ${cell(a.approver)} | ${cell(identityOf(a))} ` +
+          `| ${cell(a.via ?? '—')} | ${a.at ?? '—'} | ${cell(a.comment)} |`,
       );
   }
   if (v.unacceptedApprovals?.length) {
@@ -157,14 +161,16 @@ export function renderMarkdown(v: ReportView): string {
     lines.push('|---|---|---|---|---|---|');
     for (const m of v.unacceptedApprovals)
       lines.push(
-        `| ${cell(m.workflowId)} | ${cell(m.step)} | ${cell(m.approver)} | ${cell(m.identity || '(none)')} | ${m.via} | ${m.at} |`,
+        `| ${cell(m.workflowId)} | ${cell(m.step)} | ${cell(m.approver)} | ${cell(m.identity || '(none)')} ` +
+          `| ${m.via} | ${m.at} |`,
       );
   }
   if (v.trend.length) {
     lines.push('', '## Trend', '', '| run | at | RTO | RTO target | RPO | RPO target |', '|---|---|---|---|---|---|');
     for (const p of v.trend)
       lines.push(
-        `| ${cell(p.label)} | ${p.at} | ${secs(p.rtoSeconds)} | ${p.rtoTargetSeconds} s | ${secs(p.rpoSeconds)} | ${p.rpoTargetSeconds} s |`,
+        `| ${cell(p.label)} | ${p.at} | ${secs(p.rtoSeconds)} | ${p.rtoTargetSeconds} s | ${secs(p.rpoSeconds)} ` +
+          `| ${p.rpoTargetSeconds} s |`,
       );
   }
   return `${lines.join('\n')}\n`;

@@ -37,13 +37,23 @@ function fileTreeLine(f: NonNullable<RestoreTestReport['fileTrees']>[number]): s
 /** One sentence on the physical restore: which copy, how long each phase took, clean-up. */
 function physicalLine(p: NonNullable<RestoreTestReport['physical']>): string {
   const t = p.seconds;
-  return `Physical backup ${p.backupId} (taken ${p.startedAt}) restored into a scratch instance in ${humanSeconds(t.total)} (extract ${humanSeconds(t.extract)}, prepare ${humanSeconds(t.prepare)}, start ${humanSeconds(t.start)}, checks ${humanSeconds(t.validate)}), ${p.rows} rows read; instance ${p.cleanedUp ? 'removed' : 'NOT removed'}.`;
+  return (
+    `Physical backup ${p.backupId} (taken ${p.startedAt}) restored into a scratch instance ` +
+    `in ${humanSeconds(t.total)} (extract ${humanSeconds(t.extract)}, prepare ${humanSeconds(t.prepare)}, ` +
+    `start ${humanSeconds(t.start)}, checks ${humanSeconds(t.validate)}), ${p.rows} rows read; ` +
+    `instance ${p.cleanedUp ? 'removed' : 'NOT removed'}.`
+  );
 }
 
 /** One sentence on the binlog replay: which point, how far it got, from which logs. */
 function pitrLine(p: NonNullable<RestoreTestReport['pitr']>): string {
   const point = p.target.kind === 'end' ? 'the end of the archive' : `${p.target.kind} ${p.target.value}`;
-  return `Archived binlogs ${p.logs[0] ?? ''}…${p.logs[p.logs.length - 1] ?? ''} (${p.logs.length}) replayed to ${point}: ${p.reached ? 'reached' : 'NOT reached'}, ${p.transactions} transactions, last ${p.lastGtid ?? 'none'} at ${p.lastEventAt ?? '-'}; the archive ends at ${p.archiveEndsAt ?? '?'}; ${humanSeconds(p.seconds)}.`;
+  return (
+    `Archived binlogs ${p.logs[0] ?? ''}…${p.logs[p.logs.length - 1] ?? ''} (${p.logs.length}) replayed ` +
+    `to ${point}: ${p.reached ? 'reached' : 'NOT reached'}, ${p.transactions} transactions, ` +
+    `last ${p.lastGtid ?? 'none'} at ${p.lastEventAt ?? '-'}; the archive ends ` +
+    `at ${p.archiveEndsAt ?? '?'}; ${humanSeconds(p.seconds)}.`
+  );
 }
 
 export function humanSeconds(s: number | null): string {
@@ -73,9 +83,14 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
     '',
     '| measure | value | target | met |',
     '|---|---|---|---|',
-    `| restore time (RTO evidence: checksum + restore + validation) | ${humanSeconds(r.measured.rtoSeconds)} | ${humanSeconds(r.targets.rtoSeconds)} | ${r.measured.rtoSeconds === null ? 'n/a' : r.measured.rtoSeconds <= r.targets.rtoSeconds ? 'yes' : 'no'} |`,
+    `| restore time (RTO evidence: checksum + restore + validation) | ${humanSeconds(r.measured.rtoSeconds)} ` +
+      `| ${humanSeconds(r.targets.rtoSeconds)} ` +
+      `| ${r.measured.rtoSeconds === null ? 'n/a' : r.measured.rtoSeconds <= r.targets.rtoSeconds ? 'yes' : 'no'} |`,
     `| of which restore (fetch, zstd -d, load) | ${humanSeconds(r.measured.restoreSeconds)} | | |`,
-    `| backup age at test time (RPO evidence) | ${humanSeconds(r.measured.backupAgeSeconds)} | ${humanSeconds(r.targets.rpoSeconds)} | ${r.measured.backupAgeSeconds === null ? 'n/a' : r.measured.backupAgeSeconds <= r.targets.rpoSeconds ? 'yes' : 'no'} |`,
+    `| backup age at test time (RPO evidence) | ${humanSeconds(r.measured.backupAgeSeconds)} ` +
+      `| ${humanSeconds(r.targets.rpoSeconds)} ` +
+      `| ${r.measured.backupAgeSeconds === null ? 'n/a' : r.measured.backupAgeSeconds <= r.targets.rpoSeconds ? 'yes' : 'no'} ` +
+      `|`,
     '',
     '## Checks',
     '',
@@ -91,7 +106,8 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
     lines.push(
       '## RDS',
       '',
-      `Snapshot ${r.rds.snapshot} restored as ${r.rds.instance} (${r.rds.region}): ${r.rds.status} in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : 'NOT deleted'}.`,
+      `Snapshot ${r.rds.snapshot} restored as ${r.rds.instance} (${r.rds.region}): ${r.rds.status} ` +
+        `in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : 'NOT deleted'}.`,
       '',
     );
   }
@@ -106,7 +122,8 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
     '|---|---|---|---|---|---|',
     ...history.map(
       (h) =>
-        `| ${h.id} | ${h.outcome} | ${h.backupId ?? ''} | ${humanSeconds(h.rtoSeconds)} | ${humanSeconds(h.backupAgeSeconds)} | ${h.failedCheck ?? ''} |`,
+        `| ${h.id} | ${h.outcome} | ${h.backupId ?? ''} | ${humanSeconds(h.rtoSeconds)} ` +
+        `| ${humanSeconds(h.backupAgeSeconds)} | ${h.failedCheck ?? ''} |`,
     ),
     history.length ? '' : '(none)',
     '## Steps',
@@ -168,7 +185,7 @@ ${r.checks.map((c) => row([esc(c.name), `<span class="${cls(c.ok, c.gate)}">${ma
 ${r.pitr ? `<h2>Point-in-time recovery</h2><p>${esc(pitrLine(r.pitr))}</p>` : ''}
 ${r.physical ? `<h2>Physical backup</h2><p>${esc(physicalLine(r.physical))}</p>` : ''}
 ${(r.fileTrees ?? []).map((f) => `<h2>File tree ${esc(`${f.host}:${f.path}`)}</h2><p>${esc(fileTreeLine(f))}</p>`).join('\n')}
-${r.rds ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> (${esc(r.rds.region)}): ${esc(r.rds.status)} in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>` : ''}
+${r.rds ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> ` + `(${esc(r.rds.region)}): ${esc(r.rds.status)} ` + `in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>` : ''}
 <h2>Clean-up</h2>
 <ul>${r.cleanup.map((c) => `<li><span class="${c.done ? 'pass' : 'fail'}">${c.done ? 'done' : 'NOT DONE'}</span>: ${esc(c.detail)}</li>`).join('') || '<li>nothing was created</li>'}</ul>
 <h2>Earlier tests</h2>

@@ -95,7 +95,8 @@ export function createColdRestoreActivities(
         if (got !== sha256) {
           throw failure(
             ErrorType.BackupCorrupt,
-            `backup ${backupId} of ${service}: SHA-256 ${got} does not match the manifest's ${sha256}; nothing was loaded into ${server}`,
+            `backup ${backupId} of ${service}: SHA-256 ${got} does not match the manifest's ${sha256}; nothing ` +
+              `was loaded into ${server}`,
             { backupId, server },
           );
         }
@@ -132,7 +133,9 @@ export function createColdRestoreActivities(
             const line = await lineOf(spooled, Number(refused[1])).catch(() => null);
             throw failure(
               ErrorType.RestoreRefused,
-              `backup ${backupId} of ${service}: line ${refused[1]} of the dump is a mariadb client command, refused (a restore never runs one)${line === null ? '' : `: ${JSON.stringify(line)}`}; mariadb: ${loadErr()}`,
+              `backup ${backupId} of ${service}: line ${refused[1]} of the dump is a mariadb client command, ` +
+                `refused (a restore never runs one)${line === null ? '' : `: ${JSON.stringify(line)}`}; ` +
+                `mariadb: ${loadErr()}`,
               { backupId, server, line: Number(refused[1]) },
             );
           }

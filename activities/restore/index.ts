@@ -98,7 +98,8 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
           ErrorType.NoVerifiedBackup,
           backupId
             ? `no verified ${kind} backup ${backupId} of ${service} in ${ordered.map((s) => s.label).join(', ')}`
-            : `no verified ${kind} backup of ${service} (no manifest.json) in ${ordered.map((s) => s.label).join(', ')}`,
+            : `no verified ${kind} backup of ${service} (no manifest.json) ` +
+                `in ${ordered.map((s) => s.label).join(', ')}`,
           { service },
         );
       }
@@ -158,7 +159,8 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
       });
       if (actual.bytes !== size || actual.sha256 !== sha256) {
         throw corrupt(
-          `${store.location(key)}: ${actual.bytes} bytes with SHA-256 ${actual.sha256}; the manifest says ${size} bytes with SHA-256 ${sha256}`,
+          `${store.location(key)}: ${actual.bytes} bytes with SHA-256 ${actual.sha256}; the manifest says ${size} ` +
+            `bytes with SHA-256 ${sha256}`,
           { location: store.location(key), ...actual },
         );
       }

@@ -178,7 +178,8 @@ export class DumpRouter extends Writable {
       // No SQL statement starts with a backslash: this is a client command (\! runs a shell, \. reads a file).
       throw failure(
         ErrorType.RestoreRefused,
-        `line ${this.lines} of the dump is a mariadb client command, refused (a restore never runs one): ${JSON.stringify(trimmed.slice(0, 200))}`,
+        `line ${this.lines} of the dump is a mariadb client command, refused (a restore never runs ` +
+          `one): ${JSON.stringify(trimmed.slice(0, 200))}`,
         { line: this.lines },
       );
     }
@@ -328,7 +329,8 @@ export class DumpRouter extends Writable {
     if (this.insertTo || this.createLines || !this.completed)
       throw failure(
         ErrorType.RestoreFailed,
-        `the dump ends ${this.insertTo ? 'inside an INSERT statement' : 'without its "-- Dump completed" line'}: truncated`,
+        `the dump ends ${this.insertTo ? 'inside an INSERT statement' : 'without its "-- Dump completed" line'}: ` +
+          `truncated`,
       );
     const exits = await Promise.all(this.sessions.map((s) => s.end()));
     this.check();

@@ -73,7 +73,8 @@ export class LoaderSession {
     const refused = REFUSED_CLIENT_COMMAND.test(stderr);
     return failure(
       refused ? ErrorType.RestoreRefused : ErrorType.RestoreFailed,
-      `mariadb client session ${this.index} exited ${code}: ${stderr}${refused ? ' (a client command in the backup: refused, nothing of it ran)' : ''}`,
+      `mariadb client session ${this.index} ` +
+        `exited ${code}: ${stderr}${refused ? ' (a client command in the backup: refused, nothing of it ran)' : ''}`,
     );
   }
 

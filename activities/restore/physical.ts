@@ -116,7 +116,9 @@ class ScratchInstance {
     if (meter.bytes !== expected.size || digest !== expected.sha256)
       throw ApplicationFailure.create({
         type: ErrorType.BackupCorrupt,
-        message: `${store.location(key)}: read ${meter.bytes} bytes with SHA-256 ${digest}; the manifest says ${expected.size} bytes with SHA-256 ${expected.sha256}`,
+        message:
+          `${store.location(key)}: read ${meter.bytes} bytes with SHA-256 ${digest}; the manifest ` +
+          `says ${expected.size} bytes with SHA-256 ${expected.sha256}`,
         nonRetryable: true,
       });
     const [, , z, m] = flows;
@@ -216,7 +218,8 @@ async function schemaCheck(
   expectedTables: PhysicalRestoreRequest['expectedTables'],
 ): Promise<{ check: RestoreCheck; present: RowDataPacket[] }> {
   const [present] = await conn.query<RowDataPacket[]>(
-    "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
+    'SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND ' +
+      "TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
     [wanted.length ? wanted : ['']],
   );
   const dbsPresent = new Set(present.map((r) => String(r.db)));

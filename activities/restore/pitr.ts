@@ -197,7 +197,8 @@ function outcome(s: EventScanner, from: ReplayFrom, to: PointInTimeTarget, archi
       reached,
       detail: reached
         ? `replayed through ${to.gtid} (${s.lastGtidAt})`
-        : `${to.gtid} is not in the archive after the backup's ${from.gtid ?? from.binlogFile}: the replay ended at ${s.lastGtid ?? 'nothing'}`,
+        : `${to.gtid} is not in the archive after the backup's ${from.gtid ?? from.binlogFile}: the replay ` +
+          `ended at ${s.lastGtid ?? 'nothing'}`,
     };
   }
   if (to.time) {
@@ -205,7 +206,8 @@ function outcome(s: EventScanner, from: ReplayFrom, to: PointInTimeTarget, archi
     return {
       reached,
       detail: reached
-        ? `replayed everything before ${binlogTime(to.time)} UTC: last transaction ${s.lastGtid ?? 'none'} at ${s.lastGtidAt ?? '-'}`
+        ? `replayed everything before ${binlogTime(to.time)} UTC: last transaction ${s.lastGtid ?? 'none'} ` +
+          `at ${s.lastGtidAt ?? '-'}`
         : `the archive ends at ${archiveEndsAt ?? '?'}, before ${to.time} (archive binlogs more often)`,
     };
   }

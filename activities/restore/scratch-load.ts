@@ -60,7 +60,8 @@ function loadOutcome(
   const digest = meter.hex();
   if (read.status === 'fulfilled' && (meter.bytes !== expected.size || digest !== expected.sha256)) {
     throw corrupt(
-      `${expected.location} read ${meter.bytes} bytes with SHA-256 ${digest} while restoring; the manifest says ${expected.size} bytes with SHA-256 ${expected.sha256}`,
+      `${expected.location} read ${meter.bytes} bytes with SHA-256 ${digest} while restoring; the manifest ` +
+        `says ${expected.size} bytes with SHA-256 ${expected.sha256}`,
       { location: expected.location },
     );
   }

@@ -82,7 +82,8 @@ export function createRestoreValidationActivities({ connectTo }: ScratchDatabase
       const conn = await connectTo(server, databases[0].scratch);
       try {
         const [present] = await conn.query<RowDataPacket[]>(
-          "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) AND TABLE_TYPE = 'BASE TABLE'",
+          'SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (?) ' +
+            "AND TABLE_TYPE = 'BASE TABLE'",
           [databases.map((d) => d.scratch)],
         );
         const have = new Set((present as { db: string; t: string }[]).map((r) => `${r.db}.${r.t}`));
@@ -129,7 +130,9 @@ export function createRestoreValidationActivities({ connectTo }: ScratchDatabase
       return { checks, seconds: (performance.now() - started) / 1000 };
     },
 
-    /** After a point-in-time replay: the queries that must hold at that point, read-only in the first scratch database. */
+    /**
+     * After a point-in-time replay: the queries that must hold at that point, read-only in the first scratch database.
+     */
     async validatePointInTime({
       server,
       databases,

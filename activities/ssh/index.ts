@@ -202,7 +202,8 @@ export function sshFailure(target: SshTarget, err: Error & { level?: string }, p
   if (presented !== undefined)
     return failure(
       ErrorType.HostKeyMismatch,
-      `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned key: refusing to connect`,
+      `${target.name} (${target.host}:${target.port}) presented host key ${presented}, which is not the pinned ` +
+        `key: refusing to connect`,
       { host: target.name, presented },
     );
   if (err.level === 'client-authentication')

@@ -89,7 +89,10 @@ export function archiveRule(
 function createCopyActivities(stores: BackupStores, inventory: Inventory) {
   return {
     /** The services a nightly run covers: the ones asked for (each must exist and have a backup section), or all. */
-    /** The services to back up (every one with a backup section, or those named); `binlogArchive`: only those with the archive on. */
+    /**
+     * The services to back up (every one with a backup section, or those named); `binlogArchive`: only those with the
+     * archive on.
+     */
     async listBackedUpServices({
       services,
       binlogArchive = false,
@@ -104,14 +107,16 @@ function createCopyActivities(stores: BackupStores, inventory: Inventory) {
       if (unknown.length)
         throw failure(
           ErrorType.UnknownService,
-          `unknown service(s) ${unknown.map((s) => `"${s}"`).join(', ')}; the inventory has: ${[...known.keys()].join(', ')}`,
+          `unknown service(s) ${unknown.map((s) => `"${s}"`).join(', ')}; the inventory ` +
+            `has: ${[...known.keys()].join(', ')}`,
           { unknown },
         );
       const unconfigured = services.filter((s) => !wanted(known.get(s)!));
       if (unconfigured.length)
         throw failure(
           ErrorType.NotConfigured,
-          `no backup section${binlogArchive ? ' with binlogArchive: true' : ''} in the inventory for: ${unconfigured.join(', ')}`,
+          `no backup section${binlogArchive ? ' with binlogArchive: true' : ''} in the inventory ` +
+            `for: ${unconfigured.join(', ')}`,
         );
       return [...new Set(services)];
     },
@@ -189,7 +194,9 @@ function createCopyActivities(stores: BackupStores, inventory: Inventory) {
         if (existing !== null && existing !== body)
           throw ApplicationFailure.create({
             type: ErrorType.BackupExists,
-            message: `${store.location(key)} already holds another manifest: ${manifest.kind} backup ${manifest.id} of ${manifest.service} is never rewritten`,
+            message:
+              `${store.location(key)} already holds another manifest: ${manifest.kind} backup ${manifest.id} ` +
+              `of ${manifest.service} is never rewritten`,
             nonRetryable: true,
           });
         if (existing === body && (await store.get(sigKey)) === signature) continue;

@@ -75,7 +75,9 @@ export class ManifestKeyring {
     return this.keys().verifiers.map((v) => v.id);
   }
 
-  /** Unsigned manifests are accepted only for backups older than `acceptUnsignedBefore` (backups from before signing). */
+  /**
+   * Unsigned manifests are accepted only for backups older than `acceptUnsignedBefore` (backups from before signing).
+   */
   acceptsUnsigned(backupId: string): boolean {
     const before = this.config?.acceptUnsignedBefore;
     return !!before && backupId < before;
@@ -126,7 +128,8 @@ export async function readVerifiedManifest(
     if (!keyring.acceptsUnsigned(backupId))
       throw refuse(
         ErrorType.ManifestUnauthenticated,
-        `not signed (no ${store.location(signatureKey(service, backupId, kind))}); an unsigned manifest is accepted only ` +
+        `not signed (no ${store.location(signatureKey(service, backupId, kind))}); an unsigned manifest is ` +
+          `accepted only ` +
           'for a backup older than backupSigning.acceptUnsignedBefore in the inventory',
       );
   } else {
@@ -168,7 +171,9 @@ export function requireManifestObject(
   if (object.sha256 !== asked.sha256 || (asked.size !== undefined && object.size !== asked.size))
     throw ApplicationFailure.create({
       type: ErrorType.ManifestInvalid,
-      message: `${store.location(verified.objectKey)}: the signed manifest names ${object.size} bytes with SHA-256 ${object.sha256}, the step was given ${asked.size ?? '?'} bytes with SHA-256 ${asked.sha256}`,
+      message:
+        `${store.location(verified.objectKey)}: the signed manifest names ${object.size} bytes with ` +
+        `SHA-256 ${object.sha256}, the step was given ${asked.size ?? '?'} bytes with SHA-256 ${asked.sha256}`,
       nonRetryable: true,
     });
 }
@@ -185,7 +190,9 @@ export async function refuseExistingBackup(
     if ((await store.get(key)) !== null)
       throw ApplicationFailure.create({
         type: ErrorType.BackupExists,
-        message: `${store.location(key)} exists: ${kind} backup ${backupId} of ${service} is already taken; backups are never rewritten (use a new backup id)`,
+        message:
+          `${store.location(key)} exists: ${kind} backup ${backupId} of ${service} is already taken; backups ` +
+          `are never rewritten (use a new backup id)`,
         nonRetryable: true,
       });
   }

@@ -118,7 +118,8 @@ export class S3Store implements BackupStore {
     if (enabled !== 'Enabled')
       throw failure(
         ErrorType.NotConfigured,
-        `${this.name} backup destination ${this.label} is configured with objectLock (${this.lock.mode.toLowerCase()}), ` +
+        `${this.name} backup destination ${this.label} is configured with objectLock ` +
+          `(${this.lock.mode.toLowerCase()}), ` +
           `but bucket ${this.bucket} has no Object Lock enabled: nothing was uploaded (create the bucket with ` +
           'Object Lock, or remove objectLock from the destination)',
         { destination: this.name, bucket: this.bucket },
