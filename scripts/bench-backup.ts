@@ -84,7 +84,9 @@ async function rawDump(defaults: string, db: string): Promise<Measured> {
 }
 
 async function gzipDump(defaults: string, db: string, file: string): Promise<Measured> {
-  const script = `set -o pipefail; mariadb-dump --defaults-extra-file="$1" ${DUMP_ARGS.join(' ')} --databases "$2" | gzip > "$3"`;
+  const script =
+    `set -o pipefail; mariadb-dump --defaults-extra-file="$1" ${DUMP_ARGS.join(' ')} --databases "$2" | gzip ` +
+    `> "$3"`;
   const seconds = await timed('bash', ['-c', script, 'bash', defaults, db, file], 'ignore');
   const outputBytes = statSync(file).size;
   rmSync(file, { force: true });
@@ -152,7 +154,8 @@ async function main() {
   });
   const work = mkdtempSync(path.join(tmpdir(), 'drbook-bench-'));
   log(
-    `drbook backup benchmark — ${new Date().toISOString()}, ${base.inventory.mysqlServers['db-primary'].host}:${server.port}`,
+    `drbook backup benchmark ` +
+      `— ${new Date().toISOString()}, ${base.inventory.mysqlServers['db-primary'].host}:${server.port}`,
   );
   const machine = machineAtStart(log);
   try {
@@ -184,7 +187,8 @@ async function singleDatabase(
     const d = await ensureBenchDatabase(conn, s.db, s.scale, log);
     dbs.push(d);
     log(
-      `${d.name}: ${d.rows.toLocaleString()} rows, ${fmt(mb(d.storedBytes) / 1000, 2)} GB in InnoDB, ${d.generatedSeconds === null ? 'reused' : `generated in ${fmt(d.generatedSeconds)} s`}`,
+      `${d.name}: ${d.rows.toLocaleString()} rows, ${fmt(mb(d.storedBytes) / 1000, 2)} GB in ` +
+        `InnoDB, ${d.generatedSeconds === null ? 'reused' : `generated in ${fmt(d.generatedSeconds)} s`}`,
     );
   }
   const inv = absoluteSecrets(base);
@@ -230,7 +234,8 @@ async function singleDatabase(
           await removeBackups(stores, service);
         }
         log(
-          `  ${d.name} round ${r}: ${(['a', 'b', 'c', 'd'] as const).map((k) => `(${k}) ${fmt(results[k][r - 1].seconds)} s`).join('  ')}`,
+          `  ${d.name} ` +
+            `round ${r}: ${(['a', 'b', 'c', 'd'] as const).map((k) => `(${k}) ${fmt(results[k][r - 1].seconds)} s`).join('  ')}`,
         );
       }
       const t = Object.fromEntries(
@@ -238,7 +243,8 @@ async function singleDatabase(
       ) as Record<'a' | 'b' | 'c' | 'd', number>;
       const lines = [
         '',
-        `${d.name}: ${fmt(mb(dumpBytes))} MB of dump text (${fmt(mb(d.storedBytes))} MB in InnoDB), median of ${rounds}`,
+        `${d.name}: ${fmt(mb(dumpBytes))} MB of dump text (${fmt(mb(d.storedBytes))} MB in InnoDB), ` +
+          `median of ${rounds}`,
         '| method | seconds | MB/s of dump | time vs (a) | speed-up vs (b) | output MB | peak RSS (VmHWM), CPU |',
         '|---|---:|---:|---:|---:|---:|---|',
       ];
@@ -264,13 +270,16 @@ async function singleDatabase(
               .join(', ')}`
           : '';
         lines.push(
-          `| ${names[k]} | ${fmt(t[k], 2)} | ${fmt(mb(dumpBytes) / t[k])} | ${fmt(t[k] / t.a, 2)}x | ${fmt(t.b / t[k], 2)}x | ${out ? fmt(mb(out)) : '–'} | ${rss}${busyMark(machine)} |`,
+          `| ${names[k]} | ${fmt(t[k], 2)} | ${fmt(mb(dumpBytes) / t[k])} | ${fmt(t[k] / t.a, 2)}x ` +
+            `| ${fmt(t.b / t[k], 2)}x | ${out ? fmt(mb(out)) : '–'} | ${rss}${busyMark(machine)} |`,
         );
       }
       const worst = Math.max(t.c, t.d);
       const peakRss = Math.max(...[...results.c, ...results.d].map((m) => m.memory!.selfPeakKb)) / 1024;
       lines.push(
-        `targets: ≥3x faster than (b): ${fmt(t.b / worst, 2)}x ${t.b / worst >= 3 ? 'MET' : 'MISSED'}; within 1.25x of (a): ${fmt(worst / t.a, 2)}x ${worst / t.a <= 1.25 ? 'MET' : 'MISSED'}; peak RSS < 256 MB: ${fmt(peakRss, 0)} MB ${peakRss < 256 ? 'MET' : 'MISSED'}`,
+        `targets: ≥3x faster than (b): ${fmt(t.b / worst, 2)}x ${t.b / worst >= 3 ? 'MET' : 'MISSED'}; within ` +
+          `1.25x of (a): ${fmt(worst / t.a, 2)}x ${worst / t.a <= 1.25 ? 'MET' : 'MISSED'}; peak RSS < 256 ` +
+          `MB: ${fmt(peakRss, 0)} MB ${peakRss < 256 ? 'MET' : 'MISSED'}`,
       );
       for (const l of lines) log(l);
       summary.push(...lines);

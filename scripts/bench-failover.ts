@@ -147,8 +147,10 @@ async function main() {
     const over = median(r.map((x) => x.overheadMs)) / 1000;
     const total = median(r.map((x) => x.totalMs)) / 1000;
     console.log(
-      `${runbook}: median total ${total.toFixed(2)} s, external ${(median(r.map((x) => x.externalMs)) / 1000).toFixed(2)} s, ` +
-        `orchestration overhead ${over.toFixed(2)} s (${((100 * over) / total).toFixed(0)}% of total) — target < 1 s: ${over < 1 ? 'MET' : 'MISSED'}${busyMark(machine)}`,
+      `${runbook}: median total ${total.toFixed(2)} s, ` +
+        `external ${(median(r.map((x) => x.externalMs)) / 1000).toFixed(2)} s, ` +
+        `orchestration overhead ${over.toFixed(2)} s (${((100 * over) / total).toFixed(0)}% of total) — target < ` +
+        `1 s: ${over < 1 ? 'MET' : 'MISSED'}${busyMark(machine)}`,
     );
   }
   machineAtEnd(machine, console.log);

@@ -95,7 +95,8 @@ async function main(): Promise<void> {
     await publishBackup(a, dump, 'logical');
     const zst = dump.copies[0].location;
     log(
-      `dump: ${(dump.object.uncompressedSize / 1e9).toFixed(2)} GB of SQL, ${(dump.object.size / 1e6).toFixed(0)} MB zstd`,
+      `dump: ${(dump.object.uncompressedSize / 1e9).toFixed(2)} GB of ` +
+        `SQL, ${(dump.object.size / 1e6).toFixed(0)} MB zstd`,
     );
     const tables = dump.tables.map((t) => t.table);
     const expected = Object.fromEntries(dump.tables.map((t) => [t.table, t.rows]));
@@ -139,7 +140,8 @@ async function main(): Promise<void> {
     if (physical) {
       await publishBackup(a, physical, 'physical');
       log(
-        `physical backup of the whole primary: ${(physical.object.uncompressedSize / 1e9).toFixed(2)} GB xbstream, ${(physical.object.size / 1e6).toFixed(0)} MB zstd`,
+        `physical backup of the whole primary: ${(physical.object.uncompressedSize / 1e9).toFixed(2)} GB ` +
+          `xbstream, ${(physical.object.size / 1e6).toFixed(0)} MB zstd`,
       );
     }
 

@@ -15,8 +15,8 @@
  * Recordings, in this order: backup (nightlyBackup and its serviceBackup child: the drills need a recent
  * verified backup), readiness, failover-dry-run, hot (failover + failback of catalog), monitor,
  * drill-isolated, drill-switchover (its failover and failback children too), launch (a scheduled
- * drill's launcher: started, then skipped), binlog-archive, restore-test, resolve (a split of shop made by hand, resolved; the live roles read),
- * lock (lock-shop held by a failover; a failback refused meanwhile).
+ * drill's launcher: started, then skipped), binlog-archive, restore-test, resolve (a split of shop made by hand,
+ * resolved; the live roles read), lock (lock-shop held by a failover; a failback refused meanwhile).
  * No argument records them all.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -263,7 +263,8 @@ async function main() {
       for (const dest of [primary, offsite]) {
         if (!dest) continue;
         await ensureBucket(dest, connection); // the streaming store
-        await ensureBucket({ region: dest.region, bucket: dest.bucket }, connection); // the emulator's S3 (lifecycle, policies)
+        // the emulator's S3 (lifecycle, policies)
+        await ensureBucket({ region: dest.region, bucket: dest.bucket }, connection);
       }
       say(`service ${svc.name}: estate present`);
     }

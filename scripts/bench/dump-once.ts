@@ -3,7 +3,8 @@
  * the real `dumpDatabase` activity (the worker's code path, called directly) for one service
  * of a generated inventory, to one destination. Prints one JSON line.
  *
- *   node -r ts-node/register/transpile-only scripts/bench/dump-once.ts <inventory.yaml> <service> <destination> <backupId>
+ * node -r ts-node/register/transpile-only scripts/bench/dump-once.ts <inventory.yaml> <service> <destination>
+ * <backupId>
  */
 import { loadInventory } from '../../config/load';
 import { buildAdapters } from '../../activities';

@@ -77,10 +77,12 @@ export async function runFleet(
   for (const db of names) {
     await conn.query(`CREATE DATABASE IF NOT EXISTS ${db}`);
     await conn.query(
-      `CREATE TABLE IF NOT EXISTS ${db}.items (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, price DECIMAL(10,2) NOT NULL, updated_at DATETIME NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.items (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, price DECIMAL(10,2) ` +
+        `NOT NULL, updated_at DATETIME NOT NULL)`,
     );
     await conn.query(
-      `INSERT IGNORE INTO ${db}.items SELECT seq, CONCAT('item ', seq, ' ', MD5(seq)), seq / 3, '2024-01-01' + INTERVAL seq MINUTE FROM ${db}.seq_1_to_500`,
+      `INSERT IGNORE INTO ${db}.items SELECT seq, CONCAT('item ', seq, ' ', MD5(seq)), seq / 3, '2024-01-01' + ` +
+        `INTERVAL seq MINUTE FROM ${db}.seq_1_to_500`,
     );
   }
   await conn.query('SET SESSION sql_log_bin = 1');
@@ -178,10 +180,16 @@ export async function runFleet(
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
     lines.push(
       '',
-      `fleet: ${names.length} services, one nightlyBackup, concurrency ${opts.concurrency}, batchSize 100 (continue-as-new), snapshots off`,
-      `  succeeded ${summary.succeeded.length}, failed ${summary.failed.length}${summary.failed.length ? ` (first: ${summary.failed[0].service}: ${summary.failed[0].reason})` : ''}, runs ${summary.runs}`,
-      `  wall time ${wallSeconds.toFixed(1)} s (${((wallSeconds * 1000) / names.length).toFixed(0)} ms per service at concurrency ${opts.concurrency})${opts.mark ?? ''}`,
-      `  per service (child workflow): wall median ${pct(walls, 50)} ms, p95 ${pct(walls, 95)} ms; orchestration overhead (wall − time in activities) mean ${mean(overheads).toFixed(0)} ms, median ${pct(overheads, 50)} ms, p95 ${pct(overheads, 95)} ms`,
+      `fleet: ${names.length} services, one nightlyBackup, concurrency ${opts.concurrency}, batchSize 100 ` +
+        `(continue-as-new), snapshots off`,
+      `  succeeded ${summary.succeeded.length}, ` +
+        `failed ${summary.failed.length}${summary.failed.length ? ` (first: ${summary.failed[0].service}: ${summary.failed[0].reason})` : ''}, ` +
+        `runs ${summary.runs}`,
+      `  wall time ${wallSeconds.toFixed(1)} s (${((wallSeconds * 1000) / names.length).toFixed(0)} ms per ` +
+        `service at concurrency ${opts.concurrency})${opts.mark ?? ''}`,
+      `  per service (child workflow): wall median ${pct(walls, 50)} ms, p95 ${pct(walls, 95)} ms; orchestration ` +
+        `overhead (wall − time in activities) mean ${mean(overheads).toFixed(0)} ms, median ${pct(overheads, 50)} ` +
+        `ms, p95 ${pct(overheads, 95)} ms`,
       `  largest history: parent ${parentMax} events (${parentRuns} runs), child ${childMax} events`,
     );
     for (const l of lines) log(l);
