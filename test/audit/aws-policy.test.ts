@@ -4,8 +4,9 @@
  * stack's call log (DRBOOK_AUDIT_AWS_CALL_LOGS lists them all, ':'-separated, when the suite ran on two stacks). The
  * IAM policies the workers run under (deploy/iam/) must grant each call's IAM actions on the side that made it
  * (the base queue: primary-worker.json; the DR region's queue: dr-worker.json), and must grant nothing no runbook
- * called, save the few actions below that only paths the sandbox does not take call, each with its reason. The policies are also checked by
- * moto's IAM policy validator (the grammar AWS's CreatePolicy enforces) and for deletes left unscoped.
+ * called, save the few actions below that only paths the sandbox does not take call, each with its reason. The policies
+ * are also checked by moto's IAM policy validator (the grammar AWS's CreatePolicy enforces) and for deletes left
+ * unscoped.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -85,12 +86,12 @@ const MAY_GO_UNCALLED: Record<Side, Record<string, string>> = {
   primary: {
     'ec2:DeleteSnapshot':
       "snapshot retention (deleteSnapshotBackups) once an EBS snapshot ages out of the GFS keep; the suite's " +
-      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
-      'activity, so the recorder does not see it)',
+      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a ' +
+      'Temporal activity, so the recorder does not see it)',
     'rds:DeleteDBSnapshot':
       "snapshot retention (deleteSnapshotBackups) once an RDS snapshot ages out of the GFS keep; the suite's " +
-      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
-      'activity, so the recorder does not see it)',
+      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a ' +
+      'Temporal activity, so the recorder does not see it)',
     's3:DeleteObject':
       'retention of backup objects (deleteBackups) once a backup ages out, and an attempt cleaning up its own cut ' +
       'upload (test/chaos/destination-s3-cut.test.ts); most backups in the suite are too young for retention',
@@ -98,17 +99,18 @@ const MAY_GO_UNCALLED: Record<Side, Record<string, string>> = {
       'an upload cut mid-way (test/chaos/destination-s3-cut.test.ts), or parts an earlier attempt left behind',
     's3:DeleteObjectVersion':
       'retention in a destination with objectLock once a lock has ended (each version is deleted); the suite ' +
-      "cannot wait for a lock to end, and moto's locks cannot be shortened (test/integration/backup-object-lock.test.ts)",
+      "cannot wait for a lock to end, and moto's locks cannot be shortened " +
+      '(test/integration/backup-object-lock.test.ts)',
   },
   dr: {
     'ec2:DeleteSnapshot':
-      "snapshot retention (deleteSnapshotBackups) once a DR copy of an EBS snapshot ages out of the GFS keep; the suite's " +
-      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
-      'activity, so the recorder does not see it)',
+      'snapshot retention (deleteSnapshotBackups) once a DR copy of an EBS snapshot ages out of the GFS keep; the ' +
+      "suite's snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside " +
+      'a Temporal activity, so the recorder does not see it)',
     'rds:DeleteDBSnapshot':
-      "snapshot retention (deleteSnapshotBackups) once a DR copy of an RDS snapshot ages out of the GFS keep; the suite's " +
-      'snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside a Temporal ' +
-      'activity, so the recorder does not see it)',
+      'snapshot retention (deleteSnapshotBackups) once a DR copy of an RDS snapshot ages out of the GFS keep; the ' +
+      "suite's snapshots are too young, and backup-snapshot-retention.test.ts calls the activity directly (outside " +
+      'a Temporal activity, so the recorder does not see it)',
     'ec2:DescribeSecurityGroups':
       'awsFence.action revoke-ingress (activities/aws/fence.ts): no sandbox service fences by security group',
     'ec2:RevokeSecurityGroupIngress':

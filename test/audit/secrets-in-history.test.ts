@@ -2,8 +2,8 @@
  * Runs last (scripts/stack.sh test starts it after every other test): reads every workflow
  * history the suite left on the Temporal server and looks for the secrets the sandbox
  * uses — database, replication and application passwords, the AWS secret key, the SSH
- * private key, the webhook URLs and their token. Inputs, results, failures and heartbeats are all in the history: none of
- * these values may appear there, in clear or in a payload.
+ * private key, the webhook URLs and their token. Inputs, results, failures and heartbeats are all in the history: none
+ * of these values may appear there, in clear or in a payload.
  */
 import { payloadCodecFromEnv } from '../../contract/codec';
 import { sandboxSecrets, secretsIn } from '../helpers/secrets';
@@ -49,7 +49,8 @@ test('no workflow history holds a secret value', async () => {
     await t.close();
   }
   console.log(
-    `secret scan: ${histories} workflow histories, ${events} events, ${secrets.size} secret values: ${leaks.length} leaks`,
+    `secret scan: ${histories} workflow histories, ${events} events, ${secrets.size} secret ` +
+      `values: ${leaks.length} leaks`,
   );
   expect(histories).toBeGreaterThan(10); // the suite ran real runbooks before this
   expect(leaks).toEqual([]);

@@ -76,115 +76,125 @@ describe('network faults under failover and failback', () => {
     ttl: catalog.dns!.ttl,
   });
 
-  test('catalog fails over while the AWS API resets connections, and back while it is slow: DNS moves once each way', async () => {
-    expect(await catalogDns()).toEqual([catalog.dns!.primaryValue]);
-    const aws = estate.proxies.aws;
-    const resetsBefore = aws.stats.resets;
-    const { report, retries, notes } = await t.withWorkers(adapters.activities, async () => {
-      // Three refused connections: the SDK's own retry takes one attempt, the activity's retry the rest.
-      const handle = await approvedFailover(
-        t,
-        { service: 'catalog', mode: 'drill', reason: 'chaos: AWS API resets' },
-        { atPromoteGate: () => aws.set(resetNext(3)) },
-      );
-      const r = await handle.result();
-      return {
-        report: r,
-        retries: await activityRetries(handle, 'switchDnsRecord'),
-        notes: await notificationsOf(handle),
-      };
-    });
-    const moved = (await catalogDns()).join(',') === catalog.dns!.drValue;
-    recordChaos({
-      fault: 'AWS API connection resets during switch-dns (catalog failover)',
-      runs: 1,
-      survived: report.outcome === 'completed' && moved ? 1 : 0,
-      duplicated: notes.duplicated,
-    });
-    expect(report.outcome).toBe('completed');
-    expect(await catalogDns()).toEqual([catalog.dns!.drValue]);
-    expect(aws.stats.resets - resetsBefore).toBe(3);
-    expect(retries).toBeGreaterThanOrEqual(1);
-    expect(report.steps.find((s) => s.name === 'switch-dns')).toMatchObject({ state: 'succeeded' });
-    expect(notes).toEqual({ sent: 2, duplicated: 0 }); // failed-over + report, once each
+  test(
+    'catalog fails over while the AWS API resets connections, and back while it is slow: ' + 'DNS moves once each way',
+    async () => {
+      expect(await catalogDns()).toEqual([catalog.dns!.primaryValue]);
+      const aws = estate.proxies.aws;
+      const resetsBefore = aws.stats.resets;
+      const { report, retries, notes } = await t.withWorkers(adapters.activities, async () => {
+        // Three refused connections: the SDK's own retry takes one attempt, the activity's retry the rest.
+        const handle = await approvedFailover(
+          t,
+          { service: 'catalog', mode: 'drill', reason: 'chaos: AWS API resets' },
+          { atPromoteGate: () => aws.set(resetNext(3)) },
+        );
+        const r = await handle.result();
+        return {
+          report: r,
+          retries: await activityRetries(handle, 'switchDnsRecord'),
+          notes: await notificationsOf(handle),
+        };
+      });
+      const moved = (await catalogDns()).join(',') === catalog.dns!.drValue;
+      recordChaos({
+        fault: 'AWS API connection resets during switch-dns (catalog failover)',
+        runs: 1,
+        survived: report.outcome === 'completed' && moved ? 1 : 0,
+        duplicated: notes.duplicated,
+      });
+      expect(report.outcome).toBe('completed');
+      expect(await catalogDns()).toEqual([catalog.dns!.drValue]);
+      expect(aws.stats.resets - resetsBefore).toBe(3);
+      expect(retries).toBeGreaterThanOrEqual(1);
+      expect(report.steps.find((s) => s.name === 'switch-dns')).toMatchObject({ state: 'succeeded' });
+      expect(notes).toEqual({ sent: 2, duplicated: 0 }); // failed-over + report, once each
 
-    aws.set(delay(300));
-    const back = await t.withWorkers(adapters.activities, () => approvedFailback(t, 'catalog'));
-    const home = (await catalogDns()).join(',') === catalog.dns!.primaryValue;
-    recordChaos({
-      fault: 'AWS API latency 300 ms (catalog failback)',
-      runs: 1,
-      survived: back.outcome === 'completed' && home ? 1 : 0,
-      duplicated: 0,
-    });
-    expect(back.outcome).toBe('completed');
-    expect(await catalogDns()).toEqual([catalog.dns!.primaryValue]);
-  });
+      aws.set(delay(300));
+      const back = await t.withWorkers(adapters.activities, () => approvedFailback(t, 'catalog'));
+      const home = (await catalogDns()).join(',') === catalog.dns!.primaryValue;
+      recordChaos({
+        fault: 'AWS API latency 300 ms (catalog failback)',
+        runs: 1,
+        survived: back.outcome === 'completed' && home ? 1 : 0,
+        duplicated: 0,
+      });
+      expect(back.outcome).toBe('completed');
+      expect(await catalogDns()).toEqual([catalog.dns!.primaryValue]);
+    },
+  );
 
-  test('the AWS API goes silent past switch-dns’s retry budget: the run fails naming the record and the timeout; DNS untouched', async () => {
-    const started = Date.now();
-    const err = await t.withWorkers(adapters.activities, async () => {
-      const handle = await approvedFailover(
-        t,
-        { service: 'catalog', mode: 'drill', reason: 'chaos: AWS API black hole' },
-        { atPromoteGate: () => estate.proxies.aws.set(blackhole) },
+  test(
+    'the AWS API goes silent past switch-dns’s retry budget: ' +
+      'the run fails naming the record and the timeout; DNS untouched',
+    async () => {
+      const started = Date.now();
+      const err = await t.withWorkers(adapters.activities, async () => {
+        const handle = await approvedFailover(
+          t,
+          { service: 'catalog', mode: 'drill', reason: 'chaos: AWS API black hole' },
+          { atPromoteGate: () => estate.proxies.aws.set(blackhole) },
+        );
+        await eventually(
+          async () =>
+            (await handle.query(statusQuery)).steps.some((s) => s.name === 'switch-dns' && s.state === 'failed'),
+          90_000,
+          'switch-dns to fail',
+        );
+        // The network heals after the step gave up: the run still fails, and people hear why.
+        estate.proxies.aws.set(pass);
+        return handle.result().catch((e: unknown) => e as WorkflowFailedError);
+      });
+      const cause = (err as WorkflowFailedError).cause;
+      const named =
+        failureType(cause) === 'TimeoutError' &&
+        /step switch-dns failed: Route 53 zone sandbox\.internal: TimeoutError: .*timed out/.test(cause?.message ?? '');
+      const untouched = (await catalogDns()).join(',') === catalog.dns!.primaryValue;
+      recordChaos({
+        fault: 'AWS API black-holed past the switch-dns budget (catalog failover)',
+        runs: 1,
+        survived: named && untouched ? 1 : 0,
+        duplicated: 0,
+      });
+      expect(failureType(cause)).toBe('TimeoutError');
+      expect(cause?.message).toMatch(
+        /step switch-dns failed: Route 53 zone sandbox\.internal: TimeoutError: .*timed out/,
       );
-      await eventually(
-        async () =>
-          (await handle.query(statusQuery)).steps.some((s) => s.name === 'switch-dns' && s.state === 'failed'),
-        90_000,
-        'switch-dns to fail',
-      );
-      // The network heals after the step gave up: the run still fails, and people hear why.
-      estate.proxies.aws.set(pass);
-      return handle.result().catch((e: unknown) => e as WorkflowFailedError);
-    });
-    const cause = (err as WorkflowFailedError).cause;
-    const named =
-      failureType(cause) === 'TimeoutError' &&
-      /step switch-dns failed: Route 53 zone sandbox\.internal: TimeoutError: .*timed out/.test(cause?.message ?? '');
-    const untouched = (await catalogDns()).join(',') === catalog.dns!.primaryValue;
-    recordChaos({
-      fault: 'AWS API black-holed past the switch-dns budget (catalog failover)',
-      runs: 1,
-      survived: named && untouched ? 1 : 0,
-      duplicated: 0,
-    });
-    expect(failureType(cause)).toBe('TimeoutError');
-    expect(cause?.message).toMatch(
-      /step switch-dns failed: Route 53 zone sandbox\.internal: TimeoutError: .*timed out/,
-    );
-    expect(await catalogDns()).toEqual([catalog.dns!.primaryValue]);
-    expect((Date.now() - started) / 1000).toBeLessThan(100);
-  });
+      expect(await catalogDns()).toEqual([catalog.dns!.primaryValue]);
+      expect((Date.now() - started) / 1000).toBeLessThan(100);
+    },
+  );
 
-  test('shop’s replica goes silent at assess: the run fails naming db-replica and the timeout, nothing changed', async () => {
-    const before = await readEstate(loaded, direct);
-    estate.proxies['mysql:db-replica'].set(blackhole);
-    const err = await t.withWorkers(adapters.activities, () =>
-      t.client.workflow
-        .execute(failover, {
-          taskQueue: t.taskQueue,
-          workflowId: 'failover-shop',
-          args: [{ service: 'shop', mode: 'drill', reason: 'chaos: replica black hole' }],
-        })
-        .catch((e: unknown) => e as WorkflowFailedError),
-    );
-    estate.proxies['mysql:db-replica'].set(pass);
-    const cause = (err as WorkflowFailedError).cause;
-    const after = await readEstate(loaded, direct);
-    const named = /step assess failed: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /.test(
-      cause?.message ?? '',
-    );
-    recordChaos({
-      fault: 'db-replica black-holed at assess (shop failover)',
-      runs: 1,
-      survived: named && JSON.stringify(after) === JSON.stringify(before) ? 1 : 0,
-      duplicated: 0,
-    });
-    expect(cause?.message).toMatch(
-      /step assess failed: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /,
-    );
-    expect(after).toEqual(before);
-  });
+  test(
+    'shop’s replica goes silent at assess: ' + 'the run fails naming db-replica and the timeout, nothing changed',
+    async () => {
+      const before = await readEstate(loaded, direct);
+      estate.proxies['mysql:db-replica'].set(blackhole);
+      const err = await t.withWorkers(adapters.activities, () =>
+        t.client.workflow
+          .execute(failover, {
+            taskQueue: t.taskQueue,
+            workflowId: 'failover-shop',
+            args: [{ service: 'shop', mode: 'drill', reason: 'chaos: replica black hole' }],
+          })
+          .catch((e: unknown) => e as WorkflowFailedError),
+      );
+      estate.proxies['mysql:db-replica'].set(pass);
+      const cause = (err as WorkflowFailedError).cause;
+      const after = await readEstate(loaded, direct);
+      const named = /step assess failed: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /.test(
+        cause?.message ?? '',
+      );
+      recordChaos({
+        fault: 'db-replica black-holed at assess (shop failover)',
+        runs: 1,
+        survived: named && JSON.stringify(after) === JSON.stringify(before) ? 1 : 0,
+        duplicated: 0,
+      });
+      expect(cause?.message).toMatch(
+        /step assess failed: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /,
+      );
+      expect(after).toEqual(before);
+    },
+  );
 });

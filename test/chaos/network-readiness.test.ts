@@ -93,38 +93,42 @@ describe('network faults under readiness (MariaDB, sshd, AWS)', () => {
     expect(retries).toBeGreaterThanOrEqual(3);
   });
 
-  test('replica behind a black hole, sshd refusing: not ready, each failure names its resource and cause, in bounded time', async () => {
-    estate.proxies['mysql:db-replica'].set(blackhole);
-    estate.proxies['ssh:dr-host'].set(reset);
-    const { report, seconds } = await runReadiness();
-    const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]));
-    const named =
-      !report.ready &&
-      /MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT)/.test(byName['replica-replicating'].detail) &&
-      /dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/.test(byName['dr-host-reachable'].detail);
-    recordChaos({
-      fault: 'db-replica black-holed, dr-host sshd resetting, beyond the budget (readiness)',
-      runs: 1,
-      survived: named ? 1 : 0,
-      duplicated: 0,
-    });
-    expect(failedChecks(report)).toEqual([
-      // The live topology read from the servers: the black-holed replica is evidence, not a guess.
-      expect.stringMatching(
-        /^topology: degraded: db-primary writable, but db-replica not replicating .*unreachable: db-replica/,
-      ),
-      expect.stringMatching(/^replica-replicating: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /),
-      expect.stringMatching(
-        /^replica-lag-within-rpo: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /,
-      ),
-      expect.stringMatching(/^dr-host-reachable: dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/),
-      expect.stringMatching(/^ssh-host-keys-match: dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/),
-    ]);
-    // What the faults did not touch still reports healthy.
-    expect(byName['primary-database-reachable'].ok).toBe(true);
-    expect(byName['vip-on-primary-host'].ok).toBe(true);
-    expect(byName['dns-record-present'].ok).toBe(true);
-    // Bounded by the read and connect timeouts, not by the activities' start-to-close timeouts.
-    expect(seconds).toBeLessThan(60);
-  });
+  test(
+    'replica behind a black hole, sshd refusing: ' +
+      'not ready, each failure names its resource and cause, in bounded time',
+    async () => {
+      estate.proxies['mysql:db-replica'].set(blackhole);
+      estate.proxies['ssh:dr-host'].set(reset);
+      const { report, seconds } = await runReadiness();
+      const byName = Object.fromEntries(report.checks.map((c) => [c.name, c]));
+      const named =
+        !report.ready &&
+        /MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT)/.test(byName['replica-replicating'].detail) &&
+        /dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/.test(byName['dr-host-reachable'].detail);
+      recordChaos({
+        fault: 'db-replica black-holed, dr-host sshd resetting, beyond the budget (readiness)',
+        runs: 1,
+        survived: named ? 1 : 0,
+        duplicated: 0,
+      });
+      expect(failedChecks(report)).toEqual([
+        // The live topology read from the servers: the black-holed replica is evidence, not a guess.
+        expect.stringMatching(
+          /^topology: degraded: db-primary writable, but db-replica not replicating .*unreachable: db-replica/,
+        ),
+        expect.stringMatching(/^replica-replicating: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /),
+        expect.stringMatching(
+          /^replica-lag-within-rpo: MySQL server db-replica: (ETIMEDOUT|PROTOCOL_SEQUENCE_TIMEOUT): /,
+        ),
+        expect.stringMatching(/^dr-host-reachable: dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/),
+        expect.stringMatching(/^ssh-host-keys-match: dr-host \(127\.0\.0\.1:\d+\): .*ECONNRESET/),
+      ]);
+      // What the faults did not touch still reports healthy.
+      expect(byName['primary-database-reachable'].ok).toBe(true);
+      expect(byName['vip-on-primary-host'].ok).toBe(true);
+      expect(byName['dns-record-present'].ok).toBe(true);
+      // Bounded by the read and connect timeouts, not by the activities' start-to-close timeouts.
+      expect(seconds).toBeLessThan(60);
+    },
+  );
 });

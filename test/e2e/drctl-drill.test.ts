@@ -77,81 +77,84 @@ describe('drctl drill shop --scope switchover, from the command line against a w
 
   const waitForGate = (runbook: string, step: string) => drillChildAtGate(t, 'shop', runbook, step, 180_000);
 
-  test('a whole switchover drill with two CLI approvals, the HTML report with both charts, and the metrics', async () => {
-    // Last night's backup, by hand (the drill's readiness and the restore test below want one).
-    const backup = await drctl('backup', 'shop', '--wait');
-    expect(backup).toMatchObject({ code: 0, out: expect.stringMatching(/started backup nightly-backup-manual-/) });
+  test(
+    'a whole switchover drill with two CLI approvals, ' + 'the HTML report with both charts, and the metrics',
+    async () => {
+      // Last night's backup, by hand (the drill's readiness and the restore test below want one).
+      const backup = await drctl('backup', 'shop', '--wait');
+      expect(backup).toMatchObject({ code: 0, out: expect.stringMatching(/started backup nightly-backup-manual-/) });
 
-    const before = await readEstate(loaded, adapters);
-    expect(await drctl('drill', 'shop', '--scope', 'switchover')).toMatchObject({
-      code: 0,
-      out: expect.stringMatching(/started drill drill-shop/),
-    });
+      const before = await readEstate(loaded, adapters);
+      expect(await drctl('drill', 'shop', '--scope', 'switchover')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/started drill drill-shop/),
+      });
 
-    await waitForGate('failover', 'promote');
-    // shop is critical: its drill switchover changes production, so each gate needs two approvers.
-    expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'alice')).toMatchObject({
-      code: 0,
-      out: expect.stringMatching(/approved promote of failover-shop as alice: 1 more approver\(s\) needed/),
-    });
-    expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'bob')).toMatchObject({
-      code: 0,
-      out: expect.stringMatching(/approved promote of failover-shop as bob: the run continues/),
-    });
-    await waitForGate('failback', 'switch-back');
-    expect(await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'bob')).toMatchObject({
-      code: 0,
-      out: expect.stringMatching(/approved switch-back of failback-shop as bob: 1 more approver\(s\) needed/),
-    });
-    expect(await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'carol')).toMatchObject({
-      code: 0,
-      out: expect.stringMatching(/approved switch-back of failback-shop as carol: the run continues/),
-    });
-    const report = (await t.client.workflow.getHandle('drill-shop').result()) as {
-      outcome: string;
-      measured: { rtoSeconds: number; rpoSeconds: number };
-    };
-    expect(report.outcome).toBe('passed');
-    expect(report.measured.rpoSeconds).toBe(0);
+      await waitForGate('failover', 'promote');
+      // shop is critical: its drill switchover changes production, so each gate needs two approvers.
+      expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'alice')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/approved promote of failover-shop as alice: 1 more approver\(s\) needed/),
+      });
+      expect(await drctl('approve', 'drill-shop', '--step', 'promote', '--as', 'bob')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/approved promote of failover-shop as bob: the run continues/),
+      });
+      await waitForGate('failback', 'switch-back');
+      expect(await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'bob')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/approved switch-back of failback-shop as bob: 1 more approver\(s\) needed/),
+      });
+      expect(await drctl('approve', 'drill-shop', '--step', 'switch-back', '--as', 'carol')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/approved switch-back of failback-shop as carol: the run continues/),
+      });
+      const report = (await t.client.workflow.getHandle('drill-shop').result()) as {
+        outcome: string;
+        measured: { rtoSeconds: number; rpoSeconds: number };
+      };
+      expect(report.outcome).toBe('passed');
+      expect(report.measured.rpoSeconds).toBe(0);
 
-    const status = await drctl('status', 'drill-shop');
-    expect(status.out).toMatch(/drill-shop\s+drDrill\s+COMPLETED/);
-    const html = path.join(dir, 'drill.html');
-    expect(await drctl('report', 'drill-shop', '--html', html)).toMatchObject({ code: 0, out: `wrote ${html}\n` });
-    const page = readFileSync(html, 'utf8');
-    expect(page).toMatch(/<figure id="timeline"><svg/);
-    expect(page).toMatch(/<figure id="trend"><svg/);
-    expect(page).toMatch(/PASSED/);
+      const status = await drctl('status', 'drill-shop');
+      expect(status.out).toMatch(/drill-shop\s+drDrill\s+COMPLETED/);
+      const html = path.join(dir, 'drill.html');
+      expect(await drctl('report', 'drill-shop', '--html', html)).toMatchObject({ code: 0, out: `wrote ${html}\n` });
+      const page = readFileSync(html, 'utf8');
+      expect(page).toMatch(/<figure id="timeline"><svg/);
+      expect(page).toMatch(/<figure id="trend"><svg/);
+      expect(page).toMatch(/PASSED/);
 
-    // The estate is back where it was (failback).
-    const after = await readEstate(loaded, adapters);
-    expect(after.vip).toEqual(before.vip);
-    expect(after.dns).toEqual(before.dns);
-    expect(after.replica).toMatchObject({ readOnly: true, replicating: true });
+      // The estate is back where it was (failback).
+      const after = await readEstate(loaded, adapters);
+      expect(after.vip).toEqual(before.vip);
+      expect(after.dns).toEqual(before.dns);
+      expect(after.replica).toMatchObject({ readOnly: true, replicating: true });
 
-    // A readiness run and a restore test through drctl, then the worker's Prometheus endpoint.
-    expect((await drctl('readiness', 'shop')).out).toMatch(/^shop: READY/m);
-    expect(await drctl('restore-test', 'shop', '--wait')).toMatchObject({
-      code: 0,
-      out: expect.stringMatching(/"outcome": "passed"/),
-    });
+      // A readiness run and a restore test through drctl, then the worker's Prometheus endpoint.
+      expect((await drctl('readiness', 'shop')).out).toMatch(/^shop: READY/m);
+      expect(await drctl('restore-test', 'shop', '--wait')).toMatchObject({
+        code: 0,
+        out: expect.stringMatching(/"outcome": "passed"/),
+      });
 
-    const text = await metrics();
-    const gauge = (name: string, labels: RegExp) =>
-      text.split('\n').find((l) => l.startsWith(name) && labels.test(l) && !l.startsWith('#'));
-    const value = (line: string | undefined) => Number(line?.split(' ').pop());
-    expect(value(gauge('drbook_rto_seconds', /runbook="drill".*service="shop"|service="shop".*runbook="drill"/))).toBe(
-      report.measured.rtoSeconds,
-    );
-    expect(value(gauge('drbook_rpo_seconds', /runbook="drill".*service="shop"|service="shop".*runbook="drill"/))).toBe(
-      0,
-    );
-    expect(gauge('drbook_rto_seconds', /runbook="failover"/)).toMatch(/service="shop"/);
-    expect(value(gauge('drbook_restore_test_ok', /service="shop"/))).toBe(1);
-    const age = value(gauge('drbook_backup_age_seconds', /service="shop"/));
-    expect(age).toBeGreaterThanOrEqual(0);
-    expect(age).toBeLessThan(6 * 3600);
-    expect(value(gauge('drbook_ready', /service="shop"/))).toBe(1);
-    expect(text).toMatch(/^temporal_\w+/m); // and Temporal's own metrics
-  });
+      const text = await metrics();
+      const gauge = (name: string, labels: RegExp) =>
+        text.split('\n').find((l) => l.startsWith(name) && labels.test(l) && !l.startsWith('#'));
+      const value = (line: string | undefined) => Number(line?.split(' ').pop());
+      expect(
+        value(gauge('drbook_rto_seconds', /runbook="drill".*service="shop"|service="shop".*runbook="drill"/)),
+      ).toBe(report.measured.rtoSeconds);
+      expect(
+        value(gauge('drbook_rpo_seconds', /runbook="drill".*service="shop"|service="shop".*runbook="drill"/)),
+      ).toBe(0);
+      expect(gauge('drbook_rto_seconds', /runbook="failover"/)).toMatch(/service="shop"/);
+      expect(value(gauge('drbook_restore_test_ok', /service="shop"/))).toBe(1);
+      const age = value(gauge('drbook_backup_age_seconds', /service="shop"/));
+      expect(age).toBeGreaterThanOrEqual(0);
+      expect(age).toBeLessThan(6 * 3600);
+      expect(value(gauge('drbook_ready', /service="shop"/))).toBe(1);
+      expect(text).toMatch(/^temporal_\w+/m); // and Temporal's own metrics
+    },
+  );
 });

@@ -202,70 +202,73 @@ describeWithChromium('Temporal Web UI: a failover drill started and approved fro
     });
   }
 
-  test('start from the form, approve by signal, complete with the measured RTO; failback restores the estate', async () => {
-    const original = await readEstate(loaded, adapters);
-    await t.withWorkers(adapters.activities, async () => {
-      const handle = t.client.workflow.getHandle('failover-shop');
-      await startFromForm('failover-shop', 'failover', {
-        service: 'shop',
-        mode: 'drill',
-        reason: 'Web UI drill (e2e test)',
-      });
-      const gate = await readGate('promote', 'failover-shop', 'gate');
-      expect(gate.signal).toEqual({ step: 'promote', approver: '<your name>' });
-      expect(gate.approvers).toEqual(['alice', 'bob', 'carol']);
-      const approvedBy = gate.approvers.slice(0, gate.needed);
-      for (const approver of approvedBy) await approveFromUi(gate.signal, approver);
+  test(
+    'start from the form, approve by signal, complete with the measured RTO; ' + 'failback restores the estate',
+    async () => {
+      const original = await readEstate(loaded, adapters);
+      await t.withWorkers(adapters.activities, async () => {
+        const handle = t.client.workflow.getHandle('failover-shop');
+        await startFromForm('failover-shop', 'failover', {
+          service: 'shop',
+          mode: 'drill',
+          reason: 'Web UI drill (e2e test)',
+        });
+        const gate = await readGate('promote', 'failover-shop', 'gate');
+        expect(gate.signal).toEqual({ step: 'promote', approver: '<your name>' });
+        expect(gate.approvers).toEqual(['alice', 'bob', 'carol']);
+        const approvedBy = gate.approvers.slice(0, gate.needed);
+        for (const approver of approvedBy) await approveFromUi(gate.signal, approver);
 
-      const result = (await handle.result()) as FailoverReport;
-      expect(result.outcome).toBe('completed');
-      // shop is critical: a drill changes production too, so the page asks for two (productionApprovals).
-      expect(approvedBy).toEqual(['alice', 'bob']);
-      expect(result.approvals.map((a) => a.approver)).toEqual(approvedBy);
-      expect(result.measured.rtoSeconds).toBeGreaterThan(0);
+        const result = (await handle.result()) as FailoverReport;
+        expect(result.outcome).toBe('completed');
+        // shop is critical: a drill changes production too, so the page asks for two (productionApprovals).
+        expect(approvedBy).toEqual(['alice', 'bob']);
+        expect(result.approvals.map((a) => a.approver)).toEqual(approvedBy);
+        expect(result.measured.rtoSeconds).toBeGreaterThan(0);
 
-      await screenshotOnFailure('completed', async () => {
-        const shown = await pageShows('failover shop (drill): completed', 30_000);
-        expect(shown).toContain(`RTO: measured ${result.measured.rtoSeconds} s of 900 s target`);
-        await keep('completed');
-        // Activity summaries stand in for bare activity types in the run's event history.
-        await page.getByText('Timeline', { exact: true }).first().click();
-        await page
-          .getByText(/promote: promoteReplica db-replica/)
-          .first()
-          .waitFor();
-        await page
-          .getByText(/switch-dns: switchDnsRecord db\.shop\S* → /)
-          .first()
-          .waitFor();
-      });
+        await screenshotOnFailure('completed', async () => {
+          const shown = await pageShows('failover shop (drill): completed', 30_000);
+          expect(shown).toContain(`RTO: measured ${result.measured.rtoSeconds} s of 900 s target`);
+          await keep('completed');
+          // Activity summaries stand in for bare activity types in the run's event history.
+          await page.getByText('Timeline', { exact: true }).first().click();
+          await page
+            .getByText(/promote: promoteReplica db-replica/)
+            .first()
+            .waitFor();
+          await page
+            .getByText(/switch-dns: switchDnsRecord db\.shop\S* → /)
+            .first()
+            .waitFor();
+        });
 
-      // Started as drctl starts it: a static summary in the runs list, the inventory at start as details.
-      const shop = loaded.inventory.services.find((svc) => svc.name === 'shop');
-      const back = await t.client.workflow.start(failback, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failback-shop',
-        args: [{ service: 'shop', mode: 'drill' }],
-        ...runMetadata('failback', { service: 'shop', mode: 'drill' }, shop),
+        // Started as drctl starts it: a static summary in the runs list, the inventory at start as details.
+        const shop = loaded.inventory.services.find((svc) => svc.name === 'shop');
+        const back = await t.client.workflow.start(failback, {
+          taskQueue: t.taskQueue,
+          workflowId: 'failback-shop',
+          args: [{ service: 'shop', mode: 'drill' }],
+          ...runMetadata('failback', { service: 'shop', mode: 'drill' }, shop),
+        });
+        await screenshotOnFailure('summary', async () => {
+          await page.goto(`${UI}/namespaces/default/workflows/failback-shop`);
+          expect(await pageShows('failback shop (drill)', 30_000)).toContain('shop: the inventory at start');
+        });
+        await eventually(
+          async () => (await back.query(statusQuery).catch(() => null))?.pendingApproval?.step === 'switch-back',
+          60_000,
+          'failback gate',
+        );
+        await approveFully(back, { step: 'switch-back', approver: 'bob' });
+        expect((await back.result()).outcome).toBe('completed');
       });
-      await screenshotOnFailure('summary', async () => {
-        await page.goto(`${UI}/namespaces/default/workflows/failback-shop`);
-        expect(await pageShows('failback shop (drill)', 30_000)).toContain('shop: the inventory at start');
-      });
-      await eventually(
-        async () => (await back.query(statusQuery).catch(() => null))?.pendingApproval?.step === 'switch-back',
-        60_000,
-        'failback gate',
-      );
-      await approveFully(back, { step: 'switch-back', approver: 'bob' });
-      expect((await back.result()).outcome).toBe('completed');
-    });
-    const restored = await readEstate(loaded, adapters);
-    expect(restored.vip).toEqual(original.vip);
-    expect(restored.dns).toEqual(original.dns);
-    expect(restored.primary.readOnly).toBe(false);
-    expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
-  });
+      const restored = await readEstate(loaded, adapters);
+      expect(restored.vip).toEqual(original.vip);
+      expect(restored.dns).toEqual(original.dns);
+      expect(restored.primary.readOnly).toBe(false);
+      expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
+    },
+  );
   test("a switchover drill started from the form and approved from the drill's own page", async () => {
     const original = await readEstate(loaded, adapters);
     await t.withWorkers(adapters.activities, async () => {

@@ -47,63 +47,66 @@ describe('approvals: the approver list and the identity Temporal recorded', () =
   const rowOf = (md: string, approver: string) =>
     md.split('\n').find((l) => l.startsWith('|') && l.split('|').map((c) => c.trim())[3] === approver);
 
-  test('an unlisted approver is refused; the report names each approver and the client identity that sent it', async () => {
-    const before = await readEstate(loaded, adapters);
-    await t.withWorkers(adapters.activities, async () => {
-      const handle = await t.client.workflow.start(failover, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failover-catalog',
-        args: [{ service: 'catalog', mode: 'drill', reason: 'approval identity test' }],
+  test(
+    'an unlisted approver is refused; ' + 'the report names each approver and the client identity that sent it',
+    async () => {
+      const before = await readEstate(loaded, adapters);
+      await t.withWorkers(adapters.activities, async () => {
+        const handle = await t.client.workflow.start(failover, {
+          taskQueue: t.taskQueue,
+          workflowId: 'failover-catalog',
+          args: [{ service: 'catalog', mode: 'drill', reason: 'approval identity test' }],
+        });
+        await atGate(handle, 'promote');
+        const byMallory = as(MALLORY).workflow.getHandle('failover-catalog');
+        // The update's validator refuses an approver outside the inventory; nothing is recorded.
+        const refused = await byMallory
+          .executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'mallory' }] })
+          .catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
+        expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/"mallory" is not an approver/);
+        // A signal cannot be refused on arrival: it is recorded, and the run rejects it.
+        await byMallory.signal(approveSignal, { step: 'promote', approver: 'mallory' });
+        await eventually(
+          async () => (await handle.query(statusQuery)).rejectedApprovals.length === 1,
+          30_000,
+          'rejected approval',
+        );
+        expect((await handle.query(statusQuery)).pendingApproval?.step).toBe('promote');
+        await as(ALICE)
+          .workflow.getHandle('failover-catalog')
+          .executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice', comment: 'go' }] });
+        expect((await handle.result()).outcome).toBe('completed');
+
+        const back = await t.client.workflow.start(failback, {
+          taskQueue: t.taskQueue,
+          workflowId: 'failback-catalog',
+          args: [{ service: 'catalog', mode: 'drill' }],
+        });
+        await atGate(back, 'switch-back');
+        await as(BOB)
+          .workflow.getHandle('failback-catalog')
+          .signal(approveSignal, { step: 'switch-back', approver: 'bob' });
+        expect((await back.result()).outcome).toBe('completed');
       });
-      await atGate(handle, 'promote');
-      const byMallory = as(MALLORY).workflow.getHandle('failover-catalog');
-      // The update's validator refuses an approver outside the inventory; nothing is recorded.
-      const refused = await byMallory
-        .executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'mallory' }] })
-        .catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
-      expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/"mallory" is not an approver/);
-      // A signal cannot be refused on arrival: it is recorded, and the run rejects it.
-      await byMallory.signal(approveSignal, { step: 'promote', approver: 'mallory' });
-      await eventually(
-        async () => (await handle.query(statusQuery)).rejectedApprovals.length === 1,
-        30_000,
-        'rejected approval',
-      );
-      expect((await handle.query(statusQuery)).pendingApproval?.step).toBe('promote');
-      await as(ALICE)
-        .workflow.getHandle('failover-catalog')
-        .executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice', comment: 'go' }] });
-      expect((await handle.result()).outcome).toBe('completed');
+      expect(await readEstate(loaded, adapters)).toEqual(before);
 
-      const back = await t.client.workflow.start(failback, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failback-catalog',
-        args: [{ service: 'catalog', mode: 'drill' }],
-      });
-      await atGate(back, 'switch-back');
-      await as(BOB)
-        .workflow.getHandle('failback-catalog')
-        .signal(approveSignal, { step: 'switch-back', approver: 'bob' });
-      expect((await back.result()).outcome).toBe('completed');
-    });
-    expect(await readEstate(loaded, adapters)).toEqual(before);
+      const fo = await report('failover-catalog');
+      const alice = rowOf(fo, 'alice')!
+        .split('|')
+        .map((c) => c.trim());
+      expect(alice.slice(1, 6)).toEqual(['failover', 'promote', 'alice', ALICE, 'update']);
+      // The refused signal is in the history, with who sent it.
+      const refusedRow = fo.split('\n').find((l) => l.includes('| mallory |'));
+      expect(refusedRow).toContain(MALLORY);
+      expect(fo).toMatch(/Approval messages not accepted/);
 
-    const fo = await report('failover-catalog');
-    const alice = rowOf(fo, 'alice')!
-      .split('|')
-      .map((c) => c.trim());
-    expect(alice.slice(1, 6)).toEqual(['failover', 'promote', 'alice', ALICE, 'update']);
-    // The refused signal is in the history, with who sent it.
-    const refusedRow = fo.split('\n').find((l) => l.includes('| mallory |'));
-    expect(refusedRow).toContain(MALLORY);
-    expect(fo).toMatch(/Approval messages not accepted/);
-
-    const fb = await report('failback-catalog');
-    const bob = rowOf(fb, 'bob')!
-      .split('|')
-      .map((c) => c.trim());
-    expect(bob.slice(1, 6)).toEqual(['failback', 'switch-back', 'bob', BOB, 'signal']);
-    expect(fb).not.toMatch(/not accepted/);
-  });
+      const fb = await report('failback-catalog');
+      const bob = rowOf(fb, 'bob')!
+        .split('|')
+        .map((c) => c.trim());
+      expect(bob.slice(1, 6)).toEqual(['failback', 'switch-back', 'bob', BOB, 'signal']);
+      expect(fb).not.toMatch(/not accepted/);
+    },
+  );
 });

@@ -47,7 +47,8 @@ const newKey = async (region: string): Promise<string> => {
     headers: {
       'Content-Type': 'application/x-amz-json-1.1',
       'X-Amz-Target': 'TrentService.CreateKey',
-      Authorization: `AWS4-HMAC-SHA256 Credential=test/20260101/${region}/kms/aws4_request, SignedHeaders=host, Signature=0`,
+      Authorization:
+        `AWS4-HMAC-SHA256 Credential=test/20260101/${region}/kms/aws4_request, ` + 'SignedHeaders=host, Signature=0',
     },
     body: JSON.stringify({ Description: `drbook test ${suffix}` }),
   });
@@ -180,29 +181,33 @@ describe('cross-region copies of encrypted snapshots use the DR region key', () 
       .catch(() => undefined);
   });
 
-  test('RDS: without a DR key the copy is refused (by AWS, and by drbook first, naming the field); with one it is encrypted with it', async () => {
-    const withoutKey = createSnapshotActivities(clients, {});
-    const snap = await withoutKey.snapshotRdsInstance({ service, backupId, region: primaryRegion, instance });
-    // The emulator refuses as AWS does: an encrypted snapshot crosses regions only re-encrypted with a key there.
-    const refusedByAws = await clients
-      .rds(drRegion)
-      .send(new CopyDBSnapshotCommand({ SourceDBSnapshotIdentifier: snap.arn, TargetDBSnapshotIdentifier: snapId }))
-      .catch((e: unknown) => e as Error);
-    expect(refusedByAws).toMatchObject({ name: 'InvalidParameterValue' });
-    expect((refusedByAws as Error).message).toMatch(/Must specify new KMS key for cross region encrypted snapshot/);
+  test(
+    'RDS: without a DR key the copy is refused (by AWS, and by drbook first, naming the field); ' +
+      'with one it is encrypted with it',
+    async () => {
+      const withoutKey = createSnapshotActivities(clients, {});
+      const snap = await withoutKey.snapshotRdsInstance({ service, backupId, region: primaryRegion, instance });
+      // The emulator refuses as AWS does: an encrypted snapshot crosses regions only re-encrypted with a key there.
+      const refusedByAws = await clients
+        .rds(drRegion)
+        .send(new CopyDBSnapshotCommand({ SourceDBSnapshotIdentifier: snap.arn, TargetDBSnapshotIdentifier: snapId }))
+        .catch((e: unknown) => e as Error);
+      expect(refusedByAws).toMatchObject({ name: 'InvalidParameterValue' });
+      expect((refusedByAws as Error).message).toMatch(/Must specify new KMS key for cross region encrypted snapshot/);
 
-    const refused = await withoutKey.copyRdsSnapshotToDr({ source: snap, drRegion }).catch((e: unknown) => e);
-    expect(failureType(refused)).toBe('NotConfigured');
-    expect((refused as Error).message).toMatch(/encrypted.*regions\.drKmsKeyId/);
+      const refused = await withoutKey.copyRdsSnapshotToDr({ source: snap, drRegion }).catch((e: unknown) => e);
+      expect(failureType(refused)).toBe('NotConfigured');
+      expect((refused as Error).message).toMatch(/encrypted.*regions\.drKmsKeyId/);
 
-    const withKey = createSnapshotActivities(clients, { drKmsKeyId: drKey });
-    const copy = await withKey.copyRdsSnapshotToDr({ source: snap, drRegion });
-    expect(copy.region).toBe(drRegion);
-    const described = await clients
-      .rds(drRegion)
-      .send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapId }));
-    expect(described.DBSnapshots![0]).toMatchObject({ Encrypted: true, KmsKeyId: drKey });
-  });
+      const withKey = createSnapshotActivities(clients, { drKmsKeyId: drKey });
+      const copy = await withKey.copyRdsSnapshotToDr({ source: snap, drRegion });
+      expect(copy.region).toBe(drRegion);
+      const described = await clients
+        .rds(drRegion)
+        .send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: snapId }));
+      expect(described.DBSnapshots![0]).toMatchObject({ Encrypted: true, KmsKeyId: drKey });
+    },
+  );
 
   test('EBS: the DR copy of an encrypted volume snapshot is encrypted with the DR key', async () => {
     const withKey = createSnapshotActivities(clients, { drKmsKeyId: drKey });

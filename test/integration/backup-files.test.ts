@@ -289,27 +289,30 @@ test('a tree that is not there fails the backup at once and alerts with the serv
   }
 });
 
-test('the monthly restore test restores the newest file-tree chain, checks it file by file, removes the scratch', async () => {
-  const scratchBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('drbook-filetree-restore-'));
-  const result = await t.withWorkers(activities, () =>
-    t.client.workflow.execute(restoreTest, {
-      taskQueue: t.taskQueue,
-      workflowId: `restore-test-files-${randomUUID().slice(0, 6)}`,
-      args: [{ service: 'wiki' }],
-    }),
-  );
-  expect(result.outcome).toBe('passed');
-  const report = JSON.parse(
-    (await iso.stores.store('wiki', 'primary').get(`wiki/reports/restore-test/${result.testId}.json`)) ?? '{}',
-  ) as { fileTrees?: { tree: string; backupId: string; chain: string[]; problems: string[]; cleanedUp: boolean }[] };
-  expect(report.fileTrees).toEqual([
-    expect.objectContaining({
-      tree,
-      backupId: idAt(10),
-      chain: [0, 1, 2, 3, 10].map(idAt),
-      problems: [],
-      cleanedUp: true,
-    }),
-  ]);
-  expect(readdirSync(tmpdir()).filter((n) => n.startsWith('drbook-filetree-restore-'))).toEqual(scratchBefore);
-});
+test(
+  'the monthly restore test restores the newest file-tree chain, ' + 'checks it file by file, removes the scratch',
+  async () => {
+    const scratchBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('drbook-filetree-restore-'));
+    const result = await t.withWorkers(activities, () =>
+      t.client.workflow.execute(restoreTest, {
+        taskQueue: t.taskQueue,
+        workflowId: `restore-test-files-${randomUUID().slice(0, 6)}`,
+        args: [{ service: 'wiki' }],
+      }),
+    );
+    expect(result.outcome).toBe('passed');
+    const report = JSON.parse(
+      (await iso.stores.store('wiki', 'primary').get(`wiki/reports/restore-test/${result.testId}.json`)) ?? '{}',
+    ) as { fileTrees?: { tree: string; backupId: string; chain: string[]; problems: string[]; cleanedUp: boolean }[] };
+    expect(report.fileTrees).toEqual([
+      expect.objectContaining({
+        tree,
+        backupId: idAt(10),
+        chain: [0, 1, 2, 3, 10].map(idAt),
+        problems: [],
+        cleanedUp: true,
+      }),
+    ]);
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith('drbook-filetree-restore-'))).toEqual(scratchBefore);
+  },
+);

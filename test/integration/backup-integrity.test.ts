@@ -36,72 +36,76 @@ describe('backups cannot be rewritten', () => {
     await t.cleanUp();
   });
 
-  test('each attempt writes its own object: a superseded attempt that finishes late or fails never overwrites or deletes the verified copy; a taken id is refused', async () => {
-    const backupId = '20240110T030000Z';
-    const later = await activities.dumpDatabase({ service: 'shop', backupId });
-    expect(later.object.key).toMatch(new RegExp(`^shop/logical/${backupId}/a\\d+-[0-9a-f]{8}/dump\\.sql\\.zst$`));
-    for (const c of later.copies) expect(c.location.endsWith(later.object.key)).toBe(true);
+  test(
+    'each attempt writes its own object: ' +
+      'a superseded attempt that finishes late or fails never overwrites or deletes the verified copy; a taken id is refused',
+    async () => {
+      const backupId = '20240110T030000Z';
+      const later = await activities.dumpDatabase({ service: 'shop', backupId });
+      expect(later.object.key).toMatch(new RegExp(`^shop/logical/${backupId}/a\\d+-[0-9a-f]{8}/dump\\.sql\\.zst$`));
+      for (const c of later.copies) expect(c.location.endsWith(later.object.key)).toBe(true);
 
-    // An earlier attempt, superseded (its heartbeat timed out) but still running, finishes after the later one
-    // was verified: it writes beside it, not over it.
-    const late = await activities.dumpDatabase({ service: 'shop', backupId });
-    expect(late.object.key).not.toBe(later.object.key);
-    expect(late.object.sha256).not.toBe(later.object.sha256);
-    // Another superseded attempt fails after opening its writers: its abort takes back only what it wrote.
-    shop.backup!.databases = ['no_such_db'];
-    const failed = await activities.dumpDatabase({ service: 'shop', backupId }).catch((e: unknown) => e);
-    shop.backup!.databases = ['shop'];
-    expect(failureType(failed)).toBe('ResourceNotFound');
+      // An earlier attempt, superseded (its heartbeat timed out) but still running, finishes after the later one
+      // was verified: it writes beside it, not over it.
+      const late = await activities.dumpDatabase({ service: 'shop', backupId });
+      expect(late.object.key).not.toBe(later.object.key);
+      expect(late.object.sha256).not.toBe(later.object.sha256);
+      // Another superseded attempt fails after opening its writers: its abort takes back only what it wrote.
+      shop.backup!.databases = ['no_such_db'];
+      const failed = await activities.dumpDatabase({ service: 'shop', backupId }).catch((e: unknown) => e);
+      shop.backup!.databases = ['shop'];
+      expect(failureType(failed)).toBe('ResourceNotFound');
 
-    // The verified copy is intact in every destination, and the manifest names it.
-    for (const c of later.copies)
+      // The verified copy is intact in every destination, and the manifest names it.
+      for (const c of later.copies)
+        await expect(
+          activities.verifyCopy({
+            service: 'shop',
+            backupId,
+            destination: c.destination,
+            size: later.object.size,
+            sha256: later.object.sha256,
+            key: later.object.key,
+          }),
+        ).resolves.toMatchObject({ sha256: later.object.sha256 });
+      const manifest = await publishBackup(activities, later);
+      const read = await activities.fetchManifest({ service: 'shop', backupId, destination: 'offsite' });
+      expect(read.object.key).toBe(later.object.key);
       await expect(
-        activities.verifyCopy({
+        activities.verifyBackupChecksum({
           service: 'shop',
           backupId,
-          destination: c.destination,
-          size: later.object.size,
-          sha256: later.object.sha256,
-          key: later.object.key,
+          destination: 'primary',
+          size: read.object.size,
+          sha256: read.object.sha256,
         }),
       ).resolves.toMatchObject({ sha256: later.object.sha256 });
-    const manifest = await publishBackup(activities, later);
-    const read = await activities.fetchManifest({ service: 'shop', backupId, destination: 'offsite' });
-    expect(read.object.key).toBe(later.object.key);
-    await expect(
-      activities.verifyBackupChecksum({
-        service: 'shop',
-        backupId,
-        destination: 'primary',
-        size: read.object.size,
-        sha256: read.object.sha256,
-      }),
-    ).resolves.toMatchObject({ sha256: later.object.sha256 });
-    // A retry of the same manifest write changes nothing.
-    await expect(activities.writeManifest({ manifest })).resolves.toEqual({
-      manifestKey: manifestKey('shop', backupId),
-    });
+      // A retry of the same manifest write changes nothing.
+      await expect(activities.writeManifest({ manifest })).resolves.toEqual({
+        manifestKey: manifestKey('shop', backupId),
+      });
 
-    // The id is taken now: a new dump under it, or another manifest for it, is refused, and nothing is written.
-    const before = await t.stores.store('shop', 'primary').list(`shop/logical/${backupId}/`);
-    const again = await activities.dumpDatabase({ service: 'shop', backupId }).catch((e: unknown) => e);
-    expect(failureType(again)).toBe('BackupExists');
-    expect((again as ApplicationFailure).nonRetryable).toBe(true);
-    expect((again as Error).message).toMatch(
-      new RegExp(
-        `manifest\\.json exists: logical backup ${backupId} of shop is already taken; backups are never rewritten`,
-      ),
-    );
-    const other = await activities
-      .writeManifest({ manifest: { ...manifest, object: late.object } })
-      .catch((e: unknown) => e);
-    expect(failureType(other)).toBe('BackupExists');
-    expect((other as Error).message).toMatch(/already holds another manifest/);
-    expect(await t.stores.store('shop', 'primary').list(`shop/logical/${backupId}/`)).toEqual(before);
-    expect((await activities.fetchManifest({ service: 'shop', backupId, destination: 'local' })).object.key).toBe(
-      later.object.key,
-    );
-  });
+      // The id is taken now: a new dump under it, or another manifest for it, is refused, and nothing is written.
+      const before = await t.stores.store('shop', 'primary').list(`shop/logical/${backupId}/`);
+      const again = await activities.dumpDatabase({ service: 'shop', backupId }).catch((e: unknown) => e);
+      expect(failureType(again)).toBe('BackupExists');
+      expect((again as ApplicationFailure).nonRetryable).toBe(true);
+      expect((again as Error).message).toMatch(
+        new RegExp(
+          `manifest\\.json exists: logical backup ${backupId} of shop is already taken; backups are never rewritten`,
+        ),
+      );
+      const other = await activities
+        .writeManifest({ manifest: { ...manifest, object: late.object } })
+        .catch((e: unknown) => e);
+      expect(failureType(other)).toBe('BackupExists');
+      expect((other as Error).message).toMatch(/already holds another manifest/);
+      expect(await t.stores.store('shop', 'primary').list(`shop/logical/${backupId}/`)).toEqual(before);
+      expect((await activities.fetchManifest({ service: 'shop', backupId, destination: 'local' })).object.key).toBe(
+        later.object.key,
+      );
+    },
+  );
 });
 
 describe('manifests are signed and checked before any restore', () => {
@@ -154,7 +158,8 @@ describe('manifests are signed and checked before any restore', () => {
         'bash',
         [
           '-c',
-          'base64 -d manifest.json.sig > manifest.sig.bin && openssl pkeyutl -verify -pubin -inkey backup-signing.pub.pem -rawin -in manifest.json -sigfile manifest.sig.bin',
+          'base64 -d manifest.json.sig > manifest.sig.bin && openssl pkeyutl -verify -pubin -inkey ' +
+            'backup-signing.pub.pem -rawin -in manifest.json -sigfile manifest.sig.bin',
         ],
         { cwd: work, encoding: 'utf8' },
       );
@@ -178,73 +183,77 @@ describe('manifests are signed and checked before any restore', () => {
     ).toThrow();
   });
 
-  test('a manifest rewritten with a matching object and .sha256 is refused by fetchManifest, verifyBackupChecksum and the scratch loader, before anything is loaded', async () => {
-    const backupId = '20240121T030000Z';
-    const manifest = await signedBackup('shop', backupId);
-    await rewrite('shop', backupId, manifest);
-    const location = t.stores.store('shop', 'primary').location(manifestKey('shop', backupId));
-    const refused = (err: unknown) => {
-      expect(failureType(err)).toBe('ManifestUnauthenticated');
-      expect((err as ApplicationFailure).nonRetryable).toBe(true);
-      expect((err as Error).message).toContain(
-        `${location}: the signature does not verify with any backup-signing key of this worker`,
+  test(
+    'a manifest rewritten with a matching object and .sha256 is refused by fetchManifest, ' +
+      'verifyBackupChecksum and the scratch loader, before anything is loaded',
+    async () => {
+      const backupId = '20240121T030000Z';
+      const manifest = await signedBackup('shop', backupId);
+      await rewrite('shop', backupId, manifest);
+      const location = t.stores.store('shop', 'primary').location(manifestKey('shop', backupId));
+      const refused = (err: unknown) => {
+        expect(failureType(err)).toBe('ManifestUnauthenticated');
+        expect((err as ApplicationFailure).nonRetryable).toBe(true);
+        expect((err as Error).message).toContain(
+          `${location}: the signature does not verify with any backup-signing key of this worker`,
+        );
+      };
+      refused(await activities.fetchManifest({ service: 'shop', backupId, destination: 'primary' }).catch((e) => e));
+      const forged = JSON.parse(
+        (await t.stores.store('shop', 'primary').get(manifestKey('shop', backupId)))!,
+      ) as BackupManifest;
+      refused(
+        await activities
+          .verifyBackupChecksum({
+            service: 'shop',
+            backupId,
+            destination: 'primary',
+            size: forged.object.size,
+            sha256: forged.object.sha256,
+          })
+          .catch((e) => e),
       );
-    };
-    refused(await activities.fetchManifest({ service: 'shop', backupId, destination: 'primary' }).catch((e) => e));
-    const forged = JSON.parse(
-      (await t.stores.store('shop', 'primary').get(manifestKey('shop', backupId)))!,
-    ) as BackupManifest;
-    refused(
-      await activities
-        .verifyBackupChecksum({
+      const scratch = 'restore_integrity_forged';
+      refused(
+        await activities
+          .restoreIntoScratch({
+            service: 'shop',
+            backupId,
+            destination: 'primary',
+            server: 'db-restore-scratch',
+            databases: [{ source: 'shop', scratch }],
+            size: forged.object.size,
+            sha256: forged.object.sha256,
+          })
+          .catch((e) => e),
+      );
+      const conn = await sql(base, 'db-restore-scratch');
+      try {
+        const [rows] = await conn.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [
+          scratch,
+        ]);
+        expect(rows).toEqual([]);
+      } finally {
+        await conn.end();
+      }
+      // The untouched copies still restore-check.
+      await expect(
+        activities.verifyBackupChecksum({
           service: 'shop',
           backupId,
-          destination: 'primary',
-          size: forged.object.size,
-          sha256: forged.object.sha256,
-        })
-        .catch((e) => e),
-    );
-    const scratch = 'restore_integrity_forged';
-    refused(
-      await activities
-        .restoreIntoScratch({
-          service: 'shop',
-          backupId,
-          destination: 'primary',
-          server: 'db-restore-scratch',
-          databases: [{ source: 'shop', scratch }],
-          size: forged.object.size,
-          sha256: forged.object.sha256,
-        })
-        .catch((e) => e),
-    );
-    const conn = await sql(base, 'db-restore-scratch');
-    try {
-      const [rows] = await conn.query('SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [
-        scratch,
-      ]);
-      expect(rows).toEqual([]);
-    } finally {
-      await conn.end();
-    }
-    // The untouched copies still restore-check.
-    await expect(
-      activities.verifyBackupChecksum({
-        service: 'shop',
-        backupId,
-        destination: 'offsite',
-        size: manifest.object.size,
-        sha256: manifest.object.sha256,
-      }),
-    ).resolves.toMatchObject({ sha256: manifest.object.sha256 });
-    // A step handed another digest than the signed manifest's is refused too (the manifest is re-read, not trusted).
-    const other = await activities
-      .verifyBackupChecksum({ service: 'shop', backupId, destination: 'offsite', size: 1, sha256: 'f'.repeat(64) })
-      .catch((e) => e);
-    expect(failureType(other)).toBe('ManifestInvalid');
-    expect((other as Error).message).toMatch(/the signed manifest names \d+ bytes with SHA-256 [0-9a-f]{64}/);
-  });
+          destination: 'offsite',
+          size: manifest.object.size,
+          sha256: manifest.object.sha256,
+        }),
+      ).resolves.toMatchObject({ sha256: manifest.object.sha256 });
+      // A step handed another digest than the signed manifest's is refused too (the manifest is re-read, not trusted).
+      const other = await activities
+        .verifyBackupChecksum({ service: 'shop', backupId, destination: 'offsite', size: 1, sha256: 'f'.repeat(64) })
+        .catch((e) => e);
+      expect(failureType(other)).toBe('ManifestInvalid');
+      expect((other as Error).message).toMatch(/the signed manifest names \d+ bytes with SHA-256 [0-9a-f]{64}/);
+    },
+  );
 
   test("cold failover's restore refuses a rewritten manifest before it drops anything on the DR server", async () => {
     const backupId = '20240122T030000Z';
@@ -264,7 +273,8 @@ describe('manifests are signed and checked before any restore', () => {
         .catch((e: unknown) => e);
       expect(failureType(err)).toBe('ManifestUnauthenticated');
       const [rows] = await conn.query(
-        "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'wiki' AND TABLE_NAME = 'integrity_marker'",
+        "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'wiki' AND TABLE_NAME = " +
+          "'integrity_marker'",
       );
       expect(rows).toEqual([{ t: 'integrity_marker' }]);
     } finally {
@@ -304,38 +314,42 @@ describe('manifests are signed and checked before any restore', () => {
     expect((err as Error).message).toMatch(/not signed \(no .*manifest\.json\.sig\)/);
   });
 
-  test('an unsigned manifest (a backup from before signing) is refused, unless the inventory accepts unsigned backups that old', async () => {
-    const backupId = '20240125T030000Z';
-    await signedBackup('shop', backupId);
-    for (const store of t.stores.forService('shop')) await store.remove([signatureKey('shop', backupId)]);
-    const err = await activities
-      .fetchManifest({ service: 'shop', backupId, destination: 'local' })
-      .catch((e: unknown) => e);
-    expect(failureType(err)).toBe('ManifestUnauthenticated');
-    expect((err as Error).message).toMatch(
-      /not signed .*accepted only for a backup older than backupSigning\.acceptUnsignedBefore/,
-    );
-    const signing = t.loaded.inventory.backupSigning!;
-    const lenient = buildAdapters({
-      ...t.loaded,
-      inventory: { ...t.loaded.inventory, backupSigning: { ...signing, acceptUnsignedBefore: '20240201T000000Z' } },
-    });
-    try {
-      await expect(
-        lenient.activities.fetchManifest({ service: 'shop', backupId, destination: 'local' }),
-      ).resolves.toMatchObject({ id: backupId });
-      // Not a blanket switch: a backup taken after the cutoff must still be signed (else stripping the
-      // signature would be all a bucket writer needs).
-      const newerId = '20240301T030000Z';
-      await signedBackup('shop', newerId);
-      await t.stores.store('shop', 'local').remove([signatureKey('shop', newerId)]);
-      const newer = await lenient.activities
-        .fetchManifest({ service: 'shop', backupId: newerId, destination: 'local' })
+  test(
+    'an unsigned manifest (a backup from before signing) is refused, ' +
+      'unless the inventory accepts unsigned backups that old',
+    async () => {
+      const backupId = '20240125T030000Z';
+      await signedBackup('shop', backupId);
+      for (const store of t.stores.forService('shop')) await store.remove([signatureKey('shop', backupId)]);
+      const err = await activities
+        .fetchManifest({ service: 'shop', backupId, destination: 'local' })
         .catch((e: unknown) => e);
-      expect(failureType(newer)).toBe('ManifestUnauthenticated');
-    } finally {
-      await lenient.close();
-    }
-    expect(dumpKey('shop', backupId)).toBe(`shop/logical/${backupId}/dump.sql.zst`); // the pre-attempt key
-  });
+      expect(failureType(err)).toBe('ManifestUnauthenticated');
+      expect((err as Error).message).toMatch(
+        /not signed .*accepted only for a backup older than backupSigning\.acceptUnsignedBefore/,
+      );
+      const signing = t.loaded.inventory.backupSigning!;
+      const lenient = buildAdapters({
+        ...t.loaded,
+        inventory: { ...t.loaded.inventory, backupSigning: { ...signing, acceptUnsignedBefore: '20240201T000000Z' } },
+      });
+      try {
+        await expect(
+          lenient.activities.fetchManifest({ service: 'shop', backupId, destination: 'local' }),
+        ).resolves.toMatchObject({ id: backupId });
+        // Not a blanket switch: a backup taken after the cutoff must still be signed (else stripping the
+        // signature would be all a bucket writer needs).
+        const newerId = '20240301T030000Z';
+        await signedBackup('shop', newerId);
+        await t.stores.store('shop', 'local').remove([signatureKey('shop', newerId)]);
+        const newer = await lenient.activities
+          .fetchManifest({ service: 'shop', backupId: newerId, destination: 'local' })
+          .catch((e: unknown) => e);
+        expect(failureType(newer)).toBe('ManifestUnauthenticated');
+      } finally {
+        await lenient.close();
+      }
+      expect(dumpKey('shop', backupId)).toBe(`shop/logical/${backupId}/dump.sql.zst`); // the pre-attempt key
+    },
+  );
 });

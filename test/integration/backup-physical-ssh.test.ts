@@ -114,202 +114,221 @@ describe('over SSH on the database host (primary-host, inside its network namesp
     await t.cleanUp();
   });
 
-  test('serviceBackup copies db-primary on primary-host through its socket: in the namespace, no secret on any command line, its defaults file gone, verified everywhere with the GTID, and it restores with the rows as at the copy', async () => {
-    const primary = await sql(base, 'db-primary');
-    const expected: { database: string; table: string; rows: number }[] = [];
-    const datadir = await primaryDatadir();
-    try {
-      await primary.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-ssh')", [
-        BEFORE,
-      ]);
-      const [tables] = await primary.query<RowDataPacket[]>(
-        "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop' AND TABLE_TYPE = 'BASE TABLE'",
-      );
-      for (const { t: table } of tables as { t: string }[]) {
-        const [[c]] = await primary.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM shop.\`${table}\``);
-        expected.push({ database: 'shop', table, rows: Number(c.n) });
+  test(
+    'serviceBackup copies db-primary on primary-host through its socket: ' +
+      'in the namespace, no secret on any command line, its defaults file gone, verified everywhere with the GTID, and it restores with the rows as at the copy',
+    async () => {
+      const primary = await sql(base, 'db-primary');
+      const expected: { database: string; table: string; rows: number }[] = [];
+      const datadir = await primaryDatadir();
+      try {
+        await primary.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-ssh')", [
+          BEFORE,
+        ]);
+        const [tables] = await primary.query<RowDataPacket[]>(
+          "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop' AND TABLE_TYPE = " +
+            "'BASE TABLE'",
+        );
+        for (const { t: table } of tables as { t: string }[]) {
+          const [[c]] = await primary.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM shop.\`${table}\``);
+          expected.push({ database: 'shop', table, rows: Number(c.n) });
+        }
+      } finally {
+        await primary.end();
       }
-    } finally {
-      await primary.end();
-    }
 
-    const backupId = '20240601T030000Z';
-    const watcher = watchProcesses([...sandboxSecrets(base).values()], datadir);
-    let seen: ReturnType<typeof watcher.stop>;
-    try {
-      const result = await h.withWorkers(a, () =>
-        h.client.workflow.execute(serviceBackup, {
-          args: [{ service: 'shop', backupId, snapshots: false }],
-          taskQueue: h.taskQueue,
-          workflowId: `backup-physical-ssh-${randomUUID()}`,
-          workflowExecutionTimeout: '240s',
-        }),
+      const backupId = '20240601T030000Z';
+      const watcher = watchProcesses([...sandboxSecrets(base).values()], datadir);
+      let seen: ReturnType<typeof watcher.stop>;
+      try {
+        const result = await h.withWorkers(a, () =>
+          h.client.workflow.execute(serviceBackup, {
+            args: [{ service: 'shop', backupId, snapshots: false }],
+            taskQueue: h.taskQueue,
+            workflowId: `backup-physical-ssh-${randomUUID()}`,
+            workflowExecutionTimeout: '240s',
+          }),
+        );
+        expect(result.physical?.manifestKey).toBe(`shop/physical/${backupId}/manifest.json`);
+      } finally {
+        seen = watcher.stop();
+      }
+      const after = await sql(base, 'db-primary');
+      await after.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-ssh')", [
+        AFTER,
+      ]);
+      await after.end();
+
+      // Where it ran: the step says primary-host, and the process itself sat in the primary namespace, not the
+      // worker's.
+      const manifest = JSON.parse(
+        readFileSync(path.join(t.local, 'shop/physical', backupId, 'manifest.json'), 'utf8'),
+      ) as BackupManifest;
+      const primaryNs = `net:[${statSync(`/run/netns/${netns.primary}`).ino}]`;
+      expect(primaryNs).not.toBe(readlinkSync('/proc/self/ns/net'));
+      expect(seen.copies.length).toBeGreaterThan(0);
+      for (const c of seen.copies) expect(c.netns).toBe(primaryNs);
+      expect(seen.leaks).toEqual([]);
+
+      // Its credentials came from a defaults file in a private directory on the host, gone once mariabackup exited.
+      const dirs = [...new Set(seen.copies.map((c) => workDirOf(c.args)))];
+      expect(dirs).toEqual([expect.stringMatching(/\/drbook-mariabackup-\w+$/)]);
+      const dir = dirs[0];
+      const onHost = await a.runRemoteCommand({
+        host: 'primary-host',
+        command: `ip netns identify $$; ls -A ${dir} 2>&1; test ! -e ${dir}`,
+        allowFailure: true,
+      });
+      expect(onHost.stdout).toMatch(new RegExp(`^${netns.primary}\\n.*No such file or directory\\n$`));
+      expect(onHost.exitCode).toBe(0);
+
+      // Verified in every destination (size and SHA-256 read back), at the GTID mariabackup reported.
+      expect(manifest).toMatchObject({ kind: 'physical', verified: true, source: { server: 'db-primary' } });
+      expect(manifest.copies.map((c) => [c.destination, c.size, c.sha256])).toEqual(
+        ['local', 'primary', 'offsite'].map((d) => [d, manifest.object.size, manifest.object.sha256]),
       );
-      expect(result.physical?.manifestKey).toBe(`shop/physical/${backupId}/manifest.json`);
+      expect(manifest.position.gtid).toMatch(/^\d+-\d+-\d+/);
+      expect(manifest.tools.mariabackup).toMatch(/^mariabackup .*MariaDB server/);
+      for (const c of manifest.copies)
+        await expect(
+          a.verifyCopy({
+            service: 'shop',
+            backupId,
+            destination: c.destination,
+            size: manifest.object.size,
+            sha256: manifest.object.sha256,
+            kind: 'physical',
+            key: manifest.object.key,
+          }),
+        ).resolves.toMatchObject({ size: manifest.object.size, sha256: manifest.object.sha256 });
+
+      // And it restores: the row written before the copy is there, the one written after is not, every count as at the
+      // copy.
+      const r = await a.restorePhysicalIntoScratch({
+        service: 'shop',
+        backupId,
+        destination: 'offsite',
+        size: manifest.object.size,
+        sha256: manifest.object.sha256,
+        databases: manifest.databases.filter((d) => d === 'shop'),
+        gtid: manifest.position.gtid,
+        expectedTables: expected,
+        queries: [
+          { name: 'before', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${BEFORE}'`, expect: 1 },
+          { name: 'after', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${AFTER}'`, expect: 0 },
+        ],
+      });
+      expect(r.checks.map((c) => [c.name, c.ok])).toEqual([
+        ['physical-schema-present', true],
+        ['physical-row-counts', true],
+        ['physical-position', true],
+        ['physical-query:before', true],
+        ['physical-query:after', true],
+      ]);
+      expect(r.gtid).toBe(manifest.position.gtid);
+      expect(r.cleanedUp).toBe(true);
+    },
+  );
+});
+
+test(
+  'cancelled while it streams: ' +
+    'mariabackup on the host stops, its private directory is removed, nothing is published',
+  async () => {
+    const t = physicalShop();
+    const adapters = buildAdapters(t.loaded);
+    const watcher = watchProcesses([], await primaryDatadir());
+    try {
+      // the failure is expected
+      const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+      const backupId = '20240604T030000Z';
+      const running = env.run(adapters.activities.takePhysicalBackup, { service: 'shop', backupId });
+      const outcome = running.then(
+        () => 'completed',
+        (err: Error) => err.message,
+      );
+      const copy = await eventually(async () => watcher.seen().copies[0], 60_000, 'mariabackup on primary-host');
+      env.cancel();
+      expect(await outcome).toBe('cancelled');
+      // The channel closed under it: its next write fails, it exits, and the shell's trap removes the directory.
+      await eventually(async () => !existsSync(`/proc/${copy.pid}`), 30_000, `mariabackup ${copy.pid} to exit`);
+      const dir = workDirOf(copy.args);
+      const onHost = await eventually(
+        async () =>
+          (
+            await adapters.activities.runRemoteCommand({
+              host: 'primary-host',
+              command: `test ! -e ${dir}`,
+              allowFailure: true,
+            })
+          ).exitCode === 0,
+        30_000,
+        `${dir} removed on primary-host`,
+      );
+      expect(onHost).toBe(true);
+      for (const store of t.stores.forService('shop')) expect(await store.list('shop/physical/')).toEqual([]);
     } finally {
-      seen = watcher.stop();
+      watcher.stop();
+      await adapters.close();
+      await t.cleanUp();
     }
-    const after = await sql(base, 'db-primary');
-    await after.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'physical-ssh')", [
-      AFTER,
-    ]);
-    await after.end();
+  },
+);
 
-    // Where it ran: the step says primary-host, and the process itself sat in the primary namespace, not the worker's.
-    const manifest = JSON.parse(
-      readFileSync(path.join(t.local, 'shop/physical', backupId, 'manifest.json'), 'utf8'),
-    ) as BackupManifest;
-    const primaryNs = `net:[${statSync(`/run/netns/${netns.primary}`).ino}]`;
-    expect(primaryNs).not.toBe(readlinkSync('/proc/self/ns/net'));
-    expect(seen.copies.length).toBeGreaterThan(0);
-    for (const c of seen.copies) expect(c.netns).toBe(primaryNs);
-    expect(seen.leaks).toEqual([]);
-
-    // Its credentials came from a defaults file in a private directory on the host, gone once mariabackup exited.
-    const dirs = [...new Set(seen.copies.map((c) => workDirOf(c.args)))];
-    expect(dirs).toEqual([expect.stringMatching(/\/drbook-mariabackup-\w+$/)]);
-    const dir = dirs[0];
-    const onHost = await a.runRemoteCommand({
-      host: 'primary-host',
-      command: `ip netns identify $$; ls -A ${dir} 2>&1; test ! -e ${dir}`,
-      allowFailure: true,
+test(
+  'a database host presenting another host key than the pinned one is refused (HostKeyMismatch): ' +
+    'nothing runs, nothing is stored',
+  async () => {
+    const impostor = fingerprintOf(Buffer.from(utils.generateKeyPairSync('ed25519').public.split(' ')[1], 'base64'));
+    const t = physicalShop((inv) => {
+      inv.sshHosts['primary-host'].hostKey = { fingerprint: impostor };
     });
-    expect(onHost.stdout).toMatch(new RegExp(`^${netns.primary}\\n.*No such file or directory\\n$`));
-    expect(onHost.exitCode).toBe(0);
+    const adapters = buildAdapters(t.loaded);
+    try {
+      const err = await adapters.activities
+        .takePhysicalBackup({ service: 'shop', backupId: '20240602T030000Z' })
+        .catch((e: unknown) => e);
+      expect(failureType(err)).toBe('HostKeyMismatch');
+      expect((err as Error).message).toMatch(
+        /^primary-host \(.*\) presented host key SHA256:\S+, which is not the pinned key/,
+      );
+      for (const store of t.stores.forService('shop')) expect(await store.list('shop/physical/')).toEqual([]);
+    } finally {
+      await adapters.close();
+      await t.cleanUp();
+    }
+  },
+);
 
-    // Verified in every destination (size and SHA-256 read back), at the GTID mariabackup reported.
-    expect(manifest).toMatchObject({ kind: 'physical', verified: true, source: { server: 'db-primary' } });
-    expect(manifest.copies.map((c) => [c.destination, c.size, c.sha256])).toEqual(
-      ['local', 'primary', 'offsite'].map((d) => [d, manifest.object.size, manifest.object.sha256]),
-    );
-    expect(manifest.position.gtid).toMatch(/^\d+-\d+-\d+/);
-    expect(manifest.tools.mariabackup).toMatch(/^mariabackup .*MariaDB server/);
-    for (const c of manifest.copies)
-      await expect(
-        a.verifyCopy({
-          service: 'shop',
-          backupId,
-          destination: c.destination,
-          size: manifest.object.size,
-          sha256: manifest.object.sha256,
-          kind: 'physical',
-          key: manifest.object.key,
-        }),
-      ).resolves.toMatchObject({ size: manifest.object.size, sha256: manifest.object.sha256 });
-
-    // And it restores: the row written before the copy is there, the one written after is not, every count as at the copy.
-    const r = await a.restorePhysicalIntoScratch({
-      service: 'shop',
-      backupId,
-      destination: 'offsite',
-      size: manifest.object.size,
-      sha256: manifest.object.sha256,
-      databases: manifest.databases.filter((d) => d === 'shop'),
-      gtid: manifest.position.gtid,
-      expectedTables: expected,
-      queries: [
-        { name: 'before', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${BEFORE}'`, expect: 1 },
-        { name: 'after', sql: `SELECT COUNT(*) FROM orders WHERE customer = '${AFTER}'`, expect: 0 },
-      ],
+test(
+  'a server with no sshHost on the worker own host ' + 'is copied on the worker (over TCP without a socket)',
+  async () => {
+    const t = physicalShop((inv) => {
+      delete inv.mysqlServers['db-primary'].sshHost;
+      delete inv.mysqlServers['db-primary'].socket;
     });
-    expect(r.checks.map((c) => [c.name, c.ok])).toEqual([
-      ['physical-schema-present', true],
-      ['physical-row-counts', true],
-      ['physical-position', true],
-      ['physical-query:before', true],
-      ['physical-query:after', true],
-    ]);
-    expect(r.gtid).toBe(manifest.position.gtid);
-    expect(r.cleanedUp).toBe(true);
-  });
-});
-
-test('cancelled while it streams: mariabackup on the host stops, its private directory is removed, nothing is published', async () => {
-  const t = physicalShop();
-  const adapters = buildAdapters(t.loaded);
-  const watcher = watchProcesses([], await primaryDatadir());
-  try {
-    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }); // the failure is expected
-    const backupId = '20240604T030000Z';
-    const running = env.run(adapters.activities.takePhysicalBackup, { service: 'shop', backupId });
-    const outcome = running.then(
-      () => 'completed',
-      (err: Error) => err.message,
-    );
-    const copy = await eventually(async () => watcher.seen().copies[0], 60_000, 'mariabackup on primary-host');
-    env.cancel();
-    expect(await outcome).toBe('cancelled');
-    // The channel closed under it: its next write fails, it exits, and the shell's trap removes the directory.
-    await eventually(async () => !existsSync(`/proc/${copy.pid}`), 30_000, `mariabackup ${copy.pid} to exit`);
-    const dir = workDirOf(copy.args);
-    const onHost = await eventually(
-      async () =>
-        (
-          await adapters.activities.runRemoteCommand({
-            host: 'primary-host',
-            command: `test ! -e ${dir}`,
-            allowFailure: true,
-          })
-        ).exitCode === 0,
-      30_000,
-      `${dir} removed on primary-host`,
-    );
-    expect(onHost).toBe(true);
-    for (const store of t.stores.forService('shop')) expect(await store.list('shop/physical/')).toEqual([]);
-  } finally {
-    watcher.stop();
-    await adapters.close();
-    await t.cleanUp();
-  }
-});
-
-test('a database host presenting another host key than the pinned one is refused (HostKeyMismatch): nothing runs, nothing is stored', async () => {
-  const impostor = fingerprintOf(Buffer.from(utils.generateKeyPairSync('ed25519').public.split(' ')[1], 'base64'));
-  const t = physicalShop((inv) => {
-    inv.sshHosts['primary-host'].hostKey = { fingerprint: impostor };
-  });
-  const adapters = buildAdapters(t.loaded);
-  try {
-    const err = await adapters.activities
-      .takePhysicalBackup({ service: 'shop', backupId: '20240602T030000Z' })
-      .catch((e: unknown) => e);
-    expect(failureType(err)).toBe('HostKeyMismatch');
-    expect((err as Error).message).toMatch(
-      /^primary-host \(.*\) presented host key SHA256:\S+, which is not the pinned key/,
-    );
-    for (const store of t.stores.forService('shop')) expect(await store.list('shop/physical/')).toEqual([]);
-  } finally {
-    await adapters.close();
-    await t.cleanUp();
-  }
-});
-
-test('a server with no sshHost on the worker own host is copied on the worker (over TCP without a socket)', async () => {
-  const t = physicalShop((inv) => {
-    delete inv.mysqlServers['db-primary'].sshHost;
-    delete inv.mysqlServers['db-primary'].socket;
-  });
-  const adapters = buildAdapters(t.loaded);
-  try {
-    const backupId = '20240603T030000Z';
-    const p = await adapters.activities.takePhysicalBackup({ service: 'shop', backupId });
-    expect(p.ranOn).toBe('local');
-    expect(p.position.gtid).toMatch(/^\d+-\d+-\d+/);
-    expect(p.tools.mariabackup).toMatch(/^mariabackup .*MariaDB server/);
-    for (const c of p.copies)
-      await expect(
-        adapters.activities.verifyCopy({
-          service: 'shop',
-          backupId,
-          destination: c.destination,
-          size: p.object.size,
-          sha256: p.object.sha256,
-          kind: 'physical',
-          key: p.object.key,
-        }),
-      ).resolves.toMatchObject({ sha256: p.object.sha256 });
-  } finally {
-    await adapters.close();
-    await t.cleanUp();
-  }
-});
+    const adapters = buildAdapters(t.loaded);
+    try {
+      const backupId = '20240603T030000Z';
+      const p = await adapters.activities.takePhysicalBackup({ service: 'shop', backupId });
+      expect(p.ranOn).toBe('local');
+      expect(p.position.gtid).toMatch(/^\d+-\d+-\d+/);
+      expect(p.tools.mariabackup).toMatch(/^mariabackup .*MariaDB server/);
+      for (const c of p.copies)
+        await expect(
+          adapters.activities.verifyCopy({
+            service: 'shop',
+            backupId,
+            destination: c.destination,
+            size: p.object.size,
+            sha256: p.object.sha256,
+            kind: 'physical',
+            key: p.object.key,
+          }),
+        ).resolves.toMatchObject({ sha256: p.object.sha256 });
+    } finally {
+      await adapters.close();
+      await t.cleanUp();
+    }
+  },
+);

@@ -104,26 +104,29 @@ describe('serviceBackup with the physical and binlog-archive options', () => {
     await t.cleanUp();
   });
 
-  test('writes a logical and a physical manifest, archives binlogs, and measures the RPO from the archive', async () => {
-    const backupId = '20240103T030000Z';
-    const result: ServiceBackupResult = await harness.withWorkers(adapters.activities, () =>
-      harness.client.workflow.execute(serviceBackup, {
-        taskQueue: harness.taskQueue,
-        workflowId: `test-physical-${randomUUID()}`,
-        args: [{ service: 'shop', backupId, snapshots: false }],
-      }),
-    );
-    expect(result.physical?.manifestKey).toBe(`shop/physical/${backupId}/manifest.json`);
-    const manifest = JSON.parse(
-      readFileSync(path.join(t.local, 'shop/physical', backupId, 'manifest.json'), 'utf8'),
-    ) as BackupManifest;
-    expect(manifest).toMatchObject({ kind: 'physical', verified: true, object: { sha256: result.physical!.sha256 } });
-    expect(manifest.copies).toHaveLength(3);
-    expect(result.binlogs?.copied.length).toBeGreaterThan(0);
-    expect(result.binlogs?.newest).toMatch(/^binlog\.\d+@\d{8}T\d{6}Z$/); // name and creation time
-    // shop is critical (RPO 5 min): a nightly dump alone leaves a day; the archive closes the gap.
-    expect(result.compliance.exposureSeconds).toBeLessThan(300);
-    expect(result.compliance.rpoMet).toBe(true);
-    expect(result.compliance.rule321).toBe(true);
-  });
+  test(
+    'writes a logical and a physical manifest, ' + 'archives binlogs, and measures the RPO from the archive',
+    async () => {
+      const backupId = '20240103T030000Z';
+      const result: ServiceBackupResult = await harness.withWorkers(adapters.activities, () =>
+        harness.client.workflow.execute(serviceBackup, {
+          taskQueue: harness.taskQueue,
+          workflowId: `test-physical-${randomUUID()}`,
+          args: [{ service: 'shop', backupId, snapshots: false }],
+        }),
+      );
+      expect(result.physical?.manifestKey).toBe(`shop/physical/${backupId}/manifest.json`);
+      const manifest = JSON.parse(
+        readFileSync(path.join(t.local, 'shop/physical', backupId, 'manifest.json'), 'utf8'),
+      ) as BackupManifest;
+      expect(manifest).toMatchObject({ kind: 'physical', verified: true, object: { sha256: result.physical!.sha256 } });
+      expect(manifest.copies).toHaveLength(3);
+      expect(result.binlogs?.copied.length).toBeGreaterThan(0);
+      expect(result.binlogs?.newest).toMatch(/^binlog\.\d+@\d{8}T\d{6}Z$/); // name and creation time
+      // shop is critical (RPO 5 min): a nightly dump alone leaves a day; the archive closes the gap.
+      expect(result.compliance.exposureSeconds).toBeLessThan(300);
+      expect(result.compliance.rpoMet).toBe(true);
+      expect(result.compliance.rule321).toBe(true);
+    },
+  );
 });

@@ -267,104 +267,108 @@ describe('failover faults and strategies', () => {
     }
   });
 
-  test("unplanned: the primary's mariadbd is killed; the reported RPO matches the real loss window; failback restores", async () => {
-    const load = writeLoad(loaded, 'db-primary', 'unplanned-load');
-    await eventually(async () => load.acked.length > 100, 10_000, 'write load');
-    await load.stop();
-    const pid = Number(readFileSync(path.join(dataDir, 'mariadb', 'primary.mariadbd.pid'), 'utf8').trim());
-    const killedAt = Date.now();
-    process.kill(pid, 'SIGKILL');
+  test(
+    "unplanned: the primary's mariadbd is killed; " +
+      'the reported RPO matches the real loss window; failback restores',
+    async () => {
+      const load = writeLoad(loaded, 'db-primary', 'unplanned-load');
+      await eventually(async () => load.acked.length > 100, 10_000, 'write load');
+      await load.stop();
+      const pid = Number(readFileSync(path.join(dataDir, 'mariadb', 'primary.mariadbd.pid'), 'utf8').trim());
+      const killedAt = Date.now();
+      process.kill(pid, 'SIGKILL');
 
-    const report = await t.withWorkers(adapters.activities, async () => {
-      const handle = await t.client.workflow.start(failover, {
-        taskQueue: t.taskQueue,
-        workflowId: 'failover-shop',
-        // An operator (or the monitor) says when the incident began: the RTO and RPO clocks start there.
-        args: [
-          {
-            service: 'shop',
-            mode: 'drill',
-            reason: 'primary crashed',
-            incidentStartedAt: new Date(killedAt).toISOString(),
-          },
-        ],
+      const report = await t.withWorkers(adapters.activities, async () => {
+        const handle = await t.client.workflow.start(failover, {
+          taskQueue: t.taskQueue,
+          workflowId: 'failover-shop',
+          // An operator (or the monitor) says when the incident began: the RTO and RPO clocks start there.
+          args: [
+            {
+              service: 'shop',
+              mode: 'drill',
+              reason: 'primary crashed',
+              incidentStartedAt: new Date(killedAt).toISOString(),
+            },
+          ],
+        });
+        const gate = await atGate(handle, 'promote');
+        expect(gate.pendingApproval).toMatchObject({ requireUnfencedAck: true });
+        await approveFully(handle, {
+          step: 'promote',
+          approver: 'alice',
+          acknowledgeUnfenced: true,
+          comment: 'primary is dead',
+        });
+        return handle.result();
       });
-      const gate = await atGate(handle, 'promote');
-      expect(gate.pendingApproval).toMatchObject({ requireUnfencedAck: true });
-      await approveFully(handle, {
-        step: 'promote',
-        approver: 'alice',
-        acknowledgeUnfenced: true,
-        comment: 'primary is dead',
-      });
-      return handle.result();
-    });
-    expect(report.outcome).toBe('completed');
-    expect(report.steps.find((s) => s.name === 'fence')!.detail).toMatch(
-      /unreachable .*not fenced; VIP removed from primary-host/,
-    );
+      expect(report.outcome).toBe('completed');
+      expect(report.steps.find((s) => s.name === 'fence')!.detail).toMatch(
+        /unreachable .*not fenced; VIP removed from primary-host/,
+      );
 
-    // The real loss window: from the newest change the promoted replica holds to the newest change the
-    // primary had committed. Replication is asynchronous: the last acknowledged writes may be lost.
-    const c = await sql(loaded, 'db-replica');
-    let newestHeld: number;
-    let lost: number[];
-    try {
-      const [rows] = await c.query<RowDataPacket[]>(
-        `SELECT GREATEST(
+      // The real loss window: from the newest change the promoted replica holds to the newest change the
+      // primary had committed. Replication is asynchronous: the last acknowledged writes may be lost.
+      const c = await sql(loaded, 'db-replica');
+      let newestHeld: number;
+      let lost: number[];
+      try {
+        const [rows] = await c.query<RowDataPacket[]>(
+          `SELECT GREATEST(
            (SELECT UNIX_TIMESTAMP(MAX(ts)) FROM drbook.heartbeat WHERE server_id = 1),
            (SELECT UNIX_TIMESTAMP(MAX(created_at)) FROM shop.orders)) AS t`,
-      );
-      newestHeld = Number(rows[0].t) * 1000;
-      const [held] = await c.query<RowDataPacket[]>('SELECT id FROM shop.orders WHERE id IN (?)', [load.acked]);
-      const heldIds = new Set(held.map((r) => Number(r.id)));
-      lost = load.acked.filter((id) => !heldIds.has(id));
-    } finally {
-      await c.end();
-    }
-    // Whatever was lost is the newest writes (a window in time), never a hole in the middle.
-    expect(lost).toEqual(load.acked.slice(load.acked.length - lost.length));
-    // The primary committed until it died (heartbeat 4x a second, and the load): its newest change is the kill.
-    const realLossSeconds = Math.max(0, (killedAt - newestHeld) / 1000);
-    expect(Math.abs(report.measured.rpoSeconds! - realLossSeconds)).toBeLessThanOrEqual(1);
-    expect(report.measured.rtoSeconds).toBeGreaterThan(0);
+        );
+        newestHeld = Number(rows[0].t) * 1000;
+        const [held] = await c.query<RowDataPacket[]>('SELECT id FROM shop.orders WHERE id IN (?)', [load.acked]);
+        const heldIds = new Set(held.map((r) => Number(r.id)));
+        lost = load.acked.filter((id) => !heldIds.has(id));
+      } finally {
+        await c.end();
+      }
+      // Whatever was lost is the newest writes (a window in time), never a hole in the middle.
+      expect(lost).toEqual(load.acked.slice(load.acked.length - lost.length));
+      // The primary committed until it died (heartbeat 4x a second, and the load): its newest change is the kill.
+      const realLossSeconds = Math.max(0, (killedAt - newestHeld) / 1000);
+      expect(Math.abs(report.measured.rpoSeconds! - realLossSeconds)).toBeLessThanOrEqual(1);
+      expect(report.measured.rtoSeconds).toBeGreaterThan(0);
 
-    // The old primary comes back read-only (every server starts so): no split brain by itself.
-    execFileSync('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'start'], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: process.env,
-    });
-    expect((await adapters.activities.pingDatabase({ server: 'db-primary' })).readOnly).toBe(true);
-    // ... but someone with SUPER writes on it anyway: a divergence failback must notice and repair.
-    const old = await sql(loaded, 'db-primary');
-    try {
-      await old.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('split-brain', 1, 'errant')");
-    } finally {
-      await old.end();
-    }
-    const back = await failBackShop({ discardDivergent: true });
-    expect(back.outcome).toBe('completed');
-    expect(back.steps.map((s) => s.name)).toEqual(
-      expect.arrayContaining(['check-divergence', 'approve-discard-divergent', 'reclone-original']),
-    );
-    const restored = await readEstate(loaded, adapters);
-    expect(restored.primary).toMatchObject({ readOnly: false });
-    expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
-    await eventually(
-      async () => {
-        const e = await readEstate(loaded, adapters);
-        return e.primary.ordersChecksum === e.replica.ordersChecksum;
-      },
-      20_000,
-      'both servers to hold the same orders',
-    );
-    const p = await sql(loaded, 'db-primary');
-    try {
-      const [rows] = await p.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM shop.orders WHERE source = 'errant'");
-      expect(Number(rows[0].n)).toBe(0); // the DR side's data won
-    } finally {
-      await p.end();
-    }
-    expect(restored.vip).toEqual({ primary: true, dr: false });
-  });
+      // The old primary comes back read-only (every server starts so): no split brain by itself.
+      execFileSync('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'start'], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        env: process.env,
+      });
+      expect((await adapters.activities.pingDatabase({ server: 'db-primary' })).readOnly).toBe(true);
+      // ... but someone with SUPER writes on it anyway: a divergence failback must notice and repair.
+      const old = await sql(loaded, 'db-primary');
+      try {
+        await old.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('split-brain', 1, 'errant')");
+      } finally {
+        await old.end();
+      }
+      const back = await failBackShop({ discardDivergent: true });
+      expect(back.outcome).toBe('completed');
+      expect(back.steps.map((s) => s.name)).toEqual(
+        expect.arrayContaining(['check-divergence', 'approve-discard-divergent', 'reclone-original']),
+      );
+      const restored = await readEstate(loaded, adapters);
+      expect(restored.primary).toMatchObject({ readOnly: false });
+      expect(restored.replica).toMatchObject({ readOnly: true, replicating: true });
+      await eventually(
+        async () => {
+          const e = await readEstate(loaded, adapters);
+          return e.primary.ordersChecksum === e.replica.ordersChecksum;
+        },
+        20_000,
+        'both servers to hold the same orders',
+      );
+      const p = await sql(loaded, 'db-primary');
+      try {
+        const [rows] = await p.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM shop.orders WHERE source = 'errant'");
+        expect(Number(rows[0].n)).toBe(0); // the DR side's data won
+      } finally {
+        await p.end();
+      }
+      expect(restored.vip).toEqual({ primary: true, dr: false });
+    },
+  );
 });

@@ -73,7 +73,8 @@ describe('fence and compensation', () => {
       (
         await onServer(
           server,
-          "SELECT status FROM information_schema.events WHERE event_schema = 'drbook' AND event_name = 'heartbeat_tick'",
+          "SELECT status FROM information_schema.events WHERE event_schema = 'drbook' AND event_name = " +
+            "'heartbeat_tick'",
         )
       )[0].status,
     ) === 'ENABLED';
@@ -131,123 +132,132 @@ describe('fence and compensation', () => {
     expect(await heartbeatEnabled(db.primary)).toBe(true);
   }
 
-  test('a fence blocked by a running write is reported as blocked, naming the session; never as unreachable', async () => {
-    const blocker = await running(longWrite(20));
-    try {
-      const fence = await a.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
-      expect(fence).toMatchObject({ server: db.primary, reachable: true, fenced: false, finalGtids: null });
-      expect(fence.detail).toMatch(/^db-primary answers, but read_only=ON is blocked/);
-      expect(fence.detail).not.toMatch(/unreachable/);
-      expect(fence.detail).toContain(`session ${blocker.id} drbook@127.0.0.1`);
-      expect(fence.blockers!.map((b) => b.id)).toContain(blocker.id);
-      expect(fence.blockers!.find((b) => b.id === blocker.id)!.statement).toMatch(/UPDATE shop\.orders/);
-      // Nothing half-set by the failed SET GLOBAL: the server still takes writes.
-      expect(await readOnly(db.primary)).toBe(false);
-    } finally {
-      await onServer(db.primary, `KILL ${blocker.id}`).catch(() => undefined);
-      await blocker.finished;
-      await a.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
-    }
-    await expectSandboxRestored();
-  });
-
-  test('a fence that fails part-way (heartbeat stopped, VIP removed, read_only blocked) is undone when the run stops', async () => {
-    let blocker: Awaited<ReturnType<typeof longWrite>> | undefined;
-    try {
-      const { waiting, err, final } = await t.withWorkers(a, async () => {
-        // The write starts at the gate, right before the fence (a worker's first start can take a while).
-        const handle = await approvedFailover(
-          t,
-          { service: 'shop', mode: 'drill', reason: 'blocked fence test' },
-          { atPromoteGate: async () => void (blocker = await running(longWrite(40))) },
-        );
-        const w = await atGate(handle, 'unfenced');
-        // Part-way: the VIP is gone and the heartbeat stopped, but db-primary is still writable.
-        expect(await heartbeatEnabled(db.primary)).toBe(false);
+  test(
+    'a fence blocked by a running write is reported as blocked, naming the session; ' + 'never as unreachable',
+    async () => {
+      const blocker = await running(longWrite(20));
+      try {
+        const fence = await a.fencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
+        expect(fence).toMatchObject({ server: db.primary, reachable: true, fenced: false, finalGtids: null });
+        expect(fence.detail).toMatch(/^db-primary answers, but read_only=ON is blocked/);
+        expect(fence.detail).not.toMatch(/unreachable/);
+        expect(fence.detail).toContain(`session ${blocker.id} drbook@127.0.0.1`);
+        expect(fence.blockers!.map((b) => b.id)).toContain(blocker.id);
+        expect(fence.blockers!.find((b) => b.id === blocker.id)!.statement).toMatch(/UPDATE shop\.orders/);
+        // Nothing half-set by the failed SET GLOBAL: the server still takes writes.
         expect(await readOnly(db.primary)).toBe(false);
-        await handle.signal(abortSignal, { by: 'carol', reason: 'a long write holds the fence' });
-        const e = await handle.result().catch((x: unknown) => x as WorkflowFailedError);
-        return { waiting: w, err: e, final: await handle.query(statusQuery) };
-      });
-      expect(waiting.pendingApproval!.question).toMatch(/db-primary answers, but read_only=ON is blocked/);
-      expect(waiting.pendingApproval!.question).toContain(`session ${blocker!.id}`);
-      expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
-      expect(final.steps.map((s) => [s.name, s.state])).toEqual([
-        ['lock', 'succeeded'],
-        ['topology', 'succeeded'],
-        ['assess', 'succeeded'],
-        ['approve-promote', 'succeeded'],
-        ['fence', 'succeeded'],
-        ['approve-unfenced', 'failed'],
-        ['unfence-old-primary', 'succeeded'],
-      ]);
-      const { writable, vip } = await writersAndVip();
-      expect(writable).toEqual([db.primary]);
-      expect(vip).toEqual(['primary']);
-    } finally {
-      if (blocker) {
+      } finally {
         await onServer(db.primary, `KILL ${blocker.id}`).catch(() => undefined);
         await blocker.finished;
+        await a.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
       }
-    }
-    await expectSandboxRestored();
-  });
+      await expectSandboxRestored();
+    },
+  );
 
-  test('compensation after the promoted server took writes: it is fenced again before the old primary reopens', async () => {
-    const seen: string[] = [];
-    const activities = {
-      ...a,
-      // The promotion happens and the application writes to the new primary; then the step is lost.
-      promoteReplica: async (input: Parameters<typeof a.promoteReplica>[0]) => {
-        await a.promoteReplica(input);
-        await onServer(
-          input.server,
-          "INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('after-promote', 1, 'fence-test')",
-        );
-        seen.push(`promoted ${input.server}, wrote a row`);
-        throw ApplicationFailure.nonRetryable('injected: the promotion step is lost after the write', 'Injected');
-      },
-    };
-    try {
-      const { err, final } = await t.withWorkers(activities, async () => {
-        const handle = await approvedFailover(t, { service: 'shop', mode: 'drill', reason: 'compensation test' });
-        const e = await handle.result().catch((x: unknown) => x as WorkflowFailedError);
-        return { err: e, final: await handle.query(statusQuery) };
-      });
-      expect(seen).toEqual(['promoted db-replica, wrote a row']);
-      expect(failureType((err as WorkflowFailedError).cause)).toBe('Injected');
-      const names = final.steps.map((s) => [s.name, s.state]);
-      expect(names).toEqual(
-        expect.arrayContaining([
-          ['promote', 'failed'],
-          ['refence-target', 'succeeded'],
+  test(
+    'a fence that fails part-way (heartbeat stopped, ' + 'VIP removed, read_only blocked) is undone when the run stops',
+    async () => {
+      let blocker: Awaited<ReturnType<typeof longWrite>> | undefined;
+      try {
+        const { waiting, err, final } = await t.withWorkers(a, async () => {
+          // The write starts at the gate, right before the fence (a worker's first start can take a while).
+          const handle = await approvedFailover(
+            t,
+            { service: 'shop', mode: 'drill', reason: 'blocked fence test' },
+            { atPromoteGate: async () => void (blocker = await running(longWrite(40))) },
+          );
+          const w = await atGate(handle, 'unfenced');
+          // Part-way: the VIP is gone and the heartbeat stopped, but db-primary is still writable.
+          expect(await heartbeatEnabled(db.primary)).toBe(false);
+          expect(await readOnly(db.primary)).toBe(false);
+          await handle.signal(abortSignal, { by: 'carol', reason: 'a long write holds the fence' });
+          const e = await handle.result().catch((x: unknown) => x as WorkflowFailedError);
+          return { waiting: w, err: e, final: await handle.query(statusQuery) };
+        });
+        expect(waiting.pendingApproval!.question).toMatch(/db-primary answers, but read_only=ON is blocked/);
+        expect(waiting.pendingApproval!.question).toContain(`session ${blocker!.id}`);
+        expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
+        expect(final.steps.map((s) => [s.name, s.state])).toEqual([
+          ['lock', 'succeeded'],
+          ['topology', 'succeeded'],
+          ['assess', 'succeeded'],
+          ['approve-promote', 'succeeded'],
+          ['fence', 'succeeded'],
+          ['approve-unfenced', 'failed'],
           ['unfence-old-primary', 'succeeded'],
-        ]),
-      );
-      expect(names.findIndex(([n]) => n === 'refence-target')).toBeLessThan(
-        names.findIndex(([n]) => n === 'unfence-old-primary'),
-      );
-      // The promoted server's own write makes it diverge: not re-protected blindly, and said so.
-      expect(final.notes.join('\n')).toMatch(/db-replica is read-only but NOT replicating from db-primary/);
-      const { writable, vip } = await writersAndVip();
-      expect(writable).toEqual([db.primary]);
-      expect(vip).toEqual(['primary']);
-    } finally {
-      // Put the sandbox back: db-replica re-cloned from db-primary (its divergent row discarded).
-      await a.recloneFromSource({
-        service: 'shop',
-        server: db.replica!,
-        source: db.primary,
-        heartbeatEvent: db.heartbeatEvent,
-      });
-      await eventually(
-        async () => (await readEstate(loaded, adapters)).replica.replicating,
-        30_000,
-        'db-replica to replicate again',
-      );
-    }
-    await expectSandboxRestored();
-  });
+        ]);
+        const { writable, vip } = await writersAndVip();
+        expect(writable).toEqual([db.primary]);
+        expect(vip).toEqual(['primary']);
+      } finally {
+        if (blocker) {
+          await onServer(db.primary, `KILL ${blocker.id}`).catch(() => undefined);
+          await blocker.finished;
+        }
+      }
+      await expectSandboxRestored();
+    },
+  );
+
+  test(
+    'compensation after the promoted server took writes: ' + 'it is fenced again before the old primary reopens',
+    async () => {
+      const seen: string[] = [];
+      const activities = {
+        ...a,
+        // The promotion happens and the application writes to the new primary; then the step is lost.
+        promoteReplica: async (input: Parameters<typeof a.promoteReplica>[0]) => {
+          await a.promoteReplica(input);
+          await onServer(
+            input.server,
+            "INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('after-promote', 1, 'fence-test')",
+          );
+          seen.push(`promoted ${input.server}, wrote a row`);
+          throw ApplicationFailure.nonRetryable('injected: the promotion step is lost after the write', 'Injected');
+        },
+      };
+      try {
+        const { err, final } = await t.withWorkers(activities, async () => {
+          const handle = await approvedFailover(t, { service: 'shop', mode: 'drill', reason: 'compensation test' });
+          const e = await handle.result().catch((x: unknown) => x as WorkflowFailedError);
+          return { err: e, final: await handle.query(statusQuery) };
+        });
+        expect(seen).toEqual(['promoted db-replica, wrote a row']);
+        expect(failureType((err as WorkflowFailedError).cause)).toBe('Injected');
+        const names = final.steps.map((s) => [s.name, s.state]);
+        expect(names).toEqual(
+          expect.arrayContaining([
+            ['promote', 'failed'],
+            ['refence-target', 'succeeded'],
+            ['unfence-old-primary', 'succeeded'],
+          ]),
+        );
+        expect(names.findIndex(([n]) => n === 'refence-target')).toBeLessThan(
+          names.findIndex(([n]) => n === 'unfence-old-primary'),
+        );
+        // The promoted server's own write makes it diverge: not re-protected blindly, and said so.
+        expect(final.notes.join('\n')).toMatch(/db-replica is read-only but NOT replicating from db-primary/);
+        const { writable, vip } = await writersAndVip();
+        expect(writable).toEqual([db.primary]);
+        expect(vip).toEqual(['primary']);
+      } finally {
+        // Put the sandbox back: db-replica re-cloned from db-primary (its divergent row discarded).
+        await a.recloneFromSource({
+          service: 'shop',
+          server: db.replica!,
+          source: db.primary,
+          heartbeatEvent: db.heartbeatEvent,
+        });
+        await eventually(
+          async () => (await readEstate(loaded, adapters)).replica.replicating,
+          30_000,
+          'db-replica to replicate again',
+        );
+      }
+      await expectSandboxRestored();
+    },
+  );
 
   test('the old primary re-opened between fence and promote: the run stops at a gate before promotion', async () => {
     const load = writeLoad(loaded, db.primary, 'fence-reopened');
@@ -273,7 +283,10 @@ describe('fence and compensation', () => {
         return { waiting: w, err: e, final: await handle.query(statusQuery) };
       });
       expect(waiting.pendingApproval!.question).toMatch(
-        /db-primary: the fence no longer holds: read_only=OFF: it takes writes again; \d+ transaction\(s\) committed after the fence/,
+        new RegExp(
+          String.raw`db-primary: the fence no longer holds: read_only=OFF: it takes writes again; ` +
+            String.raw`\d+ transaction\(s\) committed after the fence`,
+        ),
       );
       expect(failureType((err as WorkflowFailedError).cause)).toBe('Aborted');
       expect(final.steps.map((s) => s.name)).not.toContain('promote');
@@ -335,45 +348,48 @@ describe('fence and compensation', () => {
     await expectSandboxRestored();
   });
 
-  test('scripts/stack.sh start restarting a crashed primary while a runbook holds lock-shop leaves it read-only', async () => {
-    // A runbook changing shop (a lock started by hand stands in for it: no worker needed to hold it).
-    const lock = await t.client.workflow.start('serviceLock', {
-      taskQueue: t.taskQueue,
-      workflowId: 'lock-shop',
-      args: [{ service: 'shop', holder: 'fence test: a switchover in flight' }],
-    });
-    try {
-      // The primary crashes mid-change; stack.sh starts it again, as the README says to bring the stack back.
-      const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');
-      const pid = Number(readFileSync(path.join(dataDir, 'mariadb', 'primary.mariadbd.pid'), 'utf8').trim());
-      process.kill(pid, 'SIGKILL');
-      await eventually(
-        async () => {
-          try {
-            process.kill(pid, 0);
-            return false;
-          } catch {
-            return true;
-          }
-        },
-        20_000,
-        'the primary to die',
-      );
-      execFileSync('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'start'], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: process.env,
+  test(
+    'scripts/stack.sh start restarting a crashed primary ' + 'while a runbook holds lock-shop leaves it read-only',
+    async () => {
+      // A runbook changing shop (a lock started by hand stands in for it: no worker needed to hold it).
+      const lock = await t.client.workflow.start('serviceLock', {
+        taskQueue: t.taskQueue,
+        workflowId: 'lock-shop',
+        args: [{ service: 'shop', holder: 'fence test: a switchover in flight' }],
       });
-      // Started by this stack.sh call, yet left read-only: the lock's holder decides who writes.
-      expect(await readOnly(db.primary)).toBe(true);
-      expect(await readOnly(db.replica!)).toBe(true);
-    } finally {
-      await lock.terminate('fence test over').catch(() => undefined);
-    }
-    // The change is over: the operator (here the test) opens the primary again.
-    await a.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
-    await eventually(async () => (await readEstate(loaded, adapters)).replica.replicating, 30_000, 'replication');
-    await expectSandboxRestored();
-  });
+      try {
+        // The primary crashes mid-change; stack.sh starts it again, as the README says to bring the stack back.
+        const dataDir = process.env.DRBOOK_DATA ?? path.join(ROOT, '.data');
+        const pid = Number(readFileSync(path.join(dataDir, 'mariadb', 'primary.mariadbd.pid'), 'utf8').trim());
+        process.kill(pid, 'SIGKILL');
+        await eventually(
+          async () => {
+            try {
+              process.kill(pid, 0);
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          20_000,
+          'the primary to die',
+        );
+        execFileSync('bash', [path.join(ROOT, 'scripts', 'stack.sh'), 'start'], {
+          stdio: ['ignore', 'ignore', 'inherit'],
+          env: process.env,
+        });
+        // Started by this stack.sh call, yet left read-only: the lock's holder decides who writes.
+        expect(await readOnly(db.primary)).toBe(true);
+        expect(await readOnly(db.replica!)).toBe(true);
+      } finally {
+        await lock.terminate('fence test over').catch(() => undefined);
+      }
+      // The change is over: the operator (here the test) opens the primary again.
+      await a.unfencePrimary({ server: db.primary, heartbeatEvent: db.heartbeatEvent });
+      await eventually(async () => (await readEstate(loaded, adapters)).replica.replicating, 30_000, 'replication');
+      await expectSandboxRestored();
+    },
+  );
 
   test('a pooled connection never goes back to the pool with sql_log_bin = 0 (re-clone)', async () => {
     const pools = new MysqlPools(loaded.inventory.mysqlServers, (s) => resolveSecret(s.password, loaded.baseDir));

@@ -15,20 +15,23 @@ import { failureType, sandbox } from '../helpers/stack';
 const loaded = sandbox();
 const pools = new MysqlPools(loaded.inventory.mysqlServers, (s) => resolveSecret(s.password, loaded.baseDir));
 
-test('a client that exits under a full pipe: the write waits for its exit and the failure is the client’s', async () => {
-  const defaults = await writeClientDefaults(pools.target('db-restore-scratch'), { kind: 'loader-test' });
-  try {
-    const failures: Error[] = [];
-    const session = new LoaderSession(0, defaults.file, await loaderOptions(), (err) => failures.push(err));
-    // The client refuses the command inside the statement and exits; the rows after it fill the pipe (64 KiB)
-    // long before, so the write below waits for a drain that never comes: the pipe breaks under it.
-    const rows = `INSERT INTO nowhere VALUES ('${'x'.repeat(1000)}');\n`.repeat(16 * 1024);
-    await expect(session.write(`SELECT 1 \\! touch /tmp/drbook-never\n;\n${rows}`)).resolves.toBeUndefined();
-    const exit = await session.exited;
-    expect(exit.code).not.toBe(0);
-    expect(failures.map(failureType)).toEqual([ErrorType.RestoreRefused]);
-    expect(failures[0].message).toMatch(/client command/);
-  } finally {
-    rmSync(defaults.dir, { recursive: true, force: true });
-  }
-});
+test(
+  'a client that exits under a full pipe: ' + 'the write waits for its exit and the failure is the client’s',
+  async () => {
+    const defaults = await writeClientDefaults(pools.target('db-restore-scratch'), { kind: 'loader-test' });
+    try {
+      const failures: Error[] = [];
+      const session = new LoaderSession(0, defaults.file, await loaderOptions(), (err) => failures.push(err));
+      // The client refuses the command inside the statement and exits; the rows after it fill the pipe (64 KiB)
+      // long before, so the write below waits for a drain that never comes: the pipe breaks under it.
+      const rows = `INSERT INTO nowhere VALUES ('${'x'.repeat(1000)}');\n`.repeat(16 * 1024);
+      await expect(session.write(`SELECT 1 \\! touch /tmp/drbook-never\n;\n${rows}`)).resolves.toBeUndefined();
+      const exit = await session.exited;
+      expect(exit.code).not.toBe(0);
+      expect(failures.map(failureType)).toEqual([ErrorType.RestoreRefused]);
+      expect(failures[0].message).toMatch(/client command/);
+    } finally {
+      rmSync(defaults.dir, { recursive: true, force: true });
+    }
+  },
+);

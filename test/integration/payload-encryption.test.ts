@@ -77,96 +77,102 @@ describe('payload encryption on the dev server', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('history holds ciphertext only; the keyring reads it; the codec server and the CLI through it decode it', async () => {
-    const input = { service: 'shop', mode: 'drill' as const, reason: marker, dryRun: true };
-    const result = await encrypted.withWorkers(adapters.activities, () =>
-      encrypted.client.workflow.execute(failover, {
-        taskQueue: encrypted.taskQueue,
-        workflowId: 'failover-shop',
-        args: [input],
-        // User metadata (the Web UI's summary and details; activity summaries too) goes through the codec: the
-        // marker in them must not reach the history in clear either.
-        staticSummary: `failover drill of shop: ${marker}`,
-        staticDetails: `details: ${marker}`,
-      }),
-    );
-    // The codec-enabled client reads the result as usual.
-    expect(result.outcome).toBe('dry-run');
-    expect(result.service).toBe('shop');
-    expect(result.readiness!.ready).toBe(true);
+  test(
+    'history holds ciphertext only; the keyring reads it; ' + 'the codec server and the CLI through it decode it',
+    async () => {
+      const input = { service: 'shop', mode: 'drill' as const, reason: marker, dryRun: true };
+      const result = await encrypted.withWorkers(adapters.activities, () =>
+        encrypted.client.workflow.execute(failover, {
+          taskQueue: encrypted.taskQueue,
+          workflowId: 'failover-shop',
+          args: [input],
+          // User metadata (the Web UI's summary and details; activity summaries too) goes through the codec: the
+          // marker in them must not reach the history in clear either.
+          staticSummary: `failover drill of shop: ${marker}`,
+          staticDetails: `details: ${marker}`,
+        }),
+      );
+      // The codec-enabled client reads the result as usual.
+      expect(result.outcome).toBe('dry-run');
+      expect(result.service).toBe('shop');
+      expect(result.readiness!.ready).toBe(true);
 
-    // A client without the keyring sees the raw history: every payload sealed, the input nowhere in clear.
-    const handle = plain.workflow.getHandle('failover-shop');
-    const history = await handle.fetchHistory();
-    const payloads = payloadsOf(history);
-    const started = payloads.find((p) => p.where.includes('workflowExecutionStartedEventAttributes.input'));
-    expect(started).toBeDefined();
-    expect(payloads.filter((p) => p.where.includes('activityTask')).length).toBeGreaterThan(0);
-    // The start's static summary and details, and each activity's summary, are payloads like the rest (checked below).
-    expect(payloads.filter((p) => p.where.includes('userMetadata.summary')).length).toBeGreaterThan(1);
-    expect(payloads.some((p) => p.where.includes('userMetadata.details'))).toBe(true);
-    for (const { where, payload } of payloads) {
-      // A patch marker (patched(), docs/workflow-changes.md) is written by the SDK's core, outside the data
-      // converter: it holds the patch id alone, never a payload of ours.
-      if (where.includes('markerRecordedEventAttributes.details.patch-data.')) {
-        const data = JSON.parse(text(payload.data)) as Record<string, unknown>;
-        expect(Object.keys(data).filter((k) => k !== 'id' && k !== 'deprecated')).toEqual([]);
-        expect(data.id).toMatch(/^[a-z0-9-]+$/);
-        continue;
+      // A client without the keyring sees the raw history: every payload sealed, the input nowhere in clear.
+      const handle = plain.workflow.getHandle('failover-shop');
+      const history = await handle.fetchHistory();
+      const payloads = payloadsOf(history);
+      const started = payloads.find((p) => p.where.includes('workflowExecutionStartedEventAttributes.input'));
+      expect(started).toBeDefined();
+      expect(payloads.filter((p) => p.where.includes('activityTask')).length).toBeGreaterThan(0);
+      // The start's static summary and details, and each activity's summary, are payloads like the rest (checked
+      // below).
+      expect(payloads.filter((p) => p.where.includes('userMetadata.summary')).length).toBeGreaterThan(1);
+      expect(payloads.some((p) => p.where.includes('userMetadata.details'))).toBe(true);
+      for (const { where, payload } of payloads) {
+        // A patch marker (patched(), docs/workflow-changes.md) is written by the SDK's core, outside the data
+        // converter: it holds the patch id alone, never a payload of ours.
+        if (where.includes('markerRecordedEventAttributes.details.patch-data.')) {
+          const data = JSON.parse(text(payload.data)) as Record<string, unknown>;
+          expect(Object.keys(data).filter((k) => k !== 'id' && k !== 'deprecated')).toEqual([]);
+          expect(data.id).toMatch(/^[a-z0-9-]+$/);
+          continue;
+        }
+        expect({ where, encoding: text(payload.metadata?.encoding) }).toEqual({ where, encoding: ENCRYPTED_ENCODING });
+        expect({ where, key: text(payload.metadata?.[KEY_ID_KEY]) }).toEqual({ where, key: 'new' });
       }
-      expect({ where, encoding: text(payload.metadata?.encoding) }).toEqual({ where, encoding: ENCRYPTED_ENCODING });
-      expect({ where, key: text(payload.metadata?.[KEY_ID_KEY]) }).toEqual({ where, key: 'new' });
-    }
-    const raw = JSON.stringify(
-      proto.api.history.v1.History.toObject(proto.api.history.v1.History.fromObject(history), { bytes: String }),
-    );
-    const everything = [raw, ...payloads.map((p) => text(p.payload.data))].join('\n');
-    expect(everything).not.toContain(marker);
-    expect(everything).not.toContain('"dryRun"');
-    expect(everything).not.toContain('readiness dry run');
-    await expect(handle.result()).rejects.toThrow(/binary\/encrypted/);
+      const raw = JSON.stringify(
+        proto.api.history.v1.History.toObject(proto.api.history.v1.History.fromObject(history), { bytes: String }),
+      );
+      const everything = [raw, ...payloads.map((p) => text(p.payload.data))].join('\n');
+      expect(everything).not.toContain(marker);
+      expect(everything).not.toContain('"dryRun"');
+      expect(everything).not.toContain('readiness dry run');
+      await expect(handle.result()).rejects.toThrow(/binary\/encrypted/);
 
-    // The codec server (the Web UI's path) opens the start input taken from that history.
-    const asJson = (p: Payload) => ({
-      metadata: Object.fromEntries(
-        Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
-      ),
-      data: Buffer.from(p.data ?? []).toString('base64'),
-    });
-    const res = await fetch(`${codecUrl}/decode`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Authorization: `Bearer ${token}` },
-      body: JSON.stringify({ payloads: [asJson(started!.payload)] }),
-    });
-    expect(res.status).toBe(200);
-    const decoded = (await res.json()) as { payloads: { metadata: Record<string, string>; data: string }[] };
-    expect(Buffer.from(decoded.payloads[0].metadata.encoding, 'base64').toString()).toBe('json/plain');
-    expect(JSON.parse(Buffer.from(decoded.payloads[0].data, 'base64').toString())).toEqual(input);
+      // The codec server (the Web UI's path) opens the start input taken from that history.
+      const asJson = (p: Payload) => ({
+        metadata: Object.fromEntries(
+          Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+        ),
+        data: Buffer.from(p.data ?? []).toString('base64'),
+      });
+      const res = await fetch(`${codecUrl}/decode`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Namespace': 'default', Authorization: `Bearer ${token}` },
+        body: JSON.stringify({ payloads: [asJson(started!.payload)] }),
+      });
+      expect(res.status).toBe(200);
+      const decoded = (await res.json()) as { payloads: { metadata: Record<string, string>; data: string }[] };
+      expect(Buffer.from(decoded.payloads[0].metadata.encoding, 'base64').toString()).toBe('json/plain');
+      expect(JSON.parse(Buffer.from(decoded.payloads[0].data, 'base64').toString())).toEqual(input);
 
-    // The Temporal CLI, given the codec endpoint, shows the input in clear; without it, it cannot.
-    // (Asynchronously: the codec server it calls runs in this process.)
-    const cli = async (extra: string[]) =>
-      (
-        await promisify(execFile)(
-          path.join(ROOT, '.venv', 'bin', 'temporal'),
-          [
-            'workflow',
-            'show',
-            '--workflow-id',
-            'failover-shop',
-            '--address',
-            process.env.TEMPORAL_ADDRESS ?? 'localhost:7233',
-            '--output',
-            'json',
-            ...extra,
-          ],
-          { encoding: 'utf8', timeout: 60_000 },
-        )
-      ).stdout;
-    // Its JSON shows payload data in base64: decode every "data" field before looking.
-    const shown = (out: string) =>
-      [...out.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1], 'base64').toString()).join('\n');
-    expect(shown(await cli([]))).not.toContain(marker);
-    expect(shown(await cli(['--codec-endpoint', codecUrl, '--codec-auth', `Bearer ${token}`]))).toContain(marker);
-  });
+      // The Temporal CLI, given the codec endpoint, shows the input in clear; without it, it cannot.
+      // (Asynchronously: the codec server it calls runs in this process.)
+      const cli = async (extra: string[]) =>
+        (
+          await promisify(execFile)(
+            path.join(ROOT, '.venv', 'bin', 'temporal'),
+            [
+              'workflow',
+              'show',
+              '--workflow-id',
+              'failover-shop',
+              '--address',
+              process.env.TEMPORAL_ADDRESS ?? 'localhost:7233',
+              '--output',
+              'json',
+              ...extra,
+            ],
+            { encoding: 'utf8', timeout: 60_000 },
+          )
+        ).stdout;
+      // Its JSON shows payload data in base64: decode every "data" field before looking.
+      const shown = (out: string) =>
+        [...out.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)]
+          .map((m) => Buffer.from(m[1], 'base64').toString())
+          .join('\n');
+      expect(shown(await cli([]))).not.toContain(marker);
+      expect(shown(await cli(['--codec-endpoint', codecUrl, '--codec-auth', `Bearer ${token}`]))).toContain(marker);
+    },
+  );
 });

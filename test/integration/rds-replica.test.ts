@@ -163,88 +163,105 @@ describe('RDS DR replica: promoted once whatever the retries, re-created after f
     expect(proxy.promotions()).toHaveLength(1);
   });
 
-  test('InvalidDBInstanceState from PromoteReadReplica is "in progress": waited on, asked again only once stale', async () => {
-    const clients = new AwsClients(awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir));
-    try {
-      const rdsActs = createRdsReplicaActivities(clients, { requestLostAfterMs: 3000, minPollMs: 200, maxPollMs: 500 });
-      proxy.state.refusePromotions = 1;
-      const result = await rdsActs.promoteRdsReplica(target);
-      expect(result).toMatchObject({ alreadyPromoted: false, requests: 2 });
-      const [refused, accepted] = proxy.promotions();
-      expect(refused.refused).toBe(true);
-      expect(accepted.refused).toBe(false);
-      // Not a validation failure, and no hammering: the second request only after the first was stale.
-      expect(accepted.at - refused.at).toBeGreaterThanOrEqual(3000);
-      expect(proxy.promotions()).toHaveLength(2);
-    } finally {
-      clients.destroy();
-    }
-  });
+  test(
+    'InvalidDBInstanceState from PromoteReadReplica is "in progress": ' + 'waited on, asked again only once stale',
+    async () => {
+      const clients = new AwsClients(awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir));
+      try {
+        const rdsActs = createRdsReplicaActivities(clients, {
+          requestLostAfterMs: 3000,
+          minPollMs: 200,
+          maxPollMs: 500,
+        });
+        proxy.state.refusePromotions = 1;
+        const result = await rdsActs.promoteRdsReplica(target);
+        expect(result).toMatchObject({ alreadyPromoted: false, requests: 2 });
+        const [refused, accepted] = proxy.promotions();
+        expect(refused.refused).toBe(true);
+        expect(accepted.refused).toBe(false);
+        // Not a validation failure, and no hammering: the second request only after the first was stale.
+        expect(accepted.at - refused.at).toBeGreaterThanOrEqual(3000);
+        expect(proxy.promotions()).toHaveLength(2);
+      } finally {
+        clients.destroy();
+      }
+    },
+  );
 
-  test('an attempt killed after PromoteReadReplica, before it tagged the acceptance: the retry calls no more', async () => {
-    // What the killed attempt left: its request tagged and the promotion made (straight to moto), no acceptance.
-    await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/killed-attempt`);
-    await direct.rds(dr.region).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: dr.instance }));
-    // The emulator answers as AWS does (scripts/moto-server.py): the promoted instance names no source.
-    expect((await describeDr()).ReadReplicaSourceDBInstanceIdentifier).toBeUndefined();
-    const clients = new AwsClients(awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir));
-    try {
-      // A request this old counts as lost if the instance still looked like a replica: it must not.
-      const rdsActs = createRdsReplicaActivities(clients, { requestLostAfterMs: 0, minPollMs: 200, maxPollMs: 500 });
-      expect(await rdsActs.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: true, requests: 0 });
-      expect(proxy.promotions()).toHaveLength(0);
-    } finally {
-      clients.destroy();
-    }
-  });
+  test(
+    'an attempt killed after PromoteReadReplica, before it tagged the acceptance: ' + 'the retry calls no more',
+    async () => {
+      // What the killed attempt left: its request tagged and the promotion made (straight to moto), no acceptance.
+      await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/killed-attempt`);
+      await direct.rds(dr.region).send(new PromoteReadReplicaCommand({ DBInstanceIdentifier: dr.instance }));
+      // The emulator answers as AWS does (scripts/moto-server.py): the promoted instance names no source.
+      expect((await describeDr()).ReadReplicaSourceDBInstanceIdentifier).toBeUndefined();
+      const clients = new AwsClients(awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir));
+      try {
+        // A request this old counts as lost if the instance still looked like a replica: it must not.
+        const rdsActs = createRdsReplicaActivities(clients, { requestLostAfterMs: 0, minPollMs: 200, maxPollMs: 500 });
+        expect(await rdsActs.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: true, requests: 0 });
+        expect(proxy.promotions()).toHaveLength(0);
+      } finally {
+        clients.destroy();
+      }
+    },
+  );
 
-  test('without the emulator setting (AWS semantics): promoted once the source is gone; a tag alone is not', async () => {
-    const connection = awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir);
-    const clients = new AwsClients({ ...connection, emulator: undefined });
-    try {
-      const asOnAws = createRdsReplicaActivities(clients, { waitMs: 2000, minPollMs: 200, maxPollMs: 500 });
-      // drbook's own acceptance tag on an instance that still replicates proves nothing: it waits, then fails.
-      await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/tag-only`);
-      await tagDr(PROMOTE_ACCEPTED_TAG, `${new Date().toISOString()} failover-shop/tag-only`);
-      const err = await asOnAws.promoteRdsReplica(target).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ApplicationFailure);
-      expect(failureType(err)).toBe('RdsWaitTimedOut');
-      expect((err as Error).message).toContain(`${dr.instance}: still not available and no longer a replica`);
-      expect(proxy.promotions()).toHaveLength(0);
+  test(
+    'without the emulator setting (AWS semantics): ' + 'promoted once the source is gone; a tag alone is not',
+    async () => {
+      const connection = awsConnectionFromInventory(viaProxy.inventory, viaProxy.baseDir);
+      const clients = new AwsClients({ ...connection, emulator: undefined });
+      try {
+        const asOnAws = createRdsReplicaActivities(clients, { waitMs: 2000, minPollMs: 200, maxPollMs: 500 });
+        // drbook's own acceptance tag on an instance that still replicates proves nothing: it waits, then fails.
+        await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/tag-only`);
+        await tagDr(PROMOTE_ACCEPTED_TAG, `${new Date().toISOString()} failover-shop/tag-only`);
+        const err = await asOnAws.promoteRdsReplica(target).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ApplicationFailure);
+        expect(failureType(err)).toBe('RdsWaitTimedOut');
+        expect((err as Error).message).toContain(`${dr.instance}: still not available and no longer a replica`);
+        expect(proxy.promotions()).toHaveLength(0);
 
-      await adapters.activities.recreateRdsReplica({ ...target, source });
-      proxy.calls.length = 0;
-      expect(await asOnAws.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: false, requests: 1 });
-      expect(proxy.promotions()).toHaveLength(1);
-    } finally {
-      clients.destroy();
-    }
-  });
+        await adapters.activities.recreateRdsReplica({ ...target, source });
+        proxy.calls.length = 0;
+        expect(await asOnAws.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: false, requests: 1 });
+        expect(proxy.promotions()).toHaveLength(1);
+      } finally {
+        clients.destroy();
+      }
+    },
+  );
 
-  test('after a promotion, the DR instance is replaced by a new read replica of the primary, its data in a final snapshot', async () => {
-    await adapters.activities.promoteRdsReplica(target);
-    const primaryArn = (
-      await direct.rds(rds.region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: rds.instance }))
-    ).DBInstances![0].DBInstanceArn!;
+  test(
+    'after a promotion, the DR instance is replaced by a new read replica of the primary, ' +
+      'its data in a final snapshot',
+    async () => {
+      await adapters.activities.promoteRdsReplica(target);
+      const primaryArn = (
+        await direct.rds(rds.region).send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: rds.instance }))
+      ).DBInstances![0].DBInstanceArn!;
 
-    const replaced = await adapters.activities.recreateRdsReplica({ ...target, source });
-    expect(replaced).toMatchObject({ instance: dr.instance, recreated: true, replicaOf: primaryArn });
-    expect(replaced.finalSnapshot).toMatch(new RegExp(`^${dr.instance}-promoted-\\d{8}t\\d{9}z$`));
-    const snapshots = await direct
-      .rds(dr.region)
-      .send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: replaced.finalSnapshot! }));
-    expect(snapshots.DBSnapshots?.[0]?.DBInstanceIdentifier).toBe(dr.instance);
-    const now = await describeDr();
-    expect(now).toMatchObject({ DBInstanceStatus: 'available', ReadReplicaSourceDBInstanceIdentifier: primaryArn });
-    expect(Object.keys(await tagsOf()).filter((k) => k.startsWith('drbook:promote'))).toEqual([]);
-    const deletes = proxy.calls.filter((c) => c.action === 'DeleteDBInstance').length;
+      const replaced = await adapters.activities.recreateRdsReplica({ ...target, source });
+      expect(replaced).toMatchObject({ instance: dr.instance, recreated: true, replicaOf: primaryArn });
+      expect(replaced.finalSnapshot).toMatch(new RegExp(`^${dr.instance}-promoted-\\d{8}t\\d{9}z$`));
+      const snapshots = await direct
+        .rds(dr.region)
+        .send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: replaced.finalSnapshot! }));
+      expect(snapshots.DBSnapshots?.[0]?.DBInstanceIdentifier).toBe(dr.instance);
+      const now = await describeDr();
+      expect(now).toMatchObject({ DBInstanceStatus: 'available', ReadReplicaSourceDBInstanceIdentifier: primaryArn });
+      expect(Object.keys(await tagsOf()).filter((k) => k.startsWith('drbook:promote'))).toEqual([]);
+      const deletes = proxy.calls.filter((c) => c.action === 'DeleteDBInstance').length;
 
-    // Idempotent: a second run (a retry) finds the replica in place and changes nothing.
-    const again = await adapters.activities.recreateRdsReplica({ ...target, source });
-    expect(again).toMatchObject({ recreated: false, finalSnapshot: null, replicaOf: primaryArn });
-    expect(proxy.calls.filter((c) => c.action === 'DeleteDBInstance')).toHaveLength(deletes);
-    expect(proxy.calls.filter((c) => c.action === 'CreateDBInstanceReadReplica')).toHaveLength(1);
-  });
+      // Idempotent: a second run (a retry) finds the replica in place and changes nothing.
+      const again = await adapters.activities.recreateRdsReplica({ ...target, source });
+      expect(again).toMatchObject({ recreated: false, finalSnapshot: null, replicaOf: primaryArn });
+      expect(proxy.calls.filter((c) => c.action === 'DeleteDBInstance')).toHaveLength(deletes);
+      expect(proxy.calls.filter((c) => c.action === 'CreateDBInstanceReadReplica')).toHaveLength(1);
+    },
+  );
 
   test('a primary that does not exist is refused, naming it, before anything is deleted', async () => {
     await adapters.activities.promoteRdsReplica(target);

@@ -84,50 +84,55 @@ describe('scheduled readiness: one alert when a check starts failing, one when i
     };
   }
 
-  test('replica SQL thread stopped: one alert naming replica-replicating, silence while broken, one recovery', async () => {
-    const s = await readinessSchedule();
-    const first = await s.run();
-    expect(first.checks.filter((c) => !c.ok)).toEqual([]);
-    expect(first.drift).toEqual({ previous: null, newlyFailing: [], recovered: [], notified: false });
+  test(
+    'replica SQL thread stopped: ' + 'one alert naming replica-replicating, silence while broken, one recovery',
+    async () => {
+      const s = await readinessSchedule();
+      const first = await s.run();
+      expect(first.checks.filter((c) => !c.ok)).toEqual([]);
+      expect(first.drift).toEqual({ previous: null, newlyFailing: [], recovered: [], notified: false });
 
-    const replica = await sql(loaded, 'db-replica');
-    try {
-      await replica.query('STOP SLAVE SQL_THREAD');
-      const broken = await s.run();
-      expect(broken.ready).toBe(false);
-      expect(broken.checks.find((c) => c.name === 'replica-replicating')).toMatchObject({
-        ok: false,
-        detail: expect.stringMatching(/SQL thread stopped/),
-      });
-      // The live topology reads the same stopped SQL thread: the service is degraded (db-replica not replicating).
-      expect(broken.drift).toMatchObject({
-        newlyFailing: ['topology', 'replica-replicating'],
-        recovered: [],
+      const replica = await sql(loaded, 'db-replica');
+      try {
+        await replica.query('STOP SLAVE SQL_THREAD');
+        const broken = await s.run();
+        expect(broken.ready).toBe(false);
+        expect(broken.checks.find((c) => c.name === 'replica-replicating')).toMatchObject({
+          ok: false,
+          detail: expect.stringMatching(/SQL thread stopped/),
+        });
+        // The live topology reads the same stopped SQL thread: the service is degraded (db-replica not replicating).
+        expect(broken.drift).toMatchObject({
+          newlyFailing: ['topology', 'replica-replicating'],
+          recovered: [],
+          notified: true,
+        });
+        expect(broken.drift!.previous).toMatch(new RegExp(`^${s.workflowId}-`));
+
+        const still = await s.run();
+        expect(still.drift).toMatchObject({ newlyFailing: [], recovered: [], notified: false });
+      } finally {
+        await replica.query('START SLAVE SQL_THREAD');
+        await replica.end();
+      }
+      const repaired = await s.run();
+      expect(repaired.ready).toBe(true);
+      expect(repaired.drift).toMatchObject({
+        newlyFailing: [],
+        recovered: ['topology', 'replica-replicating'],
         notified: true,
       });
-      expect(broken.drift!.previous).toMatch(new RegExp(`^${s.workflowId}-`));
 
-      const still = await s.run();
-      expect(still.drift).toMatchObject({ newlyFailing: [], recovered: [], notified: false });
-    } finally {
-      await replica.query('START SLAVE SQL_THREAD');
-      await replica.end();
-    }
-    const repaired = await s.run();
-    expect(repaired.ready).toBe(true);
-    expect(repaired.drift).toMatchObject({
-      newlyFailing: [],
-      recovered: ['topology', 'replica-replicating'],
-      notified: true,
-    });
-
-    const alerts = await s.alerts();
-    expect(alerts.map((a) => a.subject)).toEqual([
-      '[drbook] shop readiness drift: topology, replica-replicating failing',
-      '[drbook] shop readiness recovered: topology, replica-replicating',
-    ]);
-    expect(alerts[0].message).toMatch(/FAILING replica-replicating: db-replica: IO thread running, SQL thread stopped/);
-  });
+      const alerts = await s.alerts();
+      expect(alerts.map((a) => a.subject)).toEqual([
+        '[drbook] shop readiness drift: topology, replica-replicating failing',
+        '[drbook] shop readiness recovered: topology, replica-replicating',
+      ]);
+      expect(alerts[0].message).toMatch(
+        /FAILING replica-replicating: db-replica: IO thread running, SQL thread stopped/,
+      );
+    },
+  );
 
   test('DNS record deleted and the SSH host key changed: one alert naming both, then one recovery', async () => {
     const s = await readinessSchedule();

@@ -179,22 +179,25 @@ describe('cold failover (wiki) restores only a verified backup, and runs nothing
     }
   });
 
-  test('a tampered object (manifest unchanged) fails BackupCorrupt after one attempt; the DR server never sees it', async () => {
-    const backupId = await h.withWorkers(activities, () => backup('wiki'));
-    await tamperWithDump(
-      t.stores,
-      adapters.activities,
-      'wiki',
-      backupId,
-      withLine('CREATE TABLE planted_by_attacker (x INT);'),
-      { reseal: false },
-    );
-    const before = await databasesOn(drServer);
-    attempts.clear();
-    const cause = await failOver();
-    expect(cause.type).toBe('BackupCorrupt');
-    expect(await databasesOn(drServer)).toEqual(before);
-    expect(attempts.get('restoreIntoDrServer')).toBe(1);
-    expect(cause.message).toMatch(/does not match the manifest's [0-9a-f]{64}; nothing was loaded into/);
-  });
+  test(
+    'a tampered object (manifest unchanged) fails BackupCorrupt after one attempt; ' + 'the DR server never sees it',
+    async () => {
+      const backupId = await h.withWorkers(activities, () => backup('wiki'));
+      await tamperWithDump(
+        t.stores,
+        adapters.activities,
+        'wiki',
+        backupId,
+        withLine('CREATE TABLE planted_by_attacker (x INT);'),
+        { reseal: false },
+      );
+      const before = await databasesOn(drServer);
+      attempts.clear();
+      const cause = await failOver();
+      expect(cause.type).toBe('BackupCorrupt');
+      expect(await databasesOn(drServer)).toEqual(before);
+      expect(attempts.get('restoreIntoDrServer')).toBe(1);
+      expect(cause.message).toMatch(/does not match the manifest's [0-9a-f]{64}; nothing was loaded into/);
+    },
+  );
 });

@@ -58,7 +58,9 @@ const activities = {
 let h: TemporalHarness;
 const rdsSnapshots: { region: string; id: string }[] = [];
 
-/** A verified backup of `service` made by the backup activities themselves (dump → verify each copy → signed manifest). */
+/**
+ * A verified backup of `service` made by the backup activities themselves (dump → verify each copy → signed manifest).
+ */
 async function makeBackup(service: string, backupId: string): Promise<BackupManifest> {
   return publishBackup(adapters.activities, await adapters.activities.dumpDatabase({ service, backupId }));
 }
@@ -114,84 +116,91 @@ afterAll(async () => {
 });
 
 describe('restoreTest on the local stack', () => {
-  test('a nightly backup restores into scratch, validates, is reported with restore time and backup age, and is cleaned up; the RDS snapshot is restored in the DR region and deleted', async () => {
-    await h.withWorkers(activities, async () => {
-      // The nightly runbook's own per-service workflow makes the backup.
-      const backupId = '20240301T030000Z';
-      await h.client.workflow.execute(serviceBackup, {
-        args: [{ service: 'shop', backupId, snapshots: false }],
-        taskQueue: h.taskQueue,
-        workflowId: `backup-${randomUUID()}`,
-        workflowExecutionTimeout: '90s',
+  test(
+    'a nightly backup restores into scratch, validates, is reported with restore time and backup age, and is cleaned up; ' +
+      'the RDS snapshot is restored in the DR region and deleted',
+    async () => {
+      await h.withWorkers(activities, async () => {
+        // The nightly runbook's own per-service workflow makes the backup.
+        const backupId = '20240301T030000Z';
+        await h.client.workflow.execute(serviceBackup, {
+          args: [{ service: 'shop', backupId, snapshots: false }],
+          taskQueue: h.taskQueue,
+          workflowId: `backup-${randomUUID()}`,
+          workflowExecutionTimeout: '90s',
+        });
+        // An RDS snapshot of shop-db in the DR region, as the nightly run leaves one.
+        const snapId = '20240301T030001Z';
+        const snap = await adapters.activities.snapshotRdsInstance({
+          service: 'shop',
+          backupId: snapId,
+          region: base.inventory.regions.primary,
+          instance: 'shop-db',
+        });
+        rdsSnapshots.push({ region: snap.region, id: snap.id });
+        const copy = await adapters.activities.copyRdsSnapshotToDr({
+          source: snap,
+          drRegion: base.inventory.regions.dr,
+        });
+        rdsSnapshots.push({ region: copy.region, id: copy.id });
+        expect(copy.id).toBe(rdsSnapshotId('shop', snapId));
+
+        const workflowId = `restore-${randomUUID()}`;
+        const { result, failure } = await runRestoreTest({ service: 'shop' }, workflowId);
+        expect(failure).toBeNull();
+        expect(result).toMatchObject({ service: 'shop', outcome: 'passed', backupId, failedCheck: null });
+        expect(result!.measured.restoreSeconds).toBeGreaterThan(0);
+        expect(result!.measured.rtoSeconds).toBeGreaterThanOrEqual(result!.measured.restoreSeconds!);
+        expect(result!.measured.backupAgeSeconds).toBeGreaterThanOrEqual(0);
+        expect(result!.measured.bytesRestored).toBeGreaterThan(10_000);
+        expect(result!.report!.html).toMatch(
+          new RegExp(`^s3://drbook-backups-use1/${t.prefix}shop/reports/restore-test/${result!.testId}\\.html$`),
+        );
+        expect(alerts).toEqual([]);
+
+        const status = await h.client.workflow.getHandle(workflowId).query<RunbookStatus>('status');
+        expect(status.steps.map((s) => [s.name, s.state])).toEqual([
+          ['pickNewestVerifiedBackup', 'succeeded'],
+          ['fetchManifest', 'succeeded'],
+          ['verifyBackupChecksum', 'succeeded'],
+          ['restoreIntoScratch', 'succeeded'],
+          ['validateRestore', 'succeeded'],
+          ['restoreRdsSnapshotInDr', 'succeeded'],
+          ['dropScratchDatabase', 'succeeded'],
+          ['deleteRestoredRdsInstance', 'succeeded'],
+          ['publishRestoreReport', 'succeeded'],
+        ]);
+        expect(status.measured.rtoSeconds).toBe(result!.measured.rtoSeconds);
+
+        const { json, md, html } = await storedReport('shop', result!.testId);
+        const byName = Object.fromEntries(json.checks.map((c) => [c.name, c]));
+        for (const name of ['backup-available', 'checksum', 'restore', 'schema-present', 'row-counts', 'rds-restore'])
+          expect([name, byName[name]?.ok]).toEqual([name, true]);
+        expect(byName['query:orders-have-customers']).toMatchObject({ ok: true, gate: true });
+        expect(byName['row-counts'].detail).toMatch(/tables, \d+ rows, all equal to the manifest/);
+        // shop is critical (RPO 5 min) and warm: the age is evidence, reported, not a failure.
+        expect(byName['rpo-backup-age']).toMatchObject({ gate: false });
+        expect(json.rds).toMatchObject({
+          snapshot: expect.stringMatching(/^drbook-shop-/),
+          status: 'available',
+          deleted: true,
+        });
+        expect(json.cleanup.every((c) => c.done)).toBe(true);
+        expect(json.cleanup.map((c) => c.detail).join(' ')).toContain(`dropped ${json.scratch!.databases[0].scratch}`);
+        expect(md).toContain('restore time (RTO evidence');
+        expect(md).toContain('backup age at test time (RPO evidence)');
+        expect(html).toMatch(/^<!doctype html>/);
+        expect(html).toContain('<p class="banner passed">PASSED');
+        expect(html).not.toMatch(/<script|src=|href=/);
+
+        // Nothing left behind: no scratch database, no restored RDS instance.
+        expect(json.scratch!.databases[0].scratch).toMatch(/^restore_shop_[a-z0-9]{8}$/);
+        expect(await scratchDatabases(json.scratch!.databases[0].scratch)).toEqual([]);
+        const instances = await awsClients.rds(base.inventory.regions.dr).send(new DescribeDBInstancesCommand({}));
+        expect((instances.DBInstances ?? []).map((i) => i.DBInstanceIdentifier)).not.toContain(json.rds!.instance);
       });
-      // An RDS snapshot of shop-db in the DR region, as the nightly run leaves one.
-      const snapId = '20240301T030001Z';
-      const snap = await adapters.activities.snapshotRdsInstance({
-        service: 'shop',
-        backupId: snapId,
-        region: base.inventory.regions.primary,
-        instance: 'shop-db',
-      });
-      rdsSnapshots.push({ region: snap.region, id: snap.id });
-      const copy = await adapters.activities.copyRdsSnapshotToDr({ source: snap, drRegion: base.inventory.regions.dr });
-      rdsSnapshots.push({ region: copy.region, id: copy.id });
-      expect(copy.id).toBe(rdsSnapshotId('shop', snapId));
-
-      const workflowId = `restore-${randomUUID()}`;
-      const { result, failure } = await runRestoreTest({ service: 'shop' }, workflowId);
-      expect(failure).toBeNull();
-      expect(result).toMatchObject({ service: 'shop', outcome: 'passed', backupId, failedCheck: null });
-      expect(result!.measured.restoreSeconds).toBeGreaterThan(0);
-      expect(result!.measured.rtoSeconds).toBeGreaterThanOrEqual(result!.measured.restoreSeconds!);
-      expect(result!.measured.backupAgeSeconds).toBeGreaterThanOrEqual(0);
-      expect(result!.measured.bytesRestored).toBeGreaterThan(10_000);
-      expect(result!.report!.html).toMatch(
-        new RegExp(`^s3://drbook-backups-use1/${t.prefix}shop/reports/restore-test/${result!.testId}\\.html$`),
-      );
-      expect(alerts).toEqual([]);
-
-      const status = await h.client.workflow.getHandle(workflowId).query<RunbookStatus>('status');
-      expect(status.steps.map((s) => [s.name, s.state])).toEqual([
-        ['pickNewestVerifiedBackup', 'succeeded'],
-        ['fetchManifest', 'succeeded'],
-        ['verifyBackupChecksum', 'succeeded'],
-        ['restoreIntoScratch', 'succeeded'],
-        ['validateRestore', 'succeeded'],
-        ['restoreRdsSnapshotInDr', 'succeeded'],
-        ['dropScratchDatabase', 'succeeded'],
-        ['deleteRestoredRdsInstance', 'succeeded'],
-        ['publishRestoreReport', 'succeeded'],
-      ]);
-      expect(status.measured.rtoSeconds).toBe(result!.measured.rtoSeconds);
-
-      const { json, md, html } = await storedReport('shop', result!.testId);
-      const byName = Object.fromEntries(json.checks.map((c) => [c.name, c]));
-      for (const name of ['backup-available', 'checksum', 'restore', 'schema-present', 'row-counts', 'rds-restore'])
-        expect([name, byName[name]?.ok]).toEqual([name, true]);
-      expect(byName['query:orders-have-customers']).toMatchObject({ ok: true, gate: true });
-      expect(byName['row-counts'].detail).toMatch(/tables, \d+ rows, all equal to the manifest/);
-      // shop is critical (RPO 5 min) and warm: the age is evidence, reported, not a failure.
-      expect(byName['rpo-backup-age']).toMatchObject({ gate: false });
-      expect(json.rds).toMatchObject({
-        snapshot: expect.stringMatching(/^drbook-shop-/),
-        status: 'available',
-        deleted: true,
-      });
-      expect(json.cleanup.every((c) => c.done)).toBe(true);
-      expect(json.cleanup.map((c) => c.detail).join(' ')).toContain(`dropped ${json.scratch!.databases[0].scratch}`);
-      expect(md).toContain('restore time (RTO evidence');
-      expect(md).toContain('backup age at test time (RPO evidence)');
-      expect(html).toMatch(/^<!doctype html>/);
-      expect(html).toContain('<p class="banner passed">PASSED');
-      expect(html).not.toMatch(/<script|src=|href=/);
-
-      // Nothing left behind: no scratch database, no restored RDS instance.
-      expect(json.scratch!.databases[0].scratch).toMatch(/^restore_shop_[a-z0-9]{8}$/);
-      expect(await scratchDatabases(json.scratch!.databases[0].scratch)).toEqual([]);
-      const instances = await awsClients.rds(base.inventory.regions.dr).send(new DescribeDBInstancesCommand({}));
-      expect((instances.DBInstances ?? []).map((i) => i.DBInstanceIdentifier)).not.toContain(json.rds!.instance);
-    });
-  });
+    },
+  );
 
   test.each([
     ['one flipped byte', 'checksum'],
@@ -268,10 +277,12 @@ describe('restoreTest on the local stack', () => {
       await conn.query('SET SESSION sql_log_bin = 0');
       await conn.query(`CREATE DATABASE \`${BULK_DB}\``);
       await conn.query(
-        `CREATE TABLE \`${BULK_DB}\`.events (id INT PRIMARY KEY, kind VARCHAR(32) NOT NULL, payload TEXT NOT NULL, KEY (kind))`,
+        `CREATE TABLE \`${BULK_DB}\`.events (id INT PRIMARY KEY, kind VARCHAR(32) NOT NULL, payload TEXT NOT ` +
+          `NULL, KEY (kind))`,
       );
       await conn.query(
-        `INSERT INTO \`${BULK_DB}\`.events SELECT seq, ELT(1 + seq % 4, 'view', 'cart', 'checkout', 'login'), CONCAT(SHA2(seq, 256), REPEAT(MD5(seq), 4)) FROM \`${BULK_DB}\`.seq_1_to_300000`,
+        `INSERT INTO \`${BULK_DB}\`.events SELECT seq, ELT(1 + seq % 4, 'view', 'cart', 'checkout', 'login'), ` +
+          `CONCAT(SHA2(seq, 256), REPEAT(MD5(seq), 4)) FROM \`${BULK_DB}\`.seq_1_to_300000`,
       );
     } finally {
       await conn.end();
@@ -295,7 +306,8 @@ describe('restoreTest on the local stack', () => {
           const c = await sql(base, 'db-restore-scratch');
           try {
             const [rows] = await c.query<RowDataPacket[]>(
-              "SELECT TABLE_SCHEMA AS s FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'restore\\_bulk\\_%' AND TABLE_NAME = 'events' AND TABLE_ROWS > 0",
+              'SELECT TABLE_SCHEMA AS s FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE ' +
+                "'restore\\_bulk\\_%' AND TABLE_NAME = 'events' AND TABLE_ROWS > 0",
             );
             return rows[0] ? String(rows[0].s) : null;
           } finally {

@@ -110,145 +110,156 @@ afterAll(async () => {
   await iso.cleanUp();
 });
 
-test('normal: each member with its evidence (read_only, replication source matched by replication address, GTID)', async () => {
-  const now = await live();
-  const [primary, replica] = now.members;
-  expect(primary).toMatchObject({ server: 'db-primary', home: true, reachable: true, readOnly: false });
-  expect(primary.replication?.configured).toBe(false);
-  expect(replica).toMatchObject({ server: 'db-replica', home: false, reachable: true, readOnly: true });
-  expect(replica.replication).toMatchObject({ configured: true, ioRunning: true, sqlRunning: true });
-  expect(replica.replication?.sourceServer).toBe('db-primary');
-  expect(primary.gtidPosition).toMatch(/^\d+-\d+-\d+/);
-  expect(now.detail).toBe('normal: db-primary writable, db-replica replicating from it');
-});
+test(
+  'normal: each member with its evidence (read_only, ' + 'replication source matched by replication address, GTID)',
+  async () => {
+    const now = await live();
+    const [primary, replica] = now.members;
+    expect(primary).toMatchObject({ server: 'db-primary', home: true, reachable: true, readOnly: false });
+    expect(primary.replication?.configured).toBe(false);
+    expect(replica).toMatchObject({ server: 'db-replica', home: false, reachable: true, readOnly: true });
+    expect(replica.replication).toMatchObject({ configured: true, ioRunning: true, sqlRunning: true });
+    expect(replica.replication?.sourceServer).toBe('db-primary');
+    expect(primary.gtidPosition).toMatch(/^\d+-\d+-\d+/);
+    expect(now.detail).toBe('normal: db-primary writable, db-replica replicating from it');
+  },
+);
 
-test('after a switchover every runbook follows the new primary; readiness says failed-over, then normal after failback', async () => {
-  const restoreBefore = await readEstate(iso.loaded, adapters);
-  try {
-    await t.withWorkers(activities, async () => {
-      const fo = await approvedFailover(t, { service: 'shop', mode: 'drill', reason: 'topology test switchover' });
-      expect((await fo.result()).newPrimary).toBe('db-replica');
+test(
+  'after a switchover every runbook follows the new primary; ' +
+    'readiness says failed-over, then normal after failback',
+  async () => {
+    const restoreBefore = await readEstate(iso.loaded, adapters);
+    try {
+      await t.withWorkers(activities, async () => {
+        const fo = await approvedFailover(t, { service: 'shop', mode: 'drill', reason: 'topology test switchover' });
+        expect((await fo.result()).newPrimary).toBe('db-replica');
 
-      const after = await live();
-      expect(after).toMatchObject({ state: 'failed-over', writable: 'db-replica', fenced: ['db-primary'] });
+        const after = await live();
+        expect(after).toMatchObject({ state: 'failed-over', writable: 'db-replica', fenced: ['db-primary'] });
 
-      // Readiness reports the state and when it began.
-      const rd = await runReadiness();
-      expect(rd.topology?.state).toBe('failed-over');
-      expect(topologyCheck(rd)).toMatchObject({ ok: false });
-      expect(topologyCheck(rd).detail).toMatch(
-        /^failed over to db-replica since \d{4}-\d\d-\d\dT[\d:.]+Z, failback pending; fenced: db-primary/,
-      );
-
-      // A row written after the switchover, on the new primary only.
-      const c = await sql(iso.loaded, 'db-replica');
-      try {
-        await c.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('topology', 1, ?)", [MARK]);
-      } finally {
-        await c.end();
-      }
-
-      // The nightly backup dumps the new primary ...
-      const night = await t.client.workflow.execute(nightlyBackup, {
-        taskQueue: t.taskQueue,
-        workflowId: `nightly-topology-${randomUUID().slice(0, 8)}`,
-        args: [{ services: ['shop'], snapshots: false }],
-      });
-      expect(night.failed).toEqual([]);
-      const picked = await adapters.activities.pickNewestVerifiedBackup({ service: 'shop' });
-      const manifest = await adapters.activities.fetchManifest({
-        service: 'shop',
-        backupId: picked.backupId,
-        destination: picked.destination,
-      });
-      expect(manifest.source.server).toBe('db-replica');
-
-      // ... the binlog archive reads the new primary's logs ...
-      const binlogs = await adapters.activities.archiveBinlogs({ service: 'shop' });
-      expect(binlogs.server).toBe('db-replica');
-
-      // ... and the restore test restores a backup holding the row written after the switchover.
-      const restored = await t.client.workflow.execute(restoreTest, {
-        taskQueue: t.taskQueue,
-        workflowId: `restore-topology-${randomUUID().slice(0, 8)}`,
-        args: [{ service: 'shop', backupId: picked.backupId, rds: false }],
-      });
-      expect(restored).toMatchObject({ outcome: 'passed', failedCheck: null });
-
-      // A backup pointed at the fenced old primary is refused, typed, and people are told at once.
-      alerts.length = 0;
-      const refused = await failed(
-        t.client.workflow.execute(serviceBackup, {
-          taskQueue: t.taskQueue,
-          workflowId: `backup-fenced-${randomUUID().slice(0, 8)}`,
-          args: [{ service: 'shop', source: 'db-primary', snapshots: false }],
-        }),
-      );
-      expect(refused.message).toMatch(
-        /db-primary is read-only and replicates from nothing \(fenced.*\[SourceNotWritable\]/,
-      );
-      expect(alerts.map((a) => a.subject)).toContainEqual(expect.stringMatching(/shop backup .* REFUSED its source/));
-      await expect(
-        adapters.activities.takePhysicalBackup({ service: 'shop', backupId: '20260101T000000Z', source: 'db-primary' }),
-      ).rejects.toMatchObject({ type: 'SourceNotWritable' });
-
-      // The monitor's database probe finds the new primary writable (it used to ping the fenced old one).
-      const mon = await startRunbook(t, monitor, { service: 'shop-db' }, 'monitor-shop-db');
-      try {
-        // The query handler is set once the monitor has read its plan: until then there is nothing to ask.
-        const state = await eventually(
-          async () => (await mon.query(monitorStateQuery).catch(() => null))?.lastCheck,
-          60_000,
-          'a check',
+        // Readiness reports the state and when it began.
+        const rd = await runReadiness();
+        expect(rd.topology?.state).toBe('failed-over');
+        expect(topologyCheck(rd)).toMatchObject({ ok: false });
+        expect(topologyCheck(rd).detail).toMatch(
+          /^failed over to db-replica since \d{4}-\d\d-\d\dT[\d:.]+Z, failback pending; fenced: db-primary/,
         );
-        expect(state).toMatchObject({ ok: true, detail: 'db-replica: writable (failed-over)' });
-      } finally {
-        await mon.terminate('test over');
-      }
 
-      // A second failover is refused: fail back instead.
-      const again = await failed(
-        t.client.workflow.execute(failover, {
+        // A row written after the switchover, on the new primary only.
+        const c = await sql(iso.loaded, 'db-replica');
+        try {
+          await c.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES ('topology', 1, ?)", [MARK]);
+        } finally {
+          await c.end();
+        }
+
+        // The nightly backup dumps the new primary ...
+        const night = await t.client.workflow.execute(nightlyBackup, {
           taskQueue: t.taskQueue,
-          workflowId: 'failover-shop',
-          args: [{ service: 'shop', mode: 'drill', reason: 'once more' }],
-        }),
-      );
-      expect(failureType(again)).toBe('AlreadyFailedOver');
-      expect(again.message).toMatch(/run failback/);
+          workflowId: `nightly-topology-${randomUUID().slice(0, 8)}`,
+          args: [{ services: ['shop'], snapshots: false }],
+        });
+        expect(night.failed).toEqual([]);
+        const picked = await adapters.activities.pickNewestVerifiedBackup({ service: 'shop' });
+        const manifest = await adapters.activities.fetchManifest({
+          service: 'shop',
+          backupId: picked.backupId,
+          destination: picked.destination,
+        });
+        expect(manifest.source.server).toBe('db-replica');
 
-      const back = await approvedFailback(t, 'shop');
-      expect(back.outcome).toBe('completed');
-      // After the service lock, the live roles come first.
-      expect(back.steps.slice(0, 2)).toMatchObject([
-        { name: 'lock', state: 'succeeded' },
-        { name: 'topology', state: 'succeeded' },
-      ]);
+        // ... the binlog archive reads the new primary's logs ...
+        const binlogs = await adapters.activities.archiveBinlogs({ service: 'shop' });
+        expect(binlogs.server).toBe('db-replica');
 
-      const home = await runReadiness();
-      expect(topologyCheck(home)).toMatchObject({
-        ok: true,
-        detail: 'normal: db-primary writable, db-replica replicating from it',
+        // ... and the restore test restores a backup holding the row written after the switchover.
+        const restored = await t.client.workflow.execute(restoreTest, {
+          taskQueue: t.taskQueue,
+          workflowId: `restore-topology-${randomUUID().slice(0, 8)}`,
+          args: [{ service: 'shop', backupId: picked.backupId, rds: false }],
+        });
+        expect(restored).toMatchObject({ outcome: 'passed', failedCheck: null });
+
+        // A backup pointed at the fenced old primary is refused, typed, and people are told at once.
+        alerts.length = 0;
+        const refused = await failed(
+          t.client.workflow.execute(serviceBackup, {
+            taskQueue: t.taskQueue,
+            workflowId: `backup-fenced-${randomUUID().slice(0, 8)}`,
+            args: [{ service: 'shop', source: 'db-primary', snapshots: false }],
+          }),
+        );
+        expect(refused.message).toMatch(
+          /db-primary is read-only and replicates from nothing \(fenced.*\[SourceNotWritable\]/,
+        );
+        expect(alerts.map((a) => a.subject)).toContainEqual(expect.stringMatching(/shop backup .* REFUSED its source/));
+        await expect(
+          adapters.activities.takePhysicalBackup({
+            service: 'shop',
+            backupId: '20260101T000000Z',
+            source: 'db-primary',
+          }),
+        ).rejects.toMatchObject({ type: 'SourceNotWritable' });
+
+        // The monitor's database probe finds the new primary writable (it used to ping the fenced old one).
+        const mon = await startRunbook(t, monitor, { service: 'shop-db' }, 'monitor-shop-db');
+        try {
+          // The query handler is set once the monitor has read its plan: until then there is nothing to ask.
+          const state = await eventually(
+            async () => (await mon.query(monitorStateQuery).catch(() => null))?.lastCheck,
+            60_000,
+            'a check',
+          );
+          expect(state).toMatchObject({ ok: true, detail: 'db-replica: writable (failed-over)' });
+        } finally {
+          await mon.terminate('test over');
+        }
+
+        // A second failover is refused: fail back instead.
+        const again = await failed(
+          t.client.workflow.execute(failover, {
+            taskQueue: t.taskQueue,
+            workflowId: 'failover-shop',
+            args: [{ service: 'shop', mode: 'drill', reason: 'once more' }],
+          }),
+        );
+        expect(failureType(again)).toBe('AlreadyFailedOver');
+        expect(again.message).toMatch(/run failback/);
+
+        const back = await approvedFailback(t, 'shop');
+        expect(back.outcome).toBe('completed');
+        // After the service lock, the live roles come first.
+        expect(back.steps.slice(0, 2)).toMatchObject([
+          { name: 'lock', state: 'succeeded' },
+          { name: 'topology', state: 'succeeded' },
+        ]);
+
+        const home = await runReadiness();
+        expect(topologyCheck(home)).toMatchObject({
+          ok: true,
+          detail: 'normal: db-primary writable, db-replica replicating from it',
+        });
+
+        // Failback of a service at home is refused.
+        const atHome = await failed(
+          t.client.workflow.execute(failback, {
+            taskQueue: t.taskQueue,
+            workflowId: 'failback-shop',
+            args: [{ service: 'shop', mode: 'drill' }],
+          }),
+        );
+        expect(failureType(atHome)).toBe('AlreadyAtHome');
       });
-
-      // Failback of a service at home is refused.
-      const atHome = await failed(
-        t.client.workflow.execute(failback, {
-          taskQueue: t.taskQueue,
-          workflowId: 'failback-shop',
-          args: [{ service: 'shop', mode: 'drill' }],
-        }),
-      );
-      expect(failureType(atHome)).toBe('AlreadyAtHome');
-    });
-  } finally {
-    await putBack();
-  }
-  const restoredEstate = await readEstate(iso.loaded, adapters);
-  expect(restoredEstate.vip).toEqual(restoreBefore.vip);
-  expect(restoredEstate.dns).toEqual(restoreBefore.dns);
-  expect(await live()).toMatchObject({ state: 'normal', writable: 'db-primary' });
-});
+    } finally {
+      await putBack();
+    }
+    const restoredEstate = await readEstate(iso.loaded, adapters);
+    expect(restoredEstate.vip).toEqual(restoreBefore.vip);
+    expect(restoredEstate.dns).toEqual(restoreBefore.dns);
+    expect(await live()).toMatchObject({ state: 'normal', writable: 'db-primary' });
+  },
+);
 
 test('a split made by hand (both writable) is detected, alerted, and stops failover, failback and backup', async () => {
   const c = await sql(iso.loaded, 'db-replica');

@@ -146,14 +146,24 @@ describe('assessCompliance', () => {
     intervalSeconds: 86400,
   };
 
-  test('3 copies on 2 media with one off-site is 3-2-1; a daily backup meets an 8 h RPO only if nightly gaps are short', () => {
-    const c = assessCompliance({ ...base, rpoSeconds: 8 * 3600 });
-    expect(c).toMatchObject({ copies: 3, mediaKinds: ['file', 's3'], offsite: true, rule321: true, ageSeconds: 1200 });
-    expect(c.exposureSeconds).toBe(86400 + 600);
-    expect(c.rpoMet).toBe(false);
-    expect(c.problems).toEqual([expect.stringMatching(/up to 24\.2 h of data loss; the tier's RPO is 8 h/)]);
-    expect(assessCompliance({ ...base, rpoSeconds: 2 * 86400 }).rpoMet).toBe(true);
-  });
+  test(
+    '3 copies on 2 media with one off-site is 3-2-1; ' +
+      'a daily backup meets an 8 h RPO only if nightly gaps are short',
+    () => {
+      const c = assessCompliance({ ...base, rpoSeconds: 8 * 3600 });
+      expect(c).toMatchObject({
+        copies: 3,
+        mediaKinds: ['file', 's3'],
+        offsite: true,
+        rule321: true,
+        ageSeconds: 1200,
+      });
+      expect(c.exposureSeconds).toBe(86400 + 600);
+      expect(c.rpoMet).toBe(false);
+      expect(c.problems).toEqual([expect.stringMatching(/up to 24\.2 h of data loss; the tier's RPO is 8 h/)]);
+      expect(assessCompliance({ ...base, rpoSeconds: 2 * 86400 }).rpoMet).toBe(true);
+    },
+  );
 
   test('a missing off-site copy or a single medium breaks 3-2-1, each named', () => {
     const c = assessCompliance({ ...base, copies: [copies[1], copies[1]], rpoSeconds: 2 * 86400 });

@@ -2,8 +2,9 @@
  * Bad inventories, generated (fast-check) from the valid config/sandbox.yaml: required keys
  * dropped, wrong types, bad ports, durations, names, regions, URLs, Route 53 zone ids and secret references, unknown
  * keys, hostile backed-up database names (an option, a backtick, a newline), dangling references (a service naming
- * an unknown server or host), duplicate services, a restore's scratch server that is a production member (by name, or another name for a member's host:port) —
- * one to five at once. Every problem must be listed with its path, all of them together, by an
+ * an unknown server or host), duplicate services, a restore's scratch server that is a production member (by name, or
+ * another name for a member's host:port) — one to five at once. Every problem must be listed with its path, all of them
+ * together, by an
  * InventoryError (never a TypeError or a crash); through the loader (YAML file) as well. Random
  * text and the sandbox file with lines cut out must give an InventoryError or a valid inventory.
  */
@@ -590,34 +591,37 @@ describe('bad inventories (fast-check)', () => {
     }
   });
 
-  test('any text, or the sandbox file with lines cut out, is an InventoryError or a valid inventory, never a crash', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'drbook-bad-inventory-'));
-    const lines = text.split('\n');
-    const cut = fc
-      .uniqueArray(fc.nat({ max: lines.length - 1 }), { minLength: 1, maxLength: 8 })
-      .map((drop) => lines.filter((_, i) => !drop.includes(i)).join('\n'));
-    try {
-      fc.assert(
-        fc.property(
-          fc.oneof(cut, fc.string({ maxLength: 300 }), fc.constantFrom('', '---', '[]', 'null', ': :', '{')),
-          (t) => {
-            tried++;
-            const file = path.join(dir, 'inventory.yaml');
-            writeFileSync(file, t);
-            try {
-              loadInventory(file, {});
-            } catch (err) {
-              if (!(err instanceof InventoryError))
-                throw new Error(`crashed with ${String(err)} on ${JSON.stringify(t)}`);
-              if (!err.problems.length || err.problems.some((p) => !/^[^\s:]+: /.test(p)))
-                throw new Error(`a problem without its path: ${JSON.stringify(err.problems)}`);
-            }
-          },
-        ),
-        { numRuns: 300 },
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  test(
+    'any text, or the sandbox file with lines cut out, ' + 'is an InventoryError or a valid inventory, never a crash',
+    () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'drbook-bad-inventory-'));
+      const lines = text.split('\n');
+      const cut = fc
+        .uniqueArray(fc.nat({ max: lines.length - 1 }), { minLength: 1, maxLength: 8 })
+        .map((drop) => lines.filter((_, i) => !drop.includes(i)).join('\n'));
+      try {
+        fc.assert(
+          fc.property(
+            fc.oneof(cut, fc.string({ maxLength: 300 }), fc.constantFrom('', '---', '[]', 'null', ': :', '{')),
+            (t) => {
+              tried++;
+              const file = path.join(dir, 'inventory.yaml');
+              writeFileSync(file, t);
+              try {
+                loadInventory(file, {});
+              } catch (err) {
+                if (!(err instanceof InventoryError))
+                  throw new Error(`crashed with ${String(err)} on ${JSON.stringify(t)}`);
+                if (!err.problems.length || err.problems.some((p) => !/^[^\s:]+: /.test(p)))
+                  throw new Error(`a problem without its path: ${JSON.stringify(err.problems)}`);
+              }
+            },
+          ),
+          { numRuns: 300 },
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -539,50 +539,53 @@ describe('bad workflow inputs (fast-check)', () => {
       expect(s.calls).toEqual([]);
     });
 
-    test('restoreTest: pointInTime.queries that are not inventory query names fail after the look-up alone', async () => {
-      const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 1 });
-      const taskQueue = `unit-pitr-names-${Math.random().toString(36).slice(2)}`;
-      const bundle = await workflowBundle();
-      const workers = await Promise.all(
-        [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
-          Worker.create({
-            connection: env.nativeConnection,
-            taskQueue: q,
-            workflowBundle: bundle,
-            activities: s.activities,
+    test(
+      'restoreTest: pointInTime.queries that are not ' + 'inventory query names fail after the look-up alone',
+      async () => {
+        const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 1 });
+        const taskQueue = `unit-pitr-names-${Math.random().toString(36).slice(2)}`;
+        const bundle = await workflowBundle();
+        const workers = await Promise.all(
+          [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
+            Worker.create({
+              connection: env.nativeConnection,
+              taskQueue: q,
+              workflowBundle: bundle,
+              activities: s.activities,
+            }),
+          ),
+        );
+        const adHoc = { name: 'hashes', sql: 'SELECT authentication_string FROM mysql.user', expect: 'x' };
+        const cases = [
+          { queries: [adHoc], named: /pointInTime\.queries\.0: ad-hoc SQL is not accepted/ },
+          {
+            queries: ['orders-have-customers', 'DROP DATABASE shop'],
+            named:
+              /pointInTime\.queries\.1: no inventory query named "DROP DATABASE shop" \(known: orders-have-customers\)/,
+          },
+        ];
+        await workers[0].runUntil(() =>
+          workers[1].runUntil(async () => {
+            for (const [i, c] of cases.entries()) {
+              const err = await env.client.workflow
+                .execute('restoreTest', {
+                  taskQueue,
+                  workflowId: `pitr-names-${i}-${taskQueue}`,
+                  args: [{ service: 'shop', pointInTime: { queries: c.queries } }],
+                })
+                .catch((e: unknown) => e);
+              const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+              expect({ type: cause.type, nonRetryable: cause.nonRetryable }).toEqual({
+                type: ErrorType.InvalidInput,
+                nonRetryable: true,
+              });
+              expect(cause.message).toMatch(c.named);
+            }
           }),
-        ),
-      );
-      const adHoc = { name: 'hashes', sql: 'SELECT authentication_string FROM mysql.user', expect: 'x' };
-      const cases = [
-        { queries: [adHoc], named: /pointInTime\.queries\.0: ad-hoc SQL is not accepted/ },
-        {
-          queries: ['orders-have-customers', 'DROP DATABASE shop'],
-          named:
-            /pointInTime\.queries\.1: no inventory query named "DROP DATABASE shop" \(known: orders-have-customers\)/,
-        },
-      ];
-      await workers[0].runUntil(() =>
-        workers[1].runUntil(async () => {
-          for (const [i, c] of cases.entries()) {
-            const err = await env.client.workflow
-              .execute('restoreTest', {
-                taskQueue,
-                workflowId: `pitr-names-${i}-${taskQueue}`,
-                args: [{ service: 'shop', pointInTime: { queries: c.queries } }],
-              })
-              .catch((e: unknown) => e);
-            const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
-            expect({ type: cause.type, nonRetryable: cause.nonRetryable }).toEqual({
-              type: ErrorType.InvalidInput,
-              nonRetryable: true,
-            });
-            expect(cause.message).toMatch(c.named);
-          }
-        }),
-      );
-      expect(s.calls).toEqual(['describeService', 'describeService']);
-    });
+        );
+        expect(s.calls).toEqual(['describeService', 'describeService']);
+      },
+    );
 
     test('a well-formed but unknown service fails with UnknownService after the inventory look-up alone', async () => {
       const { describeService } = createInventoryActivities(sandbox().inventory);
@@ -606,8 +609,8 @@ describe('bad workflow inputs (fast-check)', () => {
         fc.stringMatching(/^[a-z][a-z0-9-]{0,62}$/).filter((n) => !known.includes(n)),
         { numRuns: 2, seed: 7 },
       );
-      // The runbooks that look their one service up first (nightlyBackup, binlogArchive and launchRunbook list or launch).
-      // serviceLock changes nothing and looks nothing up: it only holds lock-<service> for its holder.
+      // The runbooks that look their one service up first (nightlyBackup, binlogArchive and launchRunbook list or
+      // launch). serviceLock changes nothing and looks nothing up: it only holds lock-<service> for its holder.
       const byService = RUNBOOKS.filter(
         (rb) => rb.fields.service && rb.workflowType !== 'launchRunbook' && rb.workflowType !== 'serviceLock',
       );

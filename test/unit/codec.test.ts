@@ -52,38 +52,46 @@ describe('EncryptionCodec', () => {
     expect(Buffer.from(a.data!).equals(Buffer.from(b.data!))).toBe(false);
   });
 
-  test('rotation: sealed with the old key, opened after a new active key is added; new payloads use the new key', async () => {
-    const before = new EncryptionCodec(ring(['k1', K1]));
-    const after = new EncryptionCodec(ring(['k2', K2], ['k1', K1]));
-    const [old] = await before.encode([toPayload(input)]);
-    expect(fromPayload((await after.decode([old]))[0])).toEqual(input);
-    const [fresh] = await after.encode([toPayload(input)]);
-    expect(text(fresh.metadata?.[KEY_ID_KEY])).toBe('k2');
-    // The old key alone cannot open what the new one sealed, and says which key it needs.
-    await expect(before.decode([fresh])).rejects.toThrow(/key "k2", which is not in the keyring \(it has: k1\)/);
-  });
+  test(
+    'rotation: sealed with the old key, opened after a new active key is added; ' + 'new payloads use the new key',
+    async () => {
+      const before = new EncryptionCodec(ring(['k1', K1]));
+      const after = new EncryptionCodec(ring(['k2', K2], ['k1', K1]));
+      const [old] = await before.encode([toPayload(input)]);
+      expect(fromPayload((await after.decode([old]))[0])).toEqual(input);
+      const [fresh] = await after.encode([toPayload(input)]);
+      expect(text(fresh.metadata?.[KEY_ID_KEY])).toBe('k2');
+      // The old key alone cannot open what the new one sealed, and says which key it needs.
+      await expect(before.decode([fresh])).rejects.toThrow(/key "k2", which is not in the keyring \(it has: k1\)/);
+    },
+  );
 
   test('a payload whose key is missing fails naming the key id', async () => {
     const [sealed] = await new EncryptionCodec(ring(['gone-2025', K1])).encode([toPayload(input)]);
     await expect(new EncryptionCodec(ring(['k2', K2])).decode([sealed])).rejects.toThrow(
-      'payload encrypted with key "gone-2025", which is not in the keyring (it has: k2); add that key to DRBOOK_PAYLOAD_KEYS',
+      'payload encrypted with key "gone-2025", which is not in the keyring (it has: k2); add that key to ' +
+        'DRBOOK_PAYLOAD_KEYS',
     );
   });
 
-  test('tampering is detected by the GCM tag: a flipped ciphertext bit, a swapped key id, a wrong key under the same id', async () => {
-    const codec = new EncryptionCodec(ring(['k1', K1], ['k2', K2]));
-    const [sealed] = await codec.encode([toPayload(input)]);
-    const flipped = Buffer.from(sealed.data!);
-    flipped[20] ^= 0x01;
-    await expect(codec.decode([{ ...sealed, data: flipped }])).rejects.toThrow(/key "k1" failed authentication/);
-    // The key id is authenticated data: pointing the payload at another key in the ring fails too.
-    const relabelled = { ...sealed, metadata: { ...sealed.metadata, [KEY_ID_KEY]: Buffer.from('k2') } };
-    await expect(codec.decode([relabelled])).rejects.toThrow(/key "k2" failed authentication/);
-    await expect(new EncryptionCodec(ring(['k1', K2])).decode([sealed])).rejects.toThrow(/failed authentication/);
-    await expect(codec.decode([{ ...sealed, data: Buffer.from(sealed.data!).subarray(0, 20) }])).rejects.toThrow(
-      /truncated/,
-    );
-  });
+  test(
+    'tampering is detected by the GCM tag: ' +
+      'a flipped ciphertext bit, a swapped key id, a wrong key under the same id',
+    async () => {
+      const codec = new EncryptionCodec(ring(['k1', K1], ['k2', K2]));
+      const [sealed] = await codec.encode([toPayload(input)]);
+      const flipped = Buffer.from(sealed.data!);
+      flipped[20] ^= 0x01;
+      await expect(codec.decode([{ ...sealed, data: flipped }])).rejects.toThrow(/key "k1" failed authentication/);
+      // The key id is authenticated data: pointing the payload at another key in the ring fails too.
+      const relabelled = { ...sealed, metadata: { ...sealed.metadata, [KEY_ID_KEY]: Buffer.from('k2') } };
+      await expect(codec.decode([relabelled])).rejects.toThrow(/key "k2" failed authentication/);
+      await expect(new EncryptionCodec(ring(['k1', K2])).decode([sealed])).rejects.toThrow(/failed authentication/);
+      await expect(codec.decode([{ ...sealed, data: Buffer.from(sealed.data!).subarray(0, 20) }])).rejects.toThrow(
+        /truncated/,
+      );
+    },
+  );
 
   test('payloads that are not encrypted pass through decode unchanged (histories from before encryption)', async () => {
     const codec = new EncryptionCodec(ring(['k1', K1]));

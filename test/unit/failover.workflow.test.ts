@@ -138,21 +138,24 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     }
   });
 
-  test('live roles: a service already failed over is refused (run failback); a split is refused and notified at once', async () => {
-    for (const state of ['failed-over', 'split'] as const) {
-      const { result, calls, notifications } = await run({ ...healthy, topology: state }, drill, async (h) => {
-        const s = await eventuallyStatus(h, (st) => st.topology !== undefined);
-        expect(s.topology?.state).toBe(state);
-        return h.result().catch((e: unknown) => e);
-      });
-      expect(result).toBeInstanceOf(WorkflowFailedError);
-      const cause = (result as WorkflowFailedError).cause;
-      expect(failureType(cause)).toBe(state === 'split' ? 'SplitBrain' : 'AlreadyFailedOver');
-      expect(cause?.message).toMatch(state === 'split' ? /db-primary and db-replica/ : /run failback/);
-      expect(calls.filter((c) => CHANGES.includes(c) || c === 'measureReplicaLag')).toEqual([]);
-      if (state === 'split') expect(notifications[0]).toMatch(/^SPLIT BRAIN: shop has 2 writable members/);
-    }
-  });
+  test(
+    'live roles: a service already failed over is refused (run failback); ' + 'a split is refused and notified at once',
+    async () => {
+      for (const state of ['failed-over', 'split'] as const) {
+        const { result, calls, notifications } = await run({ ...healthy, topology: state }, drill, async (h) => {
+          const s = await eventuallyStatus(h, (st) => st.topology !== undefined);
+          expect(s.topology?.state).toBe(state);
+          return h.result().catch((e: unknown) => e);
+        });
+        expect(result).toBeInstanceOf(WorkflowFailedError);
+        const cause = (result as WorkflowFailedError).cause;
+        expect(failureType(cause)).toBe(state === 'split' ? 'SplitBrain' : 'AlreadyFailedOver');
+        expect(cause?.message).toMatch(state === 'split' ? /db-primary and db-replica/ : /run failback/);
+        expect(calls.filter((c) => CHANGES.includes(c) || c === 'measureReplicaLag')).toEqual([]);
+        if (state === 'split') expect(notifications[0]).toMatch(/^SPLIT BRAIN: shop has 2 writable members/);
+      }
+    },
+  );
 
   test('an unlisted approver is refused by the update and recorded by the signal', async () => {
     const { calls } = await run(healthy, drill, async (h) => {
@@ -211,7 +214,8 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
       expect(s.pendingApproval).toMatchObject({ requireOverrideRpo: true });
       await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'alice' }] });
       await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
-      expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 }); // still waiting: no override
+      // still waiting: no override
+      expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'promote', needed: 0 });
       await h.executeUpdate(approveUpdate, {
         args: [{ step: 'promote', approver: 'carol', overrideRpo: true, comment: 'accept loss' }],
       });
@@ -221,23 +225,26 @@ describe('failover workflow logic (stubbed activities, time-skipping server)', (
     expect(calls).toContain('promoteReplica');
   });
 
-  test('an unreachable primary: the approval must acknowledge it is unfenced; RPO is dated by the heartbeat', async () => {
-    const incident = Date.now();
-    const down: Estate = { primaryReachable: false, heartbeatLagSeconds: 2, heartbeatAt: incident - 2300 };
-    const incidentStartedAt = new Date(incident).toISOString();
-    const { result } = await run(down, { ...drill, incidentStartedAt }, async (h) => {
-      const s = await atGate(h);
-      expect(s.pendingApproval).toMatchObject({ requireUnfencedAck: true });
-      await h.executeUpdate(approveUpdate, {
-        args: [{ step: 'promote', approver: 'alice', acknowledgeUnfenced: true }],
+  test(
+    'an unreachable primary: the approval must acknowledge it is unfenced; ' + 'RPO is dated by the heartbeat',
+    async () => {
+      const incident = Date.now();
+      const down: Estate = { primaryReachable: false, heartbeatLagSeconds: 2, heartbeatAt: incident - 2300 };
+      const incidentStartedAt = new Date(incident).toISOString();
+      const { result } = await run(down, { ...drill, incidentStartedAt }, async (h) => {
+        const s = await atGate(h);
+        expect(s.pendingApproval).toMatchObject({ requireUnfencedAck: true });
+        await h.executeUpdate(approveUpdate, {
+          args: [{ step: 'promote', approver: 'alice', acknowledgeUnfenced: true }],
+        });
+        await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
+        return h.result();
       });
-      await h.executeUpdate(approveUpdate, { args: [{ step: 'promote', approver: 'bob' }] });
-      return h.result();
-    });
-    expect(result.outcome).toBe('completed');
-    expect(result.steps.find((s) => s.name === 'fence')!.detail).toMatch(/not fenced.*VIP NOT removed/);
-    expect(result.measured.rpoSeconds).toBe(2.3); // incident start minus the replica's newest heartbeat
-  });
+      expect(result.outcome).toBe('completed');
+      expect(result.steps.find((s) => s.name === 'fence')!.detail).toMatch(/not fenced.*VIP NOT removed/);
+      expect(result.measured.rpoSeconds).toBe(2.3); // incident start minus the replica's newest heartbeat
+    },
+  );
 
   test('a broken replica is never promoted: the run fails at catch-up, names it, and notifies', async () => {
     const broken: Estate = { ...healthy, catchUpFails: 'db-replica: SQL thread stopped: Duplicate entry' };

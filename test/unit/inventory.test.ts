@@ -76,7 +76,8 @@ describe('inventory', () => {
     const doc = sandboxDoc();
     delete doc.backupSigning;
     expect(problemsOf(doc)).toContain(
-      'backupSigning: services with backups (shop, wiki) need a backup-signing key: manifests are signed and verified before any restore',
+      'backupSigning: services with backups (shop, wiki) need a backup-signing key: manifests are signed and ' +
+        'verified before any restore',
     );
     // Without a backup section nothing is signed, so no key is needed.
     doc.services = doc.services.filter((s: { backup?: unknown }) => !s.backup);
@@ -93,7 +94,10 @@ describe('inventory', () => {
     byName.services[0].restoreTest.scratchServer = 'db-scratch'; // wiki's primary
     expect(problemsOf(byName)).toEqual([
       expect.stringMatching(
-        /^services\.0\.restoreTest\.scratchServer: db-scratch is the primary of wiki: a restore writes restore_\* databases/,
+        new RegExp(
+          String.raw`^services\.0\.restoreTest\.scratchServer: db-scratch is the primary of wiki: ` +
+            String.raw`a restore writes restore_\* databases`,
+        ),
       ),
     ]);
     // Another name for the replica's address (and "localhost" is 127.0.0.1 to the worker).
@@ -101,7 +105,10 @@ describe('inventory', () => {
     byAddress.mysqlServers['db-restore-scratch'].host = 'localhost';
     byAddress.mysqlServers['db-restore-scratch'].port = byAddress.mysqlServers['db-replica'].port;
     expect(problemsOf(byAddress)).toEqual([
-      `services.0.restoreTest.scratchServer: db-restore-scratch is at localhost:${byAddress.mysqlServers['db-replica'].port}, the address of db-replica, the replica of shop: a restore writes restore_* databases there with sql_log_bin = 0 (and a point-in-time replay applies binlog events); name a server that is no service's primary, replica or drServer`,
+      `services.0.restoreTest.scratchServer: db-restore-scratch is at ` +
+        `localhost:${byAddress.mysqlServers['db-replica'].port}, the address of db-replica, the replica of shop: a ` +
+        `restore writes restore_* databases there with sql_log_bin = 0 (and a point-in-time replay applies binlog ` +
+        `events); name a server that is no service's primary, replica or drServer`,
     ]);
     // A member's replication address counts too (the worker may reach it through a proxy), and drServers are members.
     const byReplicationAddress = sandboxDoc();
@@ -130,7 +137,8 @@ describe('inventory', () => {
     expect(problemsOf(doc).sort()).toEqual([
       "mysqlServers.db-replica.socket: an absolute path on the server's host",
       'services.0.backup.physical: physical backups need MariaDB (mariabackup); xtrabackup for MySQL is not supported',
-      "services.2.backup.physical: mariabackup must run where db-scratch's data files are: give mysqlServers.db-scratch.sshHost (its host wiki-db.internal is not the worker's)",
+      "services.2.backup.physical: mariabackup must run where db-scratch's data files are: give " +
+        "mysqlServers.db-scratch.sshHost (its host wiki-db.internal is not the worker's)",
     ]);
     // Each is listed also beside a problem of another kind (zod skips refinements once a field failed).
     doc.services[1].tier = 'gold';
@@ -151,23 +159,27 @@ describe('inventory', () => {
     expect(inventory.mysqlServers['db-primary']).toMatchObject({ sshHost: 'primary-host', socket: '/x/primary.sock' });
   });
 
-  test('file trees: two of a service with one tree id are refused; the policy defaults to weekly + differential', () => {
-    const doc = sandboxDoc();
-    const wiki = doc.services[2].backup;
-    expect(wiki.paths[0]).toMatchObject({ host: 'primary-host', exclude: ['cache', '*.tmp'] });
-    wiki.paths = [
-      { host: 'primary-host', path: '/srv/a/b' },
-      { host: 'primary-host', path: '/srv/a_b' },
-    ];
-    delete wiki.files;
-    expect(problemsOf(doc)).toEqual([
-      'services.2.backup.paths.1.path: primary-host:/srv/a_b has the same tree id "primary-host_srv_a_b" as paths.0: one tree, one chain',
-    ]);
-    wiki.paths.pop();
-    const parsed = parseInventory(doc).services[2].backup!;
-    expect(parsed.files).toEqual({ full: 'weekly', between: 'differential', stateDir: '/var/lib/drbook' });
-    expect(parsed.paths[0].exclude).toEqual([]);
-  });
+  test(
+    'file trees: two of a service with one tree id are refused; ' + 'the policy defaults to weekly + differential',
+    () => {
+      const doc = sandboxDoc();
+      const wiki = doc.services[2].backup;
+      expect(wiki.paths[0]).toMatchObject({ host: 'primary-host', exclude: ['cache', '*.tmp'] });
+      wiki.paths = [
+        { host: 'primary-host', path: '/srv/a/b' },
+        { host: 'primary-host', path: '/srv/a_b' },
+      ];
+      delete wiki.files;
+      expect(problemsOf(doc)).toEqual([
+        'services.2.backup.paths.1.path: primary-host:/srv/a_b has the same tree id "primary-host_srv_a_b" as ' +
+          'paths.0: one tree, one chain',
+      ]);
+      wiki.paths.pop();
+      const parsed = parseInventory(doc).services[2].backup!;
+      expect(parsed.files).toEqual({ full: 'weekly', between: 'differential', stateDir: '/var/lib/drbook' });
+      expect(parsed.paths[0].exclude).toEqual([]);
+    },
+  );
 
   test('an unset variable without a default is a problem, reported with the rest', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'drbook-inv-'));
@@ -201,26 +213,30 @@ describe('inventory', () => {
       expect(s['db-primary']).toMatchObject({ host: '127.0.0.1', port: 13306 });
     });
 
-    test("the worker connects to host/port; CHANGE MASTER and a replica's reported source use the replication address", () => {
-      const doc = sandboxDoc();
-      // The worker reaches db-primary through a bastion on 127.0.0.2:6033; replicas use 10.1.0.5:3306.
-      doc.mysqlServers['db-primary'] = {
-        ...doc.mysqlServers['db-primary'],
-        host: '127.0.0.2',
-        port: 6033,
-        replication: { host: '10.1.0.5', port: 3306 },
-      };
-      const pools = new MysqlPools(parseInventory(doc).mysqlServers, () => 'unused');
-      expect(pools.target('db-primary')).toMatchObject({ host: '127.0.0.2', port: 6033 });
-      expect(pools.replicationSource('db-primary')).toEqual({ host: '10.1.0.5', port: 3306 });
-      expect(pools.replicationSource('db-replica')).toEqual({ host: '127.0.0.1', port: 13307 });
-      expect(pools.serverAtReplicationAddress('10.1.0.5', 3306)).toBe('db-primary');
-      // The worker's route is not where a replica replicates from.
-      expect(pools.serverAtReplicationAddress('127.0.0.2', 6033)).toBeNull();
-      expect(pools.serverAtReplicationAddress('127.0.0.1', 13307)).toBe('db-replica');
-      expect(pools.serverAtReplicationAddress(null, null)).toBeNull();
-      expect(() => pools.replicationSource('db-nowhere')).toThrow(/db-nowhere.*not in the inventory/);
-    });
+    test(
+      'the worker connects to host/port; ' +
+        "CHANGE MASTER and a replica's reported source use the replication address",
+      () => {
+        const doc = sandboxDoc();
+        // The worker reaches db-primary through a bastion on 127.0.0.2:6033; replicas use 10.1.0.5:3306.
+        doc.mysqlServers['db-primary'] = {
+          ...doc.mysqlServers['db-primary'],
+          host: '127.0.0.2',
+          port: 6033,
+          replication: { host: '10.1.0.5', port: 3306 },
+        };
+        const pools = new MysqlPools(parseInventory(doc).mysqlServers, () => 'unused');
+        expect(pools.target('db-primary')).toMatchObject({ host: '127.0.0.2', port: 6033 });
+        expect(pools.replicationSource('db-primary')).toEqual({ host: '10.1.0.5', port: 3306 });
+        expect(pools.replicationSource('db-replica')).toEqual({ host: '127.0.0.1', port: 13307 });
+        expect(pools.serverAtReplicationAddress('10.1.0.5', 3306)).toBe('db-primary');
+        // The worker's route is not where a replica replicates from.
+        expect(pools.serverAtReplicationAddress('127.0.0.2', 6033)).toBeNull();
+        expect(pools.serverAtReplicationAddress('127.0.0.1', 13307)).toBe('db-replica');
+        expect(pools.serverAtReplicationAddress(null, null)).toBeNull();
+        expect(() => pools.replicationSource('db-nowhere')).toThrow(/db-nowhere.*not in the inventory/);
+      },
+    );
 
     test('bad replication addresses are named by path', () => {
       const doc = sandboxDoc();

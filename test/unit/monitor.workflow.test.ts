@@ -22,69 +22,72 @@ describe('monitor workflow (stubbed activities, time-skipping server)', () => {
     await env?.teardown();
   });
 
-  test('ignores one failed check; declares one incident after three; passes the first failure on; cools down', async () => {
-    // ok, FAIL, ok, FAIL, FAIL, FAIL (incident), then failing for good (cooldown: no second failover)
-    const script = [true, false, true, false, false, false];
-    const checks: { at: number; ok: boolean }[] = [];
-    const s = stubs({
-      primaryReachable: false,
-      heartbeatLagSeconds: 1,
-      service: { health: { ...healthOf(), interval: 10, failuresBeforeIncident: 3, cooldownAfterFailover: 3600 } },
-    });
-    const activities = {
-      ...s.activities,
-      checkHttpHealth: async ({ url }: { url: string }) => {
-        const ok = script[checks.length] ?? false;
-        checks.push({ at: Date.now(), ok });
-        return { url, ok, status: ok ? 200 : 503, at: Date.now(), detail: ok ? 'ok' : 'database read-only' };
-      },
-    };
-    const taskQueue = `unit-monitor-${Math.random().toString(36).slice(2)}`;
-    const bundle = await workflowBundle();
-    const workers = await Promise.all(
-      [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
-        Worker.create({ connection: env.nativeConnection, taskQueue: q, workflowBundle: bundle, activities }),
-      ),
-    );
-    await workers[0].runUntil(() =>
-      workers[1].runUntil(async () => {
-        const handle = await env.client.workflow.start(monitor, {
-          taskQueue,
-          workflowId: 'monitor-shop',
-          args: [{ service: 'shop' }],
-        });
-        try {
-          // 6 scripted checks plus 10 more failing ones, 10 s apart (skipped time)
-          await env.sleep('170s');
-          const state = await handle.query(monitorStateQuery);
-          expect(checks.length).toBeGreaterThanOrEqual(15);
-          expect(state.incidents).toHaveLength(1);
-          const incident = state.incidents[0];
-          expect(incident).toMatchObject({ failover: 'failover-shop', started: true });
-          // Checks run every 10 s of workflow time from the start: the 4th (index 3, at +30 s) began the
-          // three failures in a row; the lone failure at +10 s did not count.
-          const startedAt = (await handle.describe()).startTime.getTime();
-          const offset = Date.parse(incident.incidentStartedAt) - startedAt;
-          expect(offset).toBeGreaterThanOrEqual(30_000);
-          expect(offset).toBeLessThan(40_000);
-          expect(state.cooldownUntil).not.toBeNull();
+  test(
+    'ignores one failed check; declares one incident after three; ' + 'passes the first failure on; cools down',
+    async () => {
+      // ok, FAIL, ok, FAIL, FAIL, FAIL (incident), then failing for good (cooldown: no second failover)
+      const script = [true, false, true, false, false, false];
+      const checks: { at: number; ok: boolean }[] = [];
+      const s = stubs({
+        primaryReachable: false,
+        heartbeatLagSeconds: 1,
+        service: { health: { ...healthOf(), interval: 10, failuresBeforeIncident: 3, cooldownAfterFailover: 3600 } },
+      });
+      const activities = {
+        ...s.activities,
+        checkHttpHealth: async ({ url }: { url: string }) => {
+          const ok = script[checks.length] ?? false;
+          checks.push({ at: Date.now(), ok });
+          return { url, ok, status: ok ? 200 : 503, at: Date.now(), detail: ok ? 'ok' : 'database read-only' };
+        },
+      };
+      const taskQueue = `unit-monitor-${Math.random().toString(36).slice(2)}`;
+      const bundle = await workflowBundle();
+      const workers = await Promise.all(
+        [taskQueue, drTaskQueue(taskQueue, 'us-west-2')].map((q) =>
+          Worker.create({ connection: env.nativeConnection, taskQueue: q, workflowBundle: bundle, activities }),
+        ),
+      );
+      await workers[0].runUntil(() =>
+        workers[1].runUntil(async () => {
+          const handle = await env.client.workflow.start(monitor, {
+            taskQueue,
+            workflowId: 'monitor-shop',
+            args: [{ service: 'shop' }],
+          });
+          try {
+            // 6 scripted checks plus 10 more failing ones, 10 s apart (skipped time)
+            await env.sleep('170s');
+            const state = await handle.query(monitorStateQuery);
+            expect(checks.length).toBeGreaterThanOrEqual(15);
+            expect(state.incidents).toHaveLength(1);
+            const incident = state.incidents[0];
+            expect(incident).toMatchObject({ failover: 'failover-shop', started: true });
+            // Checks run every 10 s of workflow time from the start: the 4th (index 3, at +30 s) began the
+            // three failures in a row; the lone failure at +10 s did not count.
+            const startedAt = (await handle.describe()).startTime.getTime();
+            const offset = Date.parse(incident.incidentStartedAt) - startedAt;
+            expect(offset).toBeGreaterThanOrEqual(30_000);
+            expect(offset).toBeLessThan(40_000);
+            expect(state.cooldownUntil).not.toBeNull();
 
-          const failover = env.client.workflow.getHandle('failover-shop');
-          const desc = await failover.describe();
-          expect(desc.status.name).toBe('RUNNING');
-          const fstatus = await failover.query(statusQuery);
-          expect(fstatus.pendingApproval?.step).toBe('promote'); // waits for people: shop has no autoFailover
-          expect(fstatus.rtoClock.startedAt).toBe(incident.incidentStartedAt);
-        } finally {
-          await handle.terminate('test over').catch(() => undefined);
-          await env.client.workflow
-            .getHandle('failover-shop')
-            .terminate('test over')
-            .catch(() => undefined);
-        }
-      }),
-    );
-  });
+            const failover = env.client.workflow.getHandle('failover-shop');
+            const desc = await failover.describe();
+            expect(desc.status.name).toBe('RUNNING');
+            const fstatus = await failover.query(statusQuery);
+            expect(fstatus.pendingApproval?.step).toBe('promote'); // waits for people: shop has no autoFailover
+            expect(fstatus.rtoClock.startedAt).toBe(incident.incidentStartedAt);
+          } finally {
+            await handle.terminate('test over').catch(() => undefined);
+            await env.client.workflow
+              .getHandle('failover-shop')
+              .terminate('test over')
+              .catch(() => undefined);
+          }
+        }),
+      );
+    },
+  );
 });
 
 describe('unattended failover: granted by the monitor parent, never by the input', () => {

@@ -116,23 +116,26 @@ describe('service topology lock (stubbed estate, time-skipping server)', () => {
     });
   });
 
-  test('a real failover takes precedence over an isolated drill: the drill cancelled, the SQL thread resumed', async () => {
-    const estate: Estate = { ...healthy, sqlStopped: true, isolatedDrill: true };
-    await withWorkers(estate, async (taskQueue, s) => {
-      const real = { service: 'shop', mode: 'real', reason: 'primary site lost' } as const;
-      const fo = await env.client.workflow.start(failover, { taskQueue, workflowId: 'failover-shop', args: [real] });
-      const gate = await atGate(fo);
-      expect(s.calls.filter((c) => /Lag|Drill|SqlThread/.test(c))).toEqual([
-        'measureReplicaLag',
-        'cancelIsolatedDrill',
-        'resumeReplicaSqlThread',
-        'measureReplicaLag',
-      ]);
-      expect(gate.notes).toContain(
-        "isolated drill drill-shop cancelled and db-replica's SQL thread resumed: a real failover comes first",
-      );
-    });
-  });
+  test(
+    'a real failover takes precedence over an isolated drill: ' + 'the drill cancelled, the SQL thread resumed',
+    async () => {
+      const estate: Estate = { ...healthy, sqlStopped: true, isolatedDrill: true };
+      await withWorkers(estate, async (taskQueue, s) => {
+        const real = { service: 'shop', mode: 'real', reason: 'primary site lost' } as const;
+        const fo = await env.client.workflow.start(failover, { taskQueue, workflowId: 'failover-shop', args: [real] });
+        const gate = await atGate(fo);
+        expect(s.calls.filter((c) => /Lag|Drill|SqlThread/.test(c))).toEqual([
+          'measureReplicaLag',
+          'cancelIsolatedDrill',
+          'resumeReplicaSqlThread',
+          'measureReplicaLag',
+        ]);
+        expect(gate.notes).toContain(
+          "isolated drill drill-shop cancelled and db-replica's SQL thread resumed: a real failover comes first",
+        );
+      });
+    },
+  );
 
   test('a replica stopped for another reason (no isolated drill) is still refused', async () => {
     await withWorkers({ ...healthy, sqlStopped: true }, async (taskQueue, s) => {

@@ -100,7 +100,10 @@ describe('a wrong input from the form', () => {
 
   it('a failover without a reason names the field', () => {
     expect(() => parseInput(failoverInput, { service: 'shop', mode: 'drill' })).toThrow(
-      /^invalid input: reason: .*A valid input: \{"service":"shop","mode":"drill","reason":"quarterly failover drill"\}$/,
+      new RegExp(
+        String.raw`^invalid input: reason: .*` +
+          String.raw`A valid input: \{"service":"shop","mode":"drill","reason":"quarterly failover drill"\}$`,
+      ),
     );
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The live page (current details, as the Web UI reads it through the metadata query) of the runs that have no
- * gate: readiness, the monitor, the binlog archive, the lock, the live roles and the launcher, with stubbed activities on the time-skipping server.
- * The backups' pages are read on the real stack in test/integration/backup-alerts.test.ts.
+ * gate: readiness, the monitor, the binlog archive, the lock, the live roles and the launcher, with stubbed activities
+ * on the time-skipping server. The backups' pages are read on the real stack in test/integration/backup-alerts.test.ts.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -43,54 +43,57 @@ async function withWorkers<T>(activities: object, fn: (taskQueue: string) => Pro
   return workers[0].runUntil(() => workers[1].runUntil(() => fn(taskQueue)));
 }
 
-test('readiness: the check running now, then each check with what it found, and NOT READY naming the failing', async () => {
-  const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 0.5 });
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  const activities = {
-    ...Object.fromEntries(
-      [
-        'describeRdsInstance',
-        'findInstancesByTags',
-        'pickNewestVerifiedBackup',
-        'readTargetHealth',
-        'runRemoteCommand',
-      ].map((n) => [n, notHere]),
-    ),
-    ...s.activities,
-    // The first check holds until the test has read the page mid-run.
-    discoverTopology: async (input: { service: string }) => {
-      await held;
-      return s.activities.discoverTopology(input);
-    },
-  };
-  const { running, done } = await withWorkers(activities, async (taskQueue) => {
-    const handle = await env.client.workflow.start(readiness, {
-      taskQueue,
-      workflowId: `readiness-shop-${taskQueue}`,
-      args: [{ service: 'shop' }],
+test(
+  'readiness: the check running now, ' + 'then each check with what it found, and NOT READY naming the failing',
+  async () => {
+    const s = stubs({ primaryReachable: true, heartbeatLagSeconds: 0.5 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const activities = {
+      ...Object.fromEntries(
+        [
+          'describeRdsInstance',
+          'findInstancesByTags',
+          'pickNewestVerifiedBackup',
+          'readTargetHealth',
+          'runRemoteCommand',
+        ].map((n) => [n, notHere]),
+      ),
+      ...s.activities,
+      // The first check holds until the test has read the page mid-run.
+      discoverTopology: async (input: { service: string }) => {
+        await held;
+        return s.activities.discoverTopology(input);
+      },
+    };
+    const { running, done } = await withWorkers(activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start(readiness, {
+        taskQueue,
+        workflowId: `readiness-shop-${taskQueue}`,
+        args: [{ service: 'shop' }],
+      });
+      let page = '';
+      for (let i = 0; i < 200 && !page.includes('▶ running | topology'); i++) {
+        page = await pageOf(handle).catch(() => '');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      release();
+      await handle.result();
+      return { running: page, done: await pageOf(handle) };
     });
-    let page = '';
-    for (let i = 0; i < 200 && !page.includes('▶ running | topology'); i++) {
-      page = await pageOf(handle).catch(() => '');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    release();
-    await handle.result();
-    return { running: page, done: await pageOf(handle) };
-  });
-  expect(running).toMatch(/^## readiness shop: checking \(0 done\)/);
-  expect(running).toContain('▶ running | topology');
-  expect(running).toContain('**Tier:** critical: RTO');
+    expect(running).toMatch(/^## readiness shop: checking \(0 done\)/);
+    expect(running).toContain('▶ running | topology');
+    expect(running).toContain('**Tier:** critical: RTO');
 
-  expect(done).toMatch(/^## readiness shop: NOT READY \(\d+ failing\)/);
-  expect(done).toMatch(/✔ succeeded \| replica-lag-within-rpo \|.*heartbeat 0\.5 s behind/);
-  expect(done).toMatch(/✖ failed \| dr-instances-present \|.*not part of this test/);
-  expect(done).toContain('### Problems');
-  expect(done).toMatch(/- ✖ dr-instances-present: .*not part of this test/);
-  expect(done).toContain('`drctl readiness shop`');
-  expect(done).not.toContain('▶ running');
-});
+    expect(done).toMatch(/^## readiness shop: NOT READY \(\d+ failing\)/);
+    expect(done).toMatch(/✔ succeeded \| replica-lag-within-rpo \|.*heartbeat 0\.5 s behind/);
+    expect(done).toMatch(/✖ failed \| dr-instances-present \|.*not part of this test/);
+    expect(done).toContain('### Problems');
+    expect(done).toMatch(/- ✖ dr-instances-present: .*not part of this test/);
+    expect(done).toContain('`drctl readiness shop`');
+    expect(done).not.toContain('▶ running');
+  },
+);
 
 test('monitor: healthy, then UNHEALTHY with the failed check, then the incident and its failover', async () => {
   const script = [true, true, false, false];

@@ -66,20 +66,23 @@ describe('live topology states', () => {
     expect(t).toMatchObject({ state: 'split', writable: null, writers: ['db-primary', 'db-replica'] });
   });
 
-  test('degraded: home writes but the replica replicates from elsewhere or a thread is stopped; or nobody writes', () => {
-    const elsewhere = classifyTopology('shop', [
-      member('db-primary', { readOnly: false }),
-      member('db-replica', { replication: replicating(null) }),
-    ]);
-    expect(elsewhere.state).toBe('degraded');
-    const stopped = classifyTopology('shop', [
-      member('db-primary', { readOnly: false }),
-      member('db-replica', { replication: { ...replicating('db-primary'), sqlRunning: false } }),
-    ]);
-    expect(stopped.state).toBe('degraded');
-    const nobody = classifyTopology('shop', [member('db-primary'), member('db-replica')]);
-    expect(nobody).toMatchObject({ state: 'degraded', writable: null, fenced: ['db-primary', 'db-replica'] });
-  });
+  test(
+    'degraded: home writes but the replica replicates from ' + 'elsewhere or a thread is stopped; or nobody writes',
+    () => {
+      const elsewhere = classifyTopology('shop', [
+        member('db-primary', { readOnly: false }),
+        member('db-replica', { replication: replicating(null) }),
+      ]);
+      expect(elsewhere.state).toBe('degraded');
+      const stopped = classifyTopology('shop', [
+        member('db-primary', { readOnly: false }),
+        member('db-replica', { replication: { ...replicating('db-primary'), sqlRunning: false } }),
+      ]);
+      expect(stopped.state).toBe('degraded');
+      const nobody = classifyTopology('shop', [member('db-primary'), member('db-replica')]);
+      expect(nobody).toMatchObject({ state: 'degraded', writable: null, fenced: ['db-primary', 'db-replica'] });
+    },
+  );
 
   test('unknown: nobody answers as writable and a member does not answer', () => {
     const t = classifyTopology('shop', [

@@ -96,28 +96,31 @@ describe('unattended failover with an old primary that cannot be fenced', () => 
     throw new Error(`never reached gate ${step}`);
   }
 
-  test('no awsFence: stops at the unfenced gate, nothing promoted, people told; a human may then acknowledge', async () => {
-    const { calls, notifications } = await run(unreachable(), async (h) => {
-      const gate = await atGate(h, 'unfenced');
-      expect(gate.pendingApproval).toMatchObject({ requireUnfencedAck: true });
-      const status = await h.query(statusQuery);
-      expect(status.approvals).toEqual([
-        expect.objectContaining({ approver: 'inventory:autoFailover', acknowledgeUnfenced: false }),
-      ]);
-      expect(status.steps.find((x) => x.name === 'fence-aws')).toMatchObject({ state: 'skipped' });
-      await h.executeUpdate(approveUpdate, {
-        args: [{ step: 'unfenced', approver: 'alice', acknowledgeUnfenced: true, comment: 'host is powered off' }],
+  test(
+    'no awsFence: stops at the unfenced gate, nothing promoted, people told; ' + 'a human may then acknowledge',
+    async () => {
+      const { calls, notifications } = await run(unreachable(), async (h) => {
+        const gate = await atGate(h, 'unfenced');
+        expect(gate.pendingApproval).toMatchObject({ requireUnfencedAck: true });
+        const status = await h.query(statusQuery);
+        expect(status.approvals).toEqual([
+          expect.objectContaining({ approver: 'inventory:autoFailover', acknowledgeUnfenced: false }),
+        ]);
+        expect(status.steps.find((x) => x.name === 'fence-aws')).toMatchObject({ state: 'skipped' });
+        await h.executeUpdate(approveUpdate, {
+          args: [{ step: 'unfenced', approver: 'alice', acknowledgeUnfenced: true, comment: 'host is powered off' }],
+        });
+        // Promoting beside an unfenced primary changes production: a critical service's two approvers.
+        expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'unfenced', needed: 1 });
+        await h.executeUpdate(approveUpdate, { args: [{ step: 'unfenced', approver: 'bob' }] });
+        return h.result();
       });
-      // Promoting beside an unfenced primary changes production: a critical service's two approvers.
-      expect((await h.query(statusQuery)).pendingApproval).toMatchObject({ step: 'unfenced', needed: 1 });
-      await h.executeUpdate(approveUpdate, { args: [{ step: 'unfenced', approver: 'bob' }] });
-      return h.result();
-    });
-    const promoted = calls.indexOf('promoteReplica');
-    expect(calls.indexOf('fencePrimary')).toBeLessThan(promoted);
-    expect(calls).not.toContain('isolateOldPrimary');
-    expect(notifications).toContain('APPROVAL NEEDED: unattended failover of shop stopped before promotion');
-  });
+      const promoted = calls.indexOf('promoteReplica');
+      expect(calls.indexOf('fencePrimary')).toBeLessThan(promoted);
+      expect(calls).not.toContain('isolateOldPrimary');
+      expect(notifications).toContain('APPROVAL NEEDED: unattended failover of shop stopped before promotion');
+    },
+  );
 
   test('awsFence: the old primary is cut off through the AWS API, then promoted, with no human', async () => {
     const { result, calls } = await run(unreachable({ awsFence }), (h) => h.result());

@@ -15,7 +15,8 @@ test('a bad inventory stops the worker with every problem listed by path', () =>
       'regions: { primary: us-east-1, dr: nowhere }',
       'approvers: [{ name: Alice }]',
       'services:',
-      '  - { name: shop, tier: gold, strategy: warm, dns: { hostedZone: z, record: r, primaryValue: a, drValue: b, ttl: 0 } }',
+      '  - { name: shop, tier: gold, strategy: warm, dns: { hostedZone: z, record: r, primaryValue: a, ' +
+        'drValue: b, ttl: 0 } }',
     ].join('\n'),
   );
   const run = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', 'workers/main.ts'], {
