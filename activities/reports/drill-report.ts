@@ -187,36 +187,33 @@ const esc = (v: string | number | undefined | null) =>
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;');
 
+const HTML_STYLE = [
+  'body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}',
+  'h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}',
+  'table{border-collapse:collapse;width:100%} ' +
+    'td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}',
+  'th{background:#f5f5f5} .critical{color:#b71c1c;font-weight:600} .warning{color:#e65100} .info{color:#555}',
+  '.outcome-passed,.outcome-completed{color:#2e7d32} .outcome-failed{color:#b71c1c} figure{margin:1em 0}',
+].join('\n');
+
+/** A table's header row. */
+const header = (names: string[]) => `<tr>${names.map((n) => `<th>${n}</th>`).join('')}</tr>`;
+
 /** One HTML file, nothing external: styles inline, charts as inline SVG. */
 export async function renderHtml(v: ReportView): Promise<string> {
   const timeline = v.steps.some((s) => s.startedAt) ? await renderSvg(timelineSpec(v.steps)) : '';
   const trend = v.trend.length ? await renderSvg(trendSpec(v.trend)) : '';
   const rows = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(v.title)}</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
-h1{font-size:1.5em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;width:100%} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f5f5f5} .critical{color:#b71c1c;font-weight:600} .warning{color:#e65100} .info{color:#555}
-.outcome-passed,.outcome-completed{color:#2e7d32} .outcome-failed{color:#b71c1c} figure{margin:1em 0}
-</style></head><body>
-<h1 class="outcome-${esc(v.outcome)}">${esc(v.title)}</h1>
-<table>${v.summary.map(([k, val]) => rows([`<b>${esc(k)}</b>`, esc(val)])).join('')}</table>
-<h2>Findings</h2>
-${v.findings.length ? `<ul>${v.findings.map((f) => `<li class="${f.severity}">${esc(f.severity)}: ${esc(f.text)}</li>`).join('')}</ul>` : '<p>None.</p>'}
-<h2>Timeline</h2>
-<figure id="timeline">${timeline || '<p>No timed steps.</p>'}</figure>
-<h2>RTO / RPO against targets</h2>
-<figure id="trend">${trend || '<p>No measurements yet.</p>'}</figure>
-<h2>Steps</h2>
-<table><tr><th>runbook</th><th>step</th><th>state</th><th>started</th><th>took</th><th>detail</th></tr>
-${v.steps.map((s) => rows([esc(s.runbook), esc(s.name), esc(s.state), esc(s.startedAt ?? '—'), esc(duration(s)), esc(s.detail)])).join('\n')}
-</table>
-<h2>Approvals</h2>
-${
-  v.approvals.length
-    ? `<table><tr><th>runbook</th><th>step</th><th>approver</th><th>identity (Temporal)</th><th>via</th><th>at</th><th>comment</th></tr>${v.approvals
+  const findings = v.findings.length
+    ? `<ul>${v.findings.map((f) => `<li class="${f.severity}">${esc(f.severity)}: ${esc(f.text)}</li>`).join('')}</ul>`
+    : '<p>None.</p>';
+  const steps = v.steps
+    .map((s) =>
+      rows([esc(s.runbook), esc(s.name), esc(s.state), esc(s.startedAt ?? '—'), esc(duration(s)), esc(s.detail)]),
+    )
+    .join('\n');
+  const approvals = v.approvals.length
+    ? `<table>${header(['runbook', 'step', 'approver', 'identity (Temporal)', 'via', 'at', 'comment'])}${v.approvals
         .map((a) =>
           rows([
             esc(a.runbook),
@@ -229,16 +226,34 @@ ${
           ]),
         )
         .join('')}</table>`
-    : '<p>None needed.</p>'
-}${
-    v.unacceptedApprovals?.length
-      ? `<p>Approval messages not accepted:</p><table><tr><th>run</th><th>step</th><th>approver</th><th>identity (Temporal)</th><th>via</th><th>at</th></tr>${v.unacceptedApprovals
-          .map((m) =>
-            rows([esc(m.workflowId), esc(m.step), esc(m.approver), esc(m.identity || '(none)'), esc(m.via), esc(m.at)]),
-          )
-          .join('')}</table>`
-      : ''
-  }
+    : '<p>None needed.</p>';
+  const unaccepted = v.unacceptedApprovals?.length
+    ? `<p>Approval messages not accepted:</p>` +
+      `<table>${header(['run', 'step', 'approver', 'identity (Temporal)', 'via', 'at'])}${v.unacceptedApprovals
+        .map((m) =>
+          rows([esc(m.workflowId), esc(m.step), esc(m.approver), esc(m.identity || '(none)'), esc(m.via), esc(m.at)]),
+        )
+        .join('')}</table>`
+    : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(v.title)}</title>
+<style>
+${HTML_STYLE}
+</style></head><body>
+<h1 class="outcome-${esc(v.outcome)}">${esc(v.title)}</h1>
+<table>${v.summary.map(([k, val]) => rows([`<b>${esc(k)}</b>`, esc(val)])).join('')}</table>
+<h2>Findings</h2>
+${findings}
+<h2>Timeline</h2>
+<figure id="timeline">${timeline || '<p>No timed steps.</p>'}</figure>
+<h2>RTO / RPO against targets</h2>
+<figure id="trend">${trend || '<p>No measurements yet.</p>'}</figure>
+<h2>Steps</h2>
+<table><tr><th>runbook</th><th>step</th><th>state</th><th>started</th><th>took</th><th>detail</th></tr>
+${steps}
+</table>
+<h2>Approvals</h2>
+${approvals}${unaccepted}
 <p class="info">Generated by drbook ${esc(new Date().toISOString())}.</p>
 </body></html>
 `;

@@ -68,12 +68,14 @@ const mark = (ok: boolean, gate: boolean) => (ok ? 'PASS' : gate ? 'FAIL' : 'MIS
 const md = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function renderRestoreReportMarkdown(r: RestoreTestReport, history: RestoreHistoryEntry[]): string {
+  const met = (v: number | null, t: number) => (v === null ? 'n/a' : v <= t ? 'yes' : 'no');
   const lines = [
     `# Restore test ${r.service} ${r.id}: ${r.outcome.toUpperCase()}`,
     '',
     r.failedCheck ? `**Failed check: \`${r.failedCheck}\`**\n` : '',
     `- Service: ${r.service} (tier ${r.tier}, strategy ${r.strategy})`,
-    `- Backup: ${r.backup.id ?? 'none'}${r.backup.source ? ` from ${r.backup.source}` : ''}${r.backup.size !== null ? `, ${r.backup.size} bytes` : ''}`,
+    `- Backup: ${r.backup.id ?? 'none'}${r.backup.source ? ` from ${r.backup.source}` : ''}` +
+      (r.backup.size !== null ? `, ${r.backup.size} bytes` : ''),
     `- Ran: ${r.startedAt} → ${r.endedAt}`,
     r.scratch
       ? `- Scratch: ${r.scratch.databases.map((d) => `${d.source} → ${d.scratch}`).join(', ')} on ${r.scratch.server}`
@@ -84,13 +86,10 @@ export function renderRestoreReportMarkdown(r: RestoreTestReport, history: Resto
     '| measure | value | target | met |',
     '|---|---|---|---|',
     `| restore time (RTO evidence: checksum + restore + validation) | ${humanSeconds(r.measured.rtoSeconds)} ` +
-      `| ${humanSeconds(r.targets.rtoSeconds)} ` +
-      `| ${r.measured.rtoSeconds === null ? 'n/a' : r.measured.rtoSeconds <= r.targets.rtoSeconds ? 'yes' : 'no'} |`,
+      `| ${humanSeconds(r.targets.rtoSeconds)} | ${met(r.measured.rtoSeconds, r.targets.rtoSeconds)} |`,
     `| of which restore (fetch, zstd -d, load) | ${humanSeconds(r.measured.restoreSeconds)} | | |`,
     `| backup age at test time (RPO evidence) | ${humanSeconds(r.measured.backupAgeSeconds)} ` +
-      `| ${humanSeconds(r.targets.rpoSeconds)} ` +
-      `| ${r.measured.backupAgeSeconds === null ? 'n/a' : r.measured.backupAgeSeconds <= r.targets.rpoSeconds ? 'yes' : 'no'} ` +
-      `|`,
+      `| ${humanSeconds(r.targets.rpoSeconds)} | ${met(r.measured.backupAgeSeconds, r.targets.rpoSeconds)} |`,
     '',
     '## Checks',
     '',
@@ -153,48 +152,112 @@ export function restoreTrend(r: RestoreTestReport, history: RestoreHistoryEntry[
     }));
 }
 
+const HTML_STYLE = [
+  'body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em;color:#222}',
+  'table{border-collapse:collapse;margin:.5em 0 1.5em}' +
+    'td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}',
+  'th{background:#f4f4f4}.pass{color:#176c2c;font-weight:600}.fail{color:#b00020;font-weight:600}' +
+    '.miss{color:#a15c00;font-weight:600}',
+  '.banner{padding:.6em 1em;border-radius:4px;color:#fff;display:inline-block}.banner.passed{background:#176c2c}' +
+    '.banner.failed{background:#b00020}.banner.cancelled{background:#666}',
+  'code{background:#f4f4f4;padding:0 .2em}',
+].join('\n');
+
 export function renderRestoreReportHtml(r: RestoreTestReport, history: RestoreHistoryEntry[], trendSvg = ''): string {
   const cls = (ok: boolean, gate: boolean) => (ok ? 'pass' : gate ? 'fail' : 'miss');
   const row = (cells: string[]) => `<tr>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   const met = (v: number | null, t: number) =>
     v === null ? 'n/a' : v <= t ? '<span class="pass">met</span>' : '<span class="miss">missed</span>';
+  const failedCheck = r.failedCheck ? ` — failed check <code>${esc(r.failedCheck)}</code>` : '';
+  const source = r.backup.source ? ` from ${esc(r.backup.source)}` : '';
+  const timings = [
+    row([
+      'restore time (RTO evidence: checksum + restore + validation)',
+      humanSeconds(r.measured.rtoSeconds),
+      humanSeconds(r.targets.rtoSeconds),
+      met(r.measured.rtoSeconds, r.targets.rtoSeconds),
+    ]),
+    row(['of which restore (fetch, zstd -d, load)', humanSeconds(r.measured.restoreSeconds), '', '']),
+    row([
+      'backup age at test time (RPO evidence)',
+      humanSeconds(r.measured.backupAgeSeconds),
+      humanSeconds(r.targets.rpoSeconds),
+      met(r.measured.backupAgeSeconds, r.targets.rpoSeconds),
+    ]),
+  ].join('\n');
+  const checks = r.checks
+    .map((c) =>
+      row([
+        esc(c.name),
+        `<span class="${cls(c.ok, c.gate)}">${mark(c.ok, c.gate)}</span>${c.gate ? '' : ' (evidence)'}`,
+        esc(c.detail),
+      ]),
+    )
+    .join('\n');
+  const fileTrees = (r.fileTrees ?? [])
+    .map((f) => `<h2>File tree ${esc(`${f.host}:${f.path}`)}</h2><p>${esc(fileTreeLine(f))}</p>`)
+    .join('\n');
+  const rds = r.rds
+    ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> ` +
+      `(${esc(r.rds.region)}): ${esc(r.rds.status)} in ${humanSeconds(r.rds.seconds)}; ` +
+      `${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>`
+    : '';
+  const cleanup =
+    r.cleanup
+      .map(
+        (c) =>
+          `<li><span class="${c.done ? 'pass' : 'fail'}">${c.done ? 'done' : 'NOT DONE'}</span>: ${esc(c.detail)}</li>`,
+      )
+      .join('') || '<li>nothing was created</li>';
+  const earlier =
+    history
+      .map((h) =>
+        row([
+          esc(h.id),
+          `<span class="${h.outcome === 'passed' ? 'pass' : 'fail'}">${h.outcome}</span>`,
+          esc(h.backupId ?? ''),
+          humanSeconds(h.rtoSeconds),
+          humanSeconds(h.backupAgeSeconds),
+          esc(h.failedCheck ?? ''),
+        ]),
+      )
+      .join('\n') || row(['(none)', '', '', '', '', '']);
+  const steps = r.steps
+    .map((s) => row([esc(s.name), esc(s.state), esc(s.startedAt ?? ''), esc(s.endedAt ?? ''), esc(s.detail ?? '')]))
+    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Restore test ${esc(r.service)} ${esc(r.id)}: ${r.outcome}</title>
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}.pass{color:#176c2c;font-weight:600}.fail{color:#b00020;font-weight:600}.miss{color:#a15c00;font-weight:600}
-.banner{padding:.6em 1em;border-radius:4px;color:#fff;display:inline-block}.banner.passed{background:#176c2c}.banner.failed{background:#b00020}.banner.cancelled{background:#666}
-code{background:#f4f4f4;padding:0 .2em}
+${HTML_STYLE}
 </style></head><body>
 <h1>Restore test: ${esc(r.service)} <small>${esc(r.id)}</small></h1>
-<p class="banner ${r.outcome}">${r.outcome.toUpperCase()}${r.failedCheck ? ` — failed check <code>${esc(r.failedCheck)}</code>` : ''}</p>
-<p>Tier ${esc(r.tier)}, strategy ${esc(r.strategy)}. Backup <code>${esc(r.backup.id ?? 'none')}</code>${r.backup.source ? ` from ${esc(r.backup.source)}` : ''}. Ran ${esc(r.startedAt)} → ${esc(r.endedAt)}.</p>
+<p class="banner ${r.outcome}">${r.outcome.toUpperCase()}${failedCheck}</p>
+<p>Tier ${esc(r.tier)}, strategy ${esc(r.strategy)}. Backup <code>${esc(r.backup.id ?? 'none')}</code>${source}. \
+Ran ${esc(r.startedAt)} → ${esc(r.endedAt)}.</p>
 <h2>Timings against targets</h2>
 <table><tr><th>measure</th><th>value</th><th>target</th><th></th></tr>
-${row(['restore time (RTO evidence: checksum + restore + validation)', humanSeconds(r.measured.rtoSeconds), humanSeconds(r.targets.rtoSeconds), met(r.measured.rtoSeconds, r.targets.rtoSeconds)])}
-${row(['of which restore (fetch, zstd -d, load)', humanSeconds(r.measured.restoreSeconds), '', ''])}
-${row(['backup age at test time (RPO evidence)', humanSeconds(r.measured.backupAgeSeconds), humanSeconds(r.targets.rpoSeconds), met(r.measured.backupAgeSeconds, r.targets.rpoSeconds)])}
+${timings}
 </table>
 ${trendSvg ? `<h2>Trend</h2>\n<figure id="trend">${trendSvg}</figure>` : ''}
 <h2>Checks</h2>
 <table><tr><th>check</th><th>result</th><th>detail</th></tr>
-${r.checks.map((c) => row([esc(c.name), `<span class="${cls(c.ok, c.gate)}">${mark(c.ok, c.gate)}</span>${c.gate ? '' : ' (evidence)'}`, esc(c.detail)])).join('\n')}
+${checks}
 </table>
 ${r.pitr ? `<h2>Point-in-time recovery</h2><p>${esc(pitrLine(r.pitr))}</p>` : ''}
 ${r.physical ? `<h2>Physical backup</h2><p>${esc(physicalLine(r.physical))}</p>` : ''}
-${(r.fileTrees ?? []).map((f) => `<h2>File tree ${esc(`${f.host}:${f.path}`)}</h2><p>${esc(fileTreeLine(f))}</p>`).join('\n')}
-${r.rds ? `<h2>RDS</h2><p>Snapshot <code>${esc(r.rds.snapshot)}</code> restored as <code>${esc(r.rds.instance)}</code> ` + `(${esc(r.rds.region)}): ${esc(r.rds.status)} ` + `in ${humanSeconds(r.rds.seconds)}; ${r.rds.deleted ? 'deleted' : '<span class="fail">NOT deleted</span>'}.</p>` : ''}
+${fileTrees}
+${rds}
 <h2>Clean-up</h2>
-<ul>${r.cleanup.map((c) => `<li><span class="${c.done ? 'pass' : 'fail'}">${c.done ? 'done' : 'NOT DONE'}</span>: ${esc(c.detail)}</li>`).join('') || '<li>nothing was created</li>'}</ul>
+<ul>${cleanup}</ul>
 <h2>Earlier tests</h2>
-<table><tr><th>test</th><th>outcome</th><th>backup</th><th>restore time</th><th>backup age</th><th>failed check</th></tr>
-${history.map((h) => row([esc(h.id), `<span class="${h.outcome === 'passed' ? 'pass' : 'fail'}">${h.outcome}</span>`, esc(h.backupId ?? ''), humanSeconds(h.rtoSeconds), humanSeconds(h.backupAgeSeconds), esc(h.failedCheck ?? '')])).join('\n') || row(['(none)', '', '', '', '', ''])}
+<table><tr><th>test</th><th>outcome</th><th>backup</th><th>restore time</th><th>backup age</th>\
+<th>failed check</th></tr>
+${earlier}
 </table>
 <h2>Steps</h2>
 <table><tr><th>step</th><th>state</th><th>started</th><th>ended</th><th>detail</th></tr>
-${r.steps.map((s) => row([esc(s.name), esc(s.state), esc(s.startedAt ?? ''), esc(s.endedAt ?? ''), esc(s.detail ?? '')])).join('\n')}
+${steps}
 </table>
 </body></html>
 `;
