@@ -233,10 +233,8 @@ async function singleDatabase(
           results[key].push(m);
           await removeBackups(stores, service);
         }
-        log(
-          `  ${d.name} ` +
-            `round ${r}: ${(['a', 'b', 'c', 'd'] as const).map((k) => `(${k}) ${fmt(results[k][r - 1].seconds)} s`).join('  ')}`,
-        );
+        const round = (['a', 'b', 'c', 'd'] as const).map((k) => `(${k}) ${fmt(results[k][r - 1].seconds)} s`);
+        log(`  ${d.name} round ${r}: ${round.join('  ')}`);
       }
       const t = Object.fromEntries(
         (['a', 'b', 'c', 'd'] as const).map((k) => [k, median(results[k].map((m) => m.seconds))]),
@@ -259,9 +257,8 @@ async function singleDatabase(
         const out = median(ms.map((m) => m.outputBytes));
         const mem = ms.map((m) => m.memory).filter((m): m is MemoryPeaks => !!m);
         const rss = mem.length
-          ? `node ${fmt(Math.max(...mem.map((m) => m.selfPeakKb)) / 1024, 0)} MB (start ${fmt(Math.max(...mem.map((m) => m.selfStartKb)) / 1024, 0)}); ${Object.keys(
-              mem[0].children,
-            )
+          ? `node ${fmt(Math.max(...mem.map((m) => m.selfPeakKb)) / 1024, 0)} MB ` +
+            `(start ${fmt(Math.max(...mem.map((m) => m.selfStartKb)) / 1024, 0)}); ${Object.keys(mem[0].children)
               .map((c) => `${c} ${fmt(Math.max(...mem.map((m) => m.children[c] ?? 0)) / 1024, 0)} MB`)
               .join(', ')}; CPU s: node ${fmt(median(mem.map((m) => m.selfCpuSeconds)))}, ${Object.keys(
               mem[0].childCpuSeconds,

@@ -135,8 +135,11 @@ async function main() {
           const b = await breakdown(handle, gate);
           rows.push({ runbook, ...b });
           const f = (n: number) => (n / 1000).toFixed(2).padStart(8);
+          const share = ((100 * b.overheadMs) / b.totalMs).toFixed(0).padStart(5);
           console.log(
-            `${String(i).padStart(3)}  ${runbook.padEnd(8)} ${f(b.totalMs)}  ${f(b.externalMs)}     ${f(b.overheadMs)}    ${((100 * b.overheadMs) / b.totalMs).toFixed(0).padStart(5)}%  ${String(b.activities).padStart(10)}  ${String(b.events).padStart(6)}${busyMark(machine)}`,
+            `${String(i).padStart(3)}  ${runbook.padEnd(8)} ${f(b.totalMs)}  ${f(b.externalMs)}     ` +
+              `${f(b.overheadMs)}    ${share}%  ${String(b.activities).padStart(10)}  ${String(b.events).padStart(6)}` +
+              busyMark(machine),
           );
         }
       }

@@ -4,14 +4,16 @@
  *
  * One generated database (the backup benchmark's generator, scripts/bench/database.ts), dumped
  * once by drbook's own dumpDatabase to a local destination, then restored into the scratch server:
- *   (a) zstd -d dump.sql.zst > dump.sql; mariadb < dump.sql     the plain procedure (baseline; decompression not timed)
- *   (b) myloader --threads N                                   if installed (apt mydumper), from a mydumper dump made
- *                                                              beforehand (not timed): a parallel loader on its own format
- *   (c) drbook restoreIntoScratch, parallel 1                  streamed from storage, binlog off
- *   (d) drbook restoreIntoScratch, parallel N                  INSERTs spread over N sessions
- *   (e) drbook restorePhysicalIntoScratch                      a mariabackup copy of the whole primary (taken beforehand,
- *                                                              not timed): stream | zstd -d | mbstream -x, --prepare, a
- *                                                              scratch mariadbd started on it; then every table counted
+ *   (a) zstd -d dump.sql.zst > dump.sql; mariadb < dump.sql   the plain procedure (baseline; decompression not timed)
+ *   (b) myloader --threads N                                 if installed (apt mydumper), from a mydumper dump made
+ *                                                            beforehand (not timed): a parallel loader on its own
+ *                                                            format
+ *   (c) drbook restoreIntoScratch, parallel 1                streamed from storage, binlog off
+ *   (d) drbook restoreIntoScratch, parallel N                INSERTs spread over N sessions
+ *   (e) drbook restorePhysicalIntoScratch                    a mariabackup copy of the whole primary (taken
+ *                                                            beforehand, not timed): stream | zstd -d | mbstream -x,
+ *                                                            --prepare, a scratch mariadbd started on it; then every
+ *                                                            table counted
  * Each is checked by row counts against the dump's manifest counts. The methods run in alternating rounds
  * (a, b, c, d, e, a, b, …; --rounds, at least 3) and each row is the median; the load average is printed before and
  * after, and a run that starts with the 1-minute load above the core count is refused unless --force (rows marked).

@@ -21,7 +21,8 @@ if docker compose version >/dev/null 2>&1; then
   exit 0
 fi
 
-if [ "$("$VENV/bin/check-jsonschema" --version 2>/dev/null)" != "check-jsonschema, version $CHECK_JSONSCHEMA_VERSION" ]; then
+if [ "$("$VENV/bin/check-jsonschema" --version 2>/dev/null)" != \
+  "check-jsonschema, version $CHECK_JSONSCHEMA_VERSION" ]; then
   [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "check-jsonschema==$CHECK_JSONSCHEMA_VERSION"
 fi

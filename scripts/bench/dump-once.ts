@@ -24,8 +24,9 @@ async function main() {
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const memory = sampler.stop();
+    const { uncompressedSize, size } = dump.object;
     process.stdout.write(
-      `${JSON.stringify({ seconds, uncompressedSize: dump.object.uncompressedSize, size: dump.object.size, memory, exactRows: dump.rowCounts.exact })}\n`,
+      `${JSON.stringify({ seconds, uncompressedSize, size, memory, exactRows: dump.rowCounts.exact })}\n`,
     );
   } finally {
     await adapters.close();

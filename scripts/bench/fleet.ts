@@ -182,9 +182,9 @@ export async function runFleet(
       '',
       `fleet: ${names.length} services, one nightlyBackup, concurrency ${opts.concurrency}, batchSize 100 ` +
         `(continue-as-new), snapshots off`,
-      `  succeeded ${summary.succeeded.length}, ` +
-        `failed ${summary.failed.length}${summary.failed.length ? ` (first: ${summary.failed[0].service}: ${summary.failed[0].reason})` : ''}, ` +
-        `runs ${summary.runs}`,
+      `  succeeded ${summary.succeeded.length}, failed ${summary.failed.length}` +
+        (summary.failed.length ? ` (first: ${summary.failed[0].service}: ${summary.failed[0].reason})` : '') +
+        `, runs ${summary.runs}`,
       `  wall time ${wallSeconds.toFixed(1)} s (${((wallSeconds * 1000) / names.length).toFixed(0)} ms per ` +
         `service at concurrency ${opts.concurrency})${opts.mark ?? ''}`,
       `  per service (child workflow): wall median ${pct(walls, 50)} ms, p95 ${pct(walls, 95)} ms; orchestration ` +
