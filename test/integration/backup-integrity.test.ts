@@ -37,8 +37,8 @@ describe('backups cannot be rewritten', () => {
   });
 
   test(
-    'each attempt writes its own object: ' +
-      'a superseded attempt that finishes late or fails never overwrites or deletes the verified copy; a taken id is refused',
+    'each attempt writes its own object: a superseded attempt that finishes late or fails never overwrites or ' +
+      'deletes the verified copy; a taken id is refused',
     async () => {
       const backupId = '20240110T030000Z';
       const later = await activities.dumpDatabase({ service: 'shop', backupId });

@@ -115,8 +115,9 @@ describe('over SSH on the database host (primary-host, inside its network namesp
   });
 
   test(
-    'serviceBackup copies db-primary on primary-host through its socket: ' +
-      'in the namespace, no secret on any command line, its defaults file gone, verified everywhere with the GTID, and it restores with the rows as at the copy',
+    'serviceBackup copies db-primary on primary-host through its socket: in the namespace, no secret on any ' +
+      'command line, its defaults file gone, verified everywhere with the GTID, and it restores with the rows as at ' +
+      'the copy',
     async () => {
       const primary = await sql(base, 'db-primary');
       const expected: { database: string; table: string; rows: number }[] = [];

@@ -66,8 +66,8 @@ afterAll(async () => {
 });
 
 test(
-  'a mariabackup copy restores into a scratch instance with the source rows at the copy, its GTID, and no trace left; ' +
-    'a corrupt copy is refused before any instance starts',
+  'a mariabackup copy restores into a scratch instance with the source rows at the copy, its GTID, and no trace ' +
+    'left; a corrupt copy is refused before any instance starts',
   async () => {
     const a = adapters.activities;
     const before = leftovers();

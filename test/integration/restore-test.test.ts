@@ -117,8 +117,8 @@ afterAll(async () => {
 
 describe('restoreTest on the local stack', () => {
   test(
-    'a nightly backup restores into scratch, validates, is reported with restore time and backup age, and is cleaned up; ' +
-      'the RDS snapshot is restored in the DR region and deleted',
+    'a nightly backup restores into scratch, validates, is reported with restore time and backup age, and is ' +
+      'cleaned up; the RDS snapshot is restored in the DR region and deleted',
     async () => {
       await h.withWorkers(activities, async () => {
         // The nightly runbook's own per-service workflow makes the backup.
