@@ -67,9 +67,7 @@ export class RunbookRun {
   private changing = false;
   /** Steps running now, in start order (several run together in places). */
   private readonly running: string[] = [];
-  /**
-   * Under the inventory's `signed` policy: where signatures are checked (null: `named`, the approver's name counts).
-   */
+  /** Under the inventory's `signed` policy: where signatures are checked (null: `named`, the name counts). */
   private signatures: SignatureCheck | null = null;
   /** What the run's page says besides the steps: the input's mode and reason, the child it waits on, the outcome. */
   private page: RunPage = { mode: null, reason: null, child: null, childGate: null, outcome: null };
@@ -388,9 +386,7 @@ export class RunbookRun {
     };
   }
 
-  /**
-   * Abort is honoured before any change; once changes have begun it waits for the next gate (none is left half-done).
-   */
+  /** Abort is honoured before any change; once changes began it waits for the next gate (none is left half-done). */
   private honourAbort(next: string): void {
     if (!this.aborted) return;
     if (!this.changing) throw abortFailure(this.aborted, next);

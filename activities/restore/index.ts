@@ -94,14 +94,12 @@ export function createRestoreActivities(stores: BackupStores, pools: MysqlPools,
           .pop();
       const from = wanted ? found.find((f) => f.ids.includes(wanted)) : undefined;
       if (!wanted || !from) {
-        throw failure(
-          ErrorType.NoVerifiedBackup,
-          backupId
-            ? `no verified ${kind} backup ${backupId} of ${service} in ${ordered.map((s) => s.label).join(', ')}`
-            : `no verified ${kind} backup of ${service} (no manifest.json) ` +
-                `in ${ordered.map((s) => s.label).join(', ')}`,
-          { service },
-        );
+        const missing = backupId
+          ? `no verified ${kind} backup ${backupId} of ${service}`
+          : `no verified ${kind} backup of ${service} (no manifest.json)`;
+        throw failure(ErrorType.NoVerifiedBackup, `${missing} in ${ordered.map((s) => s.label).join(', ')}`, {
+          service,
+        });
       }
       return {
         backupId: wanted,

@@ -89,10 +89,7 @@ export function archiveRule(
 function createCopyActivities(stores: BackupStores, inventory: Inventory) {
   return {
     /** The services a nightly run covers: the ones asked for (each must exist and have a backup section), or all. */
-    /**
-     * The services to back up (every one with a backup section, or those named); `binlogArchive`: only those with the
-     * archive on.
-     */
+    /** The services to back up (each with a backup section, or those named); `binlogArchive`: those with it on. */
     async listBackedUpServices({
       services,
       binlogArchive = false,

@@ -10,7 +10,10 @@ import { join } from 'node:path';
 const ROOT = join(__dirname, '../..');
 const MAX_LINE = 120;
 const SOURCE = /\.(ts|js|mjs|cjs|sh|sql|cnf|py)$|^config\/[^/]+\.yaml$/;
-/** Files whose owners shorten their own lines in this session; the list empties as they land. */
+/**
+ * Files whose owners shorten their own lines in this session; the list empties as they land. `file#name` is the shell
+ * function `name() {` … `}` of that file, the rest of the file held to the rule.
+ */
 const OWNED_ELSEWHERE = [
   'workflows/backup.ts', // fixed by its owner in this session
   'workflows/backup-policy.ts', // fixed by its owner in this session
@@ -27,6 +30,7 @@ const OWNED_ELSEWHERE = [
   'activities/mysql/topology-sql.ts', // fixed by its owner in this session
   'jest.config.js', // fixed by its owner in this session
   '.ci/run', // fixed by its owner in this session
+  'scripts/stack.sh#cmd_test', // fixed by its owner in this session
   'test/helpers/', // fixed by its owner in this session (the whole folder)
   'test/unit/workflow-length.test.ts', // fixed by its owner in this session
   'test/unit/import-graph.test.ts', // fixed by its owner in this session
@@ -52,14 +56,26 @@ function sourceFiles(): string[] {
     .filter((f) => !OWNED_ELSEWHERE.some((owned) => (owned.endsWith('/') ? f.startsWith(owned) : f === owned)));
 }
 
+/** The 0-based line numbers of the shell functions of `file` that OWNED_ELSEWHERE names. */
+function ownedLines(file: string, lines: string[]): Set<number> {
+  const owned = new Set<number>();
+  for (const entry of OWNED_ELSEWHERE.filter((o) => o.startsWith(`${file}#`))) {
+    const start = lines.indexOf(`${entry.slice(file.length + 1)}() {`);
+    const end = lines.indexOf('}', start);
+    if (start < 0 || end < 0) continue;
+    for (let i = start; i <= end; i++) owned.add(i);
+  }
+  return owned;
+}
+
 /** Every line over the limit in `file`, as "file:line (N chars)"; characters, not UTF-16 units or bytes. */
 function longLines(file: string): string[] {
-  return readFileSync(join(ROOT, file), 'utf8')
-    .split(/\r?\n/)
-    .flatMap((line, i) => {
-      const chars = [...line].length;
-      return chars > MAX_LINE ? [`${file}:${i + 1} (${chars} chars)`] : [];
-    });
+  const lines = readFileSync(join(ROOT, file), 'utf8').split(/\r?\n/);
+  const owned = ownedLines(file, lines);
+  return lines.flatMap((line, i) => {
+    const chars = [...line].length;
+    return chars > MAX_LINE && !owned.has(i) ? [`${file}:${i + 1} (${chars} chars)`] : [];
+  });
 }
 
 describe('source lines', () => {
