@@ -150,18 +150,24 @@ describe('RDS DR replica: promoted once whatever the retries, re-created after f
     }
   });
 
-  test('on the emulator, which promotes before it answers, a request on a replica was lost: made again at once', async () => {
-    expect(loaded.inventory.aws.emulator?.rdsPromotesBeforeAnswering).toBe(true);
-    // What an attempt killed between its tag and its call leaves: a request, no promotion.
-    await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/killed-before-call`);
-    const started = Date.now();
-    expect(await adapters.activities.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: false, requests: 1 });
-    expect(Date.now() - started).toBeLessThan(30_000); // not the 2 minutes a request on AWS is given
-    expect(proxy.promotions()).toHaveLength(1);
-    // And a retry after that finds it promoted: still the one promotion.
-    expect(await adapters.activities.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: true, requests: 0 });
-    expect(proxy.promotions()).toHaveLength(1);
-  });
+  test(
+    'on the emulator, which promotes before it answers, ' + 'a request on a replica was lost: made again at once',
+    async () => {
+      expect(loaded.inventory.aws.emulator?.rdsPromotesBeforeAnswering).toBe(true);
+      // What an attempt killed between its tag and its call leaves: a request, no promotion.
+      await tagDr(PROMOTE_REQUESTED_TAG, `${new Date().toISOString()} failover-shop/killed-before-call`);
+      const started = Date.now();
+      expect(await adapters.activities.promoteRdsReplica(target)).toMatchObject({
+        alreadyPromoted: false,
+        requests: 1,
+      });
+      expect(Date.now() - started).toBeLessThan(30_000); // not the 2 minutes a request on AWS is given
+      expect(proxy.promotions()).toHaveLength(1);
+      // And a retry after that finds it promoted: still the one promotion.
+      expect(await adapters.activities.promoteRdsReplica(target)).toMatchObject({ alreadyPromoted: true, requests: 0 });
+      expect(proxy.promotions()).toHaveLength(1);
+    },
+  );
 
   test(
     'InvalidDBInstanceState from PromoteReadReplica is "in progress": ' + 'waited on, asked again only once stale',
