@@ -30,7 +30,6 @@ const OWNED_ELSEWHERE = [
   'activities/mysql/topology-sql.ts', // fixed by its owner in this session
   'jest.config.js', // fixed by its owner in this session
   '.ci/run', // fixed by its owner in this session
-  'scripts/stack.sh#cmd_test', // fixed by its owner in this session
   'test/helpers/', // fixed by its owner in this session (the whole folder)
   'test/unit/workflow-length.test.ts', // fixed by its owner in this session
   'test/unit/import-graph.test.ts', // fixed by its owner in this session

@@ -75,8 +75,14 @@ test('every compose MariaDB server mounts the shared settings and bootstrap; the
   );
 });
 
+/** scripts/stack.sh and the command groups it sources (scripts/stack/*.sh). */
+const STACK_FILES = [
+  'scripts/stack.sh',
+  ...readdirSync(path.join(ROOT, 'scripts/stack')).map((f) => `scripts/stack/${f}`),
+];
+
 test('scripts/stack.sh reads the same files: settings, schema, users, replication', () => {
-  const stack = read('scripts/stack.sh');
+  const stack = STACK_FILES.map(read).join('\n');
   expect(stack).toMatch(/^MARIADB_BOOTSTRAP=\$ROOT\/deploy\/mariadb$/m);
   expect(stack).toMatch(/^\. "\$MARIADB_BOOTSTRAP\/bootstrap\.sh"$/m);
   expect(stack).toContain('!include $MARIADB_BOOTSTRAP/drbook.cnf');
@@ -87,10 +93,7 @@ test('scripts/stack.sh reads the same files: settings, schema, users, replicatio
 
 test('no bootstrap SQL or shared setting is written anywhere but deploy/mariadb/', () => {
   const inline = /CREATE USER|GRANT |CHANGE MASTER|CREATE TABLE|CREATE EVENT|CREATE DATABASE|gtid-strict-mode/i;
-  const places = [
-    'scripts/stack.sh',
-    ...readdirSync(path.join(ROOT, 'docker/mariadb')).map((f) => `docker/mariadb/${f}`),
-  ];
+  const places = [...STACK_FILES, ...readdirSync(path.join(ROOT, 'docker/mariadb')).map((f) => `docker/mariadb/${f}`)];
   for (const file of places) {
     const lines = read(file)
       .split('\n')
