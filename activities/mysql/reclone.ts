@@ -8,15 +8,19 @@ import { failure } from '../errors';
 import { dumpInto, REFUSED_CLIENT_COMMAND } from '../process/mysql-client';
 import { quoteIdentifier } from '../process/quote';
 import type { MysqlPools } from './index';
-import type { ReplicationCredentials } from './reprotect';
-import type { TopologySql } from './topology-sql';
+import type { ReplicationCredentials, TopologySql } from './topology-sql';
 
 /** A database name a re-clone passes to mariadb-dump: a plain identifier, never one that reads as an option. */
 export const CLONEABLE_DATABASE = PLAIN_DATABASE_NAME;
 
+/** A server's own databases: everything but the system schemas. */
+const USER_DATABASES =
+  'SELECT schema_name AS d FROM information_schema.schemata ' +
+  "WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')";
+
 export function createRecloneActivities(
   pools: MysqlPools,
-  { run, withConnection, setHeartbeatEvent }: TopologySql,
+  { run, withConnection, setHeartbeatEvent, startReplicationFrom }: TopologySql,
   replicationCredentials: ReplicationCredentials,
 ) {
   return {
@@ -38,22 +42,17 @@ export function createRecloneActivities(
       source: string;
       heartbeatEvent: string;
     }): Promise<{ server: string; source: string; databases: string[]; bytes: number }> {
-      const databases = (
-        await withConnection(source, (conn) =>
-          run(
-            source,
-            conn,
-            "SELECT schema_name AS d FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
-          ),
-        )
-      ).map((r) => String(r.d));
+      const databases = (await withConnection(source, (conn) => run(source, conn, USER_DATABASES))).map((r) =>
+        String(r.d),
+      );
       // The names come from the source server and become mariadb-dump arguments: a database named
       // "--no-data" would be an option. Refused before anything on the target changes.
       const unsafe = databases.filter((d) => !CLONEABLE_DATABASE.test(d));
       if (unsafe.length)
         throw failure(
           ErrorType.InvalidInput,
-          `${source} holds database(s) ${unsafe.map((d) => JSON.stringify(d)).join(', ')}: not a plain name (letters, digits, _ $ -, not starting with -); refusing to re-clone ${server} from it`,
+          `${source} holds database(s) ${unsafe.map((d) => JSON.stringify(d)).join(', ')}: not a plain name ` +
+            `(letters, digits, _ $ -, not starting with -); refusing to re-clone ${server} from it`,
           { server, source },
         );
       // A private session: sql_log_bin = 0 must not go back to the pool with the connection.
@@ -63,11 +62,7 @@ export function createRecloneActivities(
         await run(server, conn, 'STOP SLAVE');
         await run(server, conn, 'RESET SLAVE ALL');
         await run(server, conn, 'SET SESSION sql_log_bin = 0');
-        const mine = await run(
-          server,
-          conn,
-          "SELECT schema_name AS d FROM information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
-        );
+        const mine = await run(server, conn, USER_DATABASES);
         for (const r of mine) await run(server, conn, `DROP DATABASE ${quoteIdentifier(String(r.d))}`);
         await run(server, conn, 'RESET MASTER');
       });
@@ -101,18 +96,13 @@ export function createRecloneActivities(
           `mariadb into ${server} exited ${copied.load.code}: ${copied.loadErr}`,
           { server, source },
         );
-      // The dump set gtid_slave_pos to where it was taken: replicate from there (at the source's replication address).
-      const src = pools.replicationSource(source);
-      const { user, password } = replicationCredentials(service);
+      // The dump set gtid_slave_pos to where it was taken: replicate from there. mariadb-dump --gtid is MariaDB's.
       await withConnection(server, async (conn) => {
         await setHeartbeatEvent(server, conn, heartbeatEvent, false);
-        await run(
-          server,
-          conn,
-          'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1',
-          [src.host, src.port, user, password],
-        );
-        await run(server, conn, 'START SLAVE');
+        await startReplicationFrom(server, conn, source, replicationCredentials(service), {
+          flavor: 'mariadb',
+          gtidPos: 'slave_pos',
+        });
       });
       return { server, source, databases, bytes: copied.bytes };
     },

@@ -6,17 +6,14 @@ import { ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { whileHeartbeating } from '../process/heartbeat';
 import type { MysqlPools } from './index';
-import type { TopologySql } from './topology-sql';
-
-/** Replication credentials per service (database.replication in the inventory), resolved on the worker. */
-export type ReplicationCredentials = (service: string) => { user: string; password: string };
+import type { ReplicationCredentials, TopologySql } from './topology-sql';
 
 export function createReprotectActivities(
   pools: MysqlPools,
   sql: TopologySql,
   replicationCredentials: ReplicationCredentials,
 ) {
-  const { read, run, withConnection, flavorOf, setHeartbeatEvent, errantTransactions } = sql;
+  const { read, run, withConnection, flavorOf, setHeartbeatEvent, errantTransactions, startReplicationFrom } = sql;
   return {
     /** How many transactions `server` holds that `source` lacks (0: it can simply replicate from it). */
     async countErrantTransactions({
@@ -44,7 +41,8 @@ export function createReprotectActivities(
       if (status.configured) {
         throw failure(
           ErrorType.ReplicationBroken,
-          `${server} replicates from ${status.sourceHost}:${status.sourcePort}${status.sourceServer ? ` (${status.sourceServer})` : ''}: refusing to make it writable`,
+          `${server} replicates from ${status.sourceHost}:${status.sourcePort}` +
+            `${status.sourceServer ? ` (${status.sourceServer})` : ''}: refusing to make it writable`,
           { server },
         );
       }
@@ -75,7 +73,8 @@ export function createReprotectActivities(
       heartbeatEvent: string;
     }): Promise<{ server: string; source: string; alreadyReplicating: boolean }> {
       const rebuilt = (async () => {
-        // The source's replication address, not the worker's route to it: replication must not run through a bastion or proxy.
+        // The source's replication address, not the worker's route to it: replication must not run through a
+        // bastion or proxy.
         const src = pools.replicationSource(source);
         const status = await read.readReplicationStatus({ server });
         if (
@@ -91,7 +90,8 @@ export function createReprotectActivities(
         if (errant > 0) {
           throw failure(
             ErrorType.ReplicationBroken,
-            `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): rebuild it from ${source}`,
+            `${server} has ${errant} transaction(s) that ${source} lacks (written after the failover?): ` +
+              `rebuild it from ${source}`,
             { server, source, errant },
           );
         }
@@ -100,24 +100,11 @@ export function createReprotectActivities(
           await setHeartbeatEvent(server, conn, heartbeatEvent, false);
           await run(server, conn, 'SET GLOBAL read_only = ON');
           await run(server, conn, flavor === 'mariadb' ? 'STOP SLAVE' : 'STOP REPLICA');
-          const { user: replicationUser, password } = replicationCredentials(service);
-          if (flavor === 'mariadb') {
-            await run(
-              server,
-              conn,
-              'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_USE_GTID = current_pos, MASTER_CONNECT_RETRY = 1',
-              [src.host, src.port, replicationUser, password],
-            );
-            await run(server, conn, 'START SLAVE');
-          } else {
-            await run(
-              server,
-              conn,
-              'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, SOURCE_AUTO_POSITION = 1',
-              [src.host, src.port, replicationUser, password],
-            );
-            await run(server, conn, 'START REPLICA');
-          }
+          // From its own history: the errant check above says the source holds all of it.
+          await startReplicationFrom(server, conn, source, replicationCredentials(service), {
+            flavor,
+            gtidPos: 'current_pos',
+          });
         });
         return { server, source, alreadyReplicating: false };
       })();

@@ -1,12 +1,18 @@
 /**
  * The statements every topology step is built from, on one server at a time: a query that names its server when it
  * fails, the server's flavour (MariaDB or MySQL, from VERSION()), the heartbeat event switched without changing its
- * definer, and the transactions one server holds that another lacks.
+ * definer, the transactions one server holds that another lacks, and replication started from a source.
  */
 import type mysql from 'mysql2/promise';
 import { mariadbErrantTransactions, flavorOfVersion, transactionsBehind, type GtidFlavor } from './gtid';
 import { quoteName } from '../process/quote';
 import { createMysqlActivities, mysqlFailure, type MysqlPools } from './index';
+
+/** Replication credentials per service (database.replication in the inventory), resolved on the worker. */
+export type ReplicationCredentials = (service: string) => { user: string; password: string };
+
+/** Where a MariaDB replica starts: the position a dump set (`slave_pos`) or its own history (`current_pos`). */
+export type GtidStart = 'slave_pos' | 'current_pos';
 
 /** Everything a server has committed: MariaDB gtid_current_pos (or only its binlog's), MySQL gtid_executed. */
 export const executedSql = (flavor: GtidFlavor, binlogOnly = false) =>
@@ -97,7 +103,41 @@ export function topologySql(pools: MysqlPools) {
     });
   }
 
-  return { read, run, withConnection, flavorOf, setHeartbeatEvent, errantTransactions };
+  /**
+   * Make `server` a replica of `source` and start it: at the source's replication address, never the worker's route
+   * to it. MariaDB starts from `gtidPos`, MySQL from its own auto position. The credentials are statement
+   * parameters: never in the SQL text, an error or a log.
+   */
+  async function startReplicationFrom(
+    server: string,
+    conn: mysql.PoolConnection,
+    source: string,
+    { user, password }: { user: string; password: string },
+    { flavor, gtidPos }: { flavor: GtidFlavor; gtidPos: GtidStart },
+  ): Promise<void> {
+    const { host, port } = pools.replicationSource(source);
+    if (flavor === 'mariadb') {
+      await run(
+        server,
+        conn,
+        'CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, ' +
+          `MASTER_USE_GTID = ${gtidPos}, MASTER_CONNECT_RETRY = 1`,
+        [host, port, user, password],
+      );
+      await run(server, conn, 'START SLAVE');
+    } else {
+      await run(
+        server,
+        conn,
+        'CHANGE REPLICATION SOURCE TO SOURCE_HOST = ?, SOURCE_PORT = ?, SOURCE_USER = ?, SOURCE_PASSWORD = ?, ' +
+          'SOURCE_AUTO_POSITION = 1',
+        [host, port, user, password],
+      );
+      await run(server, conn, 'START REPLICA');
+    }
+  }
+
+  return { read, run, withConnection, flavorOf, setHeartbeatEvent, errantTransactions, startReplicationFrom };
 }
 
 export type TopologySql = ReturnType<typeof topologySql>;

@@ -10,10 +10,10 @@ import { createFenceActivities, createFenceCheckActivities } from './fence';
 import type { MysqlPools } from './index';
 import { createPromotionActivities } from './promotion';
 import { createRecloneActivities } from './reclone';
-import { createReprotectActivities, type ReplicationCredentials } from './reprotect';
-import { topologySql } from './topology-sql';
+import { createReprotectActivities } from './reprotect';
+import { topologySql, type ReplicationCredentials } from './topology-sql';
 
-export type { ReplicationCredentials } from './reprotect';
+export type { ReplicationCredentials } from './topology-sql';
 
 /** Fence, catch up, promote, re-protect and re-clone, on the servers named in the inventory. */
 export function createMysqlTopologyActivities(pools: MysqlPools, replicationCredentials: ReplicationCredentials) {
