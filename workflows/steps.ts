@@ -1,9 +1,11 @@
 /**
- * Step plumbing the runbooks share: people notifications, approval deadlines, steps run together.
+ * Step plumbing the runbooks share: people notifications (a stopped run's included), approval deadlines, steps run
+ * together.
  */
 import { workflowInfo } from '@temporalio/workflow';
-import type { ServicePlan } from '../contract';
+import { DrOutcome, type ServicePlan } from '../contract';
 import type { RunbookActivities } from './activity-options';
+import type { RunbookRun } from './runbook';
 
 /** Each approval deadline is a quarter of the RTO budget left (at least 2 minutes): reminder plus abort use half. */
 export function approvalTimeoutMs(rtoSeconds: number, clockStart: number): number {
@@ -24,6 +26,27 @@ export async function notifyPeople(
       acts.notifications.notifyTarget({ target, subject, message, idempotencyKey: `${key}/${target}` }),
     ),
   );
+}
+
+/**
+ * A runbook that stopped (after its compensations ran): its page and search attributes say failed, and people hear
+ * which step failed and why. A notification that cannot be sent does not hide the run's own failure.
+ */
+export async function notifyStopped(
+  run: RunbookRun,
+  plan: ServicePlan,
+  acts: Pick<RunbookActivities, 'notifications'>,
+  err: unknown,
+): Promise<void> {
+  run.phase = 'failed';
+  run.tag([{ key: DrOutcome, value: 'failed' }]);
+  await notifyPeople(
+    plan,
+    acts,
+    `${run.runbook.toUpperCase()} OF ${plan.service.name} STOPPED`,
+    `${(err as Error).message}\nsteps: ${run.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`,
+    'stopped',
+  ).catch(() => undefined);
 }
 
 export const round1 = (n: number) => Math.round(n * 10) / 10;

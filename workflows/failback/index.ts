@@ -15,11 +15,11 @@ import { runbookActivities } from '../activity-options';
 import { Compensations } from '../compensations';
 import { failbackInput, parseInput, type FailbackInput, type FailbackReport } from '../../contract';
 import { holdServiceLockIfPatched } from '../lock';
-import { DrMode, DrOutcome, DrRunbook, DrService } from '../../contract';
+import { DrMode, DrRunbook, DrService } from '../../contract';
 import { planFor } from '../plan';
 import { RunbookRun } from '../runbook';
 import { requireWorkflowId } from '../workflow-ids';
-import { notifyPeople } from '../steps';
+import { notifyPeople, notifyStopped } from '../steps';
 import { finish, type Failback } from './context';
 import { failBackHot } from './hot';
 import {
@@ -94,15 +94,6 @@ async function failBack(fb: Failback): Promise<FailbackReport> {
  */
 async function stop(fb: Failback, err: unknown): Promise<void> {
   if (!patched('failback-compensation')) return;
-  const { run, plan, svc, acts } = fb;
   await fb.compensations.unwind();
-  run.phase = 'failed';
-  run.tag([{ key: DrOutcome, value: 'failed' }]);
-  await notifyPeople(
-    plan,
-    acts,
-    `FAILBACK OF ${svc.name} STOPPED`,
-    `${(err as Error).message}\nsteps: ${run.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`,
-    'stopped',
-  ).catch(() => undefined);
+  await notifyStopped(fb.run, fb.plan, fb.acts, err);
 }

@@ -26,7 +26,7 @@ import { planFor } from '../plan';
 import { readiness } from '../readiness';
 import { RunbookRun } from '../runbook';
 import { requireWorkflowId, startedByMonitor } from '../workflow-ids';
-import { notifyPeople } from '../steps';
+import { notifyPeople, notifyStopped } from '../steps';
 import { approve } from './approve';
 import { assess, refuseIfFailedOver } from './assess';
 import { reportOf, type Failover } from './context';
@@ -126,21 +126,13 @@ async function dryRun(f: Failover): Promise<FailoverReport> {
  * failed switchover is not an outage), then people hear which step failed and why. Nothing is left unreported.
  */
 async function stop(f: Failover, err: unknown): Promise<void> {
-  const { run, plan, svc, acts } = f;
+  const { run, plan, acts } = f;
   f.clock.finished = true;
   if (f.compensations.pending) {
     if (patched('fence-undo')) await f.compensations.unwind();
     else await unfenceBeforeFenceUndo(f);
   }
-  run.phase = 'failed';
-  run.tag([{ key: DrOutcome, value: 'failed' }]);
-  await notifyPeople(
-    plan,
-    acts,
-    `FAILOVER OF ${svc.name} STOPPED`,
-    `${(err as Error).message}\nsteps: ${run.steps.map((s) => `${s.name}=${s.state}`).join(', ')}`,
-    'stopped',
-  ).catch(() => undefined);
+  await notifyStopped(run, plan, acts, err);
 }
 
 /** Runs recorded before 'fence-undo' undid a fence only when it had made the old primary read-only. */
