@@ -29,6 +29,7 @@ const CONVERTED = [
   'backup',
   'backup-policy',
   'binlog-archive',
+  'monitor',
 ];
 
 function filesOf(module: string): string[] {
