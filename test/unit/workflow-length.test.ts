@@ -30,6 +30,7 @@ const CONVERTED = [
   'backup-policy',
   'binlog-archive',
   'monitor',
+  'readiness',
 ];
 
 function filesOf(module: string): string[] {
