@@ -20,21 +20,43 @@ import {
   type ResolveSplitInput,
   type ServiceRolesInput,
   type Topology,
+  type TopologyMember,
   DrMode,
   DrOutcome,
   DrRunbook,
   DrService,
   type ResolveSplitReport,
+  type ServicePlan,
 } from '../contract';
 import { publishStatusPage } from './page';
 import { planFor, productionApprovals } from './plan';
 import { RunbookRun } from './runbook';
 import { requireWorkflowId } from './workflow-ids';
-import { runbookActivities } from './activity-options';
+import { runbookActivities, type RunbookActivities } from './activity-options';
 import { approvalTimeoutMs, notifyPeople } from './steps';
 
+/** What every step of a resolve reads: its input, the service's plan, the run's record, its activities. */
+interface Resolve {
+  input: ResolveSplitInput;
+  plan: ServicePlan;
+  svc: ServicePlan['service'];
+  run: RunbookRun;
+  acts: RunbookActivities;
+}
+
 export async function resolveSplit(rawInput: ResolveSplitInput): Promise<ResolveSplitReport> {
-  const input = parseInput(resolveSplitInput, rawInput);
+  const r = await begin(parseInput(resolveSplitInput, rawInput));
+  const split = await readSplit(r);
+  const losers = split.writers.filter((w) => w !== r.input.keep);
+  const divergence = await compareWithKeep(r, losers);
+  await approveFence(r, split, losers, divergence);
+  await fenceWriters(r, losers);
+  const after = await verifySingleWriter(r, losers);
+  await notifyResolved(r, after, losers, divergence);
+  return report(r, after, losers, divergence);
+}
+
+async function begin(input: ResolveSplitInput): Promise<Resolve> {
   requireWorkflowId('resolve', input.service);
   const plan = await planFor(input.service);
   const svc = plan.service;
@@ -45,9 +67,11 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
     { key: DrRunbook, value: 'resolve' },
     { key: DrMode, value: 'real' },
   ]);
-  const acts = runbookActivities(plan);
-  const heartbeatEvent = svc.database?.heartbeatEvent ?? '';
+  return { input, plan, svc, run, acts: runbookActivities(plan) };
+}
 
+/** The live roles, read: they must be split, with `keep` one of the writers. */
+async function readSplit({ run, acts, svc, input }: Resolve): Promise<Topology> {
   const split = await run.step(
     'topology',
     () => acts.reads.discoverTopology({ service: svc.name }),
@@ -55,20 +79,31 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
   );
   run.topology = split;
   requireSplitWithKeep(split, input.keep);
-  const losers = split.writers.filter((w) => w !== input.keep);
+  return split;
+}
 
+/** What each other writer holds that `keep` lacks: the approvers see it, the report names it. */
+async function compareWithKeep({ run, acts, input }: Resolve, losers: string[]): Promise<Record<string, number>> {
   const divergence: Record<string, number> = {};
   for (const loser of losers) {
     const d = await run.step(
       `compare-${loser}`,
       () => acts.reads.countErrantTransactions({ server: loser, source: input.keep }),
-      (r) => `${loser} holds ${r.errant} transaction(s) ${input.keep} lacks`,
+      (c) => `${loser} holds ${c.errant} transaction(s) ${input.keep} lacks`,
     );
     divergence[loser] = d.errant;
   }
-  const held = losers.map((l) => `${l} (${divergence[l]} transaction(s) ${input.keep} lacks)`).join(', ');
+  return divergence;
+}
 
-  // A split is production whatever anyone calls it: the production approver rule (productionApprovals).
+/** A split is production whatever anyone calls it: the production approver rule (productionApprovals). */
+async function approveFence(
+  { run, plan, svc, input }: Resolve,
+  split: Topology,
+  losers: string[],
+  divergence: Record<string, number>,
+): Promise<void> {
+  const held = losers.map((l) => `${l} (${divergence[l]} transaction(s) ${input.keep} lacks)`).join(', ');
   await run.gate('fence-writers', {
     needed: productionApprovals(svc),
     timeoutMs: approvalTimeoutMs(plan.targets.rtoSeconds, Date.now()),
@@ -77,7 +112,10 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
       `${held}? Their extra transactions stay on them, unreplicated, for reconciliation. Reason: ${input.reason}`,
   });
   run.startChanging();
+}
 
+async function fenceWriters({ run, acts, svc }: Resolve, losers: string[]): Promise<void> {
+  const heartbeatEvent = svc.database?.heartbeatEvent ?? '';
   for (const loser of losers) {
     await run.step(
       `fence-${loser}`,
@@ -89,8 +127,10 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
       (f) => f.detail,
     );
   }
+}
 
-  // The fence is trusted only once read back: exactly one writer, the one the approvers chose.
+/** The fence is trusted only once read back: exactly one writer, the one the approvers chose. */
+async function verifySingleWriter({ run, acts, svc, input }: Resolve, losers: string[]): Promise<Topology> {
   const after = await run.step(
     'verify-single-writer',
     async () => {
@@ -106,14 +146,22 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
     (t) => t.detail,
   );
   run.topology = after;
+  return after;
+}
 
+/** The fence holds whatever the notification does: a failed notification is a note, not a failed resolve. */
+async function notifyResolved(
+  { run, plan, acts, svc, input }: Resolve,
+  after: Topology,
+  losers: string[],
+  divergence: Record<string, number>,
+): Promise<void> {
   const discarded = losers.filter((l) => divergence[l] > 0);
   if (discarded.length)
     run.notes.push(
       `${discarded.map((l) => `${l} holds ${divergence[l]}`).join('; ')} transaction(s) ${input.keep} lacks: ` +
         'reconcile them by hand, or re-clone with failback',
     );
-  // The fence holds whatever the notification does: a failed notification is a note, not a failed resolve.
   await notifyPeople(
     plan,
     acts,
@@ -125,6 +173,15 @@ export async function resolveSplit(rawInput: ResolveSplitInput): Promise<Resolve
     ].join('\n'),
     'resolved',
   ).catch(() => run.notes.push('the resolved notification could not be sent'));
+}
+
+/** Done: the one writer kept, the ones fenced and what they hold that it lacks. */
+function report(
+  { run, svc, input }: Resolve,
+  after: Topology,
+  losers: string[],
+  divergence: Record<string, number>,
+): ResolveSplitReport {
   run.phase = 'done';
   run.tag([{ key: DrOutcome, value: 'resolved' }]);
   return {
@@ -169,12 +226,7 @@ export async function serviceRoles(rawInput: ServiceRolesInput): Promise<Topolog
     facts: [
       ['Live roles', topology.detail],
       ['Read at', topology.readAt],
-      ...topology.members.map((m): [string, string] => [
-        m.server,
-        m.reachable
-          ? `read_only=${m.readOnly ? 'ON' : 'OFF'}, replication ${m.replication?.configured ? `from ${m.replication.source ?? '?'}` : 'none'}, GTID ${m.gtidPosition}`
-          : `unreachable: ${m.error}`,
-      ]),
+      ...topology.members.map((m): [string, string] => [m.server, memberFact(m)]),
     ],
     steps: [],
     problems:
@@ -186,4 +238,11 @@ export async function serviceRoles(rawInput: ServiceRolesInput): Promise<Topolog
     next: [`\`drctl status ${plan.service.name}\``],
   });
   return topology;
+}
+
+/** One member's role evidence, as the roles page lists it. */
+function memberFact(m: TopologyMember): string {
+  if (!m.reachable) return `unreachable: ${m.error}`;
+  const from = m.replication?.configured ? `from ${m.replication.source ?? '?'}` : 'none';
+  return `read_only=${m.readOnly ? 'ON' : 'OFF'}, replication ${from}, GTID ${m.gtidPosition}`;
 }

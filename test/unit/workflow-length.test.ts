@@ -31,6 +31,7 @@ const CONVERTED = [
   'binlog-archive',
   'monitor',
   'readiness',
+  'resolve-split',
 ];
 
 function filesOf(module: string): string[] {
