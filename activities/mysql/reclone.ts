@@ -8,7 +8,7 @@ import { failure } from '../errors';
 import { dumpInto, REFUSED_CLIENT_COMMAND } from '../process/mysql-client';
 import { quoteIdentifier } from '../process/quote';
 import type { MysqlPools } from './index';
-import type { ReplicationCredentials, TopologySql } from './topology-sql';
+import type { NewReplica, ReplicationCredentials, TopologySql } from './topology-sql';
 
 /** A database name a re-clone passes to mariadb-dump: a plain identifier, never one that reads as an option. */
 export const CLONEABLE_DATABASE = PLAIN_DATABASE_NAME;
@@ -36,12 +36,7 @@ export function createRecloneActivities(
       server,
       source,
       heartbeatEvent,
-    }: {
-      service: string;
-      server: string;
-      source: string;
-      heartbeatEvent: string;
-    }): Promise<{ server: string; source: string; databases: string[]; bytes: number }> {
+    }: NewReplica): Promise<{ server: string; source: string; databases: string[]; bytes: number }> {
       const databases = (await withConnection(source, (conn) => run(source, conn, USER_DATABASES))).map((r) =>
         String(r.d),
       );

@@ -6,7 +6,7 @@ import { ErrorType } from '../../contract';
 import { failure } from '../errors';
 import { whileHeartbeating } from '../process/heartbeat';
 import type { MysqlPools } from './index';
-import type { ReplicationCredentials, TopologySql } from './topology-sql';
+import type { NewReplica, ReplicationCredentials, TopologySql } from './topology-sql';
 
 export function createReprotectActivities(
   pools: MysqlPools,
@@ -66,12 +66,7 @@ export function createReprotectActivities(
       server,
       source,
       heartbeatEvent,
-    }: {
-      service: string;
-      server: string;
-      source: string;
-      heartbeatEvent: string;
-    }): Promise<{ server: string; source: string; alreadyReplicating: boolean }> {
+    }: NewReplica): Promise<{ server: string; source: string; alreadyReplicating: boolean }> {
       const rebuilt = (async () => {
         // The source's replication address, not the worker's route to it: replication must not run through a
         // bastion or proxy.

@@ -11,6 +11,15 @@ import { createMysqlActivities, mysqlFailure, type MysqlPools } from './index';
 /** Replication credentials per service (database.replication in the inventory), resolved on the worker. */
 export type ReplicationCredentials = (service: string) => { user: string; password: string };
 
+/** A server to make a replica of `source` (re-protect, re-clone), with its heartbeat event switched off. */
+export interface NewReplica {
+  /** Whose replication credentials it uses. */
+  service: string;
+  server: string;
+  source: string;
+  heartbeatEvent: string;
+}
+
 /** Where a MariaDB replica starts: the position a dump set (`slave_pos`) or its own history (`current_pos`). */
 export type GtidStart = 'slave_pos' | 'current_pos';
 
