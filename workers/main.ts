@@ -65,7 +65,8 @@ export async function runWorker(additions: WorkerAdditions = {}): Promise<void> 
   const swept = await sweepOrphanWorkDirs();
   if (swept.removed.length)
     console.log(
-      `removed ${swept.removed.length} work director${swept.removed.length === 1 ? 'y' : 'ies'} of dead workers${swept.killed.length ? `, killed ${swept.killed.length} orphaned scratch process(es)` : ''}`,
+      `removed ${swept.removed.length} work director${swept.removed.length === 1 ? 'y' : 'ies'} of dead workers` +
+        (swept.killed.length ? `, killed ${swept.killed.length} orphaned scratch process(es)` : ''),
     );
 
   const { connectionOptions, namespace } = loadClientConnectConfig();
@@ -105,7 +106,9 @@ export async function runWorker(additions: WorkerAdditions = {}): Promise<void> 
     ),
   );
   console.log(
-    `worker ready: node ${process.version}, inventory ${source} (${inventory.services.length} services), task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}, payloads ${codec ? `encrypted (active key ${codec.activeKeyId})` : 'not encrypted'}`,
+    `worker ready: node ${process.version}, inventory ${source} (${inventory.services.length} services), ` +
+      `task queues ${queues.join(', ')}, namespace ${namespace ?? 'default'}, ` +
+      `payloads ${codec ? `encrypted (active key ${codec.activeKeyId})` : 'not encrypted'}`,
   );
   try {
     // Worker.run() resolves once Runtime's default SIGINT/SIGTERM handling has shut it down.

@@ -207,7 +207,9 @@ export class FaultProxy {
     return t;
   }
 
-  /** The client is reset at once; the server still receives every byte written to it, then a FIN (no RST races them). */
+  /**
+   * The client is reset at once; the server still receives every byte written to it, then a FIN (no RST races them).
+   */
   private cutOff(link: Link): void {
     link.cut = true;
     this.stats.resets++;

@@ -83,7 +83,8 @@ export async function startWorker({ taskQueue, hold }: { taskQueue: string; hold
       void exited.then(() =>
         done(
           new Error(
-            `worker ${child.pid} exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${text.slice(-2000)}`,
+            `worker ${child.pid} exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n` +
+              text.slice(-2000),
           ),
         ),
       );
