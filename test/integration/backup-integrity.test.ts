@@ -25,6 +25,8 @@ import { buildAdapters, failureType, sandbox, sql } from '../helpers/stack';
 jest.setTimeout(120_000);
 
 const base = sandbox();
+/** A row written between two dumps of one backup id (removed afterwards). */
+const LATE_ROW = 'integrity-late-attempt';
 
 describe('backups cannot be rewritten', () => {
   const t = isolatedBackups(base, undefined, 'drbook-integrity');
@@ -32,6 +34,9 @@ describe('backups cannot be rewritten', () => {
   const { activities } = adapters;
   const shop = t.loaded.inventory.services.find((s) => s.name === 'shop')!;
   afterAll(async () => {
+    const primary = await sql(base, 'db-primary');
+    await primary.query('DELETE FROM shop.orders WHERE customer = ?', [LATE_ROW]);
+    await primary.end();
     await adapters.close();
     await t.cleanUp();
   });
@@ -46,7 +51,16 @@ describe('backups cannot be rewritten', () => {
       for (const c of later.copies) expect(c.location.endsWith(later.object.key)).toBe(true);
 
       // An earlier attempt, superseded (its heartbeat timed out) but still running, finishes after the later one
-      // was verified: it writes beside it, not over it.
+      // was verified: it writes beside it, not over it. A row written in between makes its dump differ (two dumps
+      // of the same rows in the same second are byte-identical), so the checks below would see an overwrite.
+      const primary = await sql(base, 'db-primary');
+      try {
+        await primary.query("INSERT INTO shop.orders (customer, amount_cents, source) VALUES (?, 1, 'integrity')", [
+          LATE_ROW,
+        ]);
+      } finally {
+        await primary.end();
+      }
       const late = await activities.dumpDatabase({ service: 'shop', backupId });
       expect(late.object.key).not.toBe(later.object.key);
       expect(late.object.sha256).not.toBe(later.object.sha256);
