@@ -1,5 +1,5 @@
 /**
- * Source that reads on a screen (issue #14): no line over 120 characters and no file over 400 lines.
+ * Source that reads on a screen: no line over 120 characters and no file over 400 lines.
  *
  * Source is TypeScript, JavaScript, shell (by extension or by a `#!` first line), SQL, option files and
  * config/*.yaml, as git lists them (tracked, or new and not ignored). Fixtures are recorded data, not source;
