@@ -141,7 +141,14 @@ webhook_urls() {
   (umask 077 && echo "http://127.0.0.1:$DRBOOK_APP_PORT/hooks/$tok/notifications" >"$s/oncall-webhook-url")
 }
 
+# Commit subjects of at most 72 characters (scripts/git-hooks/commit-msg), in a git checkout only.
+hooks_install() {
+  git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 || return 0
+  git -C "$ROOT" config core.hooksPath scripts/git-hooks
+}
+
 cmd_install() {
+  hooks_install
   apt_install
   venv_install
   s3proxy_install
