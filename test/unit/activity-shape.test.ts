@@ -6,23 +6,16 @@
  *   activities/process/ (found by name and by shape: a backquote-doubling replace, a '\'' replace,
  *   a setInterval that heartbeats).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
+import { tsFilesUnder } from '../helpers/source-files';
 
 const ROOT = path.join(__dirname, '..', '..', 'activities');
 const MAX_FILE_LINES = 400;
 const MAX_FUNCTION_LINES = 120;
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) return sourceFiles(p);
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [p] : [];
-  });
-}
-
-const files = sourceFiles(ROOT).map((file) => ({
+const files = tsFilesUnder(ROOT).map((file) => ({
   file,
   rel: path.relative(path.join(ROOT, '..'), file),
   source: ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true),

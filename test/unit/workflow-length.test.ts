@@ -3,22 +3,14 @@
  * accessor) over 60 lines, and no file over 400, anywhere in workflows/ (its step folders included). Read from the
  * source with the TypeScript compiler API.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { tsFilesUnder } from '../helpers/source-files';
 
 const WORKFLOWS = join(__dirname, '../../workflows');
 const MAX_FUNCTION_LINES = 60;
 const MAX_FILE_LINES = 400;
-/** Every workflow source file, in workflows/ and its step folders. */
-function workflowFiles(folder = WORKFLOWS): string[] {
-  return readdirSync(folder).flatMap((f) => {
-    const file = join(folder, f);
-    if (statSync(file).isDirectory()) return workflowFiles(file);
-    return f.endsWith('.ts') ? [file] : [];
-  });
-}
-
 /** Every function in `file` longer than the limit, as "file:line name (N lines)". */
 function longFunctions(file: string): string[] {
   const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
@@ -39,7 +31,7 @@ function longFunctions(file: string): string[] {
 }
 
 describe('runbooks read as step lists', () => {
-  const files = workflowFiles();
+  const files = tsFilesUnder(WORKFLOWS);
 
   test('finds the workflow modules, the runbook folders among them', () => {
     const names = files.map((f) => f.slice(WORKFLOWS.length + 1));

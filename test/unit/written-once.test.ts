@@ -3,28 +3,24 @@
  * not comments): the statements that start replication (re-protect and re-clone share them), and the "stopped"
  * notification a failed failover or failback sends.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import ts from 'typescript';
+import { tsFilesUnder } from '../helpers/source-files';
 
 const ROOT = resolve(__dirname, '../..');
 
-function tsFiles(dir: string): string[] {
-  return readdirSync(join(ROOT, dir)).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(join(ROOT, path)).isDirectory()) return tsFiles(path);
-    return name.endsWith('.ts') ? [path] : [];
-  });
-}
+/** The .ts files of one of our folders. */
+const tsFiles = (dir: string) => tsFilesUnder(join(ROOT, dir));
 
 /** Every string literal and template part of the files, with the file it is in. */
 function stringsOf(files: string[]): { file: string; text: string }[] {
   return files.flatMap((file) => {
-    const source = ts.createSourceFile(file, readFileSync(join(ROOT, file), 'utf8'), ts.ScriptTarget.Latest, true);
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
     const found: { file: string; text: string }[] = [];
     const visit = (node: ts.Node) => {
       if (ts.isStringLiteralLike(node) || ts.isTemplateLiteralToken(node)) {
-        found.push({ file: relative(ROOT, join(ROOT, file)), text: node.text });
+        found.push({ file: relative(ROOT, file), text: node.text });
       }
       ts.forEachChild(node, visit);
     };
