@@ -84,6 +84,12 @@ MARIADB_BOOTSTRAP=$ROOT/deploy/mariadb
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
 
+# What `env` prints: one stack's settings, each derived from DRBOOK_PORT_OFFSET and DRBOOK_DATA unless set.
+STACK_VARS=(DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT
+  DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT
+  DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET
+  DRBOOK_REPLICA_SOCKET DRBOOK_WIKI_UPLOADS DRBOOK_FILETREE_STATE)
+
 # The commands, one file per group (each sourced here; all share the settings above).
 for part in install services test; do
   # shellcheck source=/dev/null

@@ -3,12 +3,6 @@
 # Sourced by scripts/stack.sh, which sets ROOT, the ports and the paths it uses.
 
 # ---------------------------------------------------------------- test
-# What `env` prints: one stack's settings, each derived from DRBOOK_PORT_OFFSET and DRBOOK_DATA unless set.
-STACK_VARS=(DRBOOK_DATA DRBOOK_TEMPORAL_PORT DRBOOK_UI_PORT DRBOOK_PRIMARY_PORT DRBOOK_REPLICA_PORT DRBOOK_SCRATCH_PORT
-  DRBOOK_COLD_DR_PORT DRBOOK_RESTORE_SCRATCH_PORT DRBOOK_AWS_PORT DRBOOK_S3_PORT DRBOOK_SSH_PORT DRBOOK_APP_PORT
-  DRBOOK_METRICS_PORT TEMPORAL_ADDRESS DRBOOK_NETNS_PRIMARY DRBOOK_NETNS_DR DRBOOK_CODEC_PORT DRBOOK_PRIMARY_SOCKET
-  DRBOOK_REPLICA_SOCKET DRBOOK_WIKI_UPLOADS DRBOOK_FILETREE_STATE)
-
 # `test` runs the chaos project on a second stack beside this one: ports 50 up (no default port of one stack is one
 # of the other's), its data directory inside this one's, its own network namespaces and AWS call log.
 SECOND_OFFSET=$((OFF + 50))
